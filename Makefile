@@ -1,0 +1,57 @@
+# The README's two commands are the contract: `make run` and `make test`
+# both set everything up from a fresh clone.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8501
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: run test lint format bench chromium clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Stamps make pip run again only when a requirements file changes.
+$(VENV)/.run-deps: requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.run-deps $@
+
+run: $(VENV)/.run-deps
+	$(BIN)/python -m streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+
+# Browser tests use Debian's Chromium (never `playwright install`, which
+# downloads a browser). Installed with apt-get when missing and we are root.
+chromium:
+	@if [ ! -x "$(CHROMIUM)" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian chromium for the browser tests"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else \
+	    echo "warning: $(CHROMIUM) is missing and cannot be installed here (not root);" \
+	         "browser tests will be skipped (they fail under CI=true)"; \
+	  fi; \
+	fi
+
+lint: $(VENV)/.dev-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.dev-deps
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: $(VENV)/.dev-deps chromium lint
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.run-deps
+	$(BIN)/python -m bench.surface_engine
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,28 @@
+"""OptLab's entry point: page config and explicit page registration."""
+
+import streamlit as st
+
+st.set_page_config(
+    page_title="OptLab",
+    page_icon=":material/show_chart:",
+    layout="wide",
+    initial_sidebar_state="expanded",
+)
+
+page = st.navigation(
+    [
+        st.Page(
+            "pages/playground.py",
+            title="Surface Playground",
+            icon=":material/landscape:",
+            default=True,
+        ),
+        st.Page(
+            "pages/update_rules.py",
+            title="Update rules",
+            icon=":material/functions:",
+            url_path="update_rules",
+        ),
+    ]
+)
+page.run()

@@ -1,0 +1,7 @@
+"""Entry point of ``python -m optlab``."""
+
+import sys
+
+from optlab.cli import main
+
+sys.exit(main())

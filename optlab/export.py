@@ -1,0 +1,118 @@
+"""Run results as files: the JSON the CLI writes and the UI offers, and CSV.
+
+The JSON layout is a stable contract (tests and benchmarks read it)::
+
+    {"surface", "expr", "start", "steps", "seed", "noise", "torch_version",
+     "runs": [{"optimizer", "hparams", "status", "diverged_at",
+               "x": [...], "y": [...], "loss": [...], "evals": [...]}]}
+
+``x``, ``y`` and ``loss`` hold the start point plus one entry per step taken.
+Non-finite numbers (a diverged last point) are written as null: JSON has no
+NaN or infinity.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from optlab.surface_run import SurfaceRunConfig
+from optlab.trajectory import Trajectory
+
+
+def _finite(values: Sequence[float]) -> list[float | None]:
+    return [v if math.isfinite(v) else None for v in values]
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def run_to_dict(cfg: SurfaceRunConfig, trajectories: Sequence[Trajectory]) -> dict[str, Any]:
+    """The JSON-ready dict of a run (see the module docstring)."""
+    return {
+        "surface": cfg.surface,
+        "surface_params": dict(cfg.surface_values),
+        "expr": cfg.expr,
+        "bounds": [list(b) for b in cfg.bounds] if cfg.bounds else None,
+        "start": list(cfg.start),
+        "steps": cfg.steps,
+        "seed": cfg.seed,
+        "noise": cfg.noise,
+        "torch_version": torch.__version__,
+        "runs": [
+            {
+                "optimizer": tr.optimizer.key,
+                "label": tr.optimizer.label,
+                "hparams": {k: _plain(v) for k, v in tr.optimizer.values},
+                "status": tr.status,
+                "diverged_at": tr.diverged_at,
+                "x": _finite(tr.x),
+                "y": _finite(tr.y),
+                "loss": _finite(tr.loss),
+                "grad_norm": _finite(tr.grad_norm),
+                "lr": list(tr.lr),
+                "evals": list(tr.evals),
+            }
+            for tr in trajectories
+        ],
+    }
+
+
+def run_to_json(cfg: SurfaceRunConfig, trajectories: Sequence[Trajectory]) -> str:
+    """The run as JSON text."""
+    return json.dumps(run_to_dict(cfg, trajectories), allow_nan=False)
+
+
+def run_to_csv(trajectories: Sequence[Trajectory]) -> str:
+    """The run as CSV, one row per optimizer and step (long format)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(
+        ["optimizer", "label", "step", "x", "y", "loss", "grad_norm", "lr", "evals", "status"]
+    )
+    for tr in trajectories:
+        last = len(tr.step) - 1
+        for i, step in enumerate(tr.step):
+            status = tr.status if i == last else "running"
+            writer.writerow(
+                [
+                    tr.optimizer.to_text(),
+                    tr.optimizer.label,
+                    step,
+                    repr(tr.x[i]),
+                    repr(tr.y[i]),
+                    repr(tr.loss[i]),
+                    repr(tr.grad_norm[i]),
+                    repr(tr.lr[i]),
+                    tr.evals[i],
+                    status,
+                ]
+            )
+    return out.getvalue()
+
+
+def write_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Writes ``text`` to ``path`` via a temporary file and a rename.
+
+    A reader never sees a half-written file, and a failed write leaves the
+    old file in place.
+    """
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

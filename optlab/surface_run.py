@@ -1,0 +1,296 @@
+"""Runs optimizers on a 2-D surface: a config in, step records out.
+
+`run_surface` steps K optimizers in lockstep from the same start. Each step
+evaluates all K points with one stacked forward pass and one autograd pass
+(the gradients of a sum of independent terms are the per-point gradients),
+then calls each real `torch.optim` optimizer's ``step()``. LBFGS needs its own
+closure, which only sees its own point. The trajectories equal those of a
+plain per-optimizer ``zero_grad(); loss.backward(); step()`` loop.
+
+Everything is float64: 2-D paths are cheap, and float32 rounding would show
+up as visible jitter near minima.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor
+
+from optlab.formula import FormulaError
+from optlab.optimizers import OptimizerConfig
+from optlab.surfaces import (
+    CUSTOM,
+    MAX_COORD,
+    Bounds,
+    Point,
+    Surface,
+    check_bounds,
+    formula_surface,
+    get_surface,
+)
+
+#: Caps that keep one user from starving the others on a shared server.
+MAX_STEPS = 5000
+MAX_OPTIMIZERS = 8
+MAX_NOISE = 1e3
+#: A point this many bound-widths outside the bounds counts as diverged.
+DIVERGENCE_SPANS = 10.0
+
+RUNNING, DONE, DIVERGED = "running", "done", "diverged"
+DEFAULT_BOUNDS: Bounds = ((-5.0, 5.0), (-5.0, 5.0))
+
+
+@functools.lru_cache(maxsize=128)
+def resolve_surface(
+    key: str,
+    values: tuple[tuple[str, float], ...] = (),
+    expr: str | None = None,
+    bounds: Bounds | None = None,
+) -> Surface:
+    """The `Surface` a config names: a registered one or the user's formula.
+
+    Raises:
+        ValueError: unknown key, bad parameter, rejected formula, bad bounds.
+    """
+    if key == CUSTOM:
+        if not expr:
+            raise ValueError("expr: surface 'custom' needs a formula")
+        try:
+            return formula_surface(expr, bounds or DEFAULT_BOUNDS)
+        except FormulaError as err:
+            raise ValueError(f"expr: {err}") from None
+    if expr:
+        raise ValueError(f"a formula (expr) is only used with surface 'custom', not {key!r}")
+    surface = get_surface(key).with_values(**dict(values))
+    if bounds is not None:
+        surface = replace(surface, bounds=check_bounds(bounds))
+    return surface
+
+
+@dataclass(frozen=True)
+class SurfaceRunConfig:
+    """Everything that determines a 2-D run; frozen, hashable, JSON-able.
+
+    Attributes:
+        optimizers: The optimizers compared (1 to `MAX_OPTIMIZERS`).
+        surface: A registered surface key, or ``"custom"`` with ``expr``.
+        surface_values: Parameters of the surface (e.g. ``kappa``).
+        expr: The user's formula f(x, y) for the custom surface.
+        bounds: ``((xmin, xmax), (ymin, ymax))``; None for the surface's own.
+        start: The common start point; None for the surface's default.
+        steps: Optimizer steps to take (one ``step()`` call each).
+        noise: Standard deviation of Gaussian noise added to each gradient.
+        seed: Seeds the noise; the same seed gives every optimizer the same
+            noise sequence.
+    """
+
+    optimizers: tuple[OptimizerConfig, ...]
+    surface: str = "rosenbrock"
+    surface_values: tuple[tuple[str, float], ...] = ()
+    expr: str | None = None
+    bounds: Bounds | None = None
+    start: Point | None = None
+    steps: int = 500
+    noise: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.optimizers:
+            raise ValueError("optimizers: choose at least one optimizer")
+        if len(self.optimizers) > MAX_OPTIMIZERS:
+            raise ValueError(
+                f"optimizers: at most {MAX_OPTIMIZERS} at once, got {len(self.optimizers)}"
+            )
+        for opt in self.optimizers:
+            if not isinstance(opt, OptimizerConfig):
+                raise ValueError(f"optimizers: expected OptimizerConfig, got {opt!r}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int):
+            raise ValueError(f"steps: expected an integer, got {self.steps!r}")
+        if not 1 <= self.steps <= MAX_STEPS:
+            raise ValueError(f"steps: must be between 1 and {MAX_STEPS}, got {self.steps}")
+        if not (isinstance(self.noise, int | float) and 0 <= self.noise <= MAX_NOISE):
+            raise ValueError(f"noise: must be a number in [0, {MAX_NOISE:g}], got {self.noise!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed: expected an integer, got {self.seed!r}")
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed: must be in [0, 2^63), got {self.seed}")
+        bounds = None if self.bounds is None else check_bounds(self.bounds)
+        values = tuple((str(k), float(v)) for k, v in self.surface_values)
+        surface = resolve_surface(self.surface, values, self.expr, bounds)
+        start = surface.start if self.start is None else self.start
+        start = _check_start(start)
+        object.__setattr__(self, "surface_values", surface.values)
+        object.__setattr__(self, "bounds", surface.bounds)
+        object.__setattr__(self, "start", start)
+        object.__setattr__(self, "noise", float(self.noise))
+
+    @property
+    def resolved_surface(self) -> Surface:
+        """The surface object this config runs on (cached by `resolve_surface`)."""
+        return resolve_surface(self.surface, self.surface_values, self.expr, self.bounds)
+
+    def with_optimizers(self, *optimizers: OptimizerConfig) -> SurfaceRunConfig:
+        """The same run with other optimizers (e.g. one slot, as a cache key)."""
+        return replace(self, optimizers=tuple(optimizers))
+
+
+def _check_start(start: Point) -> Point:
+    try:
+        x, y = (float(v) for v in start)
+    except (TypeError, ValueError):
+        raise ValueError(f"start: expected two numbers x, y, got {start!r}") from None
+    if not (math.isfinite(x) and math.isfinite(y)) or max(abs(x), abs(y)) > MAX_COORD:
+        raise ValueError(f"start: must be finite and within ±{MAX_COORD:g}, got ({x}, {y})")
+    return (x, y)
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """The state of one optimizer after ``step`` steps (step 0 is the start).
+
+    Attributes:
+        step: Steps taken so far.
+        index: Which optimizer of the config (0-based).
+        x: Position, first coordinate.
+        y: Position, second coordinate.
+        loss: f(x, y), noise-free.
+        grad_norm: Norm of the true (noise-free) gradient at (x, y).
+        lr: The learning rate of the optimizer's param group at this point.
+        evals: Function evaluations the optimizer has used (LBFGS: closure
+            calls; others: one per step).
+        status: ``running``, ``done`` (last step) or ``diverged``.
+    """
+
+    step: int
+    index: int
+    x: float
+    y: float
+    loss: float
+    grad_norm: float
+    lr: float
+    evals: int
+    status: str
+
+
+def is_diverged(surface: Surface, x: float, y: float, loss: float, grad_norm: float) -> bool:
+    """Whether a point is non-finite or far outside the surface's bounds."""
+    if not all(math.isfinite(v) for v in (x, y, loss, grad_norm)):
+        return True
+    (x0, x1), (y0, y1) = surface.bounds
+    mx, my = DIVERGENCE_SPANS * (x1 - x0), DIVERGENCE_SPANS * (y1 - y0)
+    return not (x0 - mx <= x <= x1 + mx and y0 - my <= y <= y1 + my)
+
+
+def noise_generator(seed: int) -> torch.Generator:
+    """The local generator behind gradient noise (never the global RNG)."""
+    return torch.Generator().manual_seed(seed)
+
+
+def add_noise(grad: Tensor, noise: float, generator: torch.Generator) -> Tensor:
+    """Returns ``grad`` plus one N(0, noise²) draw per coordinate."""
+    draw = torch.randn(grad.shape, generator=generator, dtype=grad.dtype)
+    return grad + noise * draw
+
+
+def _build_single_tensor(opt: OptimizerConfig, param: Tensor) -> torch.optim.Optimizer:
+    """Builds ``opt`` with ``foreach=False`` where the class takes it.
+
+    That is the implementation torch picks by itself for CPU tensors; naming it
+    skips torch's per-step choice of implementation, about 10% of a 2-element
+    step. The math is the same code path, so trajectories are unchanged.
+    """
+    kwargs = opt.kwargs
+    if "foreach" in inspect.signature(opt.spec.factory).parameters:
+        kwargs["foreach"] = False
+    return opt.spec.build([param], kwargs)
+
+
+def run_surface(cfg: SurfaceRunConfig) -> Iterator[StepRecord]:
+    """Runs every optimizer of ``cfg`` in lockstep and yields step records.
+
+    Records come step by step: all running optimizers' records for step 0
+    (the start), then step 1, and so on. An optimizer that diverges yields one
+    record with status ``diverged`` and stops; the others go on. The consumer
+    sets the pace and may stop iterating at any time.
+
+    Gradient noise, when ``cfg.noise > 0``, is drawn from a generator seeded
+    with ``cfg.seed`` for each optimizer separately, once per gradient
+    evaluation, so every optimizer sees the same noise sequence and a
+    result does not depend on which other optimizers run beside it.
+    """
+    surface = cfg.resolved_surface
+    k = len(cfg.optimizers)
+    # One (K, 2) storage holds every point. Each optimizer gets a leaf that is
+    # a detached view of its row, so its in-place updates land in the shared
+    # storage and the next step evaluates all K points with one forward and
+    # one backward over a single leaf, with no stacking or copying.
+    points = torch.tensor([cfg.start] * k, dtype=torch.float64)
+    params = [row.detach().requires_grad_(True) for row in points.unbind(0)]
+    optimizers = [
+        _build_single_tensor(opt, p) for opt, p in zip(cfg.optimizers, params, strict=True)
+    ]
+    closures = [opt.spec.uses_closure for opt in cfg.optimizers]
+    evals = [0] * k
+    # Every non-closure optimizer draws exactly once per step, so one shared
+    # generator gives each of them the sequence its own generator would.
+    shared_gen = noise_generator(cfg.seed)
+    own_gens = [noise_generator(cfg.seed) if c else None for c in closures]
+    active = list(range(k))
+
+    def make_closure(i: int) -> Callable[[], Tensor]:
+        p, opt, gen = params[i], optimizers[i], own_gens[i]
+
+        def closure() -> Tensor:
+            opt.zero_grad()
+            loss = surface(p)
+            loss.backward()
+            if cfg.noise > 0:
+                p.grad = add_noise(p.grad, cfg.noise, gen)
+            evals[i] += 1
+            return loss
+
+        return closure
+
+    step_closures = [make_closure(i) if c else None for i, c in enumerate(closures)]
+
+    for step in range(cfg.steps + 1):
+        # Rows of optimizers that already diverged are evaluated too: rows are
+        # independent, so their non-finite values cannot leak into the others.
+        leaf = points.detach().requires_grad_(True)
+        losses = surface(leaf)
+        (grads,) = torch.autograd.grad(losses.sum(), leaf)
+        norms = torch.linalg.vector_norm(grads, dim=1)
+        table = torch.cat([points, losses.detach()[:, None], norms[:, None]], 1).tolist()
+        grad_rows = grads.unbind(0)
+
+        still = []
+        for i in active:
+            x, y, loss, gnorm = table[i]
+            lr = float(optimizers[i].param_groups[0]["lr"])
+            if is_diverged(surface, x, y, loss, gnorm):
+                yield StepRecord(step, i, x, y, loss, gnorm, lr, evals[i], DIVERGED)
+                continue
+            status = DONE if step == cfg.steps else RUNNING
+            yield StepRecord(step, i, x, y, loss, gnorm, lr, evals[i], status)
+            still.append(i)
+        active = still
+        if step == cfg.steps or not active:
+            return
+
+        noisy = cfg.noise > 0
+        drawn = (
+            cfg.noise * torch.randn(2, generator=shared_gen, dtype=torch.float64) if noisy else 0
+        )
+        for i in active:
+            if closures[i]:
+                optimizers[i].step(step_closures[i])
+                continue
+            params[i].grad = grad_rows[i] + drawn if noisy else grad_rows[i]
+            optimizers[i].step()
+            evals[i] += 1

@@ -1,0 +1,173 @@
+"""Text forms of run settings, shared by the CLI and share links.
+
+A share link is the run config as URL query parameters; the CLI takes the
+same pieces as options. Both go through the parsers here and then through
+`SurfaceRunConfig` validation, so a value is accepted or rejected the same
+way wherever it comes from, with the same message.
+
+Query parameters::
+
+    surface=rosenbrock  sp=kappa=100 (repeated)  expr=x**2+y**2
+    bounds=-5,5,-5,5  start=-1.5,2  steps=300  noise=0  seed=0
+    opt=adam:lr=0.05 (repeated, SPEC as the CLI's --opt)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+from optlab.optimizers import OptimizerConfig
+from optlab.surface_run import MAX_OPTIMIZERS, SurfaceRunConfig
+from optlab.surfaces import CUSTOM, Bounds, Point, get_surface
+
+#: Longest accepted value of one parameter (a formula is at most 500).
+MAX_VALUE_LENGTH = 1000
+KNOWN_KEYS = ("surface", "sp", "expr", "bounds", "start", "steps", "noise", "seed", "opt")
+
+
+def _numbers(text: str, count: int, what: str, example: str) -> list[float]:
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != count or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{what}: expected {count} finite numbers like {example}, got {text!r}")
+    return values
+
+
+def parse_point(text: str, what: str = "start") -> Point:
+    """Parses ``X,Y``."""
+    x, y = _numbers(text, 2, what, "-1.5,2")
+    return (x, y)
+
+
+def format_point(point: Point) -> str:
+    """The inverse of `parse_point`."""
+    return ",".join(repr(float(v)) for v in point)
+
+
+def parse_bounds(text: str) -> Bounds:
+    """Parses ``XMIN,XMAX,YMIN,YMAX``."""
+    x0, x1, y0, y1 = _numbers(text, 4, "bounds", "-5,5,-5,5")
+    return ((x0, x1), (y0, y1))
+
+
+def format_bounds(bounds: Bounds) -> str:
+    """The inverse of `parse_bounds`."""
+    return ",".join(repr(float(v)) for pair in bounds for v in pair)
+
+
+def parse_int(text: str, what: str) -> int:
+    """Parses a whole number, naming the field when it is not one."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError(f"{what}: expected a whole number, got {text!r}") from None
+
+
+def parse_float(text: str, what: str) -> float:
+    """Parses a finite number, naming the field when it is not one."""
+    try:
+        value = float(text.strip())
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f"{what}: expected a number, got {text!r}")
+    return value
+
+
+def parse_surface_values(surface: str, items: Sequence[str]) -> tuple[tuple[str, float], ...]:
+    """Parses ``name=value`` parameters of a registered surface."""
+    if surface == CUSTOM:
+        if items:
+            raise ValueError("surface parameters do not apply to a custom formula")
+        return ()
+    spec = get_surface(surface)
+    by_name = {hp.name: hp for hp in spec.params}
+    values = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        name = name.strip()
+        if not sep:
+            raise ValueError(f"surface parameter {item!r}: expected name=value")
+        if name not in by_name:
+            known = ", ".join(by_name) or "none"
+            raise ValueError(f"{spec.label} has no parameter {name!r} (known: {known})")
+        values[name] = float(by_name[name].parse(raw))
+    return tuple(values.items())
+
+
+def config_to_params(cfg: SurfaceRunConfig) -> dict[str, str | list[str]]:
+    """The share-link query parameters that reproduce ``cfg``."""
+    params: dict[str, str | list[str]] = {"surface": cfg.surface}
+    if cfg.surface == CUSTOM:
+        params["expr"] = cfg.expr or ""
+        params["bounds"] = format_bounds(cfg.bounds)
+    else:
+        default = get_surface(cfg.surface)
+        changed = [
+            f"{name}={value!r}"
+            for (name, value), hp in zip(cfg.surface_values, default.params, strict=True)
+            if value != hp.default
+        ]
+        if changed:
+            params["sp"] = changed
+        if cfg.bounds != default.bounds:
+            params["bounds"] = format_bounds(cfg.bounds)
+    params["start"] = format_point(cfg.start)
+    params["steps"] = str(cfg.steps)
+    params["noise"] = repr(cfg.noise)
+    params["seed"] = str(cfg.seed)
+    params["opt"] = [opt.to_text() for opt in cfg.optimizers]
+    return params
+
+
+def config_from_params(params: Mapping[str, Sequence[str]]) -> SurfaceRunConfig:
+    """Rebuilds a config from query parameters (each key maps to its values).
+
+    Unknown keys are ignored (links pick up tracking parameters); everything
+    else is validated exactly as the CLI validates it.
+
+    Raises:
+        ValueError: naming the first bad parameter.
+    """
+
+    def values(key: str) -> list[str]:
+        got = list(params.get(key, ()))
+        for v in got:
+            if len(v) > MAX_VALUE_LENGTH:
+                raise ValueError(f"{key}: value too long ({len(v)} characters)")
+        return got
+
+    def one(key: str) -> str | None:
+        got = values(key)
+        if len(got) > 1:
+            raise ValueError(f"{key}: given {len(got)} times, expected once")
+        return got[0] if got else None
+
+    surface = (one("surface") or "rosenbrock").strip().lower()
+    opts = values("opt")
+    if not opts:
+        raise ValueError("opt: the link names no optimizer")
+    if len(opts) > MAX_OPTIMIZERS:
+        raise ValueError(f"opt: at most {MAX_OPTIMIZERS} optimizers, the link has {len(opts)}")
+    expr, bounds, start = one("expr"), one("bounds"), one("start")
+    steps, noise, seed = one("steps"), one("noise"), one("seed")
+    kwargs = {}
+    if steps is not None:
+        kwargs["steps"] = parse_int(steps, "steps")
+    if noise is not None:
+        kwargs["noise"] = parse_float(noise, "noise")
+    if seed is not None:
+        kwargs["seed"] = parse_int(seed, "seed")
+    return SurfaceRunConfig(
+        optimizers=tuple(OptimizerConfig.from_text(t) for t in opts),
+        surface=surface,
+        surface_values=parse_surface_values(surface, values("sp")),
+        expr=expr,
+        bounds=None if bounds is None else parse_bounds(bounds),
+        start=None if start is None else parse_point(start),
+        **kwargs,
+    )

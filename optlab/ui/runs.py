@@ -1,0 +1,121 @@
+"""Running surface comparisons for a page: per-optimizer caching and live progress.
+
+Each optimizer's trajectory depends only on its own config and the shared
+settings (surface, start, steps, noise, seed), never on its neighbours, so
+results are cached per slot: changing one slot's learning rate recomputes
+that slot alone. The cache is process-wide (a workshop's thirty browsers
+asking for the default comparison compute it once) and holds immutable
+trajectories only.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+import streamlit as st
+
+from optlab.surface_run import SurfaceRunConfig, run_surface
+from optlab.trajectory import Trajectory, TrajectoryCollector
+
+#: How often the page redraws while a run is in progress.
+REDRAW_EVERY_S = 0.5
+#: Wall-clock budget of one page run; longer runs stop with what they have.
+RUN_BUDGET_S = 30.0
+
+
+class TrajectoryCache:
+    """A thread-safe LRU of finished trajectories keyed by single-optimizer configs."""
+
+    def __init__(self, maxsize: int = 1024) -> None:
+        self._items: OrderedDict[SurfaceRunConfig, Trajectory] = OrderedDict()
+        self._lock = threading.Lock()
+        self._maxsize = maxsize
+
+    def get(self, key: SurfaceRunConfig) -> Trajectory | None:
+        """The cached trajectory for ``key``, or None."""
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: SurfaceRunConfig, value: Trajectory) -> None:
+        """Stores a finished trajectory, evicting the least recently used."""
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._maxsize:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+
+@st.cache_resource
+def trajectory_cache() -> TrajectoryCache:
+    """The process-wide cache (one per server)."""
+    return TrajectoryCache()
+
+
+Progress = Callable[[list[Trajectory], int], None]
+
+
+def run_cached(
+    cfg: SurfaceRunConfig,
+    on_progress: Progress | None = None,
+    budget_s: float = RUN_BUDGET_S,
+) -> tuple[list[Trajectory], bool]:
+    """Runs the optimizers of ``cfg`` that are not cached yet, in lockstep.
+
+    Args:
+        cfg: The comparison.
+        on_progress: Called with the trajectories so far (cached ones in
+            full) and the current step, at most every `REDRAW_EVERY_S`.
+        budget_s: Wall-clock budget; a run that exceeds it stops early.
+
+    Returns:
+        One trajectory per optimizer of ``cfg``, and whether the run finished
+        (False when it was cut by the budget; partial results are not cached).
+    """
+    cache = trajectory_cache()
+    keys = [cfg.with_optimizers(opt) for opt in cfg.optimizers]
+    found: dict[SurfaceRunConfig, Trajectory] = {k: t for k in keys if (t := cache.get(k))}
+    missing = list(dict.fromkeys(k for k in keys if k not in found))
+    if not missing:
+        return [found[k] for k in keys], True
+
+    todo = cfg.with_optimizers(*(k.optimizers[0] for k in missing))
+    collector = TrajectoryCollector(todo.optimizers)
+    started = last_draw = time.monotonic()
+    finished = True
+
+    def merged() -> list[Trajectory]:
+        fresh = dict(zip(missing, collector.snapshot(), strict=True))
+        return [found.get(k) or fresh[k] for k in keys]
+
+    records = run_surface(todo)
+    try:
+        for record in records:
+            collector.add(record)
+            now = time.monotonic()
+            if now - started > budget_s:
+                finished = False
+                break
+            if on_progress is not None and now - last_draw > REDRAW_EVERY_S:
+                on_progress(merged(), collector.steps_done)
+                last_draw = now
+    finally:
+        records.close()
+    if finished:
+        for key, tr in zip(missing, collector.snapshot(), strict=True):
+            cache.put(key, tr)
+    return merged(), finished
+
+
+def run_keys(trajectories: Sequence[Trajectory]) -> tuple[str, ...]:
+    """A compact identity of a result set (for widget keys that must change with it)."""
+    return tuple(tr.optimizer.to_text() for tr in trajectories)

@@ -1,0 +1,114 @@
+"""Surface Playground: compare torch.optim optimizers on a 2-D loss surface."""
+
+import pandas as pd
+import streamlit as st
+
+from optlab import plots
+from optlab.export import run_to_csv, run_to_json
+from optlab.surfaces import CUSTOM
+from optlab.trajectory import REACH_TOL, summarize
+from optlab.ui import state
+from optlab.ui.runs import run_cached
+from optlab.ui.widgets import sidebar_settings
+
+CHART_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+state.initialise()
+st.title("Surface Playground")
+if warning := st.session_state.pop(state.SHARE_WARNING, None):
+    st.warning(warning)
+
+with st.sidebar:
+    sidebar_settings()
+
+try:
+    cfg = state.config_from_state(st.session_state)
+except ValueError as err:
+    st.error(f"Cannot run this comparison: {err}")
+    st.stop()
+state.publish(cfg)
+surface = cfg.resolved_surface
+
+if cfg.surface == CUSTOM:
+    st.markdown(f"`f(x, y) = {cfg.expr}`")
+else:
+    st.latex(f"f(x, y) = {surface.tex}")
+st.caption(
+    f"{len(cfg.optimizers)} optimizers, {cfg.steps} steps from the same start "
+    f"({cfg.start[0]:g}, {cfg.start[1]:g}), noise σ = {cfg.noise:g}. "
+    "The address bar is a share link for this exact comparison."
+)
+
+main, side = st.columns([3, 2], gap="medium")
+with main:
+    paths_tab, replay_tab, surface_tab = st.tabs(["Paths", "Replay", "3-D view"])
+    with paths_tab:
+        paths_chart = st.empty()
+progress = st.empty()
+
+
+def show_progress(trajectories, step):
+    progress.progress(step / cfg.steps, text=f"Running… step {step} of {cfg.steps}")
+    paths_chart.plotly_chart(plots.contour_figure(surface, trajectories), config=CHART_CONFIG)
+
+
+trajectories, finished = run_cached(cfg, on_progress=show_progress)
+progress.empty()
+if not finished:
+    st.warning("This run hit the time limit and stopped early; try fewer steps.")
+
+paths_chart.plotly_chart(
+    plots.contour_figure(surface, trajectories), config=CHART_CONFIG, key="contour"
+)
+with replay_tab:
+    st.plotly_chart(plots.replay_figure(surface, trajectories), config=CHART_CONFIG, key="replay")
+with surface_tab:
+    st.plotly_chart(
+        plots.surface3d_figure(surface, trajectories), config=CHART_CONFIG, key="surface3d"
+    )
+
+with side:
+    x_axis = st.radio(
+        "Curves against",
+        ["step", "evals"],
+        format_func={"step": "steps", "evals": "function evaluations (fair for L-BFGS)"}.get,
+        horizontal=True,
+        key="x_axis",
+    )
+    st.plotly_chart(
+        plots.loss_figure(surface, trajectories, x=x_axis, height=300),
+        config=CHART_CONFIG,
+        key="loss",
+    )
+    distance = plots.distance_figure(surface, trajectories, x=x_axis, height=300)
+    if distance is None:
+        st.info("This surface has no known minimum, so there is no distance to plot.")
+    else:
+        st.plotly_chart(distance, config=CHART_CONFIG, key="distance")
+
+st.subheader("Summary")
+table = pd.DataFrame([vars(row) for row in summarize(trajectories, surface)])
+st.dataframe(
+    table,
+    hide_index=True,
+    column_config={
+        "optimizer": "optimizer",
+        "final_x": st.column_config.NumberColumn("x", format="%.5g"),
+        "final_y": st.column_config.NumberColumn("y", format="%.5g"),
+        "final_loss": st.column_config.NumberColumn("final loss", format="%.4g"),
+        "best_loss": st.column_config.NumberColumn("best loss", format="%.4g"),
+        "steps_to_min": st.column_config.NumberColumn(f"steps to f* + {REACH_TOL:g}"),
+        "evals": st.column_config.NumberColumn("function evals"),
+        "status": "status",
+    },
+)
+c1, c2, _ = st.columns([1, 1, 3])
+c1.download_button(
+    "Download CSV", run_to_csv(trajectories), file_name="optlab-run.csv", mime="text/csv"
+)
+c2.download_button(
+    "Download JSON",
+    run_to_json(cfg, trajectories),
+    file_name="optlab-run.json",
+    mime="application/json",
+)
