@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8501
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint format bench chromium clean
+.PHONY: run test lint format bench chromium clean screenshot
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,3 +55,7 @@ bench: $(VENV)/.run-deps
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+
+# Refreshes the README's screenshot from the browser test.
+screenshot: $(VENV)/.dev-deps chromium
+	OPTLAB_SCREENSHOT=docs/playground.png $(BIN)/python -m pytest -q tests/test_browser.py -k home

@@ -649,19 +649,6 @@ def get_spec(key: str) -> OptimizerSpec:
         raise ValueError(f"unknown optimizer {key!r} (known: {known})") from None
 
 
-def register(spec: OptimizerSpec) -> None:
-    """Registers a user's own optimizer (for example an `Optimizer` subclass).
-
-    Raises:
-        ValueError: if the key is already taken.
-    """
-    global OPTIMIZERS
-    if spec.key in _BY_KEY or spec.key in _PRESET_BY_KEY:
-        raise ValueError(f"optimizer key {spec.key!r} is already registered")
-    _BY_KEY[spec.key] = spec
-    OPTIMIZERS = (*OPTIMIZERS, spec)
-
-
 def _probe_params() -> list[torch.Tensor]:
     return [torch.zeros(2, dtype=torch.float64, requires_grad=True)]
 

@@ -328,7 +328,11 @@ def _curves(title: str, y_title: str, log_y: bool, x_title: str, height: int) ->
         hovermode="x unified",
     )
     fig.update_xaxes(title_text=x_title)
-    fig.update_yaxes(title_text=y_title, type="log" if log_y else "linear", exponentformat="power")
+    if log_y:
+        # Decade ticks only: plotly's default "2, 5" ticks between decades read
+        # as whole numbers next to powers of ten.
+        fig.update_yaxes(type="log", dtick=1, exponentformat="power")
+    fig.update_yaxes(title_text=y_title)
     return fig
 
 
