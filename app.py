@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from optlab.ui.runs import warm_up
+
 st.set_page_config(
     page_title="OptLab",
     page_icon=":material/show_chart:",
@@ -9,6 +11,7 @@ st.set_page_config(
     initial_sidebar_state="expanded",
 )
 
+warm_up()
 page = st.navigation(
     [
         st.Page(

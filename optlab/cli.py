@@ -163,8 +163,33 @@ def _cmd_list() -> int:
     return 0
 
 
+#: Options whose values may start with "-" (a negative start, a formula "-x**2").
+_VALUE_OPTIONS = ("--start", "--bounds", "--expr", "--param", "--opt")
+
+
+def _attach_values(argv: Sequence[str]) -> list[str]:
+    """Rewrites ``--start -1.5,2`` as ``--start=-1.5,2``.
+
+    argparse takes any token starting with "-" for an option, so a negative
+    coordinate or a formula starting with a minus would otherwise be refused.
+    """
+    out: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        if token in _VALUE_OPTIONS:
+            value = next(tokens, None)
+            out.append(token if value is None else f"{token}={value}")
+        else:
+            out.append(token)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the exit status."""
+    if hasattr(sys.stdout, "reconfigure"):
+        # Help texts use Greek letters; a console that cannot show them gets "?".
+        sys.stdout.reconfigure(errors="replace")
+    argv = _attach_values(sys.argv[1:] if argv is None else argv)
     try:
         args = _build_parser().parse_args(argv)
         if args.command == "list":

@@ -33,7 +33,8 @@ SURFACE_COLORSCALE = "Greys_r"
 #: Offset under the log colouring, so the minimum itself has a finite colour.
 LOG_OFFSET = 1e-3
 MAX_PATH_POINTS = 600
-MAX_FRAMES = 60
+MAX_FRAMES = 50
+MAX_REPLAY_POINTS = 250
 
 
 def color(i: int) -> str:
@@ -82,9 +83,9 @@ def _contour_trace(surface: Surface, n: int) -> go.Contour:
     xs, ys, z = surface.grid(n)
     shown, label = shown_values(surface, z)
     return go.Contour(
-        x=xs.astype(np.float32),
-        y=ys.astype(np.float32),
-        z=shown.astype(np.float32),
+        x=xs,
+        y=ys,
+        z=shown,
         colorscale=SURFACE_COLORSCALE,
         ncontours=30,
         line=dict(width=0.5, color="rgba(255,255,255,0.35)"),
@@ -200,13 +201,19 @@ def replay_figure(
     )
     last = max((tr.step[-1] for tr in trajectories), default=0)
     frame_steps = np.unique(np.linspace(0, last, min(frames, last + 1)).round().astype(int))
-    arrays = [(np.asarray(tr.step), np.asarray(tr.x), np.asarray(tr.y)) for tr in trajectories]
+    # Each frame draws a path through the same thinned points (plus the current
+    # head), so the payload is bounded by frames x paths x MAX_REPLAY_POINTS.
+    arrays = []
+    for tr in trajectories:
+        keep = thin(len(tr.x), MAX_REPLAY_POINTS)
+        xs, ys = np.asarray(tr.x, dtype=np.float32), np.asarray(tr.y, dtype=np.float32)
+        arrays.append((np.asarray(tr.step), xs, ys, keep))
 
     def upto(k: int) -> list[go.Scatter]:
         traces = []
-        for steps, xs, ys in arrays:
+        for steps, xs, ys, keep in arrays:
             m = int(np.searchsorted(steps, k, side="right"))
-            idx = thin(m)
+            idx = np.append(keep[keep < m - 1], m - 1)
             traces.append(go.Scatter(x=xs[idx], y=ys[idx]))
             traces.append(go.Scatter(x=xs[m - 1 : m], y=ys[m - 1 : m]))
         return traces

@@ -402,15 +402,19 @@ def formula_surface(text: str, bounds: Bounds = ((-5.0, 5.0), (-5.0, 5.0))) -> S
     bounds = check_bounds(bounds)
     formula = parse_formula(text)
     (x0, x1), (y0, y1) = bounds
+    start = ((x0 + x1) / 2 - 0.4 * (x1 - x0), (y0 + y1) / 2 + 0.4 * (y1 - y0))
     surface = Surface(
-        CUSTOM,
-        f"f(x, y) = {formula.text}",
-        lambda xy: formula.on_points(xy),
-        bounds,
-        ((x0 + x1) / 2 - 0.4 * (x1 - x0), (y0 + y1) / 2 + 0.4 * (y1 - y0)),
-        tex=formula.text,
+        CUSTOM, f"f(x, y) = {formula.text}", formula.on_points, bounds, start, tex=formula.text
     )
-    _, _, z = surface.grid(64)
-    if not np.isfinite(z).any():
+    xs, ys, z = surface.grid(64)
+    finite = np.isfinite(z)
+    if not finite.any():
         raise FormulaError(f"the formula {formula.text!r} is not finite anywhere in the bounds")
+    with torch.no_grad():
+        start_ok = bool(torch.isfinite(surface(torch.tensor(start, dtype=torch.float64))))
+    if not start_ok:
+        # The usual corner is outside the formula's domain (sqrt(x) at x < 0):
+        # start from the highest finite grid point instead, a natural hill.
+        iy, ix = np.unravel_index(np.argmax(np.where(finite, z, -np.inf)), z.shape)
+        surface = replace(surface, start=(float(xs[ix]), float(ys[iy])))
     return surface

@@ -95,6 +95,8 @@ def parse_surface_values(surface: str, items: Sequence[str]) -> tuple[tuple[str,
         if name not in by_name:
             known = ", ".join(by_name) or "none"
             raise ValueError(f"{spec.label} has no parameter {name!r} (known: {known})")
+        if name in values:
+            raise ValueError(f"surface parameter {name} is given twice")
         values[name] = float(by_name[name].parse(raw))
     return tuple(values.items())
 

@@ -164,11 +164,17 @@ def test_hparams_hold_every_value_with_defaults_filled(full_run: dict[str, Any])
     assert lbfgs["history_size"] == 100
 
 
+def test_default_start_of_a_formula_lies_where_it_is_defined() -> None:
+    (tr,) = collect(SurfaceRunConfig((OptimizerConfig("adam"),), surface=CUSTOM, expr="sqrt(x)"))
+    assert tr.x[0] >= 0 and tr.status == "done"
+
+
 def test_nan_at_the_start_is_written_as_null(tmp_path: Path) -> None:
-    # sqrt(x) is NaN at the custom surface's default start (x < 0): the run
-    # diverges at step 0 and the loss has no JSON number.
+    # sqrt(x) is NaN at x < 0: the run diverges at step 0 and the loss has no
+    # JSON number.
     out = tmp_path / "nan.json"
-    code, _, err = call("surface", "--expr", "sqrt(x)", "--opt", "adam", "--out", str(out))
+    argv = ["surface", "--expr", "sqrt(x)", "--start", "-1,1", "--opt", "adam"]
+    code, _, err = call(*argv, "--out", str(out))
     assert (code, err) == (0, "")
     data = strict_loads(out.read_text(encoding="utf-8"))
     assert data["surface"] == CUSTOM and data["expr"] == "sqrt(x)"
@@ -239,15 +245,6 @@ NEGATIVE_FIRST = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: argparse takes a value that starts with '-' for an option, so the forms the "
-        "CLI itself documents and suggests in its messages (--start -1.5,2, --bounds "
-        "-5,5,-5,5) and a formula starting with a minus (no spaces) are rejected with 'expected "
-        "one argument'; only the --start=VALUE spelling works"
-    ),
-)
 @pytest.mark.parametrize(
     ("where", "first_line"), [c[1:] for c in NEGATIVE_FIRST], ids=[c[0] for c in NEGATIVE_FIRST]
 )
@@ -543,14 +540,6 @@ def test_module_entry_point_list() -> None:
     assert all(surface.key in proc.stdout for surface in SURFACES)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: `list` prints Greek letters (γ, μ, ε) from HParam.help with sys.stdout's "
-        "strict error handler; where stdout cannot encode them (output redirected to a "
-        "file on Windows, cp1252) it stops half-way with exit 2 and a codec error"
-    ),
-)
 def test_list_survives_a_stdout_that_cannot_encode_greek() -> None:
     env = {**os.environ, "PYTHONIOENCODING": "cp1252"}
     proc = subprocess.run(

@@ -13,12 +13,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import streamlit as st
 
+from optlab.optimizers import OptimizerConfig
 from optlab.surface_run import SurfaceRunConfig, run_surface
-from optlab.trajectory import Trajectory, TrajectoryCollector
+from optlab.trajectory import Trajectory, TrajectoryCollector, collect
 
 #: How often the page redraws while a run is in progress.
 REDRAW_EVERY_S = 0.5
@@ -59,6 +60,18 @@ class TrajectoryCache:
 def trajectory_cache() -> TrajectoryCache:
     """The process-wide cache (one per server)."""
     return TrajectoryCache()
+
+
+@st.cache_resource(show_spinner="Starting the engine…")
+def warm_up() -> bool:
+    """Runs one tiny step once per server process.
+
+    The first autograd backward in a process costs about a second (lazy
+    initialisation inside torch); paying it at start-up keeps it off the first
+    user's first click.
+    """
+    collect(SurfaceRunConfig((OptimizerConfig("sgd"),), steps=1))
+    return True
 
 
 Progress = Callable[[list[Trajectory], int], None]
@@ -114,8 +127,3 @@ def run_cached(
         for key, tr in zip(missing, collector.snapshot(), strict=True):
             cache.put(key, tr)
     return merged(), finished
-
-
-def run_keys(trajectories: Sequence[Trajectory]) -> tuple[str, ...]:
-    """A compact identity of a result set (for widget keys that must change with it)."""
-    return tuple(tr.optimizer.to_text() for tr in trajectories)
