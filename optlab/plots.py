@@ -325,9 +325,17 @@ def surface3d_figure(
     return fig
 
 
-def _curves(title: str, y_title: str, log_y: bool, x_title: str, height: int) -> go.Figure:
+#: Curve charts repeat the paths' legend only while it fits above the plot;
+#: beyond that the colours (shared with the paths) and the hover box name lines.
+MAX_CURVE_LEGEND = 3
+
+
+def _curves(
+    title: str, y_title: str, log_y: bool, x_title: str, height: int, n_lines: int
+) -> go.Figure:
     fig = go.Figure()
     fig.update_layout(
+        showlegend=n_lines <= MAX_CURVE_LEGEND,
         title=dict(text=title, x=0, y=0.98, yanchor="top", font=dict(size=14)),
         height=height,
         margin=dict(l=10, r=10, t=64, b=10),
@@ -362,7 +370,7 @@ def loss_figure(
     f_min = surface.f_min
     log_y = f_min is not None
     y_title = "f − f*" if log_y else "f(x, y)"
-    fig = _curves("Loss", y_title, log_y, _x_title(x), height)
+    fig = _curves("Loss", y_title, log_y, _x_title(x), height, len(trajectories))
     for i, tr in enumerate(trajectories):
         idx = thin(len(tr.loss))
         values = np.asarray(tr.loss)[idx]
@@ -385,7 +393,9 @@ def distance_figure(
     """Distance to the nearest known minimum against step; None without minima."""
     if not surface.minima:
         return None
-    fig = _curves("Distance to the nearest minimum", "distance", True, _x_title(x), height)
+    fig = _curves(
+        "Distance to the nearest minimum", "distance", True, _x_title(x), height, len(trajectories)
+    )
     for i, tr in enumerate(trajectories):
         dist = tr.distance_to_minimum(surface)
         idx = thin(len(dist))

@@ -106,7 +106,10 @@ def _grid(surface: Surface, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def _xy(xy: Tensor) -> tuple[Tensor, Tensor]:
-    return xy[..., 0], xy[..., 1]
+    # One unbind, not two indexings: its backward is a single stack, where
+    # each indexing's backward would allocate a zero tensor and accumulate.
+    x, y = xy.unbind(-1)
+    return x, y
 
 
 def _rosenbrock(xy: Tensor) -> Tensor:

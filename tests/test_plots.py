@@ -497,3 +497,11 @@ def test_figures_accept_no_trajectories() -> None:
     for build in (contour_figure, replay_figure, surface3d_figure, loss_figure):
         fig = build(ROSENBROCK, [])
         fig.to_json()
+
+
+def test_curve_legends_give_way_to_the_plot_beyond_three_lines(rosen: list[Trajectory]) -> None:
+    few = plots.loss_figure(ROSENBROCK, rosen[:3])
+    many = plots.loss_figure(ROSENBROCK, [*rosen, *rosen][:4])
+    assert few.layout.showlegend is True and many.layout.showlegend is False
+    # The paths keep their legend whatever the count: it is where names are read.
+    assert plots.contour_figure(ROSENBROCK, [*rosen, *rosen][:4]).layout.showlegend is not False
