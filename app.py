@@ -12,6 +12,10 @@ st.set_page_config(
 )
 
 warm_up()
+# Streamlit starts each process in its legacy pages/-folder mode, where a deep
+# link named after a file (/update_rules) would run that script without this
+# one. URL paths unlike the file names make such links fall through to app.py,
+# whose st.navigation then routes them (tests/test_browser.py checks this).
 page = st.navigation(
     [
         st.Page(
@@ -24,7 +28,7 @@ page = st.navigation(
             "pages/update_rules.py",
             title="Update rules",
             icon=":material/functions:",
-            url_path="update_rules",
+            url_path="rules",
         ),
     ]
 )

@@ -6,41 +6,35 @@ import streamlit as st
 from optlab.optimizers import OPTIMIZERS, PRESETS
 
 st.title("Update rules")
+presets = ", ".join(
+    f"**{p.label}** (`{p.optimizer}` with " + ", ".join(f"`{k}={v}`" for k, v in p.values) + ")"
+    for p in PRESETS
+)
 st.markdown(
     "Each rule is written the way `torch.optim` computes it. $\\gamma$ is the learning "
     "rate, $g_t$ the gradient at $\\theta_{t-1}$ (negated with `maximize=True`), "
-    "$\\lambda$ the weight decay; operations are elementwise. Presets: "
-    + ", ".join(
-        f"**{p.label}** (`{p.optimizer}` with " + ", ".join(f"`{k}={v}`" for k, v in p.values) + ")"
-        for p in PRESETS
-    )
-    + "."
+    f"$\\lambda$ the weight decay; operations are elementwise. Presets: {presets}."
 )
 
-labels = [spec.label for spec in OPTIMIZERS]
-chosen = st.pills("Jump to", labels, selection_mode="single", default=None)
+chosen = st.pills("Jump to", [spec.label for spec in OPTIMIZERS], selection_mode="single")
 for spec in OPTIMIZERS:
     if chosen and spec.label != chosen:
         continue
     st.header(spec.label, anchor=spec.key)
     st.caption(f"`torch.optim.{spec.factory.__name__}` · CLI key `{spec.key}`")
     st.latex(spec.rule)
-    st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "name": hp.name,
-                    "default": hp.format(hp.default),
-                    "allowed": hp.range_text()
-                    if hp.kind not in ("bool", "choice")
-                    else ", ".join(map(hp.format, hp.choices)) or "true / false",
-                    "meaning": hp.help,
-                }
-                for hp in spec.hparams
-            ]
-        ),
-        hide_index=True,
-    )
+    rows = [
+        {
+            "hyperparameter": hp.name,
+            "default": hp.format(hp.default),
+            "allowed": hp.range_text()
+            if hp.kind not in ("bool", "choice")
+            else ", ".join(map(hp.format, hp.choices)) or "true, false",
+            "meaning": hp.help,
+        }
+        for hp in spec.hparams
+    ]
+    st.table(pd.DataFrame(rows), hide_index=True)
     if spec.notes:
         st.markdown(
             "**Where torch differs from the textbook**\n\n"

@@ -6,6 +6,7 @@ skipped locally but fail under CI=true, where they must run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -52,11 +53,10 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> No
     raise RuntimeError(f"streamlit did not become healthy within {timeout:.0f} s")
 
 
-@pytest.fixture(scope="session")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real OptLab server on a free loopback port."""
+@contextlib.contextmanager
+def serve_app(log: Path) -> Iterator[str]:
+    """Runs `streamlit run app.py` on a free loopback port; yields its URL."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"
     cmd = [
         sys.executable,
         "-m",
@@ -82,6 +82,13 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.kill()
         if proc.returncode not in (0, -15, None):
             print(log.read_text(errors="replace")[-4000:])
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real OptLab server, shared by the browser tests."""
+    with serve_app(tmp_path_factory.mktemp("streamlit") / "server.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

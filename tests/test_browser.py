@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.conftest import ARTIFACTS
+from tests.conftest import ARTIFACTS, serve_app
 
 pytestmark = pytest.mark.browser
 
@@ -125,3 +125,21 @@ def test_replay_slider_moves_without_rerunning(page, app_url):
     assert after["images"] == 1
     # Scrubbing is client-side: the page never showed a running indicator.
     assert page.get_by_text("Running…").count() == 0
+
+
+def test_deep_link_as_the_first_request_gets_the_app_shell(browser, tmp_path):
+    # Streamlit runs a fresh process in legacy pages/-folder mode until some
+    # session calls st.navigation; a deep link must still go through app.py.
+    with serve_app(tmp_path / "server.log") as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        try:
+            tab = context.new_page()
+            tab.set_default_timeout(60_000)
+            tab.goto(f"{url}/rules")
+            tab.get_by_role("heading", name="Update rules", exact=True).wait_for()
+            nav = tab.get_by_test_id("stSidebarNav")
+            nav.get_by_text("Surface Playground").wait_for()
+            assert nav.get_by_text("app", exact=True).count() == 0  # no legacy page list
+            assert tab.locator(".katex-error").count() == 0
+        finally:
+            context.close()
