@@ -26,6 +26,10 @@ from optlab.optimizers import OptimizerConfig
 from optlab.surface_run import SurfaceRunConfig, add_noise, noise_generator, run_surface
 
 
+#: Largest difference between the engine's and the plain loop's paths.
+TOLERANCE = 1e-9
+
+
 def plain_loop(cfg: SurfaceRunConfig) -> list[list[tuple[float, float, float]]]:
     """Runs each optimizer of ``cfg`` separately with the textbook loop.
 
@@ -125,6 +129,8 @@ def main() -> None:
     print(f"  lockstep engine          : {statistics.median(lock_times) * 1e3:8.1f} ms (median)")
     print(f"  max |difference| of paths: {diff:.3g}")
     print(f"  speed-up (median of {args.repeats} paired ratios): {statistics.median(ratios):.2f}x")
+    if diff > TOLERANCE:
+        raise SystemExit(f"paths differ by {diff:.3g} (> {TOLERANCE:g}): the speed-up is void")
 
 
 if __name__ == "__main__":

@@ -150,10 +150,7 @@ def _cmd_list() -> int:
             print(f"      {hp.name}={hp.format(hp.default):<14} {hp.help}")
     print("Presets (usable as SPEC keys):")
     for p in PRESETS:
-        extra = ",".join(
-            f"{k}={OptimizerConfig(p.optimizer).spec.hparam(k).format(v)}" for k, v in p.values
-        )
-        print(f"  {p.key:<14} {p.label}: {p.optimizer}:{extra}")
+        print(f"  {p.key:<14} {p.label}: {OptimizerConfig.create(p.key).to_text()}")
     print("Surfaces:")
     for s in SURFACES:
         minima = ", ".join(f"f({m.x:g}, {m.y:g}) = {m.value:g}" for m in s.minima) or "no minimum"

@@ -46,7 +46,7 @@ MAX_FORMULA_LENGTH = 500
 MAX_NODES = 300
 """Most expression nodes a formula may have."""
 
-MAX_DEPTH = 40
+MAX_DEPTH = 100
 """Deepest nesting of expression nodes a formula may have."""
 
 MAX_LITERAL = 1e12

@@ -19,6 +19,8 @@ def _fmt(v: Any) -> str:
     """Formats a value exactly and compactly (``repr`` round-trips floats)."""
     if isinstance(v, bool):
         return str(v).lower()
+    if v is None:
+        return "none"
     if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
         return str(int(v))
     return repr(v) if isinstance(v, float) else str(v)
@@ -76,7 +78,14 @@ class HParam:
     def _check_number(self, value: Any, shown: Any) -> float | int:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"Invalid {self.name} value: {shown!r} (expected a number)")
-        if not math.isfinite(value):
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # an int too large for a float
+            digits = len(str(shown))
+            raise ValueError(
+                f"Invalid {self.name} value: a {digits}-digit number is far too large"
+            ) from None
+        if not finite:
             raise ValueError(f"Invalid {self.name} value: {_fmt(shown)} (must be finite)")
         if self.integer:
             if float(value) != int(value):

@@ -85,6 +85,8 @@ class OptimizerSpec:
             function many times.
         check: Validates combinations of values that neither a single range
             nor torch's constructor catches; raises ValueError.
+        evals_per_step: The most function evaluations one ``step`` may use
+            with the given values (caps the work a run may ask for).
     """
 
     key: str
@@ -96,6 +98,7 @@ class OptimizerSpec:
     paper: Paper | None = None
     uses_closure: bool = False
     check: Callable[[Mapping[str, HValue]], None] | None = None
+    evals_per_step: Callable[[Mapping[str, HValue]], int] = lambda values: 1
 
     def hparam(self, name: str) -> HParam:
         """Returns the hyperparameter called ``name``.
@@ -261,7 +264,7 @@ NADAM = OptimizerSpec(
     ),
     rule=r"""
 \begin{aligned}
-g_t &\leftarrow g_t + \lambda\,\theta_{t-1} \\
+{DECAY}
 \mu_t &= \beta_1\left(1 - \tfrac12\, 0.96^{\,t\psi}\right),\quad
 \mu_{t+1} = \beta_1\left(1 - \tfrac12\, 0.96^{\,(t+1)\psi}\right) \\
 m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t, \qquad
@@ -269,7 +272,7 @@ v_t = \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2 \\
 \theta_t &= \theta_{t-1}
  - \frac{\gamma (1-\mu_t)}{1-\prod_{i\le t}\mu_i}\,\frac{g_t}{\sqrt{v_t/(1-\beta_2^t)}+\epsilon}
  - \frac{\gamma\, \mu_{t+1}}{1-\prod_{i\le t+1}\mu_i}\,\frac{m_t}{\sqrt{v_t/(1-\beta_2^t)}+\epsilon}
-\end{aligned}""",
+\end{aligned}""".replace("{DECAY}", _COUPLED),
     notes=(
         "torch uses Dozat's momentum schedule μ_t with the 0.96 base and ψ = momentum_decay; "
         "the product of all μ_i is kept in the optimizer state.",
@@ -287,7 +290,7 @@ RADAM = OptimizerSpec(
     hparams=(_lr(1e-3), _betas(), _eps(1e-8), _wd(), _DECOUPLED, _MAXIMIZE),
     rule=r"""
 \begin{aligned}
-g_t &\leftarrow g_t + \lambda\,\theta_{t-1} \\
+{DECAY}
 m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t, \qquad
 v_t = \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2 \\
 \rho_\infty &= \tfrac{2}{1-\beta_2} - 1, \qquad
@@ -298,7 +301,7 @@ v_t = \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2 \\
 \theta_{t-1} - \gamma\, \frac{m_t}{1-\beta_1^t} & \text{otherwise}
 \end{cases} \\
 r_t &= \sqrt{\tfrac{(\rho_t-4)(\rho_t-2)\rho_\infty}{(\rho_\infty-4)(\rho_\infty-2)\rho_t}}
-\end{aligned}""",
+\end{aligned}""".replace("{DECAY}", _COUPLED),
     notes=(
         "While the variance estimate is unreliable (ρ_t ≤ 5, the first few steps) RAdam "
         "takes plain momentum-SGD steps; torch's threshold is 5, the paper's 4.",
@@ -429,21 +432,24 @@ RPROP = OptimizerSpec(
             0.0,
             1000.0,
             log=True,
+            low_open=True,
             help="(Γmin, Γmax): bounds on each coordinate's step size",
         ),
         _MAXIMIZE,
     ),
     rule=r"""
 \begin{aligned}
-\eta_t &= \begin{cases}
-\min(\eta_{t-1}\,\eta^+,\ \Gamma_{\max}) & g_t\, g_{t-1} > 0 \\
-\max(\eta_{t-1}\,\eta^-,\ \Gamma_{\min}),\ \ g_t \leftarrow 0 & g_t\, g_{t-1} < 0 \\
-\eta_{t-1} & \text{otherwise}
-\end{cases} \qquad \eta_0 = \gamma \\
+s_t &= \begin{cases}
+\eta^+ & g_t\, g_{t-1} > 0 \\
+\eta^-,\ \ g_t \leftarrow 0 & g_t\, g_{t-1} < 0 \\
+1 & \text{otherwise}
+\end{cases} \qquad g_0 = 0,\ \eta_0 = \gamma \\
+\eta_t &= \operatorname{clip}\left(\eta_{t-1}\, s_t,\ \Gamma_{\min},\ \Gamma_{\max}\right) \\
 \theta_t &= \theta_{t-1} - \eta_t\, \operatorname{sign}(g_t)
 \end{aligned}""",
     notes=(
-        "Each coordinate has its own step size; the learning rate is only its initial value.",
+        "Each coordinate has its own step size; the learning rate is only its initial value, "
+        "and it is clipped into [Γmin, Γmax] from the first step on.",
         "After a sign change the gradient is zeroed, so that coordinate pauses for one step "
         "(the iRprop⁻ variant).",
         "Rprop is a full-batch method: gradient noise makes the signs flip at random.",
@@ -532,8 +538,8 @@ LBFGS = OptimizerSpec(
 &\quad d_k = -H_k\, g_k \quad \text{(two-loop recursion over the last } m
  \text{ pairs } s_i = \theta_{i+1}-\theta_i,\ y_i = g_{i+1}-g_i) \\
 &\quad H_0 = \frac{s^\top y}{y^\top y}\, I, \qquad
-\alpha_k = \begin{cases} \min(1, 1/\lVert g_1\rVert_1)\,\gamma & k = 1 \\ \gamma & k > 1
-\end{cases} \\
+\alpha_k = \begin{cases} \min(1, 1/\lVert g\rVert_1)\,\gamma & \text{the optimizer's very first
+ iteration} \\ \gamma & \text{afterwards} \end{cases} \\
 &\quad \theta_{k+1} = \theta_k + \alpha_k d_k \quad (\alpha_k \text{ from a strong-Wolfe search
  if line\_search\_fn}) \\
 &\text{stop early when } \max|g| \le \text{tolerance\_grad or the change}
@@ -553,6 +559,8 @@ LBFGS = OptimizerSpec(
         "https://doi.org/10.1007/BF01589116",
     ),
     uses_closure=True,
+    # torch's default max_eval is max_iter * 5 // 4.
+    evals_per_step=lambda values: int(values["max_iter"]) * 5 // 4,
 )
 
 _OPTIMIZERS: list[OptimizerSpec] = [

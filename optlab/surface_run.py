@@ -26,6 +26,7 @@ from optlab.formula import FormulaError
 from optlab.optimizers import OptimizerConfig
 from optlab.surfaces import (
     CUSTOM,
+    FORMULA_BOUNDS,
     MAX_COORD,
     Bounds,
     Point,
@@ -39,11 +40,15 @@ from optlab.surfaces import (
 MAX_STEPS = 5000
 MAX_OPTIMIZERS = 8
 MAX_NOISE = 1e3
+#: Function evaluations one optimizer may be granted in a run (steps x the
+#: most evaluations per step), so L-BFGS settings cannot multiply into hours.
+MAX_EVALUATIONS = 200_000
+#: Seeds stay exact in a browser's number input (doubles hold 53-bit integers).
+MAX_SEED = 2**53 - 1
 #: A point this many bound-widths outside the bounds counts as diverged.
 DIVERGENCE_SPANS = 10.0
 
 RUNNING, DONE, DIVERGED = "running", "done", "diverged"
-DEFAULT_BOUNDS: Bounds = ((-5.0, 5.0), (-5.0, 5.0))
 
 
 @functools.lru_cache(maxsize=128)
@@ -62,7 +67,7 @@ def resolve_surface(
         if not expr:
             raise ValueError("expr: surface 'custom' needs a formula")
         try:
-            return formula_surface(expr, bounds or DEFAULT_BOUNDS)
+            return formula_surface(expr, bounds or FORMULA_BOUNDS)
         except FormulaError as err:
             raise ValueError(f"expr: {err}") from None
     if expr:
@@ -101,6 +106,8 @@ class SurfaceRunConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.optimizers, tuple):
+            object.__setattr__(self, "optimizers", tuple(self.optimizers))
         if not self.optimizers:
             raise ValueError("optimizers: choose at least one optimizer")
         if len(self.optimizers) > MAX_OPTIMIZERS:
@@ -118,10 +125,23 @@ class SurfaceRunConfig:
             raise ValueError(f"noise: must be a number in [0, {MAX_NOISE:g}], got {self.noise!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed: expected an integer, got {self.seed!r}")
-        if not 0 <= self.seed < 2**63:
-            raise ValueError(f"seed: must be in [0, 2^63), got {self.seed}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed: must be in [0, 2^53), got {self.seed}")
+        for opt in self.optimizers:
+            most = self.steps * opt.spec.evals_per_step(opt.kwargs)
+            if most > MAX_EVALUATIONS:
+                raise ValueError(
+                    f"steps: {opt.label} may evaluate f up to {most:,} times in "
+                    f"{self.steps} steps (at most {MAX_EVALUATIONS:,}); use fewer steps "
+                    "or a smaller max_iter"
+                )
         bounds = None if self.bounds is None else check_bounds(self.bounds)
-        values = tuple((str(k), float(v)) for k, v in self.surface_values)
+        try:
+            values = tuple((str(k), float(v)) for k, v in self.surface_values)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"surface_values: expected (name, number) pairs, got {self.surface_values!r}"
+            ) from None
         surface = resolve_surface(self.surface, values, self.expr, bounds)
         start = surface.start if self.start is None else self.start
         start = _check_start(start)

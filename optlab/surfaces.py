@@ -28,6 +28,8 @@ Point = tuple[float, float]
 CUSTOM = "custom"
 #: Largest magnitude a bound or start coordinate may have.
 MAX_COORD = 1e6
+#: Where a user's formula is drawn unless bounds are given.
+FORMULA_BOUNDS: Bounds = ((-5.0, 5.0), (-5.0, 5.0))
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,10 @@ def _grid(surface: Surface, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     gy, gx = torch.meshgrid(ys, xs, indexing="ij")
     with torch.no_grad():
         z = surface(torch.stack([gx, gy], dim=-1))
-    return xs.numpy(), ys.numpy(), z.numpy()
+    arrays = (xs.numpy(), ys.numpy(), z.numpy())
+    for a in arrays:  # shared by every caller of the cache: read-only
+        a.setflags(write=False)
+    return arrays
 
 
 def _xy(xy: Tensor) -> tuple[Tensor, Tensor]:
@@ -391,7 +396,7 @@ def check_bounds(bounds: Bounds) -> Bounds:
 
 
 @functools.lru_cache(maxsize=256)
-def formula_surface(text: str, bounds: Bounds = ((-5.0, 5.0), (-5.0, 5.0))) -> Surface:
+def formula_surface(text: str, bounds: Bounds = FORMULA_BOUNDS) -> Surface:
     """Turns a user's formula f(x, y) into a surface.
 
     The formula goes through the allow-list parser (`optlab.formula`); a

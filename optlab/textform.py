@@ -126,11 +126,16 @@ def config_to_params(cfg: SurfaceRunConfig) -> dict[str, str | list[str]]:
     return params
 
 
-def config_from_params(params: Mapping[str, Sequence[str]]) -> SurfaceRunConfig:
+def config_from_params(
+    params: Mapping[str, Sequence[str]],
+    default_optimizers: tuple[OptimizerConfig, ...] = (),
+) -> SurfaceRunConfig:
     """Rebuilds a config from query parameters (each key maps to its values).
 
     Unknown keys are ignored (links pick up tracking parameters); everything
-    else is validated exactly as the CLI validates it.
+    else is validated exactly as the CLI validates it. A link without ``opt``
+    uses ``default_optimizers`` (``?surface=beale`` shows the usual comparison
+    on Beale) when there are any.
 
     Raises:
         ValueError: naming the first bad parameter.
@@ -151,7 +156,7 @@ def config_from_params(params: Mapping[str, Sequence[str]]) -> SurfaceRunConfig:
 
     surface = (one("surface") or "rosenbrock").strip().lower()
     opts = values("opt")
-    if not opts:
+    if not opts and not default_optimizers:
         raise ValueError("opt: the link names no optimizer")
     if len(opts) > MAX_OPTIMIZERS:
         raise ValueError(f"opt: at most {MAX_OPTIMIZERS} optimizers, the link has {len(opts)}")
@@ -165,7 +170,7 @@ def config_from_params(params: Mapping[str, Sequence[str]]) -> SurfaceRunConfig:
     if seed is not None:
         kwargs["seed"] = parse_int(seed, "seed")
     return SurfaceRunConfig(
-        optimizers=tuple(OptimizerConfig.from_text(t) for t in opts),
+        optimizers=tuple(OptimizerConfig.from_text(t) for t in opts) or default_optimizers,
         surface=surface,
         surface_values=parse_surface_values(surface, values("sp")),
         expr=expr,

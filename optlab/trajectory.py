@@ -48,8 +48,13 @@ class Trajectory:
 
     @property
     def best_loss(self) -> float:
-        """The lowest finite loss along the path (NaN if none is finite)."""
-        finite = [v for v in self.loss if math.isfinite(v)]
+        """The lowest finite loss before any divergence (NaN if there is none).
+
+        The point where a run diverged is excluded: far outside the bounds it
+        can have an absurd value (a saddle's -1e22) that no one would call best.
+        """
+        reached = self.loss[:-1] if self.status == DIVERGED else self.loss
+        finite = [v for v in reached if math.isfinite(v)]
         return min(finite) if finite else math.nan
 
     def steps_to_reach(self, f_min: float | None, tol: float = REACH_TOL) -> int | None:

@@ -3,13 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from optlab.optimizers import OPTIMIZERS, PRESETS
+from optlab.optimizers import OPTIMIZERS, PRESETS, OptimizerConfig
 
 st.title("Update rules")
-presets = ", ".join(
-    f"**{p.label}** (`{p.optimizer}` with " + ", ".join(f"`{k}={v}`" for k, v in p.values) + ")"
-    for p in PRESETS
-)
+presets = ", ".join(f"**{p.label}** (`{OptimizerConfig.create(p.key).to_text()}`)" for p in PRESETS)
 st.markdown(
     "Each rule is written the way `torch.optim` computes it. $\\gamma$ is the learning "
     "rate, $g_t$ the gradient at $\\theta_{t-1}$ (negated with `maximize=True`), "

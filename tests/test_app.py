@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from optlab.optimizers import OPTIMIZERS, OptimizerConfig
 from optlab.surface_run import SurfaceRunConfig
 from optlab.surfaces import SURFACES
 from optlab.textform import config_to_params
-from optlab.ui import runs
+from optlab.ui import runs, state
 
 TIMEOUT = 120
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -182,6 +183,8 @@ def test_share_link_round_trip():
         {"opt": "adam", "start": "nan,nan"},
         {"opt": ["adam"] * 20},
         {"opt": "adam", "steps": "1", "seed": "x" * 5000},
+        {"opt": "lbfgs:max_iter=" + "9" * 400},
+        {"opt": "lbfgs:max_iter=200", "steps": "5000"},
     ],
 )
 def test_hostile_share_link_warns_and_falls_back_to_defaults(query):
@@ -217,3 +220,35 @@ def test_one_slot_change_recomputes_only_that_slot(monkeypatch):
     at.number_input(key="slot2_lr").set_value(0.004).run()
     no_problems(at)
     assert ran == [("rmsprop:lr=0.004",)]
+
+
+def test_zoomed_bounds_of_a_built_in_surface_survive_a_share_link():
+    at = app({"surface": "rosenbrock", "bounds": "0.5,1.5,0.5,1.5", "start": "0.6,1.4"})
+    no_problems(at)
+    assert [at.number_input(key=k).value for k in state.BOUNDS] == [0.5, 1.5, 0.5, 1.5]
+    assert qp(at, "bounds") == ["0.5,1.5,0.5,1.5"]
+    # Choosing another surface resets the view to that surface's own bounds.
+    at.selectbox(key="surface").set_value("booth").run()
+    no_problems(at)
+    assert [at.number_input(key=k).value for k in state.BOUNDS] == [-10.0, 10.0, -10.0, 10.0]
+    assert "bounds" not in at.query_params
+
+
+def test_link_without_optimizers_shows_the_default_comparison_there():
+    at = app({"surface": "beale"})
+    no_problems(at)
+    assert not at.warning
+    assert at.selectbox(key="surface").value == "beale"
+    assert len(summary(at)) == 3
+
+
+def test_typed_formula_starts_where_it_is_defined():
+    at = app()
+    at.selectbox(key="surface").set_value("custom").run()
+    at.text_input(key="expr").set_value("sqrt(x) + y**2").run()
+    no_problems(at)
+    assert at.number_input(key="start_x").value >= 0
+    # Every optimizer starts on finite ground (some may later walk into x < 0).
+    for row in summary(at):
+        assert row["status"] != "diverged at step 0"
+        assert math.isfinite(row["best_loss"])

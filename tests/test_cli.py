@@ -551,3 +551,11 @@ def test_list_survives_a_stdout_that_cannot_encode_greek() -> None:
     )
     assert proc.returncode == 0, proc.stderr.decode("cp1252", "replace")
     assert b"Surfaces:" in proc.stdout
+
+
+def test_huge_integer_in_a_spec_exits_2_with_one_line() -> None:
+    code, out, err = call(
+        "surface", "--surface", "rosenbrock", "--opt", "lbfgs:max_iter=" + "9" * 400
+    )
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "far too large" in err and "Traceback" not in err

@@ -625,3 +625,22 @@ def test_run_is_lazy() -> None:
     assert next(gen).step == 0
     assert time.perf_counter() - start < 1.0
     gen.close()
+
+
+def test_evaluation_budget_caps_lbfgs_work() -> None:
+    heavy = OptimizerConfig.create("lbfgs", max_iter=200)
+    with pytest.raises(ValueError, match=r"steps: L-BFGS .* may evaluate f up to 1,250,000 times"):
+        SurfaceRunConfig((heavy,), steps=5000)
+    # The same optimizer within the budget, and plain optimizers at the step cap, are fine.
+    SurfaceRunConfig((heavy,), steps=800)
+    SurfaceRunConfig((OptimizerConfig("adam"),), steps=5000)
+
+
+def test_optimizers_given_as_a_list_become_a_hashable_tuple() -> None:
+    cfg = SurfaceRunConfig([OptimizerConfig("adam")], steps=3)  # type: ignore[arg-type]
+    assert isinstance(cfg.optimizers, tuple) and hash(cfg)
+
+
+def test_huge_integer_hyperparameter_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="history_size value: a 400-digit number is far too large"):
+        OptimizerConfig.create("lbfgs", history_size=int("9" * 400))

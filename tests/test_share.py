@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from optlab.optimizers import OPTIMIZERS, PRESETS, OptimizerConfig
-from optlab.surface_run import MAX_NOISE, MAX_OPTIMIZERS, MAX_STEPS, SurfaceRunConfig
+from optlab.surface_run import MAX_NOISE, MAX_OPTIMIZERS, MAX_SEED, MAX_STEPS, SurfaceRunConfig
 from optlab.surfaces import CUSTOM, SURFACES, get_surface
 from optlab.textform import KNOWN_KEYS, config_from_params, config_to_params
 
@@ -55,7 +55,7 @@ CONFIGS = {
         (opt("adam"),), surface="himmelblau", bounds=((-6.0, 6.0), (-1.0, 5.0)), start=(0.1, 0.2)
     ),
     "noise and seed": SurfaceRunConfig(
-        (opt("adam", lr=0.05),), surface="beale", noise=0.375, seed=2**63 - 1, steps=MAX_STEPS
+        (opt("adam", lr=0.05),), surface="beale", noise=0.375, seed=MAX_SEED, steps=MAX_STEPS
     ),
     "several with presets": SurfaceRunConfig(
         (
@@ -244,7 +244,7 @@ def run_configs(draw: st.DrawFn) -> SurfaceRunConfig:
     fields: dict[str, Any] = {
         "steps": draw(st.integers(1, MAX_STEPS)),
         "noise": draw(st.floats(min_value=0.0, max_value=MAX_NOISE)),
-        "seed": draw(st.integers(0, 2**63 - 1)),
+        "seed": draw(st.integers(0, MAX_SEED)),
     }
     surface = draw(st.sampled_from([*SURFACES, None]))
     if surface is None:
@@ -275,3 +275,22 @@ def test_round_trip_property(cfg: SurfaceRunConfig) -> None:
     assert back == cfg
     assert hash(back) == hash(cfg)
     assert all(math.isfinite(v) for v in back.start)
+
+
+def test_huge_integer_in_a_link_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="far too large"):
+        config_from_params({"opt": ["lbfgs:max_iter=" + "9" * 400]})
+
+
+def test_link_without_optimizers_uses_the_given_defaults() -> None:
+    defaults = (OptimizerConfig("adam"), OptimizerConfig("sgd"))
+    cfg = config_from_params({"surface": ["beale"]}, default_optimizers=defaults)
+    assert cfg.surface == "beale" and cfg.optimizers == defaults
+
+
+def test_bounds_of_a_built_in_surface_round_trip() -> None:
+    zoomed = SurfaceRunConfig((OptimizerConfig("adam"),), bounds=((0.0, 1.5), (0.0, 1.5)))
+    params = config_to_params(zoomed)
+    assert params["bounds"] == "0.0,1.5,0.0,1.5"
+    listed = {k: v if isinstance(v, list) else [v] for k, v in params.items()}
+    assert config_from_params(listed) == zoomed

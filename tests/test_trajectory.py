@@ -228,3 +228,9 @@ def test_summary_of_a_running_snapshot(records: list) -> None:
     assert (rows[0].status, rows[2].status) == (RUNNING, RUNNING)
     assert rows[1].status == "diverged at step 1"
     assert rows[0].evals == 5
+
+
+def test_best_loss_excludes_the_point_where_the_run_diverged() -> None:
+    # Far outside the bounds a saddle reaches absurd values; that is no "best".
+    assert path((1.0, 0.5, -6.8e22), status=DIVERGED).best_loss == 0.5
+    assert path((1.0, 0.5, -6.8e22)).best_loss == -6.8e22  # a finished run keeps all

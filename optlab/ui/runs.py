@@ -25,15 +25,24 @@ from optlab.trajectory import Trajectory, TrajectoryCollector, collect
 REDRAW_EVERY_S = 0.5
 #: Wall-clock budget of one page run; longer runs stop with what they have.
 RUN_BUDGET_S = 30.0
+#: Runs computing at once per server; others wait their turn.
+MAX_CONCURRENT_RUNS = 2
 
 
 class TrajectoryCache:
-    """A thread-safe LRU of finished trajectories keyed by single-optimizer configs."""
+    """A thread-safe LRU of finished trajectories keyed by single-optimizer configs.
 
-    def __init__(self, maxsize: int = 1024) -> None:
+    Its values are immutable (frozen `Trajectory` tuples) and only whole entries
+    are added or evicted, under a lock, so sessions can share it. The size is
+    bounded by the number of recorded steps it holds (about 250 bytes each),
+    not by entries: one 5000-step path weighs as much as a hundred short ones.
+    """
+
+    def __init__(self, max_steps: int = 400_000) -> None:
         self._items: OrderedDict[SurfaceRunConfig, Trajectory] = OrderedDict()
         self._lock = threading.Lock()
-        self._maxsize = maxsize
+        self._max_steps = max_steps
+        self._steps = 0
 
     def get(self, key: SurfaceRunConfig) -> Trajectory | None:
         """The cached trajectory for ``key``, or None."""
@@ -46,20 +55,31 @@ class TrajectoryCache:
     def put(self, key: SurfaceRunConfig, value: Trajectory) -> None:
         """Stores a finished trajectory, evicting the least recently used."""
         with self._lock:
+            if key in self._items:
+                self._steps -= len(self._items.pop(key).step)
             self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self._maxsize:
-                self._items.popitem(last=False)
+            self._steps += len(value.step)
+            while self._steps > self._max_steps and len(self._items) > 1:
+                _, old = self._items.popitem(last=False)
+                self._steps -= len(old.step)
 
-    def __len__(self) -> int:
+    @property
+    def steps(self) -> int:
+        """Recorded steps held, the measure of its size."""
         with self._lock:
-            return len(self._items)
+            return self._steps
 
 
 @st.cache_resource
 def trajectory_cache() -> TrajectoryCache:
     """The process-wide cache (one per server)."""
     return TrajectoryCache()
+
+
+@st.cache_resource
+def run_slots() -> threading.BoundedSemaphore:
+    """Caps concurrent runs per server: a workshop's thirty clicks share two cores."""
+    return threading.BoundedSemaphore(MAX_CONCURRENT_RUNS)
 
 
 @st.cache_resource(show_spinner="Starting the engine…")
@@ -103,15 +123,19 @@ def run_cached(
 
     todo = cfg.with_optimizers(*(k.optimizers[0] for k in missing))
     collector = TrajectoryCollector(todo.optimizers)
-    started = last_draw = time.monotonic()
     finished = True
 
     def merged() -> list[Trajectory]:
         fresh = dict(zip(missing, collector.snapshot(), strict=True))
         return [found.get(k) or fresh[k] for k in keys]
 
+    slots = run_slots()
+    if not slots.acquire(blocking=False):
+        with st.spinner("Waiting for a free engine slot (other users are running)…"):
+            slots.acquire()
     records = run_surface(todo)
     try:
+        started = last_draw = time.monotonic()
         for record in records:
             collector.add(record)
             now = time.monotonic()
@@ -123,6 +147,7 @@ def run_cached(
                 last_draw = now
     finally:
         records.close()
+        slots.release()
     if finished:
         for key, tr in zip(missing, collector.snapshot(), strict=True):
             cache.put(key, tr)

@@ -15,9 +15,9 @@ import streamlit as st
 
 from optlab.hparams import HParam, HValue
 from optlab.optimizers import OPTIMIZERS, PRESETS, OptimizerConfig, Preset
-from optlab.surface_run import SurfaceRunConfig
-from optlab.surfaces import CUSTOM, get_surface
-from optlab.textform import config_from_params, config_to_params
+from optlab.surface_run import SurfaceRunConfig, resolve_surface
+from optlab.surfaces import CUSTOM, FORMULA_BOUNDS, Bounds, get_surface
+from optlab.textform import KNOWN_KEYS, config_from_params, config_to_params
 
 State = MutableMapping[str, Any]
 
@@ -130,19 +130,42 @@ def default_config() -> SurfaceRunConfig:
     )
 
 
+def _write_bounds(state: State, bounds: Bounds) -> None:
+    for key, value in zip(BOUNDS, (v for pair in bounds for v in pair), strict=True):
+        state[key] = float(value)
+
+
+def read_bounds(state: State) -> Bounds:
+    """The bounds the widgets hold."""
+    x0, x1, y0, y1 = (float(state[k]) for k in BOUNDS)
+    return ((x0, x1), (y0, y1))
+
+
 def apply_surface_defaults(state: State, key: str) -> None:
-    """Moves start (and bounds) to the chosen surface's defaults."""
+    """Moves bounds, start and parameters to the chosen surface's defaults."""
     if key == CUSTOM:
         state.setdefault(EXPR, CUSTOM_DEFAULT_EXPR)
-        bounds = ((-5.0, 5.0), (-5.0, 5.0))
-        for k, v in zip(BOUNDS, (v for pair in bounds for v in pair), strict=True):
-            state[k] = v
-        state[START_X], state[START_Y] = -3.0, 3.0
+        _write_bounds(state, FORMULA_BOUNDS)
+        apply_formula_start(state)
         return
     surface = get_surface(key)
+    _write_bounds(state, surface.bounds)
     state[START_X], state[START_Y] = surface.start
     for hp in surface.params:
         state[f"sp_{hp.name}"] = float(hp.default)
+
+
+def apply_formula_start(state: State) -> None:
+    """Moves the start to the engine's default for the typed formula.
+
+    That start lies where the formula is defined (``sqrt(x)`` starts at x >= 0);
+    a formula that does not parse leaves the start alone (its error is shown).
+    """
+    try:
+        surface = resolve_surface(CUSTOM, (), state.get(EXPR), read_bounds(state))
+    except ValueError:
+        return
+    state[START_X], state[START_Y] = surface.start
 
 
 def apply_config(state: State, cfg: SurfaceRunConfig) -> None:
@@ -152,8 +175,7 @@ def apply_config(state: State, cfg: SurfaceRunConfig) -> None:
     state[SURFACE] = cfg.surface
     if cfg.surface == CUSTOM:
         state[EXPR] = cfg.expr
-        for k, v in zip(BOUNDS, (v for pair in cfg.bounds for v in pair), strict=True):
-            state[k] = v
+    _write_bounds(state, cfg.bounds)
     for name, value in cfg.surface_values:
         state[f"sp_{name}"] = float(value)
     state[START_X], state[START_Y] = cfg.start
@@ -175,16 +197,12 @@ def config_from_state(state: State) -> SurfaceRunConfig:
         if custom
         else tuple((hp.name, float(state[f"sp_{hp.name}"])) for hp in get_surface(key).params)
     )
-    bounds = None
-    if custom:
-        x0, x1, y0, y1 = (float(state[k]) for k in BOUNDS)
-        bounds = ((x0, x1), (y0, y1))
     return SurfaceRunConfig(
         optimizers=tuple(read_slot(state, slot) for slot in state[SLOTS]),
         surface=key,
         surface_values=values,
         expr=state.get(EXPR) if custom else None,
-        bounds=bounds,
+        bounds=read_bounds(state),
         start=(float(state[START_X]), float(state[START_Y])),
         steps=int(state[STEPS]),
         noise=float(state[NOISE]),
@@ -203,9 +221,9 @@ def initialise() -> None:
         return
     cfg = default_config()
     params = {k: st.query_params.get_all(k) for k in st.query_params}
-    if params.get("opt") or params.get("surface"):
+    if any(k in KNOWN_KEYS for k in params):
         try:
-            cfg = config_from_params(params)
+            cfg = config_from_params(params, default_optimizers=cfg.optimizers)
         except ValueError as err:
             state[SHARE_WARNING] = f"This link could not be used ({err}); showing the defaults."
     apply_config(state, cfg)

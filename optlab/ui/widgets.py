@@ -144,17 +144,20 @@ def sidebar_settings() -> None:
             "f(x, y) =",
             key=S.EXPR,
             max_chars=500,
+            on_change=S.apply_formula_start,
+            args=(state,),
             help="Numbers, x, y, pi, e, + - * / ** (or ^), and functions such as "
             "sin, cos, exp, log, sqrt, abs, tanh, min, max, atan2.",
         )
+    else:
+        for hp in get_surface(key).params:
+            hparam_widget(hp, (f"sp_{hp.name}",), label=f"{hp.name} ({hp.help})")
+    with st.expander("Bounds (zoom)", expanded=key == CUSTOM):
         c1, c2 = st.columns(2)
         for col, k, label in zip(
             (c1, c2, c1, c2), S.BOUNDS, ("x min", "x max", "y min", "y max"), strict=True
         ):
             col.number_input(label, key=k, format="%g")
-    else:
-        for hp in get_surface(key).params:
-            hparam_widget(hp, (f"sp_{hp.name}",), label=f"{hp.name} ({hp.help})")
     c1, c2 = st.columns(2)
     c1.number_input("start x", key=S.START_X, format="%g", step=0.1)
     c2.number_input("start y", key=S.START_Y, format="%g", step=0.1)
