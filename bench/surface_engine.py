@@ -25,7 +25,6 @@ import torch
 from optlab.optimizers import OptimizerConfig
 from optlab.surface_run import SurfaceRunConfig, add_noise, noise_generator, run_surface
 
-
 #: Largest difference between the engine's and the plain loop's paths.
 TOLERANCE = 1e-9
 
