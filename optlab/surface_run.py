@@ -1,9 +1,10 @@
 """Runs optimizers on a 2-D surface: a config in, step records out.
 
-`run_surface` steps K optimizers in lockstep from the same start. Each step
-evaluates all K points with one stacked forward pass and one autograd pass
-(the gradients of a sum of independent terms are the per-point gradients),
-then calls each real `torch.optim` optimizer's ``step()``. LBFGS needs its own
+`run_surface` steps K optimizers in lockstep from the same start. All K points
+live in one (K, 2) tensor, each optimizer owning a view of its row, so each
+step evaluates every point with one forward and one autograd pass (the points
+are independent, so the per-point gradients come out of one backward), then
+calls each real `torch.optim` optimizer's ``step()``. LBFGS needs its own
 closure, which only sees its own point. The trajectories equal those of a
 plain per-optimizer ``zero_grad(); loss.backward(); step()`` loop.
 
