@@ -1,4 +1,4 @@
-"""The command line: ``python -m optlab surface ...`` and ``python -m optlab list``.
+"""The command line: ``python -m optlab surface|train|list ...``.
 
 A stable contract that tests and benchmarks use. Bad input exits with status
 2 and one line on stderr naming the problem, never a traceback.
@@ -9,23 +9,50 @@ Examples::
         --opt adam:lr=0.05 --opt sgd:lr=0.001,momentum=0.9,nesterov=true \\
         --opt lbfgs:lr=1,line_search_fn=strong_wolfe --out run.json
     python -m optlab surface --expr "x**2 + 10*y**2" --start 3,1 --opt rmsprop
+    python -m optlab train --synthetic --opt sgd:lr=0.05,momentum=0.9 --opt adam:lr=0.002 \\
+        --steps 200 --checkpoint run.pt --out run.json
+    python -m optlab train --synthetic --opt sgd:lr=0.05,momentum=0.9 --opt adam:lr=0.002 \\
+        --steps 400 --resume run.pt    # 200 more steps
     python -m optlab list
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import math
+import shutil
+import statistics
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, TextIO
 
+import torch
+
+from optlab.checkpoint import CheckpointError, load_checkpoint, restore, save_checkpoint
+from optlab.data import LoadedData, Progress, load_cifar10, synthetic_cifar
+from optlab.data.synthetic import SYNTHETIC_CLASSES
 from optlab.export import run_to_csv, run_to_json, write_atomic
+from optlab.models import MODELS, get_model_spec
 from optlab.optimizers import OPTIMIZERS, PRESETS, OptimizerConfig
+from optlab.schedulers import SCHEDULERS, SchedulerConfig
 from optlab.surface_run import MAX_STEPS, SurfaceRunConfig
 from optlab.surfaces import CUSTOM, SURFACES
 from optlab.textform import parse_bounds, parse_point, parse_surface_values
+from optlab.train_run import (
+    DEVICES,
+    DIVERGED,
+    DONE,
+    RUNNING,
+    EvalRecord,
+    TrainingSession,
+    TrainRecord,
+    TrainRunConfig,
+    TrainSlot,
+)
 from optlab.trajectory import REACH_TOL, collect, summarize
 
 
@@ -41,7 +68,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m optlab", description="OptLab: torch.optim on 2-D surfaces.")
+    parser = _Parser(
+        prog="python -m optlab",
+        description="OptLab: torch.optim on 2-D surfaces and a CIFAR-10 CNN.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("surface", help="run optimizers on a 2-D surface")
@@ -66,6 +96,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="write the run as JSON to this file")
     run.add_argument("--csv", help="write the trajectories as CSV to this file")
 
+    _add_train_parser(sub)
     sub.add_parser("list", help="list optimizers (with hyperparameters) and surfaces")
     return parser
 
@@ -160,6 +191,520 @@ def _cmd_list() -> int:
     return 0
 
 
+# --- train: CNNs on CIFAR-10 -------------------------------------------------------------
+
+#: TrainRunConfig's own defaults, so the CLI's and the engine's never drift apart.
+_TRAIN_DEFAULTS: dict[str, Any] = {
+    f.name: f.default
+    for f in dataclasses.fields(TrainRunConfig)
+    if f.default is not dataclasses.MISSING
+}
+#: Synthetic set sizes: the loader's default, and CIFAR-10's own size as a cap.
+_SYNTHETIC_DEFAULT = (5000, 1000)
+_SYNTHETIC_MAX = (50_000, 10_000)
+#: Settings a resumed run may change: its length and where it runs.
+_RESUMABLE_CHANGES = frozenset({"steps", "epochs", "device"})
+#: The option that sets each config field, for messages.
+_TRAIN_FLAGS = {
+    "slots": "--opt",
+    "model": "--model",
+    "batch_size": "--batch-size",
+    "train_limit": "--train-limit",
+    "test_limit": "--test-limit",
+    "augment": "--augment",
+    "clip_grad_norm": "--clip-grad-norm",
+    "eval_every": "--eval-every",
+    "seed": "--seed",
+}
+
+
+def _limit(text: str) -> int | None:
+    """A subset size: a whole number, or ``all``."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
+
+
+def _add_train_parser(sub: Any) -> None:
+    d = _TRAIN_DEFAULTS
+    train = sub.add_parser("train", help="train a CIFAR-10 CNN with optimizers side by side")
+    source = train.add_mutually_exclusive_group()
+    source.add_argument("--data", metavar="DIR", help="a cifar-10-batches-py folder or its parent")
+    source.add_argument(
+        "--synthetic", action="store_true", help="use the synthetic shapes set, not CIFAR-10"
+    )
+    models = ", ".join(m.key for m in MODELS)
+    train.add_argument("--model", default=d["model"], help=f"{models} ({d['model']})")
+    train.add_argument(
+        "--opt",
+        action="append",
+        required=True,
+        metavar="SPEC",
+        help="key[:name=value,...], e.g. adam:lr=0.002 or sgd:lr=0.05,momentum=0.9 (repeatable)",
+    )
+    train.add_argument(
+        "--classifier-lr-mult",
+        type=float,
+        default=1.0,
+        metavar="M",
+        help="lr multiple of the classifier (linear) layers, for every --opt (1)",
+    )
+    schedulers = ", ".join(s.key for s in SCHEDULERS)
+    train.add_argument(
+        "--scheduler",
+        default="none",
+        metavar="NAME[:k=v,...]",
+        help=f"lr scheduler for every --opt: {schedulers} (none)",
+    )
+    length = train.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, help="passes over the training images (1)")
+    length.add_argument("--steps", type=int, help="optimizer steps, instead of --epochs")
+    train.add_argument(
+        "--batch-size",
+        type=int,
+        default=d["batch_size"],
+        help=f"images per step ({d['batch_size']})",
+    )
+    for name, what in (("train", "training"), ("test", "test")):
+        train.add_argument(
+            f"--{name}-limit",
+            type=_limit,
+            default=d[f"{name}_limit"],
+            metavar="N|all",
+            help=f"use the first N {what} images ({d[f'{name}_limit']})",
+        )
+    train.add_argument("--seed", type=int, default=d["seed"], help="weights, data order (0)")
+    train.add_argument(
+        "--device",
+        default=d["device"],
+        help=f"{'|'.join(DEVICES)} (auto: CUDA, then MPS, then CPU)",
+    )
+    train.add_argument(
+        "--augment", action="store_true", help="random crop (padding 4) and flip per batch"
+    )
+    train.add_argument(
+        "--clip-grad-norm", type=float, metavar="C", help="clip gradient norms to C (off)"
+    )
+    train.add_argument(
+        "--eval-every",
+        type=int,
+        default=d["eval_every"],
+        metavar="K",
+        help=f"test every K steps and at each epoch end ({d['eval_every']})",
+    )
+    train.add_argument("--checkpoint", metavar="PATH", help="write a checkpoint at the end")
+    train.add_argument(
+        "--checkpoint-every", type=int, metavar="N", help="also write it every N steps"
+    )
+    train.add_argument(
+        "--resume",
+        metavar="PATH",
+        help="continue a checkpointed run (--steps/--epochs count from its start)",
+    )
+    train.add_argument("--out", help="write the run as JSON to this file")
+
+
+def _train_config(args: argparse.Namespace, saved: dict[str, Any] | None) -> TrainRunConfig:
+    steps, epochs = args.steps, args.epochs
+    if steps is None and epochs is None:
+        # A resumed run goes on to its own end unless told otherwise.
+        steps, epochs = (saved.get("steps"), saved.get("epochs")) if saved else (None, 1)
+    scheduler = SchedulerConfig.from_text(args.scheduler)
+    slots = tuple(
+        TrainSlot(OptimizerConfig.from_text(spec), args.classifier_lr_mult, scheduler)
+        for spec in args.opt
+    )
+    return TrainRunConfig(
+        slots=slots,
+        model=args.model.strip().lower(),
+        batch_size=args.batch_size,
+        steps=steps,
+        epochs=epochs,
+        train_limit=args.train_limit,
+        test_limit=args.test_limit,
+        augment=args.augment,
+        clip_grad_norm=args.clip_grad_norm,
+        eval_every=args.eval_every,
+        seed=args.seed,
+        device=args.device.strip().lower(),
+    )
+
+
+class _StatusLine:
+    """A status line on stderr: redrawn in place on a terminal, else printed now and then.
+
+    A log file or a pipe gets a new line at every tenth of the work (every few
+    seconds when the total is unknown) instead of a stream of carriage returns.
+    """
+
+    REDRAW_S = 0.1
+    QUIET_S = 5.0
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        isatty = getattr(stream, "isatty", None)
+        self.tty = bool(isatty and isatty())
+        self.width = 0
+        self.decile = 0
+        self.last = -math.inf
+
+    def show(self, text: str, fraction: float | None, force: bool = False) -> None:
+        """Shows ``text``, ``fraction`` of the way through (None: unknown)."""
+        now = time.monotonic()
+        if self.tty:
+            if not force and now - self.last < self.REDRAW_S:
+                return
+            text = text[: shutil.get_terminal_size().columns - 1]
+            self.stream.write("\r" + text.ljust(self.width))
+            self.stream.flush()
+            self.width = len(text)
+        else:
+            if fraction is not None:
+                decile = int(fraction * 10 + 1e-9)
+                if decile <= self.decile:
+                    return
+                self.decile = decile
+            elif now - self.last < self.QUIET_S:
+                return
+            print(text, file=self.stream, flush=True)
+        self.last = now
+
+    def close(self) -> None:
+        """Ends a line drawn in place."""
+        if self.tty and self.width:
+            self.stream.write("\n")
+            self.stream.flush()
+        self.width = 0
+
+
+def _download_progress(line: _StatusLine) -> Progress:
+    def report(done: int, total: int | None) -> None:
+        text = f"downloading CIFAR-10: {done / 2**20:.1f} MiB"
+        if total:
+            text += f" of {total / 2**20:.1f} MiB"
+        line.show(text, done / total if total else None, force=bool(total) and done >= total)
+
+    return report
+
+
+def _load_data(args: argparse.Namespace, cfg: TrainRunConfig) -> LoadedData:
+    # Only as many synthetic images as the run uses: generating them takes time.
+    limits = (cfg.train_limit, cfg.test_limit)
+    n_train, n_test = (
+        default if limit is None else min(limit, cap)
+        for limit, default, cap in zip(limits, _SYNTHETIC_DEFAULT, _SYNTHETIC_MAX, strict=True)
+    )
+    size = (n_train, n_test)
+    if args.synthetic:
+        train, test = synthetic_cifar(*size, seed=0)
+        source = (
+            f"synthetic shapes, not CIFAR-10 ({size[0]} train / {size[1]} test images, seed 0), "
+            "as asked by --synthetic"
+        )
+        return LoadedData(train, test, SYNTHETIC_CLASSES, "synthetic", source)
+    if args.data is not None:
+        if not args.data.strip():
+            raise ValueError("--data: give a folder")
+        return load_cifar10(data_dir=args.data, download=False, synthetic=False)
+    line = _StatusLine(sys.stderr)
+    try:
+        return load_cifar10(progress=_download_progress(line), synthetic_size=size)
+    finally:
+        line.close()
+
+
+def _saved_config(state: dict[str, Any]) -> dict[str, Any]:
+    saved = state["config"]
+    if not isinstance(saved, dict):
+        raise CheckpointError("checkpoint: the file holds no valid configuration")
+    return saved
+
+
+def _setting(name: str, value: Any) -> str:
+    if name != "slots" or not isinstance(value, list):
+        return "all" if value is None and name.endswith("_limit") else str(value)
+    texts = []
+    for slot in value:
+        if not isinstance(slot, dict):
+            texts.append(str(slot))
+            continue
+        extra = []
+        if slot.get("classifier_lr_mult", 1) != 1:
+            extra.append(f"--classifier-lr-mult {slot.get('classifier_lr_mult'):g}")
+        if slot.get("scheduler", "none") != "none":
+            extra.append(f"--scheduler {slot.get('scheduler')}")
+        texts.append(" ".join([str(slot.get("optimizer")), *extra]))
+    return " / ".join(texts)
+
+
+def _check_same_setup(cfg: TrainRunConfig, saved: dict[str, Any]) -> None:
+    """Refuses to resume a checkpoint of another comparison, naming what differs."""
+    mine = cfg.to_dict()
+    names = [*mine, *(k for k in saved if k not in mine)]
+    differ = [k for k in names if k not in _RESUMABLE_CHANGES and mine.get(k) != saved.get(k)]
+    if differ:
+        parts = [
+            f"{_TRAIN_FLAGS.get(k, k)} {_setting(k, saved.get(k))} there, "
+            f"{_setting(k, mine.get(k))} here"
+            for k in differ
+        ]
+        raise CheckpointError(
+            f"--resume: the checkpoint was made with other settings ({'; '.join(parts)})"
+        )
+
+
+def _length_text(cfg: TrainRunConfig, total: int) -> str:
+    if cfg.steps is not None:
+        return f"--steps {cfg.steps}"
+    return f"--epochs {cfg.epochs} ({total} steps)"
+
+
+def _resume(session: TrainingSession, state: dict[str, Any]) -> None:
+    """Restores ``state`` into ``session``, which may run longer than the original.
+
+    The caller has checked that everything but the length and the device
+    matches. The steps counted so far stay: the session's own length is the
+    new target, and optimizers that finished the original run go on.
+    """
+    saved = state["config"]
+    try:
+        step, order = state["step"], state["order"]
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise TypeError(f"step {step!r}")
+        status = [RUNNING if s == DONE else s for s in state["status"]]
+        n_saved = len(order)
+        saved_steps, per_epoch = saved.get("steps"), session.per_epoch
+        saved_total = saved_steps if saved_steps is not None else saved["epochs"] * per_epoch
+        if isinstance(saved_total, bool) or not isinstance(saved_total, int):
+            raise TypeError(f"length {saved_total!r}")
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"checkpoint: damaged ({err})") from None
+    n_train = len(session.train_labels)
+    if n_saved != n_train:
+        raise CheckpointError(
+            f"--resume: the checkpoint was trained on {n_saved} images, this data has {n_train}"
+        )
+    total = session.total_steps
+    if total <= step:
+        raise ValueError(
+            f"{_length_text(session.cfg, total)}: the checkpoint is at step {step} already "
+            "(--steps/--epochs count from the start of the original run)"
+        )
+    if total != saved_total:
+        for slot in session.cfg.slots:
+            if slot.scheduler.spec.spans_run:
+                hint = f"; resume with --steps {saved_total}" if step < saved_total else ""
+                raise ValueError(
+                    f"--scheduler {slot.scheduler.key}: the checkpoint's schedule spans its "
+                    f"{saved_total} steps, so the run cannot change length{hint}"
+                )
+    if RUNNING not in status:
+        raise ValueError("--resume: every optimizer in the checkpoint diverged; nothing to train")
+    # The config check was done above, with the length and device left free.
+    restore(session, {**state, "config": session.cfg.to_dict(), "status": status})
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+@dataclasses.dataclass
+class _RunLog:
+    """What the CLI keeps of one optimizer's records."""
+
+    slot: TrainSlot
+    status: str
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    evals: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    speeds: list[float] = dataclasses.field(default_factory=list)
+    smooth_loss: float = math.nan
+    diverged_at: int | None = None
+
+    def add(self, record: TrainRecord | EvalRecord) -> None:
+        if isinstance(record, EvalRecord):
+            self.evals.append(
+                {
+                    "step": record.step,
+                    "test_loss": _finite(record.test_loss),
+                    "test_acc": record.test_acc,
+                }
+            )
+            return
+        self.status = record.status
+        if record.status == DIVERGED:
+            self.diverged_at = record.step
+        else:
+            self.smooth_loss = record.smooth_loss
+        if math.isfinite(record.images_per_s):
+            self.speeds.append(record.images_per_s)
+        self.history.append(
+            {
+                "step": record.step,
+                "epoch": record.epoch,
+                "train_loss": _finite(record.train_loss),
+                "smooth_loss": _finite(record.smooth_loss),
+                "train_acc": record.train_acc,
+                "lr": record.lrs[0],
+                "lrs": list(record.lrs),
+                "grad_norm": _finite(record.grad_norm),
+                "update_ratio": _finite(record.update_ratio),
+            }
+        )
+
+    @property
+    def final_test_acc(self) -> float | None:
+        return self.evals[-1]["test_acc"] if self.evals else None
+
+    @property
+    def best_test_acc(self) -> float | None:
+        return max(e["test_acc"] for e in self.evals) if self.evals else None
+
+    @property
+    def images_per_s(self) -> float | None:
+        return statistics.median(self.speeds) if self.speeds else None
+
+    def status_text(self) -> str:
+        if self.status == DIVERGED and self.diverged_at is not None:
+            return f"diverged at step {self.diverged_at}"
+        return self.status
+
+    def to_dict(self) -> dict[str, Any]:
+        opt = self.slot.optimizer
+        return {
+            "optimizer": opt.key,
+            "label": self.slot.label,
+            "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in opt.values},
+            "classifier_lr_mult": self.slot.classifier_lr_mult,
+            "scheduler": self.slot.scheduler.to_text(),
+            "status": self.status,
+            "diverged_at": self.diverged_at,
+            "history": self.history,
+            "evals": self.evals,
+            "final_test_acc": self.final_test_acc,
+            "best_test_acc": self.best_test_acc,
+            "images_per_s": self.images_per_s,
+        }
+
+
+def _short_names(slots: Sequence[TrainSlot]) -> list[str]:
+    names = [slot.optimizer.spec.label for slot in slots]
+    return [f"{n} #{i + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+
+
+def _train(
+    session: TrainingSession,
+    logs: list[_RunLog],
+    checkpoint: str | None,
+    every: int | None,
+) -> None:
+    """Runs the session to its end, showing progress and checkpointing every N steps."""
+    line = _StatusLine(sys.stderr)
+    names = _short_names(session.cfg.slots)
+    first, total, batch = session.step, session.total_steps, session.cfg.batch_size
+    active = [i for i, s in enumerate(session.status) if s == RUNNING]
+    started = time.perf_counter()
+    try:
+        for record in session.run():
+            logs[record.index].add(record)
+            if isinstance(record, TrainRecord):
+                if record.index != active[-1]:
+                    continue  # the step's other optimizers have yet to report
+                active = [i for i in active if session.status[i] != DIVERGED]
+                done, elapsed = record.step - first, time.perf_counter() - started
+                losses = "  ".join(
+                    f"{name} {'diverged' if log.status == DIVERGED else f'{log.smooth_loss:.3f}'}"
+                    for name, log in zip(names, logs, strict=True)
+                )
+                speed = f"{done * batch / elapsed:.0f} img/s" if elapsed > 0 else "- img/s"
+                eta = f"ETA {(total - record.step) * elapsed / done:.0f}s"
+                text = f"step {record.step}/{total} (epoch {record.epoch + 1})  {losses}  {speed}"
+                line.show(f"{text}  {eta}", done / (total - first), force=record.step == total)
+                # A step ends with its last training record unless evaluations follow.
+                step_over = not active or not session.evaluates_after(record.step)
+            else:
+                step_over = record.index == active[-1]
+            if step_over and every and record.step % every == 0 and record.step < total and active:
+                save_checkpoint(session, checkpoint)
+    finally:
+        line.close()
+
+
+def _train_table(logs: Sequence[_RunLog]) -> str:
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1%}"
+
+    header = ["optimizer", "final test acc", "best test acc", "train loss (EMA)"]
+    header += ["images/s (median)", "status"]
+    rows = [
+        [
+            log.slot.label,
+            pct(log.final_test_acc),
+            pct(log.best_test_acc),
+            _num(log.smooth_loss) if log.history else "-",
+            "-" if log.images_per_s is None else f"{log.images_per_s:.0f}",
+            log.status_text(),
+        ]
+        for log in logs
+    ]
+    return _table(header, rows)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    _check_output("--out", args.out)
+    _check_output("--checkpoint", args.checkpoint)
+    if args.checkpoint_every is not None:
+        if args.checkpoint is None:
+            raise ValueError("--checkpoint-every: needs --checkpoint PATH")
+        if args.checkpoint_every < 1:
+            raise ValueError(f"--checkpoint-every: must be at least 1, got {args.checkpoint_every}")
+    # A bad checkpoint or setting fails before any data is loaded.
+    state = load_checkpoint(args.resume) if args.resume is not None else None
+    saved = _saved_config(state) if state is not None else None
+    cfg = _train_config(args, saved)
+    if saved is not None:
+        _check_same_setup(cfg, saved)
+    data = _load_data(args, cfg)
+    session = TrainingSession(cfg, data)
+    if state is not None:
+        _resume(session, state)
+    first = session.step
+    # Only now, so that bad input still gets exactly one line on stderr.
+    print(f"data: {data.source}", file=sys.stderr)
+    logs = [_RunLog(slot, s) for slot, s in zip(cfg.slots, session.status, strict=True)]
+    try:
+        _train(session, logs, args.checkpoint, args.checkpoint_every)
+    except RuntimeError as err:
+        text = str(err).strip().splitlines()
+        print(f"optlab: error: training failed: {text[0] if text else err!r}", file=sys.stderr)
+        return 1
+    where = f"steps {first + 1}-{session.total_steps} resumed from {args.resume}" if first else ""
+    print(
+        f"{get_model_spec(cfg.model).label}: {session.total_steps} steps of {cfg.batch_size} "
+        f"images{f' ({where})' if where else ''}, {len(session.train_labels)} train / "
+        f"{len(session.test_labels)} test images ({data.kind}), on {session.device}"
+    )
+    print(_train_table(logs))
+    if args.checkpoint:
+        save_checkpoint(session, args.checkpoint)
+        print(f"wrote {args.checkpoint} (step {session.step})")
+    if args.out:
+        out = {
+            "config": cfg.to_dict(),
+            "torch_version": torch.__version__,
+            "device": str(session.device),
+            "data_source": data.source,
+            "data_kind": data.kind,
+            "resumed_from": {"checkpoint": args.resume, "step": first} if state else None,
+            "runs": [log.to_dict() for log in logs],
+        }
+        write_atomic(args.out, json.dumps(out, allow_nan=False))
+        print(f"wrote {args.out}")
+    return 0
+
+
 #: Options whose values may start with "-" (a negative start, a formula "-x**2").
 _VALUE_OPTIONS = ("--start", "--bounds", "--expr", "--param", "--opt")
 
@@ -191,6 +736,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _build_parser().parse_args(argv)
         if args.command == "list":
             return _cmd_list()
+        if args.command == "train":
+            return _cmd_train(args)
         return _cmd_surface(args)
     except (UsageError, ValueError) as err:
         print(f"optlab: error: {err}", file=sys.stderr)

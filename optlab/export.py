@@ -101,8 +101,8 @@ def run_to_csv(trajectories: Sequence[Trajectory]) -> str:
     return out.getvalue()
 
 
-def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Writes ``text`` to ``path`` via a temporary file and a rename.
+def write_atomic(path: str | os.PathLike[str], text: str | bytes) -> None:
+    """Writes ``text`` (or bytes) to ``path`` via a temporary file and a rename.
 
     A reader never sees a half-written file, and a failed write leaves the
     old file in place.
@@ -110,8 +110,12 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     target = Path(path)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        if isinstance(text, bytes):
+            with os.fdopen(fd, "wb") as f:
+                f.write(text)
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
         # mkstemp creates the file private (0600); give it the mode the file
         # had, or the usual one for a new file.
         mode = target.stat().st_mode & 0o777 if target.exists() else 0o644

@@ -167,3 +167,27 @@ class HParam:
         if value is None:
             return "none"
         return _fmt(value)
+
+
+def split_spec(text: str, what: str) -> tuple[str, list[tuple[str, str]]]:
+    """Splits the SPEC text form ``key[:name=value[,name=value...]]``.
+
+    Returns:
+        The lower-cased key and the ``(name, raw value)`` items in order.
+
+    Raises:
+        ValueError: an empty text, an item without ``=``, or a repeated name.
+    """
+    text = text.strip()
+    if not text:
+        raise ValueError(f"empty {what} spec (expected key[:name=value,...])")
+    key, _, rest = text.partition(":")
+    items: list[tuple[str, str]] = []
+    for item in filter(None, (p.strip() for p in rest.split(","))):
+        name, sep, raw = item.partition("=")
+        if not sep:
+            raise ValueError(f"bad item {item!r} in {what} spec (expected name=value)")
+        if any(name.strip() == seen for seen, _ in items):
+            raise ValueError(f"{name.strip()} is given twice in {what} spec {text!r}")
+        items.append((name.strip(), raw))
+    return key.strip().lower(), items

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from optlab.hparams import HParam, HValue
+from optlab.hparams import HParam, HValue, split_spec
 
 # Shared knobs, written once and reused by every optimizer that has them.
 _EPS = "added to the denominator for numerical stability"
@@ -750,19 +750,7 @@ class OptimizerConfig:
         Raises:
             ValueError: with a message naming the bad part.
         """
-        text = text.strip()
-        if not text:
-            raise ValueError("empty optimizer spec (expected key[:name=value,...])")
-        key, _, rest = text.partition(":")
-        key = key.strip().lower()
+        key, items = split_spec(text, "optimizer")
         base = get_spec(_PRESET_BY_KEY[key].optimizer if key in _PRESET_BY_KEY else key)
-        values: dict[str, HValue] = {}
-        for item in filter(None, (p.strip() for p in rest.split(","))):
-            name, sep, raw = item.partition("=")
-            if not sep:
-                raise ValueError(f"bad item {item!r} in optimizer spec (expected name=value)")
-            name = name.strip()
-            if name in values:
-                raise ValueError(f"{base.label}: {name} is given twice")
-            values[name] = base.hparam(name).parse(raw)
+        values = {name: base.hparam(name).parse(raw) for name, raw in items}
         return cls.create(key, **values)
