@@ -25,7 +25,7 @@ from optlab.train_run import TrainingSession
 MAX_CHECKPOINT_BYTES = 64 * 2**20
 REQUIRED_KEYS = frozenset(
     {"config", "step", "status", "smooth", "order", "order_gen", "augment_gen", "models"}
-    | {"optimizers", "schedulers"}
+    | {"optimizers", "schedulers", "history"}
 )
 
 

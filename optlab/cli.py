@@ -674,6 +674,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     # Only now, so that bad input still gets exactly one line on stderr.
     print(f"data: {data.source}", file=sys.stderr)
     logs = [_RunLog(slot, s) for slot, s in zip(cfg.slots, session.status, strict=True)]
+    for record in session.history:  # a resumed run's history starts at step 1
+        logs[record.index].add(record)
     try:
         _train(session, logs, args.checkpoint, args.checkpoint_every)
     except RuntimeError as err:

@@ -239,6 +239,9 @@ class TrainingSession:
         self.smooth = [0.0] * len(cfg.slots)
         self.order = torch.randperm(len(self.train_labels), generator=self.order_gen)
         self.loss_fn = nn.CrossEntropyLoss()
+        #: Every record so far: checkpoints carry it, so a resumed run's
+        #: history starts at step 1.
+        self.history: list[TrainRecord | EvalRecord] = []
 
     def _format(self, slot: TrainSlot) -> torch.memory_format:
         # torch's L-BFGS flattens gradients with .view(-1), which channels-last
@@ -373,6 +376,7 @@ class TrainingSession:
             if last:
                 self.status = [DONE if s == RUNNING else s for s in self.status]
                 records = [_with_status(r, DONE) if r.status == RUNNING else r for r in records]
+            self.history.extend(records)
             yield from records
             if self.evaluates_after(self.step):
                 for i, status in enumerate(self.status):
@@ -382,6 +386,7 @@ class TrainingSession:
                     sched = self.schedulers[i]
                     if sched is not None and self.cfg.slots[i].scheduler.spec.on_plateau:
                         sched.step(evaluation.test_loss)
+                    self.history.append(evaluation)
                     yield evaluation
 
     def evaluates_after(self, step: int) -> bool:
@@ -406,6 +411,8 @@ class TrainingSession:
             "models": [m.state_dict() for m in self.models],
             "optimizers": [o.state_dict() for o in self.optimizers],
             "schedulers": [s.state_dict() if s is not None else None for s in self.schedulers],
+            # Plain dicts: a weights-only load accepts them, not dataclasses.
+            "history": [{"kind": type(r).__name__, **asdict(r)} for r in self.history],
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -429,6 +436,11 @@ class TrainingSession:
         for sched, sd in zip(self.schedulers, state["schedulers"], strict=True):
             if sched is not None:
                 sched.load_state_dict(sd)
+        kinds = {"TrainRecord": TrainRecord, "EvalRecord": EvalRecord}
+        self.history = [
+            kinds[r["kind"]](**{k: v for k, v in r.items() if k != "kind"})
+            for r in state["history"]
+        ]
 
 
 def _with_status(record: TrainRecord, status: str) -> TrainRecord:

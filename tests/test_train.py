@@ -173,6 +173,8 @@ def test_checkpoint_resume_equals_a_straight_run(data, tmp_path):
     restore(second, load_checkpoint(path))
     tail = list(second.run())
     assert comparable(head + tail) == comparable(straight_records)
+    # The checkpoint carried the first half's records: the history is whole.
+    assert comparable(second.history) == comparable(straight.history)
     for i in range(2):
         for a, b in zip(weights(second, i), weights(straight, i), strict=True):
             torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
