@@ -191,3 +191,16 @@ def split_spec(text: str, what: str) -> tuple[str, list[tuple[str, str]]]:
             raise ValueError(f"{name.strip()} is given twice in {what} spec {text!r}")
         items.append((name.strip(), raw))
     return key.strip().lower(), items
+
+
+def find_hparam(hparams: tuple[HParam, ...], name: str, owner: str, noun: str) -> HParam:
+    """The knob called ``name`` among ``hparams`` of ``owner`` (an optimizer, a scheduler).
+
+    Raises:
+        ValueError: ``<owner> has no <noun> '<name>' (known: ...)``.
+    """
+    for hp in hparams:
+        if hp.name == name:
+            return hp
+    known = ", ".join(hp.name for hp in hparams) or "none"
+    raise ValueError(f"{owner} has no {noun} {name!r} (known: {known})")

@@ -27,6 +27,8 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _NormBase
 from torch.nn.modules.conv import _ConvNd
 
+from optlab.registry import lookup
+
 #: Name of the param group holding the convolutional feature extractor.
 FEATURES = "features"
 #: Name of the param group holding the linear classifier head.
@@ -161,11 +163,7 @@ def get_model_spec(key: str) -> ModelSpec:
     Raises:
         ValueError: naming the unknown key and listing the known ones.
     """
-    try:
-        return _BY_KEY[key]
-    except KeyError:
-        known = ", ".join(_BY_KEY)
-        raise ValueError(f"unknown model {key!r} (known: {known})") from None
+    return lookup(_BY_KEY, key, "model")
 
 
 def build_model(key: str, seed: int) -> nn.Module:

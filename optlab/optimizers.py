@@ -22,7 +22,8 @@ from typing import Any
 
 import torch
 
-from optlab.hparams import HParam, HValue, split_spec
+from optlab.hparams import HParam, HValue, find_hparam, split_spec
+from optlab.registry import lookup
 
 # Shared knobs, written once and reused by every optimizer that has them.
 _EPS = "added to the denominator for numerical stability"
@@ -106,11 +107,7 @@ class OptimizerSpec:
         Raises:
             ValueError: if this optimizer has no such hyperparameter.
         """
-        for hp in self.hparams:
-            if hp.name == name:
-                return hp
-        known = ", ".join(hp.name for hp in self.hparams)
-        raise ValueError(f"{self.label} has no hyperparameter {name!r} (known: {known})")
+        return find_hparam(self.hparams, name, self.label, "hyperparameter")
 
     @property
     def defaults(self) -> dict[str, HValue]:
@@ -645,16 +642,12 @@ _PRESET_BY_KEY: dict[str, Preset] = {p.key: p for p in PRESETS}
 
 
 def get_spec(key: str) -> OptimizerSpec:
-    """Looks up an optimizer by key.
+    """Looks up an optimizer by key (preset keys are listed as known too).
 
     Raises:
         ValueError: naming the unknown key and listing the known ones.
     """
-    try:
-        return _BY_KEY[key]
-    except KeyError:
-        known = ", ".join([*_BY_KEY, *_PRESET_BY_KEY])
-        raise ValueError(f"unknown optimizer {key!r} (known: {known})") from None
+    return lookup(_BY_KEY, key, "optimizer", also=_PRESET_BY_KEY)
 
 
 def _probe_params() -> list[torch.Tensor]:

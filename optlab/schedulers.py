@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from torch.optim import lr_scheduler
 
-from optlab.hparams import HParam, HValue, split_spec
+from optlab.hparams import HParam, HValue, find_hparam, split_spec
+from optlab.registry import lookup
 
 Factory = Callable[[torch.optim.Optimizer, int, Mapping[str, HValue]], Any]
 
@@ -52,11 +53,7 @@ class SchedulerSpec:
         Raises:
             ValueError: if this scheduler has no such knob.
         """
-        for hp in self.hparams:
-            if hp.name == name:
-                return hp
-        known = ", ".join(hp.name for hp in self.hparams) or "none"
-        raise ValueError(f"{self.label} has no parameter {name!r} (known: {known})")
+        return find_hparam(self.hparams, name, self.label, "parameter")
 
 
 def _gamma(default: float) -> HParam:
@@ -150,10 +147,7 @@ def get_scheduler_spec(key: str) -> SchedulerSpec:
     Raises:
         ValueError: naming the unknown key and listing the known ones.
     """
-    try:
-        return _BY_KEY[key]
-    except KeyError:
-        raise ValueError(f"unknown scheduler {key!r} (known: {', '.join(_BY_KEY)})") from None
+    return lookup(_BY_KEY, key, "scheduler")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from optlab.formula import FormulaError, parse_formula
 from optlab.hparams import HParam, HValue
+from optlab.registry import lookup
 
 Bounds = tuple[tuple[float, float], tuple[float, float]]
 Point = tuple[float, float]
@@ -369,11 +370,7 @@ def get_surface(key: str) -> Surface:
     Raises:
         ValueError: naming the unknown key and listing the known ones.
     """
-    try:
-        return _BY_KEY[key]
-    except KeyError:
-        known = ", ".join([*_BY_KEY, CUSTOM])
-        raise ValueError(f"unknown surface {key!r} (known: {known})") from None
+    return lookup(_BY_KEY, key, "surface", also=(CUSTOM,))
 
 
 def check_bounds(bounds: Bounds) -> Bounds:

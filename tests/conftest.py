@@ -31,6 +31,23 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = ROOT / "artifacts"
+#: The real-format CIFAR-10 subset beside the checkout (never copied into it).
+CIFAR_SUBSET = ROOT.parent / "shared" / "data" / "cifar10-subset" / "cifar-10-batches-py"
+
+
+def under_ci() -> bool:
+    """Whether this run is CI's, where nothing may be skipped for lack of a resource."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_cifar_subset() -> Path:
+    """The shared subset's folder: a skip locally when it is missing, a failure under CI."""
+    if not (CIFAR_SUBSET / "test_batch").is_file():
+        message = f"CIFAR-10 subset not found at {CIFAR_SUBSET}"
+        if under_ci():
+            pytest.fail(f"{message}; it is required under CI")
+        pytest.skip(message)
+    return CIFAR_SUBSET
 
 
 def _free_port() -> int:
@@ -96,7 +113,7 @@ def browser():
     """Headless Debian Chromium driven by Playwright (never `playwright install`)."""
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
         message = f"Chromium not found at {CHROMIUM} (make test installs it as root)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        if under_ci():
             pytest.fail(f"{message}; browser tests must run under CI")
         pytest.skip(message)
     from playwright.sync_api import sync_playwright

@@ -12,7 +12,6 @@ import contextlib
 import io
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -28,9 +27,10 @@ from optlab.data import LoadedData
 from optlab.data.synthetic import SYNTHETIC_CLASSES, synthetic_cifar
 from optlab.optimizers import OptimizerConfig
 from optlab.train_run import DONE, TrainingSession, TrainRecord, TrainRunConfig, TrainSlot
+from tests.conftest import CIFAR_SUBSET, require_cifar_subset
 
 ROOT = Path(__file__).resolve().parent.parent
-SUBSET = Path(__file__).resolve().parents[2] / "shared/data/cifar10-subset/cifar-10-batches-py"
+SUBSET = CIFAR_SUBSET
 TINY = [
     "--synthetic",
     "--train-limit",
@@ -290,10 +290,7 @@ def test_an_interrupted_run_resumes_from_its_periodic_checkpoint(capsys, tmp_pat
 
 
 def need_subset() -> None:
-    if not SUBSET.is_dir():
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"the shared CIFAR-10 subset is missing: {SUBSET}")
-        pytest.skip(f"the shared CIFAR-10 subset is missing: {SUBSET}")
+    require_cifar_subset()
 
 
 SMALL_REAL = ["--opt", "sgd:lr=0.01", "--steps", "2", "--batch-size", "16", "--device", "cpu"]

@@ -39,8 +39,9 @@ from optlab.data import (
     normalise,
     synthetic_cifar,
 )
+from tests.conftest import CIFAR_SUBSET, require_cifar_subset
 
-SUBSET = Path(__file__).resolve().parents[2] / "shared/data/cifar10-subset/cifar-10-batches-py"
+SUBSET = CIFAR_SUBSET
 BATCHES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5")
 ALL_FILES = (*BATCHES, "test_batch", "batches.meta")
 ROWS = 1017  # per batch in the subset
@@ -55,12 +56,7 @@ def _no_data_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def subset() -> Path:
     """The shared real-format subset; a skip locally, a failure under CI."""
-    if not (SUBSET / "test_batch").is_file():
-        message = f"CIFAR-10 subset not found at {SUBSET}"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"{message}; it is required under CI")
-        pytest.skip(message)
-    return SUBSET
+    return require_cifar_subset()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import hashlib
 import http.server
 import io
 import itertools
-import os
 import socket
 import tarfile
 import threading
@@ -33,8 +32,8 @@ from optlab.data import (
     load_cifar10,
     md5_of,
 )
+from tests.conftest import require_cifar_subset
 
-SUBSET = Path(__file__).resolve().parents[2] / "shared/data/cifar10-subset/cifar-10-batches-py"
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
 
 
@@ -50,14 +49,10 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def archive() -> bytes:
     """The official archive's layout, built from the shared subset."""
-    if not (SUBSET / "test_batch").is_file():
-        message = f"CIFAR-10 subset not found at {SUBSET}"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"{message}; it is required under CI")
-        pytest.skip(message)
+    subset = require_cifar_subset()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as tar:
-        for path in sorted(SUBSET.iterdir()):
+        for path in sorted(subset.iterdir()):
             tar.add(path, arcname=f"{FOLDER_NAME}/{path.name}")
     return buffer.getvalue()
 
