@@ -33,9 +33,8 @@ from typing import Any, NoReturn, TextIO
 import torch
 
 from optlab.checkpoint import CheckpointError, load_checkpoint, restore, save_checkpoint
-from optlab.data import LoadedData, Progress, load_cifar10, synthetic_cifar
-from optlab.data.synthetic import SYNTHETIC_CLASSES
-from optlab.export import run_to_csv, run_to_json, write_atomic
+from optlab.data import LoadedData, Progress, load_cifar10, synthetic_data
+from optlab.export import finite_or_none, run_to_csv, run_to_json, write_atomic
 from optlab.models import MODELS, get_model_spec
 from optlab.optimizers import OPTIMIZERS, PRESETS, OptimizerConfig
 from optlab.schedulers import SCHEDULERS, SchedulerConfig
@@ -399,12 +398,7 @@ def _load_data(args: argparse.Namespace, cfg: TrainRunConfig) -> LoadedData:
     )
     size = (n_train, n_test)
     if args.synthetic:
-        train, test = synthetic_cifar(*size, seed=0)
-        source = (
-            f"synthetic shapes, not CIFAR-10 ({size[0]} train / {size[1]} test images, seed 0), "
-            "as asked by --synthetic"
-        )
-        return LoadedData(train, test, SYNTHETIC_CLASSES, "synthetic", source)
+        return synthetic_data(size, 0, "as asked by --synthetic")
     if args.data is not None:
         if not args.data.strip():
             raise ValueError("--data: give a folder")
@@ -507,10 +501,6 @@ def _resume(session: TrainingSession, state: dict[str, Any]) -> None:
     restore(session, {**state, "config": session.cfg.to_dict(), "status": status})
 
 
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
 @dataclasses.dataclass
 class _RunLog:
     """What the CLI keeps of one optimizer's records."""
@@ -528,7 +518,7 @@ class _RunLog:
             self.evals.append(
                 {
                     "step": record.step,
-                    "test_loss": _finite(record.test_loss),
+                    "test_loss": finite_or_none(record.test_loss),
                     "test_acc": record.test_acc,
                 }
             )
@@ -544,13 +534,13 @@ class _RunLog:
             {
                 "step": record.step,
                 "epoch": record.epoch,
-                "train_loss": _finite(record.train_loss),
-                "smooth_loss": _finite(record.smooth_loss),
+                "train_loss": finite_or_none(record.train_loss),
+                "smooth_loss": finite_or_none(record.smooth_loss),
                 "train_acc": record.train_acc,
                 "lr": record.lrs[0],
                 "lrs": list(record.lrs),
-                "grad_norm": _finite(record.grad_norm),
-                "update_ratio": _finite(record.update_ratio),
+                "grad_norm": finite_or_none(record.grad_norm),
+                "update_ratio": finite_or_none(record.update_ratio),
             }
         )
 

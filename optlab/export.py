@@ -29,8 +29,13 @@ from optlab.surface_run import SurfaceRunConfig
 from optlab.trajectory import Trajectory
 
 
+def finite_or_none(value: float) -> float | None:
+    """``value``, or None (JSON null) when it is NaN or infinite."""
+    return value if math.isfinite(value) else None
+
+
 def _finite(values: Sequence[float]) -> list[float | None]:
-    return [v if math.isfinite(v) else None for v in values]
+    return [finite_or_none(v) for v in values]
 
 
 def _plain(value: Any) -> Any:

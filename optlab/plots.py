@@ -344,10 +344,25 @@ def _curves(
     )
     fig.update_xaxes(title_text=x_title)
     if log_y:
-        # Decade ticks only: plotly's default "2, 5" ticks between decades read
-        # as whole numbers next to powers of ten.
-        fig.update_yaxes(type="log", dtick=1, exponentformat="power")
+        fig.update_yaxes(type="log", exponentformat="power")
     fig.update_yaxes(title_text=y_title)
+    return fig
+
+
+#: Most tick labels on a log axis; more overlap at the charts' height.
+MAX_LOG_TICKS = 8
+
+
+def _decade_ticks(fig: go.Figure) -> go.Figure:
+    """Ticks at whole decades only, at most `MAX_LOG_TICKS` of them.
+
+    Plotly's defaults put "2, 5" labels between decades on short ranges (they
+    read as whole numbers next to powers of ten) and crowd long ones.
+    """
+    values = np.concatenate([np.asarray(t.y, dtype=float) for t in fig.data] or [np.ones(1)])
+    values = values[np.isfinite(values) & (values > 0)]
+    decades = np.log10(values.max() / values.min()) if values.size else 1.0
+    fig.update_yaxes(dtick=max(1, int(np.ceil(decades / MAX_LOG_TICKS))))
     return fig
 
 
@@ -384,7 +399,7 @@ def loss_figure(
             line=dict(color=color(i), width=2),
             name=tr.optimizer.label,
         )
-    return fig
+    return _decade_ticks(fig) if log_y else fig
 
 
 def distance_figure(
@@ -406,4 +421,4 @@ def distance_figure(
             line=dict(color=color(i), width=2),
             name=tr.optimizer.label,
         )
-    return fig
+    return _decade_ticks(fig)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import nn
@@ -369,13 +369,13 @@ class TrainingSession:
                 record = self._train_one(i, x, y)
                 if not math.isfinite(record.train_loss):
                     self.status[i] = DIVERGED
-                    record = _with_status(record, DIVERGED)
+                    record = replace(record, status=DIVERGED)
                 records.append(record)
             self.step += 1
             last = self.step == self.total_steps
             if last:
                 self.status = [DONE if s == RUNNING else s for s in self.status]
-                records = [_with_status(r, DONE) if r.status == RUNNING else r for r in records]
+                records = [replace(r, status=DONE) if r.status == RUNNING else r for r in records]
             self.history.extend(records)
             yield from records
             if self.evaluates_after(self.step):
@@ -441,11 +441,6 @@ class TrainingSession:
             kinds[r["kind"]](**{k: v for k, v in r.items() if k != "kind"})
             for r in state["history"]
         ]
-
-
-def _with_status(record: TrainRecord, status: str) -> TrainRecord:
-    values = {name: getattr(record, name) for name in TrainRecord.__slots__}
-    return TrainRecord(**{**values, "status": status})
 
 
 def run_training(cfg: TrainRunConfig, data: LoadedData) -> Iterator[TrainRecord | EvalRecord]:

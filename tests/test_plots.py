@@ -505,3 +505,13 @@ def test_curve_legends_give_way_to_the_plot_beyond_three_lines(rosen: list[Traje
     assert few.layout.showlegend is True and many.layout.showlegend is False
     # The paths keep their legend whatever the count: it is where names are read.
     assert plots.contour_figure(ROSENBROCK, [*rosen, *rosen][:4]).layout.showlegend is not False
+
+
+def test_log_axes_label_at_most_a_few_whole_decades(rosen: list[Trajectory]) -> None:
+    # rosen's L-BFGS reaches f* to ~1e-11 from ~10: about a dozen decades.
+    fig = plots.loss_figure(ROSENBROCK, rosen)
+    values = np.concatenate([np.asarray(t.y) for t in fig.data])
+    decades = np.log10(values.max() / values.min())
+    dtick = fig.layout.yaxis.dtick
+    assert isinstance(dtick, int) and dtick >= 1
+    assert decades / dtick <= plots.MAX_LOG_TICKS

@@ -67,6 +67,7 @@ __all__ = [
     "normalise",
     "resolve_data_dir",
     "synthetic_cifar",
+    "synthetic_data",
 ]
 
 DATA_DIR_ENV = "OPTLAB_DATA_DIR"
@@ -211,10 +212,21 @@ def load_cifar10(
     why = "; ".join(reasons)
     if not synthetic:
         raise DataError(f"no CIFAR-10 data available: {why}")
-    n_train, n_test = synthetic_size
+    return synthetic_data(synthetic_size, seed, f"offline: {why}")
+
+
+def synthetic_data(size: tuple[int, int], seed: int, why: str) -> LoadedData:
+    """The synthetic stand-in, labelled as such with ``why`` it is used.
+
+    Args:
+        size: ``(n_train, n_test)``.
+        seed: Seed of the images.
+        why: The reason, shown in ``source`` (e.g. "offline: ...").
+    """
+    n_train, n_test = size
     train, test = synthetic_cifar(n_train, n_test, seed)
     source = (
         f"synthetic shapes, not CIFAR-10 ({n_train} train / {n_test} test images, "
-        f"seed {seed}), offline: {why}"
+        f"seed {seed}), {why}"
     )
     return LoadedData(train, test, SYNTHETIC_CLASSES, "synthetic", source)
