@@ -32,6 +32,8 @@ COLORS = (
 SURFACE_COLORSCALE = "Greys_r"
 #: Offset under the log colouring, so the minimum itself has a finite colour.
 LOG_OFFSET = 1e-3
+#: Plotly's modebar for every chart: no logo, PNG export at twice the size.
+CHART_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 MAX_PATH_POINTS = 600
 MAX_FRAMES = 50
 MAX_REPLAY_POINTS = 250

@@ -5,13 +5,12 @@ import streamlit as st
 
 from optlab import plots
 from optlab.export import run_to_csv, run_to_json
+from optlab.plots import CHART_CONFIG
 from optlab.surfaces import CUSTOM
 from optlab.trajectory import REACH_TOL, summarize
 from optlab.ui import state
 from optlab.ui.runs import run_cached
 from optlab.ui.widgets import sidebar_settings
-
-CHART_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 state.initialise()
 st.title("Surface Playground")

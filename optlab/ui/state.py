@@ -13,108 +13,21 @@ from typing import Any
 
 import streamlit as st
 
-from optlab.hparams import HParam, HValue
-from optlab.optimizers import OPTIMIZERS, PRESETS, OptimizerConfig, Preset
-from optlab.surface_run import SurfaceRunConfig, resolve_surface
+from optlab.optimizers import OptimizerConfig
+from optlab.surface_run import MAX_OPTIMIZERS, SurfaceRunConfig, resolve_surface
 from optlab.surfaces import CUSTOM, FORMULA_BOUNDS, Bounds, get_surface
 from optlab.textform import KNOWN_KEYS, config_from_params, config_to_params
+from optlab.ui.slots import SlotGroup
 
 State = MutableMapping[str, Any]
 
 SURFACE, EXPR, STEPS, NOISE, SEED = "surface", "expr", "steps", "noise", "seed"
 START_X, START_Y = "start_x", "start_y"
 BOUNDS = ("bounds_x0", "bounds_x1", "bounds_y0", "bounds_y1")
-SLOTS, NEXT_SLOT = "slots", "next_slot"
+#: The playground's optimizer slots (keys ``slots``, ``slot0_choice``, ``slot0_lr``...).
+SLOTS = SlotGroup("", MAX_OPTIMIZERS)
 INITIALISED, SHARE_WARNING = "initialised", "share_warning"
 CUSTOM_DEFAULT_EXPR = "x**2 + 10*y**2 + 3*sin(3*x)"
-
-
-def _preset_order() -> list[Preset]:
-    # More specific presets first, so Nesterov wins over SGD + momentum.
-    return sorted(PRESETS, key=lambda p: -len(p.values))
-
-
-def choices() -> dict[str, str]:
-    """What an optimizer slot offers: key -> label, presets beside their optimizer."""
-    out: dict[str, str] = {}
-    for spec in OPTIMIZERS:
-        out[spec.key] = spec.label
-        for preset in PRESETS:
-            if preset.optimizer == spec.key:
-                out[preset.key] = preset.label
-    return out
-
-
-def choice_config(choice: str) -> OptimizerConfig:
-    """The starting config of a slot choice (an optimizer or a preset)."""
-    return OptimizerConfig.create(choice)
-
-
-def choice_for(cfg: OptimizerConfig) -> str:
-    """The slot choice that shows ``cfg`` best: a matching preset, else its optimizer."""
-    values = cfg.kwargs
-    for preset in _preset_order():
-        if preset.optimizer == cfg.key and all(values[k] == v for k, v in preset.values):
-            return preset.key
-    return cfg.key
-
-
-def choice_key(slot: int) -> str:
-    """Session key of a slot's optimizer choice."""
-    return f"slot{slot}_choice"
-
-
-def hp_keys(slot: int, hp: HParam) -> tuple[str, ...]:
-    """Session keys of one hyperparameter's widget(s) in a slot (two for a pair)."""
-    base = f"slot{slot}_{hp.name}"
-    return (f"{base}_0", f"{base}_1") if hp.kind == "pair" else (base,)
-
-
-def write_slot(state: State, slot: int, cfg: OptimizerConfig, choice: str | None = None) -> None:
-    """Writes an optimizer config into a slot's widget keys."""
-    state[choice_key(slot)] = choice or choice_for(cfg)
-    values = cfg.kwargs
-    for hp in cfg.spec.hparams:
-        keys = hp_keys(slot, hp)
-        value = values[hp.name]
-        if hp.kind == "pair":
-            for key, v in zip(keys, value, strict=True):
-                state[key] = float(v)
-        else:
-            state[keys[0]] = float(value) if hp.kind == "float" else value
-
-
-def read_slot(state: State, slot: int) -> OptimizerConfig:
-    """Reads a slot's widgets into a validated optimizer config.
-
-    Raises:
-        ValueError: with the optimizer's message (e.g. a bad learning rate).
-    """
-    spec = choice_config(state[choice_key(slot)]).spec
-    values: dict[str, HValue] = {}
-    for hp in spec.hparams:
-        keys = hp_keys(slot, hp)
-        if hp.kind == "pair":
-            values[hp.name] = tuple(float(state[k]) for k in keys)
-        else:
-            values[hp.name] = state[keys[0]]
-    return OptimizerConfig(spec.key, tuple(values.items()))
-
-
-def add_slot(state: State, cfg: OptimizerConfig, choice: str | None = None) -> int:
-    """Appends a slot holding ``cfg``; returns its id."""
-    slot = state.get(NEXT_SLOT, 0)
-    state[NEXT_SLOT] = slot + 1
-    state[SLOTS] = [*state.get(SLOTS, []), slot]
-    write_slot(state, slot, cfg, choice)
-    return slot
-
-
-def remove_slot(state: State, slot: int) -> None:
-    """Drops a slot and its widget keys."""
-    state[SLOTS] = [s for s in state[SLOTS] if s != slot]
-    for key in [k for k in state if str(k).startswith(f"slot{slot}_")]:
-        del state[key]
 
 
 def default_config() -> SurfaceRunConfig:
@@ -170,8 +83,7 @@ def apply_formula_start(state: State) -> None:
 
 def apply_config(state: State, cfg: SurfaceRunConfig) -> None:
     """Writes a whole config into the widget keys (replacing all slots)."""
-    for slot in list(state.get(SLOTS, [])):
-        remove_slot(state, slot)
+    SLOTS.clear(state)
     state[SURFACE] = cfg.surface
     if cfg.surface == CUSTOM:
         state[EXPR] = cfg.expr
@@ -181,7 +93,7 @@ def apply_config(state: State, cfg: SurfaceRunConfig) -> None:
     state[START_X], state[START_Y] = cfg.start
     state[STEPS], state[NOISE], state[SEED] = cfg.steps, cfg.noise, cfg.seed
     for opt in cfg.optimizers:
-        add_slot(state, opt)
+        SLOTS.add(state, opt)
 
 
 def config_from_state(state: State) -> SurfaceRunConfig:
@@ -198,7 +110,7 @@ def config_from_state(state: State) -> SurfaceRunConfig:
         else tuple((hp.name, float(state[f"sp_{hp.name}"])) for hp in get_surface(key).params)
     )
     return SurfaceRunConfig(
-        optimizers=tuple(read_slot(state, slot) for slot in state[SLOTS]),
+        optimizers=tuple(SLOTS.read(state, slot) for slot in SLOTS.ids(state)),
         surface=key,
         surface_values=values,
         expr=state.get(EXPR) if custom else None,

@@ -8,14 +8,16 @@ with no UI change.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import streamlit as st
 
 from optlab.hparams import HParam
 from optlab.plots import color
-from optlab.surface_run import MAX_NOISE, MAX_OPTIMIZERS, MAX_STEPS
+from optlab.surface_run import MAX_NOISE, MAX_STEPS
 from optlab.surfaces import CUSTOM, SURFACES, get_surface
 from optlab.ui import state as S
+from optlab.ui.slots import SlotGroup, choice_config, choices
 
 
 def _step(hp: HParam, value: float) -> float:
@@ -59,26 +61,33 @@ def hparam_widget(hp: HParam, keys: tuple[str, ...], label: str | None = None) -
         st.number_input(label, key=keys[0], format="%g", step=_step(hp, value), help=help_text)
 
 
-def _on_choice_change(slot: int) -> None:
+def _on_choice_change(group: SlotGroup, slot: int, on_change: SlotHook | None) -> None:
     state = st.session_state
-    choice = state[S.choice_key(slot)]
-    S.write_slot(state, slot, S.choice_config(choice), choice)
+    choice = state[group.choice_key(slot)]
+    group.write(state, slot, choice_config(choice), choice)
+    if on_change is not None:
+        on_change(slot)
 
 
-def _duplicate(slot: int) -> None:
+#: Draws (or resets) a page's own per-slot widgets, given the slot id.
+SlotHook = Callable[[int], None]
+
+
+def optimizer_slot(
+    group: SlotGroup, slot: int, index: int, extra: SlotHook | None = None, on_choice=None
+) -> None:
+    """One optimizer slot: choice, learning rate, the other knobs, duplicate/remove.
+
+    Args:
+        group: The page's slots.
+        slot: This slot's id.
+        index: Its place on the page (its colour and number).
+        extra: Draws the page's own per-slot widgets inside the slot's box.
+        on_choice: Called after a new optimizer choice reset the slot's knobs.
+    """
     state = st.session_state
-    try:
-        cfg = S.read_slot(state, slot)
-    except ValueError:
-        cfg = S.choice_config(state[S.choice_key(slot)])
-    S.add_slot(state, cfg, state[S.choice_key(slot)])
-
-
-def optimizer_slot(slot: int, index: int) -> None:
-    """One optimizer slot: choice, learning rate, the other knobs, duplicate/remove."""
-    state = st.session_state
-    labels = S.choices()
-    n_slots = len(state[S.SLOTS])
+    labels = choices()
+    n_slots = len(group.ids(state))
     with st.container(border=True):
         st.markdown(
             f"<span style='color:{color(index)};font-size:1.3em'>●</span> "
@@ -88,39 +97,60 @@ def optimizer_slot(slot: int, index: int) -> None:
         choice = st.selectbox(
             f"Optimizer {index + 1}",
             list(labels),
-            key=S.choice_key(slot),
+            key=group.choice_key(slot),
             format_func=labels.__getitem__,
             on_change=_on_choice_change,
-            args=(slot,),
+            args=(group, slot, on_choice),
             label_visibility="collapsed",
         )
-        spec = S.choice_config(choice).spec
+        spec = choice_config(choice).spec
         first, *rest = spec.hparams
-        hparam_widget(first, S.hp_keys(slot, first))
+        hparam_widget(first, group.hp_keys(slot, first))
+        if extra is not None:
+            extra(slot)
         with st.expander("More settings"):
             for hp in rest:
-                hparam_widget(hp, S.hp_keys(slot, hp))
+                hparam_widget(hp, group.hp_keys(slot, hp))
         left, right = st.columns(2)
         left.button(
             "Duplicate",
-            key=f"slot{slot}_dup",
-            on_click=_duplicate,
-            args=(slot,),
-            disabled=n_slots >= MAX_OPTIMIZERS,
+            key=group.key(slot, "dup"),
+            on_click=group.duplicate,
+            args=(state, slot),
+            disabled=n_slots >= group.max_slots,
             width="stretch",
         )
         right.button(
             "Remove",
-            key=f"slot{slot}_remove",
-            on_click=S.remove_slot,
+            key=group.key(slot, "remove"),
+            on_click=group.remove,
             args=(state, slot),
             disabled=n_slots <= 1,
             width="stretch",
         )
 
 
+def slots_section(
+    group: SlotGroup,
+    add: Callable[[], None],
+    extra: SlotHook | None = None,
+    on_choice: SlotHook | None = None,
+) -> None:
+    """Every slot of ``group``, then an "Add optimizer" button calling ``add``."""
+    state = st.session_state
+    for index, slot in enumerate(group.ids(state)):
+        optimizer_slot(group, slot, index, extra, on_choice)
+    st.button(
+        "Add optimizer",
+        icon=":material/add:",
+        on_click=add,
+        disabled=len(group.ids(state)) >= group.max_slots,
+        width="stretch",
+    )
+
+
 def _add_slot() -> None:
-    S.add_slot(st.session_state, S.choice_config("adam"))
+    S.SLOTS.add(st.session_state, choice_config("adam"))
 
 
 def _on_surface_change() -> None:
@@ -176,12 +206,4 @@ def sidebar_settings() -> None:
     c2.number_input("Seed", key=S.SEED, min_value=0, step=1)
 
     st.header("Optimizers")
-    for index, slot in enumerate(state[S.SLOTS]):
-        optimizer_slot(slot, index)
-    st.button(
-        "Add optimizer",
-        icon=":material/add:",
-        on_click=_add_slot,
-        disabled=len(state[S.SLOTS]) >= MAX_OPTIMIZERS,
-        width="stretch",
-    )
+    slots_section(S.SLOTS, _add_slot)
