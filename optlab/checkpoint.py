@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import io
 import os
-import pickle
-import zipfile
 from pathlib import Path
 
 import torch
 
 from optlab.export import write_atomic
-from optlab.train_run import TrainingSession
+from optlab.train_run import DONE, RUNNING, TrainingSession
 
 #: Larger files are refused before they are read (SeedNet with 4 optimizers
 #: and Adam state is about 6 MB).
@@ -33,11 +31,16 @@ class CheckpointError(ValueError):
     """A checkpoint could not be used; the message says why, in one line."""
 
 
-def save_checkpoint(session: TrainingSession, path: str | os.PathLike[str]) -> None:
-    """Writes the session's state to ``path`` atomically."""
+def checkpoint_bytes(session: TrainingSession) -> bytes:
+    """The session's state as the bytes of a checkpoint file."""
     buffer = io.BytesIO()
     torch.save(session.state_dict(), buffer)
-    write_atomic(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_checkpoint(session: TrainingSession, path: str | os.PathLike[str]) -> None:
+    """Writes the session's state to ``path`` atomically."""
+    write_atomic(path, checkpoint_bytes(session))
 
 
 def _too_large(size: int) -> CheckpointError:
@@ -55,7 +58,7 @@ def read_checkpoint(data: bytes) -> dict:
         raise _too_large(len(data))
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as err:
+    except Exception as err:
         if "Unsupported global" in str(err):
             # The file holds Python objects beyond tensors and plain data,
             # which a checkpoint never needs (and which could run code).
@@ -96,3 +99,67 @@ def restore(session: TrainingSession, state: dict) -> None:
         session.load_state_dict(state)
     except (ValueError, RuntimeError, KeyError, TypeError) as err:
         raise CheckpointError(f"checkpoint: {str(err).splitlines()[0][:200]}") from None
+
+
+def _length_text(session: TrainingSession) -> str:
+    cfg = session.cfg
+    if cfg.steps is not None:
+        return f"steps {cfg.steps}"
+    return f"epochs {cfg.epochs} ({session.total_steps} steps)"
+
+
+def resume(session: TrainingSession, state: dict) -> None:
+    """Restores a checked ``state`` into ``session``, which may run longer.
+
+    The session's config must equal the checkpoint's except for its length
+    (``steps``/``epochs``, counted from the start of the original run) and
+    its device. The steps done so far and the history stay; optimizers that
+    finished the original run go on to the new end.
+
+    Raises:
+        CheckpointError: the checkpoint is damaged or was trained on other data.
+        ValueError: the new length is not longer, or a schedule laid out over
+            the original run's length would have to change.
+    """
+    saved = state["config"]
+    try:
+        step, order = state["step"], state["order"]
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise TypeError(f"step {step!r}")
+        status = [RUNNING if s == DONE else s for s in state["status"]]
+        n_saved = len(order)
+        saved_steps, per_epoch = saved.get("steps"), session.per_epoch
+        saved_total = saved_steps if saved_steps is not None else saved["epochs"] * per_epoch
+        if isinstance(saved_total, bool) or not isinstance(saved_total, int):
+            raise TypeError(f"length {saved_total!r}")
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise CheckpointError(f"checkpoint: damaged ({err})") from None
+    n_train = len(session.train_labels)
+    if n_saved != n_train:
+        raise CheckpointError(
+            f"checkpoint: it was trained on {n_saved} images, this data has {n_train}"
+        )
+    digest = state.get("data_digest")
+    if digest is not None and digest != session.data_digest():
+        raise CheckpointError(
+            "checkpoint: it was trained on other images than these (another data set, "
+            "or another subset); pick the data it was trained on"
+        )
+    total = session.total_steps
+    if total <= step:
+        raise ValueError(
+            f"{_length_text(session)}: the checkpoint is at step {step} already "
+            "(steps and epochs count from the start of the original run)"
+        )
+    if total != saved_total:
+        for slot in session.cfg.slots:
+            if slot.scheduler.spec.spans_run:
+                hint = f"; resume with {saved_total} steps" if step < saved_total else ""
+                raise ValueError(
+                    f"scheduler {slot.scheduler.key}: the checkpoint's schedule spans its "
+                    f"{saved_total} steps, so the run cannot change length{hint}"
+                )
+    if RUNNING not in status:
+        raise ValueError("checkpoint: every optimizer in it diverged; nothing to train")
+    # The caller checked the config, with the length and device left free.
+    restore(session, {**state, "config": session.cfg.to_dict(), "status": status})

@@ -1,4 +1,4 @@
-"""The command line: ``python -m optlab surface|train|list ...``.
+"""The command line: ``python -m optlab surface|sweep|train|list ...``.
 
 A stable contract that tests and benchmarks use. Bad input exits with status
 2 and one line on stderr naming the problem, never a traceback.
@@ -13,6 +13,8 @@ Examples::
         --steps 200 --checkpoint run.pt --out run.json
     python -m optlab train --synthetic --opt sgd:lr=0.05,momentum=0.9 --opt adam:lr=0.002 \\
         --steps 400 --resume run.pt    # 200 more steps
+    python -m optlab sweep --surface rosenbrock --opt sgd:momentum=0.9 \\
+        --x lr=1e-5:1e-2:log:50 --y momentum=0:0.99:lin:50 --steps 500 --out sweep.json
     python -m optlab list
 """
 
@@ -23,30 +25,35 @@ import dataclasses
 import json
 import math
 import shutil
-import statistics
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-import torch
-
-from optlab.checkpoint import CheckpointError, load_checkpoint, restore, save_checkpoint
+from optlab.batched import sweepable
+from optlab.checkpoint import CheckpointError, load_checkpoint, resume, save_checkpoint
 from optlab.data import LoadedData, Progress, load_cifar10, synthetic_data
-from optlab.export import finite_or_none, run_to_csv, run_to_json, write_atomic
+from optlab.export import run_to_csv, run_to_json, write_atomic
 from optlab.models import MODELS, get_model_spec
 from optlab.optimizers import OPTIMIZERS, PRESETS, OptimizerConfig
 from optlab.schedulers import SCHEDULERS, SchedulerConfig
 from optlab.surface_run import MAX_STEPS, SurfaceRunConfig
 from optlab.surfaces import CUSTOM, SURFACES
+from optlab.sweep import MAX_RESOLUTION, Axis, SweepConfig, run_sweep, sweep_summary
 from optlab.textform import parse_bounds, parse_point, parse_surface_values
+from optlab.train_report import (
+    RunLog,
+    fold,
+    new_logs,
+    results_rows,
+    run_document,
+    short_names,
+)
 from optlab.train_run import (
     DEVICES,
     DIVERGED,
-    DONE,
     RUNNING,
-    EvalRecord,
     TrainingSession,
     TrainRecord,
     TrainRunConfig,
@@ -74,14 +81,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("surface", help="run optimizers on a 2-D surface")
-    where = run.add_mutually_exclusive_group(required=True)
-    where.add_argument("--surface", help="a registered surface (see `list`)")
-    where.add_argument("--expr", help='your own f(x, y), e.g. "x**2 + 10*y**2"')
-    run.add_argument("--bounds", help="XMIN,XMAX,YMIN,YMAX (default: the surface's own)")
-    run.add_argument(
-        "--param", action="append", default=[], help="surface parameter NAME=VALUE (repeatable)"
-    )
-    run.add_argument("--start", help="start point X,Y (default: the surface's own)")
+    _add_problem_options(run)
     run.add_argument("--steps", type=int, default=500, help=f"steps, 1..{MAX_STEPS} (500)")
     run.add_argument(
         "--opt",
@@ -90,30 +90,20 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="key[:name=value,...], e.g. adam:lr=0.05 or sgd:momentum=0.9,nesterov=true",
     )
-    run.add_argument("--noise", type=float, default=0.0, help="gradient noise σ (0)")
-    run.add_argument("--seed", type=int, default=0, help="noise seed (0)")
     run.add_argument("--out", help="write the run as JSON to this file")
     run.add_argument("--csv", help="write the trajectories as CSV to this file")
 
+    _add_sweep_parser(sub)
     _add_train_parser(sub)
     sub.add_parser("list", help="list optimizers (with hyperparameters) and surfaces")
     return parser
 
 
 def _config(args: argparse.Namespace) -> SurfaceRunConfig:
-    surface = CUSTOM if args.expr is not None else args.surface.strip().lower()
-    if not math.isfinite(args.noise):
-        raise ValueError(f"noise: expected a finite number, got {args.noise}")
     return SurfaceRunConfig(
         optimizers=tuple(OptimizerConfig.from_text(spec) for spec in args.opt),
-        surface=surface,
-        surface_values=parse_surface_values(surface, args.param),
-        expr=args.expr,
-        bounds=None if args.bounds is None else parse_bounds(args.bounds),
-        start=None if args.start is None else parse_point(args.start),
         steps=args.steps,
-        noise=args.noise,
-        seed=args.seed,
+        **_problem(args),
     )
 
 
@@ -187,6 +177,78 @@ def _cmd_list() -> int:
         params = "".join(f"  [--param {hp.name}={hp.format(hp.default)}]" for hp in s.params)
         print(f"  {s.key:<17} {s.label}: {minima}{params}")
     print(f'  {CUSTOM:<17} your own formula: --expr "..." [--bounds XMIN,XMAX,YMIN,YMAX]')
+    return 0
+
+
+# --- sweep: a grid of hyperparameters, every cell at once ---------------------------------
+
+
+def _add_problem_options(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--surface", help="a registered surface (see `list`)")
+    where.add_argument("--expr", help='your own f(x, y), e.g. "x**2 + 10*y**2"')
+    parser.add_argument("--bounds", help="XMIN,XMAX,YMIN,YMAX (default: the surface's own)")
+    parser.add_argument(
+        "--param", action="append", default=[], help="surface parameter NAME=VALUE (repeatable)"
+    )
+    parser.add_argument("--start", help="start point X,Y (default: the surface's own)")
+    parser.add_argument("--noise", type=float, default=0.0, help="gradient noise σ (0)")
+    parser.add_argument("--seed", type=int, default=0, help="noise seed (0)")
+
+
+def _add_sweep_parser(sub: Any) -> None:
+    sweep = sub.add_parser("sweep", help="sweep one or two hyperparameters of one optimizer")
+    _add_problem_options(sweep)
+    sweep.add_argument(
+        "--opt",
+        required=True,
+        metavar="SPEC",
+        help="the optimizer and its fixed values, e.g. sgd:momentum=0.9 "
+        f"(sweepable: {', '.join(sweepable())})",
+    )
+    axis_help = (
+        "NAME=LOW:HIGH:log|lin:N, NAME a torch keyword (lr, momentum), betas.0 / betas.1, "
+        f"or start_x / start_y; N up to {MAX_RESOLUTION}"
+    )
+    sweep.add_argument("--x", required=True, help=axis_help)
+    sweep.add_argument("--y", help="a second axis, as --x")
+    sweep.add_argument("--steps", type=int, default=500, help="steps per cell (500)")
+    sweep.add_argument(
+        "--target", type=float, help="loss that counts as reached (default: f* + 1e-3)"
+    )
+    sweep.add_argument("--out", help="write the axes and per-cell metrics as JSON")
+
+
+def _problem(args: argparse.Namespace) -> dict[str, Any]:
+    surface = CUSTOM if args.expr is not None else args.surface.strip().lower()
+    if not math.isfinite(args.noise):
+        raise ValueError(f"noise: expected a finite number, got {args.noise}")
+    return {
+        "surface": surface,
+        "surface_values": parse_surface_values(surface, args.param),
+        "expr": args.expr,
+        "bounds": None if args.bounds is None else parse_bounds(args.bounds),
+        "start": None if args.start is None else parse_point(args.start),
+        "noise": args.noise,
+        "seed": args.seed,
+    }
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    _check_output("--out", args.out)
+    cfg = SweepConfig(
+        optimizer=OptimizerConfig.from_text(args.opt),
+        x=Axis.from_text(args.x),
+        y=None if args.y is None else Axis.from_text(args.y),
+        steps=args.steps,
+        target=args.target,
+        **_problem(args),
+    )
+    result = run_sweep(cfg)
+    print(sweep_summary(result))
+    if args.out:
+        write_atomic(args.out, json.dumps(result.to_dict(), allow_nan=False))
+        print(f"wrote {args.out}")
     return 0
 
 
@@ -450,149 +512,15 @@ def _check_same_setup(cfg: TrainRunConfig, saved: dict[str, Any]) -> None:
         )
 
 
-def _length_text(cfg: TrainRunConfig, total: int) -> str:
-    if cfg.steps is not None:
-        return f"--steps {cfg.steps}"
-    return f"--epochs {cfg.epochs} ({total} steps)"
-
-
-def _resume(session: TrainingSession, state: dict[str, Any]) -> None:
-    """Restores ``state`` into ``session``, which may run longer than the original.
-
-    The caller has checked that everything but the length and the device
-    matches. The steps counted so far stay: the session's own length is the
-    new target, and optimizers that finished the original run go on.
-    """
-    saved = state["config"]
-    try:
-        step, order = state["step"], state["order"]
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            raise TypeError(f"step {step!r}")
-        status = [RUNNING if s == DONE else s for s in state["status"]]
-        n_saved = len(order)
-        saved_steps, per_epoch = saved.get("steps"), session.per_epoch
-        saved_total = saved_steps if saved_steps is not None else saved["epochs"] * per_epoch
-        if isinstance(saved_total, bool) or not isinstance(saved_total, int):
-            raise TypeError(f"length {saved_total!r}")
-    except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"checkpoint: damaged ({err})") from None
-    n_train = len(session.train_labels)
-    if n_saved != n_train:
-        raise CheckpointError(
-            f"--resume: the checkpoint was trained on {n_saved} images, this data has {n_train}"
-        )
-    total = session.total_steps
-    if total <= step:
-        raise ValueError(
-            f"{_length_text(session.cfg, total)}: the checkpoint is at step {step} already "
-            "(--steps/--epochs count from the start of the original run)"
-        )
-    if total != saved_total:
-        for slot in session.cfg.slots:
-            if slot.scheduler.spec.spans_run:
-                hint = f"; resume with --steps {saved_total}" if step < saved_total else ""
-                raise ValueError(
-                    f"--scheduler {slot.scheduler.key}: the checkpoint's schedule spans its "
-                    f"{saved_total} steps, so the run cannot change length{hint}"
-                )
-    if RUNNING not in status:
-        raise ValueError("--resume: every optimizer in the checkpoint diverged; nothing to train")
-    # The config check was done above, with the length and device left free.
-    restore(session, {**state, "config": session.cfg.to_dict(), "status": status})
-
-
-@dataclasses.dataclass
-class _RunLog:
-    """What the CLI keeps of one optimizer's records."""
-
-    slot: TrainSlot
-    status: str
-    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    evals: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    speeds: list[float] = dataclasses.field(default_factory=list)
-    smooth_loss: float = math.nan
-    diverged_at: int | None = None
-
-    def add(self, record: TrainRecord | EvalRecord) -> None:
-        if isinstance(record, EvalRecord):
-            self.evals.append(
-                {
-                    "step": record.step,
-                    "test_loss": finite_or_none(record.test_loss),
-                    "test_acc": record.test_acc,
-                }
-            )
-            return
-        self.status = record.status
-        if record.status == DIVERGED:
-            self.diverged_at = record.step
-        else:
-            self.smooth_loss = record.smooth_loss
-        if math.isfinite(record.images_per_s):
-            self.speeds.append(record.images_per_s)
-        self.history.append(
-            {
-                "step": record.step,
-                "epoch": record.epoch,
-                "train_loss": finite_or_none(record.train_loss),
-                "smooth_loss": finite_or_none(record.smooth_loss),
-                "train_acc": record.train_acc,
-                "lr": record.lrs[0],
-                "lrs": list(record.lrs),
-                "grad_norm": finite_or_none(record.grad_norm),
-                "update_ratio": finite_or_none(record.update_ratio),
-            }
-        )
-
-    @property
-    def final_test_acc(self) -> float | None:
-        return self.evals[-1]["test_acc"] if self.evals else None
-
-    @property
-    def best_test_acc(self) -> float | None:
-        return max(e["test_acc"] for e in self.evals) if self.evals else None
-
-    @property
-    def images_per_s(self) -> float | None:
-        return statistics.median(self.speeds) if self.speeds else None
-
-    def status_text(self) -> str:
-        if self.status == DIVERGED and self.diverged_at is not None:
-            return f"diverged at step {self.diverged_at}"
-        return self.status
-
-    def to_dict(self) -> dict[str, Any]:
-        opt = self.slot.optimizer
-        return {
-            "optimizer": opt.key,
-            "label": self.slot.label,
-            "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in opt.values},
-            "classifier_lr_mult": self.slot.classifier_lr_mult,
-            "scheduler": self.slot.scheduler.to_text(),
-            "status": self.status,
-            "diverged_at": self.diverged_at,
-            "history": self.history,
-            "evals": self.evals,
-            "final_test_acc": self.final_test_acc,
-            "best_test_acc": self.best_test_acc,
-            "images_per_s": self.images_per_s,
-        }
-
-
-def _short_names(slots: Sequence[TrainSlot]) -> list[str]:
-    names = [slot.optimizer.spec.label for slot in slots]
-    return [f"{n} #{i + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
-
-
 def _train(
     session: TrainingSession,
-    logs: list[_RunLog],
+    logs: list[RunLog],
     checkpoint: str | None,
     every: int | None,
 ) -> None:
     """Runs the session to its end, showing progress and checkpointing every N steps."""
     line = _StatusLine(sys.stderr)
-    names = _short_names(session.cfg.slots)
+    names = short_names(session.cfg.slots)
     first, total, batch = session.step, session.total_steps, session.cfg.batch_size
     active = [i for i, s in enumerate(session.status) if s == RUNNING]
     started = time.perf_counter()
@@ -622,22 +550,26 @@ def _train(
         line.close()
 
 
-def _train_table(logs: Sequence[_RunLog]) -> str:
+def _train_table(logs: Sequence[RunLog]) -> str:
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{v:.1%}"
 
+    def num(v: float | None, fmt: str) -> str:
+        return "-" if v is None else format(v, fmt)
+
     header = ["optimizer", "final test acc", "best test acc", "train loss (EMA)"]
-    header += ["images/s (median)", "status"]
+    header += ["time (s)", "images/s (median)", "status"]
     rows = [
         [
-            log.slot.label,
-            pct(log.final_test_acc),
-            pct(log.best_test_acc),
-            _num(log.smooth_loss) if log.history else "-",
-            "-" if log.images_per_s is None else f"{log.images_per_s:.0f}",
-            log.status_text(),
+            r["optimizer"],
+            pct(r["final_test_acc"]),
+            pct(r["best_test_acc"]),
+            num(r["train_loss"], ".4g"),
+            num(r["seconds"], ".1f"),
+            num(r["images_per_s"], ".0f"),
+            r["status"],
         ]
-        for log in logs
+        for r in results_rows(logs)
     ]
     return _table(header, rows)
 
@@ -659,13 +591,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     data = _load_data(args, cfg)
     session = TrainingSession(cfg, data)
     if state is not None:
-        _resume(session, state)
+        resume(session, state)
     first = session.step
     # Only now, so that bad input still gets exactly one line on stderr.
     print(f"data: {data.source}", file=sys.stderr)
-    logs = [_RunLog(slot, s) for slot, s in zip(cfg.slots, session.status, strict=True)]
-    for record in session.history:  # a resumed run's history starts at step 1
-        logs[record.index].add(record)
+    logs = new_logs(session)
+    fold(logs, session.history)  # a resumed run's history starts at step 1
     try:
         _train(session, logs, args.checkpoint, args.checkpoint_every)
     except RuntimeError as err:
@@ -683,15 +614,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         save_checkpoint(session, args.checkpoint)
         print(f"wrote {args.checkpoint} (step {session.step})")
     if args.out:
-        out = {
-            "config": cfg.to_dict(),
-            "torch_version": torch.__version__,
-            "device": str(session.device),
-            "data_source": data.source,
-            "data_kind": data.kind,
-            "resumed_from": {"checkpoint": args.resume, "step": first} if state else None,
-            "runs": [log.to_dict() for log in logs],
-        }
+        resumed = {"checkpoint": args.resume, "step": first} if state else None
+        out = run_document(session, logs, data.source, data.kind, resumed)
         write_atomic(args.out, json.dumps(out, allow_nan=False))
         print(f"wrote {args.out}")
     return 0
@@ -730,6 +654,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_list()
         if args.command == "train":
             return _cmd_train(args)
+        if args.command == "sweep":
+            return _cmd_sweep(args)
         return _cmd_surface(args)
     except (UsageError, ValueError) as err:
         print(f"optlab: error: {err}", file=sys.stderr)

@@ -11,6 +11,7 @@ once; the others wait in a queue whose position the page shows.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancell
 FINISHED = frozenset({DONE, CANCELLED, FAILED})
 
 Record = TrainRecord | EvalRecord
+_ids = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class JobSnapshot:
     records: tuple[Record, ...]
     queue_position: int
     step: int
+    first_step: int
     total_steps: int
     elapsed_s: float
     message: str
@@ -49,6 +52,9 @@ class Job:
         max_runtime_s: Wall-clock cap of the training itself.
         idle_timeout_s: Cancel when nobody polled for this long.
         clock: Time source (tests pass a fake one).
+        session: A session prepared by the caller (a checkpoint resumed
+            into it, say); its history is reported first. Default: a new
+            one built from ``cfg`` in the worker.
     """
 
     def __init__(
@@ -60,9 +66,11 @@ class Job:
         max_runtime_s: float,
         idle_timeout_s: float,
         clock: Callable[[], float] = time.monotonic,
+        session: TrainingSession | None = None,
     ) -> None:
+        self.id = next(_ids)
         self.cfg = cfg
-        self._data = data
+        self.data = data
         self._slots = slots
         self._position = position
         self._max_runtime_s = max_runtime_s
@@ -74,8 +82,10 @@ class Job:
         self._finished = threading.Event()
         self.state = QUEUED
         self.message = ""
-        self.session: TrainingSession | None = None
+        self.session: TrainingSession | None = session
+        self._records.extend(session.history if session is not None else ())
         self._started_at: float | None = None
+        self._first_step = session.step if session is not None else 0
         self._last_poll = clock()
         self._thread = threading.Thread(target=self._work, name="optlab-train", daemon=True)
 
@@ -115,7 +125,9 @@ class Job:
         try:
             self.state = RUNNING
             self._started_at = self._clock()
-            self.session = TrainingSession(self.cfg, self._data)
+            if self.session is None:
+                self.session = TrainingSession(self.cfg, self.data)
+            self._first_step = self.session.step
             for record in self.session.run():
                 with self._lock:
                     self._records.append(record)
@@ -145,6 +157,7 @@ class Job:
             records=records,
             queue_position=self._position(self) if self.state == QUEUED else 0,
             step=session.step if session else 0,
+            first_step=self._first_step,
             total_steps=session.total_steps if session else 0,
             elapsed_s=elapsed,
             message=self.message,
@@ -175,8 +188,17 @@ class JobRegistry:
         self._idle_timeout_s = idle_timeout_s
         self._clock = clock
 
-    def submit(self, cfg: TrainRunConfig, data: LoadedData) -> Job:
-        """Queues a comparison; it starts as soon as a slot is free."""
+    def submit(
+        self, cfg: TrainRunConfig, data: LoadedData, session: TrainingSession | None = None
+    ) -> Job:
+        """Queues a comparison; it starts as soon as a slot is free.
+
+        Args:
+            cfg: The comparison.
+            data: Its images.
+            session: Optional prepared session of ``cfg`` (e.g. resumed from
+                a checkpoint) to continue instead of starting afresh.
+        """
         job = Job(
             cfg,
             data,
@@ -185,6 +207,7 @@ class JobRegistry:
             self._max_runtime_s,
             self._idle_timeout_s,
             self._clock,
+            session,
         )
         with self._lock:
             self._jobs = [j for j in self._jobs if j.state not in FINISHED]

@@ -35,7 +35,7 @@ FORMULA_BOUNDS: Bounds = ((-5.0, 5.0), (-5.0, 5.0))
 
 @dataclass(frozen=True)
 class Minimum:
-    """A known global minimum (value from the literature)."""
+    """A known minimum (value from the literature)."""
 
     x: float
     y: float
@@ -57,6 +57,7 @@ class Surface:
         tex: The formula in LaTeX.
         params: Tunable parameters of the surface itself.
         values: The parameter values ``fn`` is evaluated with.
+        local_minima: Known local (not global) minima, for basin maps.
     """
 
     key: str
@@ -69,6 +70,12 @@ class Surface:
     tex: str = ""
     params: tuple[HParam, ...] = ()
     values: tuple[tuple[str, HValue], ...] = ()
+    local_minima: tuple[Minimum, ...] = ()
+
+    @property
+    def all_minima(self) -> tuple[Minimum, ...]:
+        """The global minima, then the known local ones."""
+        return self.minima + self.local_minima
 
     def __call__(self, xy: Tensor) -> Tensor:
         """Evaluates the surface on a ``(..., 2)`` tensor."""
@@ -285,6 +292,12 @@ SIX_HUMP_CAMEL = Surface(
     (Minimum(0.0898420, -0.7126564, -1.031628), Minimum(-0.0898420, 0.7126564, -1.031628)),
     log_scale=True,
     tex=r"\left(4 - 2.1x^2 + \tfrac{x^4}{3}\right)x^2 + xy + (4y^2-4)\,y^2",
+    local_minima=(
+        Minimum(1.703607, -0.796084, -0.215464),
+        Minimum(-1.703607, 0.796084, -0.215464),
+        Minimum(1.607105, 0.568651, 2.104250),
+        Minimum(-1.607105, -0.568651, 2.104250),
+    ),
 )
 THREE_HUMP_CAMEL = Surface(
     "three_hump_camel",
@@ -295,6 +308,7 @@ THREE_HUMP_CAMEL = Surface(
     (Minimum(0.0, 0.0, 0.0),),
     log_scale=True,
     tex=r"2x^2 - 1.05x^4 + \tfrac{x^6}{6} + xy + y^2",
+    local_minima=(Minimum(1.747552, -0.873776, 0.298638), Minimum(-1.747552, 0.873776, 0.298638)),
 )
 MATYAS = Surface(
     "matyas",

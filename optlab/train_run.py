@@ -15,10 +15,11 @@ N steps, a save, a load in a new process and N more steps equal 2N straight.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import torch
 from torch import nn
@@ -143,6 +144,36 @@ class TrainRunConfig:
         ]
         return out
 
+    @classmethod
+    def from_dict(cls, data: object) -> TrainRunConfig:
+        """The inverse of `to_dict` (for checkpoints), validated like any config.
+
+        Raises:
+            ValueError: naming the first setting that is missing or bad.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError("config: expected a mapping of settings")
+        known = {f.name for f in fields(cls)}
+        if unknown := sorted(str(k) for k in data if k not in known):
+            raise ValueError(f"config: unknown setting {unknown[0]!r}")
+        raw_slots = data.get("slots")
+        if not isinstance(raw_slots, list | tuple) or not all(
+            isinstance(s, Mapping) for s in raw_slots
+        ):
+            raise ValueError("slots: expected a list of optimizer settings")
+        try:
+            slots = tuple(
+                TrainSlot(
+                    OptimizerConfig.from_text(str(s.get("optimizer", ""))),
+                    s.get("classifier_lr_mult", 1.0),
+                    SchedulerConfig.from_text(str(s.get("scheduler", "none"))),
+                )
+                for s in raw_slots
+            )
+            return cls(slots=slots, **{k: v for k, v in data.items() if k != "slots"})
+        except (TypeError, AttributeError) as err:
+            raise ValueError(f"config: {err}") from None
+
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -242,6 +273,7 @@ class TrainingSession:
         #: Every record so far: checkpoints carry it, so a resumed run's
         #: history starts at step 1.
         self.history: list[TrainRecord | EvalRecord] = []
+        self._digest: str | None = None
 
     def _format(self, slot: TrainSlot) -> torch.memory_format:
         # torch's L-BFGS flattens gradients with .view(-1), which channels-last
@@ -332,25 +364,32 @@ class TrainingSession:
         return norm
 
     @torch.no_grad()
-    def evaluate(self, i: int) -> EvalRecord:
-        """Test loss and accuracy of model ``i`` on the test images."""
+    def _test_logits(self, i: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Model ``i``'s logits on the test images, chunk by chunk, with the labels."""
         model = self.models[i]
         model.eval()
-        total_loss, correct = 0.0, 0
         try:
             for start in range(0, len(self.test_labels), EVAL_CHUNK):
                 images = self.test_images[start : start + EVAL_CHUNK].to(self.device)
                 x = normalise(images, CIFAR10_MEAN, CIFAR10_STD)
                 if self.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
-                y = self.test_labels[start : start + EVAL_CHUNK].to(self.device)
-                logits = model(x)
-                total_loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
-                correct += int((logits.argmax(1) == y).sum())
+                yield model(x), self.test_labels[start : start + EVAL_CHUNK].to(self.device)
         finally:
             model.train()
+
+    def evaluate(self, i: int) -> EvalRecord:
+        """Test loss and accuracy of model ``i`` on the test images."""
+        total_loss, correct = 0.0, 0
+        for logits, y in self._test_logits(i):
+            total_loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
+            correct += int((logits.argmax(1) == y).sum())
         n = len(self.test_labels)
         return EvalRecord(self.step, i, total_loss / n, correct / n)
+
+    def predict(self, i: int) -> torch.Tensor:
+        """Model ``i``'s predicted class for every test image (int64, on the CPU)."""
+        return torch.cat([logits.argmax(1).cpu() for logits, _ in self._test_logits(i)])
 
     def run(self) -> Iterator[TrainRecord | EvalRecord]:
         """Trains every optimizer to the step budget, yielding records.
@@ -398,10 +437,24 @@ class TrainingSession:
             or step % self.per_epoch == 0
         )
 
+    def data_digest(self) -> str:
+        """A fingerprint of the training and test images this session uses.
+
+        A checkpoint carries it, so resuming on other images (the synthetic
+        set instead of CIFAR-10, say) is refused instead of silently mixed.
+        """
+        if self._digest is None:
+            digest = hashlib.sha256()
+            for t in (self.train_images, self.train_labels, self.test_images, self.test_labels):
+                digest.update(t.contiguous().numpy().tobytes())
+            self._digest = digest.hexdigest()[:32]
+        return self._digest
+
     def state_dict(self) -> dict:
         """Everything needed to continue this run exactly (for checkpoints)."""
         return {
             "config": self.cfg.to_dict(),
+            "data_digest": self.data_digest(),
             "step": self.step,
             "status": list(self.status),
             "smooth": list(self.smooth),

@@ -390,6 +390,20 @@ def test_synthetic_is_deterministic_and_leaves_global_rng_alone() -> None:
         synthetic_cifar(0, 10)
 
 
+def test_synthetic_sets_of_any_size_share_their_first_images() -> None:
+    # A run (or checkpoint) on the first N images sees the same images however
+    # large a set the page or the CLI drew.
+    small_train, small_test = synthetic_cifar(256, 100, seed=0)
+    big_train, big_test = synthetic_cifar(2500, 1200, seed=0)
+    assert torch.equal(big_train.images[:256], small_train.images)
+    assert torch.equal(big_train.labels[:256], small_train.labels)
+    assert torch.equal(big_test.images[:100], small_test.images)
+    # Every prefix is balanced.
+    for n in (7, 10, 999, 1001, 2500):
+        counts = torch.bincount(big_train.labels[:n], minlength=10)
+        assert int(counts.max() - counts.min()) <= 1
+
+
 @contextlib.contextmanager
 def _one_thread() -> Iterator[None]:
     # On a machine busy with other work, torch's threads wait on each other

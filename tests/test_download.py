@@ -23,11 +23,14 @@ import pytest
 from optlab.data import (
     ARCHIVE_NAME,
     CACHE_DIR_ENV,
+    CIFAR10_URL,
     DATA_DIR_ENV,
     FOLDER_NAME,
     SYNTHETIC_CLASSES,
+    URL_ENV,
     DataError,
     DownloadError,
+    archive_url,
     download,
     load_cifar10,
     md5_of,
@@ -241,3 +244,15 @@ def test_failing_progress_callback_leaves_nothing(
     with pytest.raises(KeyboardInterrupt):
         download(f"{server.url}/cifar.tar.gz", tmp_path / ARCHIVE_NAME, archive_md5, stop)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_archive_url_comes_from_the_environment_when_not_given(
+    tmp_path: Path, server: Server, archive_md5: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mirror = f"{server.url}/cifar.tar.gz"  # a workshop's own mirror, say
+    monkeypatch.setenv(URL_ENV, mirror)
+    assert archive_url() == mirror
+    data = load_cifar10(None, cache_dir=tmp_path, md5=archive_md5, synthetic=False)
+    assert data.kind == "download" and mirror in data.source
+    monkeypatch.delenv(URL_ENV)
+    assert archive_url() == CIFAR10_URL

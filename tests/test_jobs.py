@@ -92,3 +92,21 @@ def test_a_failing_job_reports_instead_of_dying(data):
     assert job.wait(30)
     snap = job.poll()
     assert snap.state == FAILED and "larger than" in snap.message
+
+
+def test_a_prepared_session_reports_its_history_first_and_goes_on(data):
+    from optlab.checkpoint import resume
+    from optlab.train_run import TrainingSession
+
+    first = TrainingSession(config(steps=4), data)
+    list(first.run())
+    longer = config(steps=8)
+    session = TrainingSession(longer, data)
+    resume(session, first.state_dict())
+    job = JobRegistry().submit(longer, data, session)
+    assert job.session is session
+    assert job.wait(60) and job.state == DONE
+    snap = job.poll()
+    steps = [r.step for r in snap.records if isinstance(r, TrainRecord)]
+    assert steps == list(range(1, 9))  # the checkpoint's 4 steps, then 4 more
+    assert (snap.first_step, snap.step, snap.total_steps) == (4, 8, 8)

@@ -23,7 +23,7 @@ from optlab.surfaces import (
 
 SURFACE_IDS = [s.key for s in SURFACES]
 WITH_MINIMA = [s for s in SURFACES if s.minima]
-MINIMA = [(s, m) for s in SURFACES for m in s.minima]
+MINIMA = [(s, m) for s in SURFACES for m in s.all_minima]
 MINIMA_IDS = [f"{s.key}@({m.x:g},{m.y:g})" for s, m in MINIMA]
 
 # Published global minima: (x, y, f*, tolerance on f). Sources: Jamil & Yang, "A
@@ -128,6 +128,20 @@ def test_gradient_vanishes_at_minimum(surface: Surface, minimum) -> None:
 def test_minimum_lies_inside_bounds(surface: Surface, minimum) -> None:
     (x0, x1), (y0, y1) = surface.bounds
     assert x0 <= minimum.x <= x1 and y0 <= minimum.y <= y1
+
+
+@pytest.mark.parametrize(("surface", "minimum"), MINIMA, ids=MINIMA_IDS)
+def test_every_known_minimum_is_a_minimum_not_a_saddle(surface: Surface, minimum) -> None:
+    # f rises in every direction around it (a basin map relies on this).
+    for angle in np.linspace(0, 2 * np.pi, 16, endpoint=False):
+        dx, dy = 1e-2 * np.cos(angle), 1e-2 * np.sin(angle)
+        assert _value(surface, minimum.x + dx, minimum.y + dy) > minimum.value - 1e-6
+
+
+def test_local_minima_lie_above_the_global_ones() -> None:
+    for surface in SURFACES:
+        for m in surface.local_minima:
+            assert m.value > surface.f_min + 1e-3
 
 
 @pytest.mark.parametrize("surface", WITH_MINIMA, ids=[s.key for s in WITH_MINIMA])

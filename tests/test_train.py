@@ -239,3 +239,55 @@ def test_pickled_code_in_a_checkpoint_is_not_run(tmp_path):
     with pytest.raises(CheckpointError, match="refused: it holds Python objects"):
         load_checkpoint(path)
     assert not (tmp_path / "pwned").exists()
+
+
+# --- configs from checkpoints -------------------------------------------------------------
+
+
+def test_config_from_dict_inverts_to_dict():
+    cfg = config(
+        slot("sgd:lr=0.05,momentum=0.9", classifier_lr_mult=10.0),
+        slot("adam:lr=0.002", scheduler=SchedulerConfig("step", (("step_size", 3),))),
+        augment=True,
+        clip_grad_norm=1.5,
+    )
+    assert TrainRunConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"slots": "adam"}, "slots: expected a list"),
+        ({"slots": [{"optimizer": "nope"}]}, "unknown optimizer"),
+        ({"slots": [{"optimizer": "adam", "scheduler": "cosine:eta_min=x"}]}, "eta_min"),
+        ({"batch_size": "64"}, "batch_size"),
+        ({"model": 3}, "unknown model 3"),
+        ({"surprise": 1}, "unknown setting 'surprise'"),
+    ],
+)
+def test_config_from_dict_refuses_damaged_settings(change, fragment):
+    saved = {**config(slot("adam")).to_dict(), **change}
+    with pytest.raises(ValueError, match=fragment):
+        TrainRunConfig.from_dict(saved)
+    with pytest.raises(ValueError, match="mapping"):
+        TrainRunConfig.from_dict(["not", "a", "dict"])
+
+
+def test_resuming_on_other_images_is_refused(data, tmp_path):
+    from optlab.checkpoint import resume
+
+    cfg = config(slot("adam:lr=0.002"))
+    first = TrainingSession(cfg, data)
+    list(first.run())
+    train, test = synthetic_cifar(n_train=256, n_test=64, seed=4)  # same sizes, other images
+    other = LoadedData(train, test, tuple(SYNTHETIC_CLASSES), "synthetic", "other")
+    longer = config(slot("adam:lr=0.002"), steps=8)
+    with pytest.raises(CheckpointError, match="other images"):
+        resume(TrainingSession(longer, other), first.state_dict())
+    resume(TrainingSession(longer, data), first.state_dict())  # the same images are fine
+
+
+def test_any_failure_to_parse_a_file_is_a_checkpoint_error():
+    for junk in (b"", b"this is not a torch file", b"PK\x03\x04" + b"\x00" * 40, bytes(range(256))):
+        with pytest.raises(CheckpointError, match="checkpoint: "):
+            read_checkpoint(junk)

@@ -51,12 +51,14 @@ __all__ = [
     "DATA_DIR_ENV",
     "FOLDER_NAME",
     "SYNTHETIC_CLASSES",
+    "URL_ENV",
     "DataError",
     "DataKind",
     "DownloadError",
     "ImageSet",
     "LoadedData",
     "Progress",
+    "archive_url",
     "augment",
     "default_cache_dir",
     "download",
@@ -72,6 +74,8 @@ __all__ = [
 
 DATA_DIR_ENV = "OPTLAB_DATA_DIR"
 CACHE_DIR_ENV = "OPTLAB_CACHE_DIR"
+#: A mirror of the archive (a workshop's own server on the local network, say).
+URL_ENV = "OPTLAB_CIFAR_URL"
 
 #: Where a `LoadedData` came from.
 DataKind = Literal["folder", "cache", "download", "synthetic"]
@@ -106,6 +110,11 @@ def default_cache_dir() -> Path:
     """``$OPTLAB_CACHE_DIR`` if set, else ``~/.cache/optlab``."""
     env = os.environ.get(CACHE_DIR_ENV)
     return Path(env).expanduser() if env else Path.home() / ".cache" / "optlab"
+
+
+def archive_url() -> str:
+    """Where the archive is downloaded from: ``$OPTLAB_CIFAR_URL``, else the official URL."""
+    return os.environ.get(URL_ENV) or CIFAR10_URL
 
 
 def resolve_data_dir(path: str | os.PathLike[str]) -> Path:
@@ -148,7 +157,7 @@ def load_cifar10(
     data_dir: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     download: bool = True,
-    url: str = CIFAR10_URL,
+    url: str | None = None,
     md5: str = CIFAR10_MD5,
     progress: Progress | None = None,
     synthetic: bool = True,
@@ -163,7 +172,7 @@ def load_cifar10(
         cache_dir: Where the archive is looked for, downloaded and extracted;
             None uses `default_cache_dir`.
         download: Whether a missing archive may be downloaded.
-        url: Where to download it from.
+        url: Where to download it from (None: `archive_url`).
         md5: The archive's expected md5.
         progress: ``progress(done_bytes, total_bytes_or_None)`` during a
             download.
@@ -196,6 +205,7 @@ def load_cifar10(
         return LoadedData(*splits, CLASSES, "cache", f"CIFAR-10 from cache {cache}")
 
     if download:
+        url = url or archive_url()
         archive = cache / ARCHIVE_NAME
         try:
             cifar.download(url, archive, md5, progress=progress)

@@ -155,16 +155,33 @@ def _draw(pattern: Pattern, n: int, gen: torch.Generator) -> torch.Tensor:
     return images.clamp_(0.0, 255.5).to(torch.uint8)
 
 
-def _image_set(n: int, seed: int) -> ImageSet:
-    gen = torch.Generator().manual_seed(seed)
-    # Balanced classes (counts differ by at most one), in random order.
-    labels = (torch.arange(n) % len(_PATTERNS))[torch.randperm(n, generator=gen)]
-    images = torch.empty((n, 3, _SIZE, _SIZE), dtype=torch.uint8)
+#: Images per independently seeded block: a set's first N images are the same
+#: whatever its size, so runs (and checkpoints) on N images agree everywhere.
+_BLOCK = 1000
+
+
+def _block(index: int, seed: int) -> ImageSet:
+    """The ``index``-th block of `_BLOCK` images of the stream ``seed``."""
+    gen = torch.Generator().manual_seed((seed * 1_000_003 + index) % 2**63)
+    # Every group of ten consecutive images holds each class once, in random
+    # order: any prefix is balanced (class counts differ by at most one).
+    groups = torch.argsort(torch.rand(_BLOCK // len(_PATTERNS), len(_PATTERNS), generator=gen), 1)
+    labels = groups.flatten()
+    images = torch.empty((_BLOCK, 3, _SIZE, _SIZE), dtype=torch.uint8)
     for cls, (_, pattern) in enumerate(_PATTERNS):
         where = (labels == cls).nonzero().squeeze(1)
         for start in range(0, len(where), _CHUNK):
-            index = where[start : start + _CHUNK]
-            images[index] = _draw(pattern, len(index), gen)
+            index_ = where[start : start + _CHUNK]
+            images[index_] = _draw(pattern, len(index_), gen)
+    return ImageSet(images, labels)
+
+
+def _image_set(n: int, seed: int) -> ImageSet:
+    blocks = [_block(b, seed) for b in range(-(-n // _BLOCK))]
+    images = torch.cat([b.images for b in blocks])
+    labels = torch.cat([b.labels for b in blocks])
+    if len(labels) > n:  # copies, so the unused tail of the last block is freed
+        images, labels = images[:n].clone(), labels[:n].clone()
     return ImageSet(images, labels)
 
 

@@ -1,0 +1,81 @@
+"""Batched Adam and AdamW: torch.optim.Adam and AdamW per row (AMSGrad, weight decay)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from optlab.batched.base import BatchedOptimizer, coupled_decay, negate_if
+
+
+class BatchedAdam(BatchedOptimizer):
+    """`torch.optim.Adam`, row by row: the registry's ``adam`` rule (`rule`)."""
+
+    key = "adam"
+    variants = (
+        {},
+        {"amsgrad": True},
+        {"lr": 0.02, "amsgrad": True, "betas": (0.8, 0.99)},
+        {"weight_decay": 0.1},
+        {"weight_decay": 0.3, "decoupled_weight_decay": True},
+        {"weight_decay": 0.1, "decoupled_weight_decay": True, "amsgrad": True},
+        {"maximize": True, "amsgrad": True, "weight_decay": 0.05},
+        {"lr": 0.01, "betas": (0.5, 0.0), "maximize": True},
+        {"betas": (0.0, 0.5), "eps": 1e-3},
+        {"lr": 0.05, "betas": (0.95, 0.9999), "eps": 0.1},
+    )
+
+    def _init_state(self) -> None:
+        self.state["exp_avg"] = self.zeros()
+        self.state["exp_avg_sq"] = self.zeros()
+        self.state["max_exp_avg_sq"] = self.zeros()
+
+    def _update(self, grad: Tensor) -> None:
+        h, s, param, step = self.knobs, self.state, self.points, float(self.t)
+        lr, weight_decay, eps = h["lr"], h["weight_decay"], h["eps"]
+        beta1, beta2 = self.pair("betas")
+        decay = weight_decay != 0
+        # grad = grads[i] if not maximize else -grads[i]
+        grad = negate_if(h["maximize"], grad)
+        # if weight_decay != 0: decoupled: param.mul_(1 - lr * weight_decay)
+        decoupled = h["decoupled_weight_decay"]
+        param.copy_(torch.where(decay & decoupled, param * (1 - lr * weight_decay), param))
+        # ... else grad = grad.add(param, alpha=weight_decay)
+        grad = torch.where(decoupled, grad, coupled_decay(grad, param, weight_decay))
+        # exp_avg.lerp_(grad, 1 - beta1)
+        s["exp_avg"].lerp_(grad, 1 - beta1)
+        # exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        s["exp_avg_sq"] = torch.addcmul(s["exp_avg_sq"] * beta2, (1 - beta2) * grad, grad)
+        # bias_correction1 = 1 - beta1**step; bias_correction2**0.5 (Python floats)
+        bias_correction1, bias_correction2_sqrt = self.scalars(
+            lambda b1, b2: (1 - b1**step, (1 - b2**step) ** 0.5), "betas"
+        )
+        step_size = lr / bias_correction1
+        # amsgrad: torch.maximum(max_exp_avg_sqs[i], exp_avg_sq, out=max_exp_avg_sqs[i])
+        amsgrad = h["amsgrad"]
+        s["max_exp_avg_sq"] = torch.where(
+            amsgrad, torch.maximum(s["max_exp_avg_sq"], s["exp_avg_sq"]), s["max_exp_avg_sq"]
+        )
+        # denom = (v.sqrt() / bias_correction2_sqrt).add_(eps), v the max under amsgrad
+        v = torch.where(amsgrad, s["max_exp_avg_sq"], s["exp_avg_sq"])
+        denom = v.sqrt() / bias_correction2_sqrt + eps
+        # param.addcdiv_(exp_avg, denom, value=-step_size)
+        param.addcdiv_(-step_size * s["exp_avg"], denom)
+
+
+class BatchedAdamW(BatchedAdam):
+    """`torch.optim.AdamW`, row by row: Adam with decoupled decay, the registry's ``adamw`` rule."""
+
+    key = "adamw"
+    fixed: ClassVar[dict[str, object]] = {"decoupled_weight_decay": True}
+    variants = (
+        {},
+        {"weight_decay": 0.0},
+        {"lr": 0.01, "weight_decay": 0.5},
+        {"amsgrad": True, "weight_decay": 0.2, "betas": (0.8, 0.99)},
+        {"maximize": True, "amsgrad": True},
+        {"lr": 0.05, "betas": (0.0, 0.9), "eps": 1e-2},
+        {"lr": 0.02, "betas": (0.95, 0.9999), "weight_decay": 1.0},
+    )
