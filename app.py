@@ -25,6 +25,12 @@ page = st.navigation(
             default=True,
         ),
         st.Page(
+            "pages/cnn.py",
+            title="CNN lab",
+            icon=":material/neurology:",
+            url_path="cnn-lab",
+        ),
+        st.Page(
             "pages/update_rules.py",
             title="Update rules",
             icon=":material/functions:",

@@ -71,8 +71,11 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> No
 
 
 @contextlib.contextmanager
-def serve_app(log: Path) -> Iterator[str]:
-    """Runs `streamlit run app.py` on a free loopback port; yields its URL."""
+def serve_app(log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Runs `streamlit run app.py` on a free loopback port; yields its URL.
+
+    ``env`` is merged over this process's environment for the server.
+    """
     port = _free_port()
     cmd = [
         sys.executable,
@@ -86,7 +89,13 @@ def serve_app(log: Path) -> Iterator[str]:
         "--browser.gatherUsageStats=false",
     ]
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, proc)
