@@ -52,6 +52,8 @@ test: $(VENV)/.dev-deps chromium lint
 
 bench: $(VENV)/.run-deps
 	$(BIN)/python -m bench.surface_engine
+	$(BIN)/python -m bench.sweep
+	$(BIN)/python -m bench.cnn_throughput
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
