@@ -31,9 +31,9 @@ class BatchedAdadelta(BatchedOptimizer):
         h, s, param = self.knobs, self.state, self.points
         rho, eps = h["rho"], h["eps"]
         # grad = grad if not maximize else -grad
-        grad = negate_if(h["maximize"], grad)
+        grad = negate_if(self, grad)
         # if weight_decay != 0: grad = grad.add(param, alpha=weight_decay)
-        grad = coupled_decay(grad, param, h["weight_decay"])
+        grad = coupled_decay(self, grad)
         # square_avg.mul_(rho).addcmul_(grad, grad, value=1 - rho)
         s["square_avg"] = torch.addcmul(s["square_avg"] * rho, (1 - rho) * grad, grad)
         # std = square_avg.add(eps).sqrt_(); delta = acc_delta.add(eps).sqrt_()

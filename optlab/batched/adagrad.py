@@ -29,9 +29,9 @@ class BatchedAdagrad(BatchedOptimizer):
     def _update(self, grad: Tensor) -> None:
         h, s, param, step = self.knobs, self.state, self.points, float(self.t)
         # grad = grad if not maximize else -grad
-        grad = negate_if(h["maximize"], grad)
+        grad = negate_if(self, grad)
         # if weight_decay != 0: grad = grad.add(param, alpha=weight_decay)
-        grad = coupled_decay(grad, param, h["weight_decay"])
+        grad = coupled_decay(self, grad)
         # clr = lr / (1 + (step - 1) * lr_decay)
         clr = h["lr"] / (1 + (step - 1) * h["lr_decay"])
         # state_sum.addcmul_(grad, grad, value=1); std = state_sum.sqrt().add_(eps)

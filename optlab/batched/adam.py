@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from optlab.batched.base import BatchedOptimizer, coupled_decay, negate_if
+from optlab.batched.base import BatchedOptimizer, negate_if, weight_decay_step
 
 
 class BatchedAdam(BatchedOptimizer):
@@ -34,16 +34,13 @@ class BatchedAdam(BatchedOptimizer):
 
     def _update(self, grad: Tensor) -> None:
         h, s, param, step = self.knobs, self.state, self.points, float(self.t)
-        lr, weight_decay, eps = h["lr"], h["weight_decay"], h["eps"]
+        lr, eps = h["lr"], h["eps"]
         beta1, beta2 = self.pair("betas")
-        decay = weight_decay != 0
         # grad = grads[i] if not maximize else -grads[i]
-        grad = negate_if(h["maximize"], grad)
-        # if weight_decay != 0: decoupled: param.mul_(1 - lr * weight_decay)
-        decoupled = h["decoupled_weight_decay"]
-        param.copy_(torch.where(decay & decoupled, param * (1 - lr * weight_decay), param))
-        # ... else grad = grad.add(param, alpha=weight_decay)
-        grad = torch.where(decoupled, grad, coupled_decay(grad, param, weight_decay))
+        grad = negate_if(self, grad)
+        # if weight_decay != 0: decoupled: param.mul_(1 - lr * weight_decay),
+        # else grad = grad.add(param, alpha=weight_decay)
+        grad = weight_decay_step(self, grad)
         # exp_avg.lerp_(grad, 1 - beta1)
         s["exp_avg"].lerp_(grad, 1 - beta1)
         # exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
@@ -54,12 +51,14 @@ class BatchedAdam(BatchedOptimizer):
         )
         step_size = lr / bias_correction1
         # amsgrad: torch.maximum(max_exp_avg_sqs[i], exp_avg_sq, out=max_exp_avg_sqs[i])
-        amsgrad = h["amsgrad"]
-        s["max_exp_avg_sq"] = torch.where(
-            amsgrad, torch.maximum(s["max_exp_avg_sq"], s["exp_avg_sq"]), s["max_exp_avg_sq"]
-        )
+        v = s["exp_avg_sq"]
+        if self.some["amsgrad"]:
+            amsgrad = h["amsgrad"]
+            s["max_exp_avg_sq"] = torch.where(
+                amsgrad, torch.maximum(s["max_exp_avg_sq"], v), s["max_exp_avg_sq"]
+            )
+            v = torch.where(amsgrad, s["max_exp_avg_sq"], v)
         # denom = (v.sqrt() / bias_correction2_sqrt).add_(eps), v the max under amsgrad
-        v = torch.where(amsgrad, s["max_exp_avg_sq"], s["exp_avg_sq"])
         denom = v.sqrt() / bias_correction2_sqrt + eps
         # param.addcdiv_(exp_avg, denom, value=-step_size)
         param.addcdiv_(-step_size * s["exp_avg"], denom)

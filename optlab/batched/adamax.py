@@ -31,9 +31,9 @@ class BatchedAdamax(BatchedOptimizer):
         h, s, param, step = self.knobs, self.state, self.points, float(self.t)
         beta1, beta2 = self.pair("betas")
         # grad = grad if not maximize else -grad
-        grad = negate_if(h["maximize"], grad)
+        grad = negate_if(self, grad)
         # if weight_decay != 0: grad = grad.add(param, alpha=weight_decay)
-        grad = coupled_decay(grad, param, h["weight_decay"])
+        grad = coupled_decay(self, grad)
         # exp_avg.lerp_(grad, 1 - beta1)
         s["exp_avg"].lerp_(grad, 1 - beta1)
         # torch.maximum(exp_inf.mul_(beta2), grad.abs().add_(eps), out=exp_inf)

@@ -164,6 +164,11 @@ class BatchedOptimizer(ABC):
         }
         for name, value in self.fixed.items():
             self.knobs[name] = torch.full((n, 1), value, dtype=torch.bool)
+        #: Whether some row has the knob on (bool) or nonzero (number), and
+        #: whether every row does: branches no row takes are skipped (the
+        #: result is the same, one fewer pass over the rows).
+        self.some = {k: bool((v != 0).any()) for k, v in self.knobs.items()}
+        self.every = {k: bool((v != 0).all()) for k, v in self.knobs.items()}
         self.active = torch.ones(n, dtype=torch.bool)
         self.t = 0
         self.state: dict[str, Tensor] = {}
@@ -247,11 +252,39 @@ def _describe(value: object) -> str:
     return repr(value)
 
 
-def negate_if(flag: Tensor, grad: Tensor) -> Tensor:
-    """``-grad`` on rows where ``flag`` (torch's ``maximize``), ``grad`` elsewhere."""
-    return torch.where(flag, -grad, grad)
+def negate_if(opt: BatchedOptimizer, grad: Tensor) -> Tensor:
+    """``-grad`` on rows with torch's ``maximize``, ``grad`` elsewhere."""
+    if not opt.some["maximize"]:
+        return grad
+    return -grad if opt.every["maximize"] else torch.where(opt.knobs["maximize"], -grad, grad)
 
 
-def coupled_decay(grad: Tensor, points: Tensor, weight_decay: Tensor) -> Tensor:
-    """torch's ``grad.add(param, alpha=weight_decay)`` where ``weight_decay != 0``."""
-    return torch.where(weight_decay != 0, torch.addcmul(grad, points, weight_decay), grad)
+def coupled_decay(opt: BatchedOptimizer, grad: Tensor, rows: Tensor | None = None) -> Tensor:
+    """torch's ``grad.add(param, alpha=weight_decay)`` on rows whose ``weight_decay != 0``
+    (and, if given, whose ``rows`` mask is set)."""
+    weight_decay = opt.knobs["weight_decay"]
+    if not opt.some["weight_decay"]:
+        return grad
+    decayed = torch.addcmul(grad, opt.points, weight_decay)
+    if opt.every["weight_decay"] and rows is None:
+        return decayed
+    mask = weight_decay != 0 if rows is None else (weight_decay != 0) & rows
+    return torch.where(mask, decayed, grad)
+
+
+def weight_decay_step(opt: BatchedOptimizer, grad: Tensor) -> Tensor:
+    """torch's ``if weight_decay != 0:`` block of Adam, NAdam and RAdam.
+
+    Decoupled rows shrink the point, ``param.mul_(1 - lr * weight_decay)``;
+    the others decay the gradient, ``grad = grad.add(param, alpha=weight_decay)``.
+    """
+    if not opt.some["weight_decay"]:
+        return grad
+    h, param = opt.knobs, opt.points
+    decoupled = h["decoupled_weight_decay"]
+    if opt.some["decoupled_weight_decay"]:
+        shrunk = param * (1 - h["lr"] * h["weight_decay"])
+        param.copy_(torch.where((h["weight_decay"] != 0) & decoupled, shrunk, param))
+    if opt.every["decoupled_weight_decay"]:
+        return grad
+    return coupled_decay(opt, grad, rows=~decoupled)

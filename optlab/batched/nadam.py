@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from optlab.batched.base import BatchedOptimizer, coupled_decay, negate_if
+from optlab.batched.base import BatchedOptimizer, negate_if, weight_decay_step
 
 
 def _scalar_dtype() -> torch.dtype:
@@ -51,17 +51,14 @@ class BatchedNAdam(BatchedOptimizer):
 
     def _update(self, grad: Tensor) -> None:
         h, s, param = self.knobs, self.state, self.points
-        lr, weight_decay = h["lr"], h["weight_decay"]
+        lr = h["lr"]
         beta1, beta2 = self.pair("betas")
         bias_correction2, mu, mu_next = self.scalars(self._schedule, "betas", "momentum_decay")
         # grad = grads[i] if not maximize else -grads[i]
-        grad = negate_if(h["maximize"], grad)
-        # if weight_decay != 0: decoupled: param.mul_(1 - lr * weight_decay)
-        decoupled = h["decoupled_weight_decay"]
-        shrunk = param * (1 - lr * weight_decay)
-        param.copy_(torch.where((weight_decay != 0) & decoupled, shrunk, param))
-        # ... else grad = grad.add(param, alpha=weight_decay)
-        grad = torch.where(decoupled, grad, coupled_decay(grad, param, weight_decay))
+        grad = negate_if(self, grad)
+        # if weight_decay != 0: decoupled: param.mul_(1 - lr * weight_decay),
+        # else grad = grad.add(param, alpha=weight_decay)
+        grad = weight_decay_step(self, grad)
         # mu_product *= mu
         s["mu_product"].mul_(mu.to(s["mu_product"].dtype))
         mu_product = s["mu_product"].to(torch.float64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from optlab.batched.base import BatchedOptimizer, coupled_decay, negate_if
+from optlab.batched.base import BatchedOptimizer, negate_if, weight_decay_step
 
 
 class BatchedRAdam(BatchedOptimizer):
@@ -50,16 +50,13 @@ class BatchedRAdam(BatchedOptimizer):
 
     def _update(self, grad: Tensor) -> None:
         h, s, param = self.knobs, self.state, self.points
-        lr, weight_decay = h["lr"], h["weight_decay"]
+        lr = h["lr"]
         beta1, beta2 = self.pair("betas")
-        decay = weight_decay != 0
         # grad = grads[i] if not maximize else -grads[i]
-        grad = negate_if(h["maximize"], grad)
-        # if weight_decay != 0: decoupled: param.mul_(1 - lr * weight_decay)
-        decoupled = h["decoupled_weight_decay"]
-        param.copy_(torch.where(decay & decoupled, param * (1 - lr * weight_decay), param))
-        # ... else grad = grad.add(param, alpha=weight_decay)
-        grad = torch.where(decoupled, grad, coupled_decay(grad, param, weight_decay))
+        grad = negate_if(self, grad)
+        # if weight_decay != 0: decoupled: param.mul_(1 - lr * weight_decay),
+        # else grad = grad.add(param, alpha=weight_decay)
+        grad = weight_decay_step(self, grad)
         # exp_avg.lerp_(grad, 1 - beta1)
         s["exp_avg"].lerp_(grad, 1 - beta1)
         # exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)

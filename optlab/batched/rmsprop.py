@@ -38,9 +38,9 @@ class BatchedRMSprop(BatchedOptimizer):
         h, s, param = self.knobs, self.state, self.points
         alpha, momentum, centered = h["alpha"], h["momentum"], h["centered"]
         # grad = grad if not maximize else -grad
-        grad = negate_if(h["maximize"], grad)
+        grad = negate_if(self, grad)
         # if weight_decay != 0: grad = grad.add(param, alpha=weight_decay)
-        grad = coupled_decay(grad, param, h["weight_decay"])
+        grad = coupled_decay(self, grad)
         # square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
         s["square_avg"] = torch.addcmul(s["square_avg"] * alpha, (1 - alpha) * grad, grad)
         # centered: grad_avg.lerp_(grad, 1 - alpha);

@@ -44,17 +44,22 @@ class BatchedSGD(BatchedOptimizer):
         h, param = self.knobs, self.points
         momentum, dampening = h["momentum"], h["dampening"]
         # grad = grads[i] if not maximize else -grads[i]
-        grad = negate_if(h["maximize"], grad)
+        grad = negate_if(self, grad)
         # if weight_decay != 0: grad = grad.add(param, alpha=weight_decay)
-        grad = coupled_decay(grad, param, h["weight_decay"])
+        grad = coupled_decay(self, grad)
         # if momentum != 0: the buffer is a clone of grad on the first step,
         # else buf.mul_(momentum).add_(grad, alpha=1 - dampening)
-        buf = self.state["momentum_buffer"]
-        first = self.t == 1
-        buf = grad.clone() if first else torch.addcmul(buf * momentum, grad, 1 - dampening)
-        self.state["momentum_buffer"] = buf
-        # nesterov: grad = grad.add(buf, alpha=momentum); otherwise grad = buf
-        stepped = torch.where(h["nesterov"], torch.addcmul(grad, buf, momentum), buf)
-        grad = torch.where(momentum != 0, stepped, grad)
+        if self.some["momentum"]:
+            buf = self.state["momentum_buffer"]
+            first = self.t == 1
+            buf = grad.clone() if first else torch.addcmul(buf * momentum, grad, 1 - dampening)
+            self.state["momentum_buffer"] = buf
+            # nesterov: grad = grad.add(buf, alpha=momentum); otherwise grad = buf
+            stepped = buf
+            if self.some["nesterov"]:
+                ahead = torch.addcmul(grad, buf, momentum)
+                nesterov = h["nesterov"]
+                stepped = ahead if self.every["nesterov"] else torch.where(nesterov, ahead, buf)
+            grad = stepped if self.every["momentum"] else torch.where(momentum != 0, stepped, grad)
         # param.add_(grad, alpha=-lr)
         param.addcmul_(grad, -h["lr"])
