@@ -31,6 +31,12 @@ page = st.navigation(
             url_path="cnn-lab",
         ),
         st.Page(
+            "pages/sweep.py",
+            title="Sweeps",
+            icon=":material/grid_on:",
+            url_path="sweeps",
+        ),
+        st.Page(
             "pages/update_rules.py",
             title="Update rules",
             icon=":material/functions:",

@@ -160,6 +160,14 @@ class HParam:
             kind = "an integer" if self.integer else "a number"
             raise ValueError(f"Invalid {self.name} value: {shown!r} (expected {kind})") from None
 
+    def short(self, value: HValue) -> str:
+        """A compact display form for legends: numbers to 6 significant digits."""
+        if isinstance(value, tuple):
+            return "/".join(format(v, ".6g") for v in value)
+        if isinstance(value, float):
+            return format(value, ".6g")
+        return self.format(value)
+
     def format(self, value: HValue) -> str:
         """The text form of a value, the inverse of `parse`."""
         if isinstance(value, tuple):

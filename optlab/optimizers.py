@@ -721,7 +721,7 @@ class OptimizerConfig:
         spec = self.spec
         changed = self.changed()
         parts = [
-            hp.name if changed[hp.name] is True else f"{hp.name}={hp.format(changed[hp.name])}"
+            hp.name if changed[hp.name] is True else f"{hp.name}={hp.short(changed[hp.name])}"
             for hp in spec.hparams
             if hp.name in changed
         ]

@@ -13,6 +13,7 @@ an element of a pair (``betas.0``, ``betas.1``), or a start coordinate
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -72,12 +73,15 @@ class Axis:
         if self.scale == "log" and (self.low <= 0 or self.high <= 0):
             raise ValueError(f"{self.name}: a log axis needs positive bounds")
 
-    @property
+    @functools.cached_property
     def values(self) -> np.ndarray:
-        """The ``n`` values, in order."""
+        """The ``n`` values, in order (read-only)."""
         if self.scale == "log":
-            return np.geomspace(self.low, self.high, self.n)
-        return np.linspace(self.low, self.high, self.n)
+            values = np.geomspace(self.low, self.high, self.n)
+        else:
+            values = np.linspace(self.low, self.high, self.n)
+        values.setflags(write=False)
+        return values
 
     @classmethod
     def from_text(cls, text: str) -> Axis:
@@ -494,3 +498,36 @@ def sweep_summary(result: SweepResult) -> str:
         text += f"; reached f <= {cfg.target_loss:.6g}: {hit} of {n}"
     lines.append(text)
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """One optimizer of a fair comparison: its learning-rate sweep and the best config.
+
+    Attributes:
+        optimizer: The optimizer as given (its lr is what was tuned).
+        sweep: The final loss for every lr of the shared grid.
+        best: The config with the best lr, or None when every lr diverged.
+    """
+
+    optimizer: OptimizerConfig
+    sweep: SweepResult
+    best: OptimizerConfig | None
+
+
+def tune_lr(cfg: SweepConfig, runner: Callable[[SweepConfig], SweepResult] = run_sweep) -> Tuned:
+    """Runs a 1-D ``lr`` sweep and keeps the lr with the lowest final loss.
+
+    Final loss, not distance to a minimum or steps to a target: those favour
+    optimizers that start fast and stall.
+
+    Args:
+        cfg: A sweep whose only axis is ``lr``.
+        runner: Runs the sweep (a page passes its cached runner).
+    """
+    if cfg.y is not None or cfg.x.name != "lr":
+        raise ValueError("tuning sweeps lr alone: give one axis named lr")
+    result = runner(cfg)
+    best = result.best_cell()
+    tuned = None if best is None else cfg.cell_optimizer(cfg.cell_values(best))
+    return Tuned(cfg.optimizer, result, tuned)

@@ -477,7 +477,7 @@ def test_label_names_changed_values(spec: OptimizerSpec, hp: HParam) -> None:
         shown = spec.hparam(name)
         assert name in label
         if value is not True:
-            assert f"{name}={shown.format(value)}" in label
+            assert f"{name}={shown.short(value)}" in label
     unchanged = set(spec.defaults) - set(cfg.changed())
     for name in unchanged:
         assert f"{name}=" not in label
@@ -493,3 +493,11 @@ def test_changed_lists_only_differences() -> None:
     cfg = OptimizerConfig.create("sgd", lr=0.001, momentum=0.5)
     assert cfg.changed() == {"momentum": 0.5}
     assert math.isclose(cfg.kwargs["lr"], 0.001)
+
+
+def test_labels_show_long_floats_to_six_digits() -> None:
+    cfg = OptimizerConfig.create(
+        "adam", lr=0.0018420699693267163, betas=(0.9495918367346938, 0.999)
+    )
+    assert cfg.label == "Adam (lr=0.00184207, betas=0.949592/0.999)"
+    assert "lr=0.0018420699693267163" in cfg.to_text()  # the exact value where it matters
