@@ -424,3 +424,81 @@ def distance_figure(
             name=tr.optimizer.label,
         )
     return _decade_ticks(fig)
+
+
+#: Arrow colours of the step inspector, by direction.
+ARROW_COLORS = ("#7F3C8D", "#11A579", "#000000")
+#: Widths, widest first, so arrows that coincide (a first step) stay visible.
+ARROW_WIDTHS = (7, 4.5, 2)
+#: The longest inspector arrow is drawn this share of the view's diagonal.
+ARROW_SHARE = 0.15
+
+
+def inspector_figure(
+    surface: Surface,
+    trajectory: Trajectory,
+    index: int,
+    point: tuple[float, float],
+    arrows: dict[str, tuple[float, float]],
+    evaluations: Sequence[tuple[float, float]] = (),
+    *,
+    height: int = 480,
+) -> go.Figure:
+    """One optimizer's path with the inspected step's directions drawn at x_t.
+
+    The arrows share one scale factor (shown in the legend) so their lengths
+    compare: the longest is `ARROW_SHARE` of the view's diagonal. Points the
+    function was evaluated at during the step (L-BFGS's line search) are
+    drawn as numbered rings.
+    """
+    fig = contour_figure(surface, [trajectory], height=height)
+    for trace in fig.data:
+        if trace.name == trajectory.optimizer.label:
+            trace.line.color = color(index)
+            trace.marker.color = color(index)
+    (x0, x1), (y0, y1) = surface.bounds
+    diagonal = float(np.hypot(x1 - x0, y1 - y0))
+    longest = max((float(np.hypot(*d)) for d in arrows.values()), default=0.0)
+    scale = ARROW_SHARE * diagonal / longest if longest > 0 else 1.0
+    px, py = point
+    for k, (label, (dx, dy)) in enumerate(arrows.items()):
+        c = ARROW_COLORS[k % len(ARROW_COLORS)]
+        fig.add_annotation(
+            x=px + scale * dx,
+            y=py + scale * dy,
+            ax=px,
+            ay=py,
+            xref="x",
+            yref="y",
+            axref="x",
+            ayref="y",
+            showarrow=True,
+            arrowhead=3,
+            arrowsize=1.2,
+            arrowwidth=ARROW_WIDTHS[k % len(ARROW_WIDTHS)],
+            arrowcolor=c,
+            text="",
+            name=label,
+        )
+        fig.add_scatter(x=[None], y=[None], mode="lines", line=dict(color=c, width=3), name=label)
+    if len(evaluations) > 1:
+        fig.add_scatter(
+            x=[e[0] for e in evaluations],
+            y=[e[1] for e in evaluations],
+            mode="markers+text",
+            marker=dict(symbol="circle-open", size=11, color="#CC79A7", line=dict(width=2)),
+            text=[str(i + 1) for i in range(len(evaluations))],
+            textposition="top center",
+            name=f"{len(evaluations)} evaluations in this step",
+        )
+    fig.add_scatter(
+        x=[px],
+        y=[py],
+        mode="markers",
+        marker=dict(symbol="diamond", size=13, color="white", line=dict(width=2, color="black")),
+        name="x_t",
+    )
+    fig.update_layout(
+        title=dict(text=f"arrows drawn ×{scale:.3g}", font=dict(size=12), x=1, xanchor="right")
+    )
+    return fig

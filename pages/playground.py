@@ -9,6 +9,7 @@ from optlab.plots import CHART_CONFIG
 from optlab.surfaces import CUSTOM
 from optlab.trajectory import REACH_TOL, summarize
 from optlab.ui import state
+from optlab.ui.inspector_panel import inspector_section
 from optlab.ui.runs import run_cached
 from optlab.ui.widgets import sidebar_settings
 
@@ -111,3 +112,5 @@ c2.download_button(
     file_name="optlab-run.json",
     mime="application/json",
 )
+
+inspector_section(cfg, trajectories)
