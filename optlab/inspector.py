@@ -93,6 +93,8 @@ def record_steps(cfg: SurfaceRunConfig, index: int) -> list[StepSnapshot]:
     gen = noise_generator(cfg.seed)
     xlo, xhi, ylo, yhi = divergence_box(surface)
     uses_closure = opt_cfg.spec.uses_closure
+    plan = cfg.plan(index)
+    scheduler = plan.scheduler.build(optimizer, cfg.steps)
     out: list[StepSnapshot] = []
     evaluations: list[tuple[float, float]] = []  # this step's, refilled every step
     seen: list[tuple[float, float]] = []  # the gradient of the step's first evaluation
@@ -116,12 +118,19 @@ def record_steps(cfg: SurfaceRunConfig, index: int) -> list[StepSnapshot]:
             break
         evaluations.clear()
         seen.clear()
+        for change in plan.due(step):
+            change.apply(optimizer)
         groups, before = _groups(optimizer), _state(optimizer, p)
         if uses_closure:
             optimizer.step(closure)
         else:
             closure()
             optimizer.step()
+        if scheduler is not None:
+            if plan.scheduler.spec.on_plateau:
+                scheduler.step(loss)
+            else:
+                scheduler.step()
         if not seen or not all(math.isfinite(v) for v in seen[0]):
             break
         nx, ny = p.detach().tolist()

@@ -502,3 +502,20 @@ def inspector_figure(
         title=dict(text=f"arrows drawn ×{scale:.3g}", font=dict(size=12), x=1, xanchor="right")
     )
     return fig
+
+
+def lr_figure(
+    trajectories: Sequence[Trajectory], *, x: str = "step", height: int = 240
+) -> go.Figure:
+    """Each optimizer's learning rate (``param_groups[0]["lr"]``) step by step."""
+    fig = _curves("Learning rate", "lr", True, _x_title(x), height, len(trajectories))
+    for i, tr in enumerate(trajectories):
+        idx = thin(len(tr.lr))
+        fig.add_scatter(
+            x=_x_values(tr, x)[idx],
+            y=np.asarray(tr.lr)[idx],
+            mode="lines",
+            line=dict(color=color(i), width=2, shape="hv"),
+            name=tr.optimizer.label,
+        )
+    return _decade_ticks(fig)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -25,6 +25,7 @@ from torch import Tensor
 
 from optlab.formula import FormulaError
 from optlab.optimizers import OptimizerConfig
+from optlab.plans import Plan
 from optlab.surfaces import (
     CUSTOM,
     FORMULA_BOUNDS,
@@ -94,6 +95,8 @@ class SurfaceRunConfig:
         noise: Standard deviation of Gaussian noise added to each gradient.
         seed: Seeds the noise; the same seed gives every optimizer the same
             noise sequence.
+        plans: Per optimizer, a scheduler and manual mid-run changes
+            (`optlab.plans.Plan`); empty for none at all.
     """
 
     optimizers: tuple[OptimizerConfig, ...]
@@ -105,10 +108,13 @@ class SurfaceRunConfig:
     steps: int = 500
     noise: float = 0.0
     seed: int = 0
+    plans: tuple[Plan, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.optimizers, tuple):
             object.__setattr__(self, "optimizers", tuple(self.optimizers))
+        if not isinstance(self.plans, tuple):
+            object.__setattr__(self, "plans", tuple(self.plans))
         if not self.optimizers:
             raise ValueError("optimizers: choose at least one optimizer")
         if len(self.optimizers) > MAX_OPTIMIZERS:
@@ -136,6 +142,17 @@ class SurfaceRunConfig:
                     f"{self.steps} steps (at most {MAX_EVALUATIONS:,}); use fewer steps "
                     "or a smaller max_iter"
                 )
+        if self.plans:
+            if len(self.plans) != len(self.optimizers):
+                raise ValueError(
+                    f"plans: one per optimizer, got {len(self.plans)} for {len(self.optimizers)}"
+                )
+            for plan, opt in zip(self.plans, self.optimizers, strict=True):
+                if not isinstance(plan, Plan):
+                    raise ValueError(f"plans: expected Plan, got {plan!r}")
+                plan.check(opt)
+            if all(plan.empty for plan in self.plans):
+                object.__setattr__(self, "plans", ())
         bounds = None if self.bounds is None else check_bounds(self.bounds)
         try:
             values = tuple((str(k), float(v)) for k, v in self.surface_values)
@@ -157,8 +174,26 @@ class SurfaceRunConfig:
         return resolve_surface(self.surface, self.surface_values, self.expr, self.bounds)
 
     def with_optimizers(self, *optimizers: OptimizerConfig) -> SurfaceRunConfig:
-        """The same run with other optimizers (e.g. one slot, as a cache key)."""
-        return replace(self, optimizers=tuple(optimizers))
+        """The same run with other optimizers and no plans."""
+        return replace(self, optimizers=tuple(optimizers), plans=())
+
+    def plan(self, index: int) -> Plan:
+        """Optimizer ``index``'s plan (an empty one when there are none)."""
+        return self.plans[index] if self.plans else Plan()
+
+    def select(self, *indices: int) -> SurfaceRunConfig:
+        """The same run with only these optimizers and their plans (a cache key per slot)."""
+        plans = tuple(self.plan(i) for i in indices) if self.plans else ()
+        return replace(self, optimizers=tuple(self.optimizers[i] for i in indices), plans=plans)
+
+    @staticmethod
+    def merge(configs: Sequence[SurfaceRunConfig]) -> SurfaceRunConfig:
+        """One run of every optimizer of ``configs`` (which differ only in those)."""
+        first = configs[0]
+        optimizers = tuple(o for c in configs for o in c.optimizers)
+        plans = tuple(c.plan(i) for c in configs for i in range(len(c.optimizers)))
+        has_plans = any(not p.empty for p in plans)
+        return replace(first, optimizers=optimizers, plans=plans if has_plans else ())
 
 
 def _check_start(start: Point) -> Point:
@@ -277,12 +312,19 @@ def run_surface(cfg: SurfaceRunConfig) -> Iterator[StepRecord]:
         return closure
 
     step_closures = [make_closure(i) if c else None for i, c in enumerate(closures)]
+    plans = [cfg.plan(i) for i in range(k)]
+    schedulers = [
+        plan.scheduler.build(opt, cfg.steps) for plan, opt in zip(plans, optimizers, strict=True)
+    ]
 
     # Seeding the backward with ones (rather than summing the losses first)
     # saves a graph node: the per-point gradients are the same either way.
     ones = torch.ones(k, dtype=torch.float64)
     xlo, xhi, ylo, yhi = divergence_box(surface)
     for step in range(cfg.steps + 1):
+        for i in active:  # "group['lr'] = ...": before the step, so records show it
+            for change in plans[i].due(step):
+                change.apply(optimizers[i])
         # Rows of optimizers that already diverged are evaluated too: rows are
         # independent, so their non-finite values cannot leak into the others.
         leaf = points.detach().requires_grad_(True)
@@ -316,7 +358,12 @@ def run_surface(cfg: SurfaceRunConfig) -> Iterator[StepRecord]:
         for i in active:
             if closures[i]:
                 optimizers[i].step(step_closures[i])
-                continue
-            params[i].grad = grad_rows[i] + drawn if noisy else grad_rows[i]
-            optimizers[i].step()
-            evals[i] += 1
+            else:
+                params[i].grad = grad_rows[i] + drawn if noisy else grad_rows[i]
+                optimizers[i].step()
+                evals[i] += 1
+            if schedulers[i] is not None:
+                if plans[i].scheduler.spec.on_plateau:
+                    schedulers[i].step(table[i][2])  # the loss at this step's start
+                else:
+                    schedulers[i].step()

@@ -10,6 +10,7 @@ Query parameters::
     surface=rosenbrock  sp=kappa=100 (repeated)  expr=x**2+y**2
     bounds=-5,5,-5,5  start=-1.5,2  steps=300  noise=0  seed=0
     opt=adam:lr=0.05 (repeated, SPEC as the CLI's --opt)
+    plan=cosine|200:lr=0.001 (one per opt, in order, when any optimizer has one)
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import math
 from collections.abc import Mapping, Sequence
 
 from optlab.optimizers import OptimizerConfig
+from optlab.plans import Plan
 from optlab.surface_run import MAX_OPTIMIZERS, SurfaceRunConfig
 from optlab.surfaces import CUSTOM, Bounds, Point, get_surface
 
 #: Longest accepted value of one parameter (a formula is at most 500).
 MAX_VALUE_LENGTH = 1000
-KNOWN_KEYS = ("surface", "sp", "expr", "bounds", "start", "steps", "noise", "seed", "opt")
+KNOWN_KEYS = ("surface", "sp", "expr", "bounds", "start", "steps", "noise", "seed", "opt", "plan")
 
 
 def _numbers(text: str, count: int, what: str, example: str) -> list[float]:
@@ -123,6 +125,8 @@ def config_to_params(cfg: SurfaceRunConfig) -> dict[str, str | list[str]]:
     params["noise"] = repr(cfg.noise)
     params["seed"] = str(cfg.seed)
     params["opt"] = [opt.to_text() for opt in cfg.optimizers]
+    if cfg.plans:
+        params["plan"] = [plan.to_text() for plan in cfg.plans]
     return params
 
 
@@ -169,8 +173,15 @@ def config_from_params(
         kwargs["noise"] = parse_float(noise, "noise")
     if seed is not None:
         kwargs["seed"] = parse_int(seed, "seed")
+    optimizers = tuple(OptimizerConfig.from_text(t) for t in opts) or default_optimizers
+    plans = values("plan")
+    if plans and len(plans) != len(optimizers):
+        raise ValueError(
+            f"plan: one per optimizer, the link has {len(plans)} for {len(optimizers)}"
+        )
+    kwargs["plans"] = tuple(Plan.from_text(t) for t in plans)
     return SurfaceRunConfig(
-        optimizers=tuple(OptimizerConfig.from_text(t) for t in opts) or default_optimizers,
+        optimizers=optimizers,
         surface=surface,
         surface_values=parse_surface_values(surface, values("sp")),
         expr=expr,

@@ -80,6 +80,10 @@ with side:
         config=CHART_CONFIG,
         key="loss",
     )
+    if cfg.plans:
+        st.plotly_chart(
+            plots.lr_figure(trajectories, x=x_axis), config=CHART_CONFIG, key="lr_curves"
+        )
     distance = plots.distance_figure(surface, trajectories, x=x_axis, height=300)
     if distance is None:
         st.info("This surface has no known minimum, so there is no distance to plot.")

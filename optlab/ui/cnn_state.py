@@ -15,9 +15,9 @@ import torch
 
 from optlab.hparams import HParam
 from optlab.optimizers import OptimizerConfig
-from optlab.schedulers import SchedulerConfig, get_scheduler_spec
+from optlab.schedulers import SchedulerConfig
 from optlab.train_run import MAX_SLOTS, TrainRunConfig, TrainSlot
-from optlab.ui.slots import SlotGroup, read_values, write_values
+from optlab.ui.slots import SlotGroup
 
 State = MutableMapping[str, Any]
 
@@ -55,19 +55,17 @@ def clr_key(slot: int) -> str:
 
 def sched_key(slot: int) -> str:
     """Session key of a slot's scheduler choice."""
-    return SLOTS.key(slot, "sched")
+    return SLOTS.sched_key(slot)
 
 
 def sched_knobs(slot: int, key: str) -> list[tuple[HParam, tuple[str, ...]]]:
     """A scheduler's knobs in a slot, each with its widget key(s)."""
-    spec = get_scheduler_spec(key)
-    return [(hp, SLOTS.hp_keys(slot, hp, base=f"sched_{hp.name}")) for hp in spec.hparams]
+    return SLOTS.sched_knobs(slot, key)
 
 
 def write_scheduler(state: State, slot: int, cfg: SchedulerConfig) -> None:
     """Writes a scheduler config into a slot's keys."""
-    state[sched_key(slot)] = cfg.key
-    write_values(state, sched_knobs(slot, cfg.key), dict(cfg.values))
+    SLOTS.write_scheduler(state, slot, cfg)
 
 
 def write_train_slot(state: State, slot: int, cfg: TrainSlot) -> None:
@@ -84,9 +82,7 @@ def read_train_slot(state: State, slot: int) -> TrainSlot:
         ValueError: naming the bad setting.
     """
     optimizer = SLOTS.read(state, slot)
-    key = state.get(sched_key(slot), "none")
-    values = read_values(state, sched_knobs(slot, key))
-    scheduler = SchedulerConfig(key, tuple(values.items()))
+    scheduler = SLOTS.read_scheduler(state, slot)
     mult = 1.0 if optimizer.spec.uses_closure else float(state.get(clr_key(slot), 1.0))
     return TrainSlot(optimizer, mult, scheduler)
 

@@ -11,12 +11,11 @@ import streamlit as st
 
 from optlab.data import LoadedData
 from optlab.models import MODELS, get_model_spec
-from optlab.schedulers import SCHEDULERS, SchedulerConfig
 from optlab.train_run import MAX_BATCH, MAX_EPOCHS, MAX_STEPS, TrainSlot
 from optlab.ui import cnn_state as C
 from optlab.ui import training
 from optlab.ui.slots import choice_config
-from optlab.ui.widgets import hparam_widget, slots_section
+from optlab.ui.widgets import scheduler_widgets, slots_section
 
 SOURCE_LABELS = {C.CIFAR: "CIFAR-10", C.SYNTHETIC: "Synthetic shapes (offline)"}
 LENGTH_LABELS = {"epochs": "epochs", "steps": "steps"}
@@ -110,11 +109,6 @@ def model_section() -> None:
         st.caption(note)
 
 
-def _on_scheduler_change(slot: int) -> None:
-    state = st.session_state
-    C.write_scheduler(state, slot, SchedulerConfig(state[C.sched_key(slot)]))
-
-
 def _slot_extras(slot: int) -> None:
     """Under a slot's learning rate: the classifier's multiple and the scheduler."""
     state = st.session_state
@@ -132,19 +126,12 @@ def _slot_extras(slot: int) -> None:
             "the convolutions at lr. Two param groups, as in torch.optim's "
             "per-parameter options.",
         )
-    labels = {s.key: s.label for s in SCHEDULERS}
-    key = st.selectbox(
-        "lr scheduler",
-        list(labels),
-        key=C.sched_key(slot),
-        format_func=labels.__getitem__,
-        on_change=_on_scheduler_change,
-        args=(slot,),
-        help="torch.optim.lr_scheduler, stepped after every optimizer step "
+    scheduler_widgets(
+        C.SLOTS,
+        slot,
+        "torch.optim.lr_scheduler, stepped after every optimizer step "
         "(ReduceLROnPlateau: after every test evaluation, with the test loss).",
     )
-    for hp, keys in C.sched_knobs(slot, key):
-        hparam_widget(hp, keys, label=f"{hp.name} ({hp.help})")
 
 
 def _add_slot() -> None:

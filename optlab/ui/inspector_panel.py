@@ -99,7 +99,7 @@ def inspector_section(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> 
         "Optimizer", range(len(labels)), format_func=labels.__getitem__, key=SLOT_KEY
     )
     opt = cfg.optimizers[index]
-    snaps = cached_record(cfg.with_optimizers(opt))
+    snaps = cached_record(cfg.select(index))
     if not snaps:
         st.info("This optimizer took no step (it diverged at the start).")
         return

@@ -115,13 +115,13 @@ def run_cached(
         (False when it was cut by the budget; partial results are not cached).
     """
     cache = trajectory_cache()
-    keys = [cfg.with_optimizers(opt) for opt in cfg.optimizers]
+    keys = [cfg.select(i) for i in range(len(cfg.optimizers))]
     found: dict[SurfaceRunConfig, Trajectory] = {k: t for k in keys if (t := cache.get(k))}
     missing = list(dict.fromkeys(k for k in keys if k not in found))
     if not missing:
         return [found[k] for k in keys], True
 
-    todo = cfg.with_optimizers(*(k.optimizers[0] for k in missing))
+    todo = SurfaceRunConfig.merge(missing)
     collector = TrajectoryCollector(todo.optimizers)
     finished = True
 

@@ -16,6 +16,8 @@ from typing import Any
 
 from optlab.hparams import HParam, HValue
 from optlab.optimizers import OPTIMIZERS, PRESETS, OptimizerConfig, Preset
+from optlab.plans import Change, Plan
+from optlab.schedulers import SchedulerConfig, get_scheduler_spec
 
 State = MutableMapping[str, Any]
 #: Per-slot keys of buttons, which Streamlit does not let a script set.
@@ -105,6 +107,51 @@ class SlotGroup:
         spec = choice_config(state[self.choice_key(slot)]).spec
         values = read_values(state, [(hp, self.hp_keys(slot, hp)) for hp in spec.hparams])
         return OptimizerConfig(spec.key, tuple(values.items()))
+
+    # --- a slot's scheduler and manual changes (its `Plan`) ---------------------------
+
+    def sched_key(self, slot: int) -> str:
+        """Session key of a slot's scheduler choice."""
+        return self.key(slot, "sched")
+
+    def changes_key(self, slot: int) -> str:
+        """Session key of a slot's manual changes, one per line."""
+        return self.key(slot, "changes")
+
+    def sched_knobs(self, slot: int, key: str) -> list[tuple[HParam, tuple[str, ...]]]:
+        """A scheduler's knobs in a slot, each with its widget key(s)."""
+        spec = get_scheduler_spec(key)
+        return [(hp, self.hp_keys(slot, hp, base=f"sched_{hp.name}")) for hp in spec.hparams]
+
+    def write_scheduler(self, state: State, slot: int, cfg: SchedulerConfig) -> None:
+        """Writes a scheduler config into a slot's keys."""
+        state[self.sched_key(slot)] = cfg.key
+        write_values(state, self.sched_knobs(slot, cfg.key), dict(cfg.values))
+
+    def read_scheduler(self, state: State, slot: int) -> SchedulerConfig:
+        """The slot's scheduler (validated).
+
+        Raises:
+            ValueError: a knob out of range, with the scheduler's message.
+        """
+        key = state.get(self.sched_key(slot), "none")
+        values = read_values(state, self.sched_knobs(slot, key))
+        return SchedulerConfig(key, tuple(values.items()))
+
+    def write_plan(self, state: State, slot: int, plan: Plan) -> None:
+        """Writes a plan (scheduler and changes) into a slot's keys."""
+        self.write_scheduler(state, slot, plan.scheduler)
+        state[self.changes_key(slot)] = "\n".join(c.to_text() for c in plan.changes)
+
+    def read_plan(self, state: State, slot: int) -> Plan:
+        """The slot's plan: its scheduler and the changes typed one per line.
+
+        Raises:
+            ValueError: a bad scheduler knob or a change that does not parse.
+        """
+        lines = str(state.get(self.changes_key(slot), "")).splitlines()
+        changes = tuple(Change.from_text(line) for line in lines if line.strip())
+        return Plan(self.read_scheduler(state, slot), changes)
 
     def _new_id(self, state: State) -> int:
         next_key = f"{self.prefix}next_slot"

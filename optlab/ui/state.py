@@ -92,8 +92,8 @@ def apply_config(state: State, cfg: SurfaceRunConfig) -> None:
         state[f"sp_{name}"] = float(value)
     state[START_X], state[START_Y] = cfg.start
     state[STEPS], state[NOISE], state[SEED] = cfg.steps, cfg.noise, cfg.seed
-    for opt in cfg.optimizers:
-        SLOTS.add(state, opt)
+    for i, opt in enumerate(cfg.optimizers):
+        SLOTS.write_plan(state, SLOTS.add(state, opt), cfg.plan(i))
 
 
 def config_from_state(state: State) -> SurfaceRunConfig:
@@ -111,6 +111,7 @@ def config_from_state(state: State) -> SurfaceRunConfig:
     )
     return SurfaceRunConfig(
         optimizers=tuple(SLOTS.read(state, slot) for slot in SLOTS.ids(state)),
+        plans=tuple(SLOTS.read_plan(state, slot) for slot in SLOTS.ids(state)),
         surface=key,
         surface_values=values,
         expr=state.get(EXPR) if custom else None,

@@ -14,6 +14,7 @@ import streamlit as st
 
 from optlab.hparams import HParam
 from optlab.plots import color
+from optlab.schedulers import SCHEDULERS, SchedulerConfig
 from optlab.surface_run import MAX_NOISE, MAX_STEPS
 from optlab.surfaces import CUSTOM, SURFACES, get_surface
 from optlab.ui import state as S
@@ -149,6 +150,49 @@ def slots_section(
     )
 
 
+def _on_scheduler_change(group: SlotGroup, slot: int) -> None:
+    state = st.session_state
+    group.write_scheduler(state, slot, SchedulerConfig(state[group.sched_key(slot)]))
+
+
+def scheduler_widgets(group: SlotGroup, slot: int, help_text: str) -> None:
+    """A slot's lr scheduler choice and that scheduler's knobs."""
+    labels = {s.key: s.label for s in SCHEDULERS}
+    state = st.session_state
+    state.setdefault(group.sched_key(slot), "none")
+    key = st.selectbox(
+        "lr scheduler",
+        list(labels),
+        key=group.sched_key(slot),
+        format_func=labels.__getitem__,
+        on_change=_on_scheduler_change,
+        args=(group, slot),
+        help=help_text,
+    )
+    for hp, keys in group.sched_knobs(slot, key):
+        hparam_widget(hp, keys, label=f"{hp.name} ({hp.help})")
+
+
+def _plan_widgets(slot: int) -> None:
+    """The playground slot's scheduler and manual changes."""
+    group = S.SLOTS
+    with st.expander("Schedule: lr scheduler, mid-run changes"):
+        scheduler_widgets(
+            group,
+            slot,
+            "torch.optim.lr_scheduler, stepped after every optimizer step "
+            "(ReduceLROnPlateau: with the loss).",
+        )
+        st.text_area(
+            "Changes, one per line",
+            key=group.changes_key(slot),
+            placeholder="200:lr=0.001\n300:momentum=0.5\n400:lr*=0.1",
+            height=90,
+            help="Before step N, set (=) or multiply (*=) a param_groups option, exactly as "
+            "`for g in optimizer.param_groups: g['lr'] = 0.001` does.",
+        )
+
+
 def _add_slot() -> None:
     S.SLOTS.add(st.session_state, choice_config("adam"))
 
@@ -206,4 +250,4 @@ def sidebar_settings() -> None:
     c2.number_input("Seed", key=S.SEED, min_value=0, step=1)
 
     st.header("Optimizers")
-    slots_section(S.SLOTS, _add_slot)
+    slots_section(S.SLOTS, _add_slot, extra=_plan_widgets)
