@@ -47,8 +47,10 @@ format: $(VENV)/.dev-deps
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The example plugin (optlab/examples/lion.py) is loaded for the whole suite, so
+# every test parametrised over the optimizers covers a plugin optimizer too.
 test: $(VENV)/.dev-deps chromium lint
-	$(BIN)/python -m pytest
+	OPTLAB_PLUGINS=$(CURDIR)/optlab/examples $(BIN)/python -m pytest
 
 bench: $(VENV)/.run-deps
 	$(BIN)/python -m bench.surface_engine

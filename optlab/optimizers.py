@@ -618,9 +618,8 @@ u_t &= g_t / \sqrt{\max(v_t, \epsilon_1^2)} \\
         )
     )
 
-#: The registry, in display order. One line here adds an optimizer everywhere.
-OPTIMIZERS: tuple[OptimizerSpec, ...] = tuple(_OPTIMIZERS)
-_BY_KEY: dict[str, OptimizerSpec] = {spec.key: spec for spec in OPTIMIZERS}
+#: The built-in optimizers, in display order. One line in `_OPTIMIZERS` adds one everywhere.
+BUILTIN_OPTIMIZERS: tuple[OptimizerSpec, ...] = tuple(_OPTIMIZERS)
 
 
 @dataclass(frozen=True)
@@ -639,6 +638,20 @@ PRESETS: tuple[Preset, ...] = (
     Preset("nesterov", "Nesterov", "sgd", (("momentum", 0.9), ("nesterov", True))),
 )
 _PRESET_BY_KEY: dict[str, Preset] = {p.key: p for p in PRESETS}
+
+
+# Plugins are loaded here, at the end, not imported at the top: plugin modules
+# import this module, which by now defines everything they use (OptimizerSpec,
+# Paper, and the built-in and preset keys they may not take).
+from optlab.plugins import PluginResult, load_plugins, loaded_specs  # noqa: E402
+
+#: What loading the plugins did: one result per optimizer loaded or skipped.
+PLUGIN_RESULTS: tuple[PluginResult, ...] = tuple(load_plugins())
+#: One line per plugin result (loaded, or skipped and why), for the pages and the CLI.
+PLUGIN_MESSAGES: tuple[str, ...] = tuple(result.message for result in PLUGIN_RESULTS)
+#: The registry, in display order: the built-ins, then the plugins' optimizers.
+OPTIMIZERS: tuple[OptimizerSpec, ...] = BUILTIN_OPTIMIZERS + loaded_specs(PLUGIN_RESULTS)
+_BY_KEY: dict[str, OptimizerSpec] = {spec.key: spec for spec in OPTIMIZERS}
 
 
 def get_spec(key: str) -> OptimizerSpec:

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from optlab.optimizers import OPTIMIZERS, PRESETS, OptimizerConfig
+from optlab.optimizers import OPTIMIZERS, PLUGIN_MESSAGES, PRESETS, OptimizerConfig
 
 st.title("Update rules")
 presets = ", ".join(f"**{p.label}** (`{OptimizerConfig.create(p.key).to_text()}`)" for p in PRESETS)
@@ -12,6 +12,12 @@ st.markdown(
     "rate, $g_t$ the gradient at $\\theta_{t-1}$ (negated with `maximize=True`), "
     f"$\\lambda$ the weight decay; operations are elementwise. Presets: {presets}."
 )
+
+if PLUGIN_MESSAGES:
+    with st.expander(f"Optimizer plugins ({len(PLUGIN_MESSAGES)})", icon=":material/extension:"):
+        st.caption("Installed by whoever runs this server, from `$OPTLAB_PLUGINS`.")
+        for message in PLUGIN_MESSAGES:
+            st.markdown(f"- {message}")
 
 chosen = st.pills("Jump to", [spec.label for spec in OPTIMIZERS], selection_mode="single")
 for spec in OPTIMIZERS:

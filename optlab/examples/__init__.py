@@ -1,0 +1,4 @@
+"""Worked examples: optimizer plugins to read and copy.
+
+See the README, "Write your own optimizer".
+"""
