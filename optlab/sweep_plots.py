@@ -116,7 +116,7 @@ def heatmap_figure(
             x=[xs[sx]],
             y=[ys[sy]],
             mode="markers",
-            marker=dict(symbol="square-open", size=18, color="white", line=dict(width=3)),
+            marker=dict(symbol="square-open", size=18, color="black", line=dict(width=3)),
             name="replayed",
             hoverinfo="skip",
         )

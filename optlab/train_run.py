@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -28,6 +29,7 @@ from optlab.data import LoadedData
 from optlab.data.batches import CIFAR10_MEAN, CIFAR10_STD, augment, normalise
 from optlab.models import build_model, get_model_spec, param_groups
 from optlab.optimizers import OptimizerConfig
+from optlab.plans import Change, Plan
 from optlab.schedulers import SchedulerConfig
 
 MAX_SLOTS = 4
@@ -48,8 +50,15 @@ class TrainSlot:
     optimizer: OptimizerConfig
     classifier_lr_mult: float = 1.0
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    changes: tuple[Change, ...] = ()
 
     def __post_init__(self) -> None:
+        if not isinstance(self.changes, tuple):
+            object.__setattr__(self, "changes", tuple(self.changes))
+        # Checked (and put in order of step) as a plan.
+        object.__setattr__(self, "changes", Plan(self.scheduler, self.changes).changes)
+        for change in self.changes:
+            change.check(self.optimizer)
         mult = self.classifier_lr_mult
         if not (isinstance(mult, int | float) and 0 < mult <= 1000 and math.isfinite(mult)):
             raise ValueError(f"classifier_lr_mult: must be in (0, 1000], got {mult!r}")
@@ -65,6 +74,8 @@ class TrainSlot:
             extra.append(f"classifier lr ×{self.classifier_lr_mult:g}")
         if self.scheduler.key != "none":
             extra.append(self.scheduler.spec.label)
+        if self.changes:
+            extra.append(f"{len(self.changes)} change{'s' if len(self.changes) > 1 else ''}")
         return self.optimizer.label + (f" + {', '.join(extra)}" if extra else "")
 
 
@@ -139,6 +150,7 @@ class TrainRunConfig:
                 "optimizer": s.optimizer.to_text(),
                 "classifier_lr_mult": s.classifier_lr_mult,
                 "scheduler": s.scheduler.to_text(),
+                **({"changes": [c.to_text() for c in s.changes]} if s.changes else {}),
             }
             for s in self.slots
         ]
@@ -167,6 +179,7 @@ class TrainRunConfig:
                     OptimizerConfig.from_text(str(s.get("optimizer", ""))),
                     s.get("classifier_lr_mult", 1.0),
                     SchedulerConfig.from_text(str(s.get("scheduler", "none"))),
+                    tuple(Change.from_text(str(c)) for c in s.get("changes", ())),
                 )
                 for s in raw_slots
             )
@@ -274,6 +287,10 @@ class TrainingSession:
         #: history starts at step 1.
         self.history: list[TrainRecord | EvalRecord] = []
         self._digest: str | None = None
+        self._requests: list[tuple[int, Change]] = []
+        self._requests_lock = threading.Lock()
+        #: Changes asked for while running: (step, optimizer index, change).
+        self.live_changes: list[tuple[int, int, Change]] = []
 
     def _format(self, slot: TrainSlot) -> torch.memory_format:
         # torch's L-BFGS flattens gradients with .view(-1), which channels-last
@@ -400,6 +417,7 @@ class TrainingSession:
         may stop iterating at any step and resume later (or checkpoint).
         """
         while self.step < self.total_steps and RUNNING in self.status:
+            self._apply_changes()
             x, y = self._batch()
             records = []
             for i, status in enumerate(self.status):
@@ -427,6 +445,37 @@ class TrainingSession:
                         sched.step(evaluation.test_loss)
                     self.history.append(evaluation)
                     yield evaluation
+
+    def _apply_changes(self) -> None:
+        """Edits ``param_groups`` before this step: the planned changes, then the
+        ones asked for while running (`request_change`)."""
+        with self._requests_lock:
+            requested, self._requests = self._requests, []
+        for i, slot in enumerate(self.cfg.slots):
+            if self.status[i] != RUNNING:
+                continue
+            for change in slot.changes:
+                if change.step_of(self.per_epoch) == self.step:
+                    change.apply(self.optimizers[i])
+        for i, change in requested:
+            if self.status[i] == RUNNING:
+                change.apply(self.optimizers[i])
+                self.live_changes.append((self.step, i, change))
+
+    def request_change(self, index: int, change: Change) -> None:
+        """Asks for a change to optimizer ``index`` at the next step (thread-safe).
+
+        The page's "change the lr of a running job": it takes effect before the
+        next step, and `live_changes` records when it did.
+
+        Raises:
+            ValueError: no such optimizer, or a value its optimizer rejects.
+        """
+        if not 0 <= index < len(self.cfg.slots):
+            raise ValueError(f"optimizer: index {index} is not one of the {len(self.cfg.slots)}")
+        change.check(self.cfg.slots[index].optimizer)
+        with self._requests_lock:
+            self._requests.append((index, change))
 
     def evaluates_after(self, step: int) -> bool:
         """Whether the test set is evaluated after ``step`` (every ``eval_every``

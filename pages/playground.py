@@ -52,7 +52,13 @@ def show_progress(trajectories, step):
     paths_chart.plotly_chart(plots.contour_figure(surface, trajectories), config=CHART_CONFIG)
 
 
-trajectories, finished = run_cached(cfg, on_progress=show_progress)
+try:
+    trajectories, finished = run_cached(cfg, on_progress=show_progress)
+except Exception as err:  # an optimizer that raises (a plugin, say) must not crash the page
+    progress.empty()
+    text = str(err).strip().splitlines()
+    st.error(f"The run failed: {type(err).__name__}: {text[0][:300] if text else ''}")
+    st.stop()
 progress.empty()
 if not finished:
     st.warning("This run hit the time limit and stopped early; try fewer steps.")
@@ -74,6 +80,7 @@ with side:
         format_func={"step": "steps", "evals": "function evaluations (fair for L-BFGS)"}.get,
         horizontal=True,
         key="x_axis",
+        persist_state="session",
     )
     st.plotly_chart(
         plots.loss_figure(surface, trajectories, x=x_axis, height=300),

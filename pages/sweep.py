@@ -23,6 +23,7 @@ with st.sidebar:
         "Mode",
         list(W.MODES),
         key=W.MODE,
+        persist_state="session",
         format_func=W.MODES.__getitem__,
         on_change=W.on_mode_change,
     )
@@ -41,7 +42,13 @@ with st.sidebar:
             W.axis_section("x", optimizer)
             W.axis_section("y", optimizer)
             labels = sweep_plots.METRIC_LABELS
-            st.selectbox("Colour by", list(labels), key=W.METRIC, format_func=labels.__getitem__)
+            st.selectbox(
+                "Colour by",
+                list(labels),
+                key=W.METRIC,
+                persist_state="session",
+                format_func=labels.__getitem__,
+            )
         else:
             st.header("Start points")
             W.basin_section()

@@ -18,6 +18,7 @@ import streamlit as st
 from optlab import train_plots
 from optlab.checkpoint import checkpoint_bytes
 from optlab.jobs import CANCELLED, DONE, FAILED, QUEUED, Job, JobSnapshot
+from optlab.plans import Change
 from optlab.plots import CHART_CONFIG, color
 from optlab.train_report import (
     RunLog,
@@ -108,9 +109,58 @@ def live_panel(job: Job, snapshot: JobSnapshot, logs: list[RunLog]) -> None:
     _status(snapshot, job)
     if snapshot.state == QUEUED:
         return
+    if snapshot.state == RUNNING and job.session is not None:
+        live_change_form(job)
     st.plotly_chart(train_plots.live_figure(logs), config=CHART_CONFIG, key="cnn_live_chart")
     st.subheader("Results")
     results_table(logs, snapshot)
+
+
+def live_change_form(job: Job) -> None:
+    """Changes an option of a running optimizer at its next step, without a restart."""
+    session = job.session
+    labels = [slot.label for slot in job.cfg.slots]
+    with st.expander("Change a running optimizer (takes effect at the next step)"):
+        c1, c2, c3 = st.columns([3, 2, 2])
+        index = c1.selectbox(
+            "Optimizer",
+            range(len(labels)),
+            format_func=labels.__getitem__,
+            key="cnn_live_opt",
+            persist_state="session",
+        )
+        spec = job.cfg.slots[index].optimizer.spec
+        numeric = [hp.name for hp in spec.hparams if hp.kind in ("float", "int")]
+        name = c2.selectbox("Option", numeric, key="cnn_live_name", persist_state="session")
+        groups = {None: "both groups", "features": "features", "classifier": "classifier"}
+        group = c3.selectbox(
+            "Group",
+            list(groups),
+            format_func=groups.__getitem__,
+            key="cnn_live_group",
+            persist_state="session",
+        )
+        c1, c2, c3 = st.columns([2, 2, 3])
+        how = c1.radio(
+            "How",
+            ["set to", "multiply by"],
+            key="cnn_live_how",
+            persist_state="session",
+            horizontal=True,
+        )
+        st.session_state.setdefault("cnn_live_value", 0.1)
+        value = c2.number_input("Value", format="%g", key="cnn_live_value", persist_state="session")
+        if c3.button("Apply at the next step", key="cnn_live_apply", width="stretch"):
+            change = Change(session.step, name, float(value), how == "multiply by", group)
+            try:
+                session.request_change(index, change)
+            except ValueError as err:
+                st.error(f"Not applied: {err}")
+            else:
+                st.toast(f"{labels[index]}: {change.describe()[len('at step 0, ') :]} next step")
+        for step, i, change in list(session.live_changes):
+            what = change.describe().split(", ", 1)[1]
+            st.caption(f"Applied before step {step + 1}: {labels[i]}, {what}.")
 
 
 def _optimizer_state(job: Job, index: int) -> None:
@@ -147,6 +197,7 @@ def model_panel(job: Job, logs: list[RunLog]) -> None:
         format_func=names.__getitem__,
         horizontal=True,
         key="cnn_pick",
+        persist_state="session",
     )
     st.markdown(
         f"<span style='color:{color(index)};font-size:1.3em'>●</span> **{names[index]}**",

@@ -15,6 +15,7 @@ import torch
 
 from optlab.hparams import HParam
 from optlab.optimizers import OptimizerConfig
+from optlab.plans import Plan
 from optlab.schedulers import SchedulerConfig
 from optlab.train_run import MAX_SLOTS, TrainRunConfig, TrainSlot
 from optlab.ui.slots import SlotGroup
@@ -72,7 +73,7 @@ def write_train_slot(state: State, slot: int, cfg: TrainSlot) -> None:
     """Writes a whole training slot (optimizer, multiple, scheduler)."""
     SLOTS.write(state, slot, cfg.optimizer)
     state[clr_key(slot)] = float(cfg.classifier_lr_mult)
-    write_scheduler(state, slot, cfg.scheduler)
+    SLOTS.write_plan(state, slot, Plan(cfg.scheduler, cfg.changes))
 
 
 def read_train_slot(state: State, slot: int) -> TrainSlot:
@@ -82,16 +83,15 @@ def read_train_slot(state: State, slot: int) -> TrainSlot:
         ValueError: naming the bad setting.
     """
     optimizer = SLOTS.read(state, slot)
-    scheduler = SLOTS.read_scheduler(state, slot)
+    plan = SLOTS.read_plan(state, slot)
     mult = 1.0 if optimizer.spec.uses_closure else float(state.get(clr_key(slot), 1.0))
-    return TrainSlot(optimizer, mult, scheduler)
+    return TrainSlot(optimizer, mult, plan.scheduler, plan.changes)
 
 
 def add_train_slot(state: State, cfg: TrainSlot) -> int:
     """Appends a slot holding ``cfg``."""
     slot = SLOTS.add(state, cfg.optimizer)
-    state[clr_key(slot)] = float(cfg.classifier_lr_mult)
-    write_scheduler(state, slot, cfg.scheduler)
+    write_train_slot(state, slot, cfg)
     return slot
 
 

@@ -60,6 +60,7 @@ def data_section() -> LoadedData | None:
         "Images",
         list(SOURCE_LABELS),
         key=C.DATA,
+        persist_state="session",
         format_func=SOURCE_LABELS.__getitem__,
         horizontal=True,
         label_visibility="collapsed",
@@ -74,6 +75,7 @@ def data_section() -> LoadedData | None:
     st.text_input(
         "CIFAR-10 folder (optional)",
         key=C.DATA_DIR,
+        persist_state="session",
         max_chars=500,
         placeholder="the cache folder, or $OPTLAB_DATA_DIR",
         help="A folder holding cifar-10-batches-py (the official python version), or that "
@@ -102,6 +104,7 @@ def model_section() -> None:
         "Model",
         list(labels),
         key=C.MODEL,
+        persist_state="session",
         format_func=labels.__getitem__,
         label_visibility="collapsed",
     )
@@ -118,6 +121,7 @@ def _slot_extras(slot: int) -> None:
         st.number_input(
             "classifier lr ×",
             key=C.clr_key(slot),
+            persist_state="session",
             min_value=0.001,
             max_value=1000.0,
             format="%g",
@@ -132,6 +136,15 @@ def _slot_extras(slot: int) -> None:
         "torch.optim.lr_scheduler, stepped after every optimizer step "
         "(ReduceLROnPlateau: after every test evaluation, with the test loss).",
     )
+    st.text_area(
+        "Changes, one per line",
+        key=C.SLOTS.changes_key(slot),
+        persist_state="session",
+        placeholder="epoch3:classifier.lr*=0.1\n500:momentum=0.5",
+        height=80,
+        help="Before step N (or epochN, at the start of that epoch), set (=) or multiply "
+        "(*=) a param_groups option, for both groups or one (features. / classifier.).",
+    )
 
 
 def _add_slot() -> None:
@@ -143,45 +156,83 @@ def training_section() -> None:
     state = st.session_state
     st.header("Training")
     c1, c2 = st.columns(2)
-    c1.number_input("Batch size", key=C.BATCH, min_value=1, max_value=MAX_BATCH, step=16)
-    c2.radio("Length in", list(LENGTH_LABELS), key=C.LENGTH, horizontal=True)
+    c1.number_input(
+        "Batch size",
+        key=C.BATCH,
+        persist_state="session",
+        min_value=1,
+        max_value=MAX_BATCH,
+        step=16,
+    )
+    c2.radio(
+        "Length in", list(LENGTH_LABELS), key=C.LENGTH, persist_state="session", horizontal=True
+    )
     if state[C.LENGTH] == "epochs":
-        st.number_input("Epochs", key=C.EPOCHS, min_value=1, max_value=MAX_EPOCHS, step=1)
+        st.number_input(
+            "Epochs",
+            key=C.EPOCHS,
+            persist_state="session",
+            min_value=1,
+            max_value=MAX_EPOCHS,
+            step=1,
+        )
     else:
-        st.number_input("Steps", key=C.STEPS, min_value=1, max_value=MAX_STEPS, step=50)
+        st.number_input(
+            "Steps", key=C.STEPS, persist_state="session", min_value=1, max_value=MAX_STEPS, step=50
+        )
     c1, c2 = st.columns(2)
     c1.number_input(
         "Train images",
         key=C.TRAIN_LIMIT,
+        persist_state="session",
         min_value=1,
         max_value=50_000,
         step=1000,
         help="Use the first N training images (fewer if the data has fewer).",
     )
-    c2.number_input("Test images", key=C.TEST_LIMIT, min_value=1, max_value=10_000, step=500)
+    c2.number_input(
+        "Test images",
+        key=C.TEST_LIMIT,
+        persist_state="session",
+        min_value=1,
+        max_value=10_000,
+        step=500,
+    )
     c1, c2 = st.columns(2)
     c1.number_input(
         "Test every",
         key=C.EVAL_EVERY,
+        persist_state="session",
         min_value=1,
         max_value=MAX_STEPS,
         step=10,
         help="Steps between test-set evaluations (also at each epoch's end).",
     )
-    c2.number_input("Seed", key=C.SEED, min_value=0, step=1, help="Initial weights and data order")
+    c2.number_input(
+        "Seed",
+        key=C.SEED,
+        persist_state="session",
+        min_value=0,
+        step=1,
+        help="Initial weights and data order",
+    )
     st.checkbox(
         "Augment (random crop + flip)",
         key=C.AUGMENT,
+        persist_state="session",
         help="Random 32×32 crops of the "
         "image padded by 4 pixels, and horizontal flips, drawn per batch.",
     )
-    clip = st.checkbox("Clip the gradient norm", key=C.CLIP_ON)
+    clip = st.checkbox("Clip the gradient norm", key=C.CLIP_ON, persist_state="session")
     if clip:
-        st.number_input("max ‖g‖", key=C.CLIP, min_value=1e-6, format="%g", step=0.5)
+        st.number_input(
+            "max ‖g‖", key=C.CLIP, persist_state="session", min_value=1e-6, format="%g", step=0.5
+        )
     st.selectbox(
         "Device",
         C.devices(),
         key=C.DEVICE,
+        persist_state="session",
         help="auto: CUDA, then Apple MPS, then the CPU.",
     )
 

@@ -96,7 +96,11 @@ def inspector_section(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> 
         state[SLOT_KEY] = 0
     c1, c2 = st.columns([1, 2])
     index = c1.selectbox(
-        "Optimizer", range(len(labels)), format_func=labels.__getitem__, key=SLOT_KEY
+        "Optimizer",
+        range(len(labels)),
+        format_func=labels.__getitem__,
+        key=SLOT_KEY,
+        persist_state="session",
     )
     opt = cfg.optimizers[index]
     snaps = cached_record(cfg.select(index))
@@ -110,7 +114,14 @@ def inspector_section(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> 
         c2.caption("One step only (it diverged after it).")
         t = 0
     else:
-        t = c2.slider("Step t", 0, last, key=STEP_KEY, help="The step from θ_t to θ_{t+1}.")
+        t = c2.slider(
+            "Step t",
+            0,
+            last,
+            key=STEP_KEY,
+            persist_state="session",
+            help="The step from θ_t to θ_{t+1}.",
+        )
     snap = snaps[t]
     left, right = st.columns([3, 2], gap="medium")
     with left:

@@ -137,19 +137,24 @@ def problem_section() -> None:
         "Surface",
         list(labels),
         key=SURFACE,
+        persist_state="session",
         format_func=labels.__getitem__,
         on_change=_surface_defaults,
         args=(st.session_state,),
     )
     if key == CUSTOM:
-        st.text_input("f(x, y) =", key=EXPR, max_chars=500)
+        st.text_input("f(x, y) =", key=EXPR, persist_state="session", max_chars=500)
     c1, c2 = st.columns(2)
-    c1.number_input("start x", key=START_X, format="%g", step=0.1)
-    c2.number_input("start y", key=START_Y, format="%g", step=0.1)
+    c1.number_input("start x", key=START_X, persist_state="session", format="%g", step=0.1)
+    c2.number_input("start y", key=START_Y, persist_state="session", format="%g", step=0.1)
     c1, c2, c3 = st.columns(3)
-    c1.number_input("Steps", key=STEPS, min_value=1, max_value=5000, step=50)
-    c2.number_input("Noise σ", key=NOISE, min_value=0.0, format="%g", step=0.1)
-    c3.number_input("Seed", key=SEED, min_value=0, step=1)
+    c1.number_input(
+        "Steps", key=STEPS, persist_state="session", min_value=1, max_value=5000, step=50
+    )
+    c2.number_input(
+        "Noise σ", key=NOISE, persist_state="session", min_value=0.0, format="%g", step=0.1
+    )
+    c3.number_input("Seed", key=SEED, persist_state="session", min_value=0, step=1)
 
 
 def problem(state: State) -> dict[str, Any]:
@@ -171,10 +176,12 @@ def _on_optimizer_change() -> None:
     opt = choice_config(choice)
     SLOT.write(state, 0, opt, choice)
     names = axis_names(opt)
-    for which in ("x", "y"):
+    for which, other in (("x", "y"), ("y", "x")):
         name = state[f"sw_{which}_name"]
         if name != NONE and name not in START_AXES and name not in names:
-            fallback = names[0] if which == "x" else NONE
+            taken = state[f"sw_{other}_name"]
+            free = [n for n in names if n != taken]
+            fallback = free[0] if which == "x" and free else NONE
             write_axis(state, which, None if fallback == NONE else default_axis(opt, fallback))
 
 
@@ -186,6 +193,7 @@ def optimizer_section(swept: tuple[str, ...] = ()) -> None:
         "Optimizer",
         list(labels),
         key=SLOT.choice_key(0),
+        persist_state="session",
         format_func=labels.__getitem__,
         on_change=_on_optimizer_change,
         help="Optimizers with a batched twin (tested equal to torch.optim row by row).",
@@ -218,6 +226,7 @@ def axis_section(which: str, opt: OptimizerConfig) -> None:
         title,
         options,
         key=f"sw_{which}_name",
+        persist_state="session",
         on_change=_on_axis_name,
         args=(which,),
         format_func=lambda n: "none (a 1-D sweep)" if n == NONE else n,
@@ -225,11 +234,18 @@ def axis_section(which: str, opt: OptimizerConfig) -> None:
     if name == NONE:
         return
     c1, c2 = st.columns(2)
-    c1.number_input("from", key=f"sw_{which}_low", format="%g")
-    c2.number_input("to", key=f"sw_{which}_high", format="%g")
+    c1.number_input("from", key=f"sw_{which}_low", persist_state="session", format="%g")
+    c2.number_input("to", key=f"sw_{which}_high", persist_state="session", format="%g")
     c1, c2 = st.columns(2)
-    c1.radio("scale", SCALES, key=f"sw_{which}_scale", horizontal=True)
-    c2.number_input("points", key=f"sw_{which}_n", min_value=2, max_value=MAX_RESOLUTION, step=10)
+    c1.radio("scale", SCALES, key=f"sw_{which}_scale", persist_state="session", horizontal=True)
+    c2.number_input(
+        "points",
+        key=f"sw_{which}_n",
+        persist_state="session",
+        min_value=2,
+        max_value=MAX_RESOLUTION,
+        step=10,
+    )
 
 
 def fair_section() -> None:
@@ -240,15 +256,22 @@ def fair_section() -> None:
         "Optimizers",
         list(labels),
         key=FAIR_OPTS,
+        persist_state="session",
         format_func=labels.__getitem__,
         max_selections=6,
         help="Each keeps its torch defaults except the learning rate, which is tuned.",
     )
     st.header("Learning-rate grid")
     c1, c2 = st.columns(2)
-    c1.number_input("lr from", key=FAIR_LOW, min_value=1e-12, format="%g")
-    c2.number_input("lr to", key=FAIR_HIGH, min_value=1e-12, format="%g")
-    st.number_input("points (log-spaced)", key=FAIR_N, min_value=2, max_value=MAX_RESOLUTION)
+    c1.number_input("lr from", key=FAIR_LOW, persist_state="session", min_value=1e-12, format="%g")
+    c2.number_input("lr to", key=FAIR_HIGH, persist_state="session", min_value=1e-12, format="%g")
+    st.number_input(
+        "points (log-spaced)",
+        key=FAIR_N,
+        persist_state="session",
+        min_value=2,
+        max_value=MAX_RESOLUTION,
+    )
 
 
 def lr_axis(state: State) -> Axis:
@@ -261,6 +284,7 @@ def basin_section() -> None:
     st.number_input(
         "Start points per side",
         key=BASIN_N,
+        persist_state="session",
         min_value=2,
         max_value=MAX_RESOLUTION,
         step=10,

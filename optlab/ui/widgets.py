@@ -37,13 +37,21 @@ def hparam_widget(hp: HParam, keys: tuple[str, ...], label: str | None = None) -
     )
     kind = hp.kind
     if kind == "bool":
-        st.checkbox(label, key=keys[0], help=hp.help)
+        st.checkbox(label, key=keys[0], persist_state="session", help=hp.help)
     elif kind == "choice":
-        st.selectbox(label, hp.choices, key=keys[0], help=hp.help, format_func=hp.format)
+        st.selectbox(
+            label,
+            hp.choices,
+            key=keys[0],
+            persist_state="session",
+            help=hp.help,
+            format_func=hp.format,
+        )
     elif kind == "int":
         st.number_input(
             label,
             key=keys[0],
+            persist_state="session",
             min_value=int(hp.low) if hp.low is not None else None,
             max_value=int(hp.high) if hp.high is not None else None,
             step=1,
@@ -55,11 +63,23 @@ def hparam_widget(hp: HParam, keys: tuple[str, ...], label: str | None = None) -
             with col:
                 value = float(st.session_state[key])
                 st.number_input(
-                    f"{label}{suffix}", key=key, format="%g", step=_step(hp, value), help=help_text
+                    f"{label}{suffix}",
+                    key=key,
+                    persist_state="session",
+                    format="%g",
+                    step=_step(hp, value),
+                    help=help_text,
                 )
     else:
         value = float(st.session_state[keys[0]])
-        st.number_input(label, key=keys[0], format="%g", step=_step(hp, value), help=help_text)
+        st.number_input(
+            label,
+            key=keys[0],
+            persist_state="session",
+            format="%g",
+            step=_step(hp, value),
+            help=help_text,
+        )
 
 
 def _on_choice_change(group: SlotGroup, slot: int, on_change: SlotHook | None) -> None:
@@ -99,6 +119,7 @@ def optimizer_slot(
             f"Optimizer {index + 1}",
             list(labels),
             key=group.choice_key(slot),
+            persist_state="session",
             format_func=labels.__getitem__,
             on_change=_on_choice_change,
             args=(group, slot, on_choice),
@@ -164,6 +185,7 @@ def scheduler_widgets(group: SlotGroup, slot: int, help_text: str) -> None:
         "lr scheduler",
         list(labels),
         key=group.sched_key(slot),
+        persist_state="session",
         format_func=labels.__getitem__,
         on_change=_on_scheduler_change,
         args=(group, slot),
@@ -186,6 +208,7 @@ def _plan_widgets(slot: int) -> None:
         st.text_area(
             "Changes, one per line",
             key=group.changes_key(slot),
+            persist_state="session",
             placeholder="200:lr=0.001\n300:momentum=0.5\n400:lr*=0.1",
             height=90,
             help="Before step N, set (=) or multiply (*=) a param_groups option, exactly as "
@@ -210,6 +233,7 @@ def sidebar_settings() -> None:
         "Surface",
         list(labels),
         key=S.SURFACE,
+        persist_state="session",
         format_func=labels.__getitem__,
         on_change=_on_surface_change,
     )
@@ -217,6 +241,7 @@ def sidebar_settings() -> None:
         st.text_input(
             "f(x, y) =",
             key=S.EXPR,
+            persist_state="session",
             max_chars=500,
             on_change=S.apply_formula_start,
             args=(state,),
@@ -231,15 +256,18 @@ def sidebar_settings() -> None:
         for col, k, label in zip(
             (c1, c2, c1, c2), S.BOUNDS, ("x min", "x max", "y min", "y max"), strict=True
         ):
-            col.number_input(label, key=k, format="%g")
+            col.number_input(label, key=k, persist_state="session", format="%g")
     c1, c2 = st.columns(2)
-    c1.number_input("start x", key=S.START_X, format="%g", step=0.1)
-    c2.number_input("start y", key=S.START_Y, format="%g", step=0.1)
-    st.number_input("Steps", key=S.STEPS, min_value=1, max_value=MAX_STEPS, step=50)
+    c1.number_input("start x", key=S.START_X, persist_state="session", format="%g", step=0.1)
+    c2.number_input("start y", key=S.START_Y, persist_state="session", format="%g", step=0.1)
+    st.number_input(
+        "Steps", key=S.STEPS, persist_state="session", min_value=1, max_value=MAX_STEPS, step=50
+    )
     c1, c2 = st.columns(2)
     c1.number_input(
         "Gradient noise σ",
         key=S.NOISE,
+        persist_state="session",
         min_value=0.0,
         max_value=MAX_NOISE,
         format="%g",
@@ -247,7 +275,7 @@ def sidebar_settings() -> None:
         help="Gaussian noise added to every gradient, to mimic mini-batch training. "
         "Every optimizer sees the same noise sequence.",
     )
-    c2.number_input("Seed", key=S.SEED, min_value=0, step=1)
+    c2.number_input("Seed", key=S.SEED, persist_state="session", min_value=0, step=1)
 
     st.header("Optimizers")
     slots_section(S.SLOTS, _add_slot, extra=_plan_widgets)
