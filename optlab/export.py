@@ -129,3 +129,32 @@ def write_atomic(path: str | os.PathLike[str], text: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def figures_html(title: str, figures: Sequence[tuple[str, Any]], note: str = "") -> str:
+    """One self-contained interactive HTML page of Plotly figures.
+
+    plotly.js is inlined once (about 4.5 MB), so the file opens offline; an
+    animated figure (the playground's replay) keeps its play button and slider.
+
+    Args:
+        title: The page title and top heading.
+        figures: ``(heading, plotly figure)`` pairs, drawn in order.
+        note: A line under the title (what was run, and how to reproduce it).
+    """
+    import html
+
+    import plotly.io as pio
+
+    parts = []
+    for i, (heading, fig) in enumerate(figures):
+        body = pio.to_html(fig, full_html=False, include_plotlyjs=i == 0, auto_play=False)
+        parts.append(f"<h2>{html.escape(heading)}</h2>\n{body}")
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title>"
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(note)}</p>\n"
+        + "\n".join(parts)
+        + "\n</body></html>\n"
+    )

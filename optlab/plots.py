@@ -8,6 +8,7 @@ in tables and exports are never thinned.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,8 +33,18 @@ COLORS = (
 SURFACE_COLORSCALE = "Greys_r"
 #: Offset under the log colouring, so the minimum itself has a finite colour.
 LOG_OFFSET = 1e-3
-#: Plotly's modebar for every chart: no logo, PNG export at twice the size.
-CHART_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+def chart_config(name: str) -> dict:
+    """Plotly's modebar for a chart: no logo; its camera button saves a PNG at twice
+    the size as ``optlab-<name>.png``."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "chart"
+    return {
+        "displaylogo": False,
+        "toImageButtonOptions": {"format": "png", "scale": 2, "filename": f"optlab-{safe}"},
+    }
+
+
 MAX_PATH_POINTS = 600
 MAX_FRAMES = 50
 MAX_REPLAY_POINTS = 250

@@ -22,6 +22,7 @@ from optlab.optimizers import OptimizerConfig
 from optlab.plans import Plan
 from optlab.surface_run import MAX_OPTIMIZERS, SurfaceRunConfig
 from optlab.surfaces import CUSTOM, Bounds, Point, get_surface
+from optlab.train_run import TrainRunConfig, TrainSlot
 
 #: Longest accepted value of one parameter (a formula is at most 500).
 MAX_VALUE_LENGTH = 1000
@@ -189,3 +190,113 @@ def config_from_params(
         start=None if start is None else parse_point(start),
         **kwargs,
     )
+
+
+# --- the CNN lab's share links -------------------------------------------------------------
+
+#: Query keys of a training comparison (one ``opt``, ``clr`` and ``plan`` per optimizer).
+TRAIN_KEYS = (
+    "page", "data", "model", "opt", "clr", "plan", "batch", "steps", "epochs", "train", "test",
+    "augment", "clip", "eval", "seed", "device",
+)  # fmt: skip
+
+
+def train_to_params(cfg: TrainRunConfig, data: str) -> dict[str, str | list[str]]:
+    """The CNN page's share-link query parameters for ``cfg`` on ``data``
+    (``cifar10`` or ``synthetic``)."""
+    params: dict[str, str | list[str]] = {
+        "page": "cnn",
+        "data": data,
+        "model": cfg.model,
+        "opt": [s.optimizer.to_text() for s in cfg.slots],
+        "batch": str(cfg.batch_size),
+        "train": str(cfg.train_limit) if cfg.train_limit is not None else "all",
+        "test": str(cfg.test_limit) if cfg.test_limit is not None else "all",
+        "eval": str(cfg.eval_every),
+        "seed": str(cfg.seed),
+        "device": cfg.device,
+    }
+    if cfg.steps is not None:
+        params["steps"] = str(cfg.steps)
+    else:
+        params["epochs"] = str(cfg.epochs)
+    if any(s.classifier_lr_mult != 1 for s in cfg.slots):
+        params["clr"] = [repr(float(s.classifier_lr_mult)) for s in cfg.slots]
+    plans = [Plan(s.scheduler, s.changes) for s in cfg.slots]
+    if any(not p.empty for p in plans):
+        params["plan"] = [p.to_text() for p in plans]
+    if cfg.augment:
+        params["augment"] = "true"
+    if cfg.clip_grad_norm is not None:
+        params["clip"] = repr(float(cfg.clip_grad_norm))
+    return params
+
+
+def train_from_params(params: Mapping[str, Sequence[str]]) -> tuple[TrainRunConfig, str]:
+    """Rebuilds a training comparison (and its data choice) from a share link.
+
+    Raises:
+        ValueError: naming the first bad parameter.
+    """
+
+    def values(key: str) -> list[str]:
+        got = list(params.get(key, ()))
+        for v in got:
+            if len(v) > MAX_VALUE_LENGTH:
+                raise ValueError(f"{key}: value too long ({len(v)} characters)")
+        return got
+
+    def one(key: str) -> str | None:
+        got = values(key)
+        if len(got) > 1:
+            raise ValueError(f"{key}: given {len(got)} times, expected once")
+        return got[0] if got else None
+
+    def limit(key: str, default: int) -> int | None:
+        text = one(key)
+        if text is None:
+            return default
+        return None if text.strip().lower() == "all" else parse_int(text, key)
+
+    opts = values("opt")
+    if not opts:
+        raise ValueError("opt: the link names no optimizer")
+    n = len(opts)
+    clrs, plans = values("clr") or ["1"] * n, values("plan") or ["none"] * n
+    for key, got in (("clr", clrs), ("plan", plans)):
+        if len(got) != n:
+            raise ValueError(f"{key}: one per optimizer, the link has {len(got)} for {n}")
+    slots = []
+    for opt, clr, plan_text in zip(opts, clrs, plans, strict=True):
+        plan = Plan.from_text(plan_text)
+        slots.append(
+            TrainSlot(
+                OptimizerConfig.from_text(opt),
+                parse_float(clr, "clr"),
+                plan.scheduler,
+                plan.changes,
+            )
+        )
+    steps, epochs = one("steps"), one("epochs")
+    data = (one("data") or "synthetic").strip().lower()
+    if data not in ("cifar10", "synthetic"):
+        raise ValueError(f"data: cifar10 or synthetic, got {data!r}")
+    augment = (one("augment") or "false").strip().lower()
+    if augment not in ("true", "false"):
+        raise ValueError(f"augment: true or false, got {augment!r}")
+    clip = one("clip")
+    cfg = TrainRunConfig(
+        slots=tuple(slots),
+        model=(one("model") or "seednet").strip().lower(),
+        batch_size=parse_int(one("batch") or "64", "batch"),
+        steps=None if steps is None else parse_int(steps, "steps"),
+        epochs=None if epochs is None and steps is not None else parse_int(epochs or "1", "epochs"),
+        train_limit=limit("train", 4000),
+        test_limit=limit("test", 1000),
+        augment=augment == "true",
+        clip_grad_norm=None if clip is None else parse_float(clip, "clip"),
+        eval_every=parse_int(one("eval") or "50", "eval"),
+        seed=parse_int(one("seed") or "0", "seed"),
+        device=(one("device") or "auto").strip().lower(),
+    )
+    return cfg, data

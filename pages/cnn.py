@@ -11,10 +11,13 @@ from optlab.ui import cnn_results as R
 from optlab.ui import cnn_state as C
 from optlab.ui import training
 from optlab.ui.cnn_widgets import chosen_data, sidebar_settings
+from optlab.ui.state import link_params, mirror_url
 
 state = st.session_state
-C.initialise(state, cifar_available=training.cifar_data("")[0] is not None)
+C.initialise(state, training.cifar_data("")[0] is not None, link_params())
 st.title("CNN lab")
+if warning := state.pop(C.LINK_WARNING, None):
+    st.warning(warning)
 st.caption(
     "Identical models (same initial weights) see identical batches in the same order; "
     "each optimizer runs the textbook `zero_grad()`, forward, `backward()`, `step()` "
@@ -49,6 +52,8 @@ with run_box:
     except ValueError as err:
         cfg = None
         st.error(f"Cannot train with these settings: {err}")
+    else:
+        mirror_url(C.share_params(state, cfg))  # the address bar is a share link
     left, right = st.columns(2)
     left.button(
         "Start",

@@ -1,12 +1,15 @@
 """Surface Playground: compare torch.optim optimizers on a 2-D loss surface."""
 
+from urllib.parse import urlencode
+
 import pandas as pd
 import streamlit as st
 
 from optlab import plots
-from optlab.export import run_to_csv, run_to_json
-from optlab.plots import CHART_CONFIG
+from optlab.export import figures_html, run_to_csv, run_to_json
+from optlab.plots import chart_config
 from optlab.surfaces import CUSTOM
+from optlab.textform import config_to_params
 from optlab.trajectory import REACH_TOL, summarize
 from optlab.ui import state
 from optlab.ui.inspector_panel import inspector_section
@@ -49,7 +52,9 @@ progress = st.empty()
 
 def show_progress(trajectories, step):
     progress.progress(step / cfg.steps, text=f"Running… step {step} of {cfg.steps}")
-    paths_chart.plotly_chart(plots.contour_figure(surface, trajectories), config=CHART_CONFIG)
+    paths_chart.plotly_chart(
+        plots.contour_figure(surface, trajectories), config=chart_config(f"{cfg.surface}-paths")
+    )
 
 
 try:
@@ -64,13 +69,21 @@ if not finished:
     st.warning("This run hit the time limit and stopped early; try fewer steps.")
 
 paths_chart.plotly_chart(
-    plots.contour_figure(surface, trajectories), config=CHART_CONFIG, key="contour"
+    plots.contour_figure(surface, trajectories),
+    config=chart_config(f"{cfg.surface}-paths"),
+    key="contour",
 )
 with replay_tab:
-    st.plotly_chart(plots.replay_figure(surface, trajectories), config=CHART_CONFIG, key="replay")
+    st.plotly_chart(
+        plots.replay_figure(surface, trajectories),
+        config=chart_config(f"{cfg.surface}-replay"),
+        key="replay",
+    )
 with surface_tab:
     st.plotly_chart(
-        plots.surface3d_figure(surface, trajectories), config=CHART_CONFIG, key="surface3d"
+        plots.surface3d_figure(surface, trajectories),
+        config=chart_config(f"{cfg.surface}-3d"),
+        key="surface3d",
     )
 
 with side:
@@ -84,18 +97,20 @@ with side:
     )
     st.plotly_chart(
         plots.loss_figure(surface, trajectories, x=x_axis, height=300),
-        config=CHART_CONFIG,
+        config=chart_config(f"{cfg.surface}-loss"),
         key="loss",
     )
     if cfg.plans:
         st.plotly_chart(
-            plots.lr_figure(trajectories, x=x_axis), config=CHART_CONFIG, key="lr_curves"
+            plots.lr_figure(trajectories, x=x_axis),
+            config=chart_config(f"{cfg.surface}-lr"),
+            key="lr_curves",
         )
     distance = plots.distance_figure(surface, trajectories, x=x_axis, height=300)
     if distance is None:
         st.info("This surface has no known minimum, so there is no distance to plot.")
     else:
-        st.plotly_chart(distance, config=CHART_CONFIG, key="distance")
+        st.plotly_chart(distance, config=chart_config(f"{cfg.surface}-distance"), key="distance")
 
 st.subheader("Summary")
 table = pd.DataFrame([vars(row) for row in summarize(trajectories, surface)])
@@ -113,7 +128,7 @@ st.dataframe(
         "status": "status",
     },
 )
-c1, c2, _ = st.columns([1, 1, 3])
+c1, c2, c3, _ = st.columns([1, 1, 1.4, 1.6])
 c1.download_button(
     "Download CSV", run_to_csv(trajectories), file_name="optlab-run.csv", mime="text/csv"
 )
@@ -122,6 +137,29 @@ c2.download_button(
     run_to_json(cfg, trajectories),
     file_name="optlab-run.json",
     mime="application/json",
+)
+
+
+def interactive_html() -> str:
+    figures = [
+        ("Paths", plots.contour_figure(surface, trajectories)),
+        ("Replay (press play)", plots.replay_figure(surface, trajectories)),
+        ("3-D view", plots.surface3d_figure(surface, trajectories)),
+        ("Loss", plots.loss_figure(surface, trajectories)),
+    ]
+    if cfg.plans:
+        figures.append(("Learning rate", plots.lr_figure(trajectories)))
+    link = "?" + urlencode(config_to_params(cfg), doseq=True)
+    return figures_html(f"OptLab: {surface.label}", figures, f"Share-link query: {link}")
+
+
+c3.download_button(
+    "Download interactive HTML",
+    data=interactive_html,
+    file_name=f"optlab-{cfg.surface}.html",
+    mime="text/html",
+    on_click="ignore",
+    help="The charts as one offline HTML file, the replay animation included.",
 )
 
 inspector_section(cfg, trajectories)

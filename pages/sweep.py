@@ -1,21 +1,24 @@
 """Sweeps: thousands of 2-D runs at once, fair tuning, basins of attraction."""
 
+import contextlib
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from optlab import plots, sweep_plots
 from optlab.optimizers import OptimizerConfig
-from optlab.plots import CHART_CONFIG
+from optlab.plots import chart_config
 from optlab.surface_run import SurfaceRunConfig, resolve_surface
 from optlab.sweep import SweepConfig, tune_lr
 from optlab.trajectory import summarize
 from optlab.ui import sweep_widgets as W
 from optlab.ui.runs import run_cached
+from optlab.ui.state import link_params, mirror_url
 from optlab.ui.sweeps import sweep_cached
 
 state = st.session_state
-W.initialise(state)
+W.initialise(state, link_params())
 SELECTED = "sw_selected"
 
 with st.sidebar:
@@ -54,6 +57,12 @@ with st.sidebar:
             W.basin_section()
 
 st.title(W.MODES[mode])
+if warning := state.pop(W.LINK_WARNING, None):
+    st.warning(warning)
+# The address bar is a share link; settings that do not parse are reported below
+# and the URL keeps the last good ones.
+with contextlib.suppress(ValueError):
+    mirror_url(W.share_params(state))
 
 
 def replay(run: SurfaceRunConfig, title: str) -> None:
@@ -62,7 +71,7 @@ def replay(run: SurfaceRunConfig, title: str) -> None:
     st.markdown(title)
     st.plotly_chart(
         plots.contour_figure(run.resolved_surface, trajectories, height=440),
-        config=CHART_CONFIG,
+        config=chart_config("sweep-replay"),
         key="sw_replay",
     )
 
@@ -103,7 +112,11 @@ def sweep_mode() -> None:
         fig.data[0].customdata = np.arange(cfg.cells)
         fig.update_layout(clickmode="event+select")
         event = st.plotly_chart(
-            fig, config=CHART_CONFIG, on_select="rerun", selection_mode="points", key="sw_line"
+            fig,
+            config=chart_config("sweep-line"),
+            on_select="rerun",
+            selection_mode="points",
+            key="sw_line",
         )
         chosen = selected_cell(event, cfg)
     else:
@@ -113,7 +126,7 @@ def sweep_mode() -> None:
             chosen = chosen[1] if chosen and chosen[0] == cfg else None
             event = st.plotly_chart(
                 sweep_plots.heatmap_figure(result, metric, chosen),
-                config=CHART_CONFIG,
+                config=chart_config("sweep-heatmap"),
                 on_select="rerun",
                 selection_mode="points",
                 key="sw_heatmap",
@@ -125,10 +138,14 @@ def sweep_mode() -> None:
         with right:
             at = chosen if chosen is not None else result.best_cell()
             st.plotly_chart(
-                sweep_plots.slice_figure(result, metric, 0, at), config=CHART_CONFIG, key="sw_sx"
+                sweep_plots.slice_figure(result, metric, 0, at),
+                config=chart_config("sweep-sx"),
+                key="sw_sx",
             )
             st.plotly_chart(
-                sweep_plots.slice_figure(result, metric, 1, at), config=CHART_CONFIG, key="sw_sy"
+                sweep_plots.slice_figure(result, metric, 1, at),
+                config=chart_config("sweep-sy"),
+                key="sw_sy",
             )
     best = result.best_cell()
     diverged = int((result.diverged_at >= 0).sum())
@@ -165,7 +182,7 @@ def basins_mode() -> None:
     result = sweep_cached(cfg, "Mapping basins")
     event = st.plotly_chart(
         sweep_plots.basins_figure(result),
-        config=CHART_CONFIG,
+        config=chart_config("sweep-basins"),
         on_select="rerun",
         selection_mode="points",
         key="sw_basins",
@@ -207,7 +224,7 @@ def fair_mode() -> None:
     labels = [t.optimizer.label for t in tuned]
     st.plotly_chart(
         sweep_plots.tuning_figure([t.sweep for t in tuned], labels),
-        config=CHART_CONFIG,
+        config=chart_config("sweep-tuning"),
         key="sw_tuning",
     )
     winners = [t.best for t in tuned if t.best is not None]
@@ -225,10 +242,14 @@ def fair_mode() -> None:
     surface = race.resolved_surface
     left, right = st.columns([3, 2], gap="medium")
     left.plotly_chart(
-        plots.contour_figure(surface, trajectories, height=440), config=CHART_CONFIG, key="sw_race"
+        plots.contour_figure(surface, trajectories, height=440),
+        config=chart_config("sweep-race"),
+        key="sw_race",
     )
     right.plotly_chart(
-        plots.loss_figure(surface, trajectories, height=440), config=CHART_CONFIG, key="sw_loss"
+        plots.loss_figure(surface, trajectories, height=440),
+        config=chart_config("sweep-loss"),
+        key="sw_loss",
     )
     table = pd.DataFrame([vars(row) for row in summarize(trajectories, surface)])
     st.dataframe(table, hide_index=True, width="stretch")

@@ -310,3 +310,41 @@ def test_written_file_has_ordinary_permissions(tmp_path: Path) -> None:
         os.umask(old_umask)
     mode = stat.S_IMODE((tmp_path / "run.json").stat().st_mode)
     assert mode == stat.S_IMODE(plain.stat().st_mode) == 0o644
+
+
+def test_figures_html_is_one_offline_page_with_every_figure_and_the_animation():
+    from optlab import plots
+    from optlab.export import figures_html
+    from optlab.optimizers import OptimizerConfig
+    from optlab.surface_run import SurfaceRunConfig
+    from optlab.trajectory import collect
+
+    cfg = SurfaceRunConfig((OptimizerConfig.create("adam", lr=0.1),), steps=30)
+    trajectories = collect(cfg)
+    surface = cfg.resolved_surface
+    page = figures_html(
+        "OptLab <test>",
+        [
+            ("Paths", plots.contour_figure(surface, trajectories)),
+            ("Replay", plots.replay_figure(surface, trajectories)),
+        ],
+        "note & link",
+    )
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert "<title>OptLab &lt;test&gt;</title>" in page and "note &amp; link" in page
+    assert page.count("Plotly.newPlot") == 2
+    assert page.count("plotly.js v") == 1  # the library inlined once: opens offline
+    assert "addFrames" in page  # the replay keeps its animation frames
+    assert "<script src=" not in page  # nothing fetched from the network
+
+
+def test_chart_config_names_the_png_after_the_chart():
+    from optlab.plots import chart_config
+
+    config = chart_config("rosenbrock-paths")
+    assert config["toImageButtonOptions"] == {
+        "format": "png",
+        "scale": 2,
+        "filename": "optlab-rosenbrock-paths",
+    }
+    assert chart_config("a b/c")["toImageButtonOptions"]["filename"] == "optlab-a-b-c"

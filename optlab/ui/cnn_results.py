@@ -17,9 +17,10 @@ import streamlit as st
 
 from optlab import train_plots
 from optlab.checkpoint import checkpoint_bytes
+from optlab.export import figures_html
 from optlab.jobs import CANCELLED, DONE, FAILED, QUEUED, Job, JobSnapshot
 from optlab.plans import Change
-from optlab.plots import CHART_CONFIG, color
+from optlab.plots import chart_config, color
 from optlab.train_report import (
     RunLog,
     confusion_matrix,
@@ -111,7 +112,9 @@ def live_panel(job: Job, snapshot: JobSnapshot, logs: list[RunLog]) -> None:
         return
     if snapshot.state == RUNNING and job.session is not None:
         live_change_form(job)
-    st.plotly_chart(train_plots.live_figure(logs), config=CHART_CONFIG, key="cnn_live_chart")
+    st.plotly_chart(
+        train_plots.live_figure(logs), config=chart_config("cnn-curves"), key="cnn_live_chart"
+    )
     st.subheader("Results")
     results_table(logs, snapshot)
 
@@ -215,7 +218,7 @@ def model_panel(job: Job, logs: list[RunLog]) -> None:
         matrix = confusion_matrix(labels, predicted, len(classes))
         st.plotly_chart(
             train_plots.confusion_figure(matrix, classes, names[index]),
-            config=CHART_CONFIG,
+            config=chart_config("cnn-confusion"),
             key="cnn_confusion",
         )
     with images_tab:
@@ -235,12 +238,28 @@ def _json_bytes(job: Job, logs: list[RunLog]) -> bytes:
     return json.dumps(doc, allow_nan=False).encode()
 
 
+def _curves_html(job: Job, logs: list[RunLog]) -> str:
+    session = job.session
+    classes = job.data.classes
+    figures = [("Training curves", train_plots.live_figure(logs))]
+    for i, log in enumerate(logs):
+        matrix = confusion_matrix(session.test_labels, session.predict(i), len(classes))
+        figures.append(
+            (
+                f"Confusion matrix: {log.slot.label}",
+                train_plots.confusion_figure(matrix, classes, log.slot.label),
+            )
+        )
+    note = f"{job.data.source}; {session.step} steps of {job.cfg.batch_size} images."
+    return figures_html("OptLab CNN lab", figures, note)
+
+
 def downloads(job: Job, logs: list[RunLog]) -> None:
     """The checkpoint (to resume later) and the run as JSON, built when clicked."""
     session = job.session
     if session is None or session.step == 0:
         return
-    c1, c2, _ = st.columns([1, 1, 2])
+    c1, c2, c3, _ = st.columns([1, 1, 1.3, 1.2])
     c1.download_button(
         "Download checkpoint",
         data=functools.partial(checkpoint_bytes, session),
@@ -258,4 +277,13 @@ def downloads(job: Job, logs: list[RunLog]) -> None:
         mime="application/json",
         on_click="ignore",
         icon=":material/data_object:",
+    )
+    c3.download_button(
+        "Download interactive HTML",
+        data=functools.partial(_curves_html, job, list(logs)),
+        file_name="optlab-cnn-curves.html",
+        mime="text/html",
+        on_click="ignore",
+        icon=":material/monitoring:",
+        help="The live curves and every optimizer's confusion matrix as one offline HTML file.",
     )

@@ -17,6 +17,7 @@ from optlab.hparams import HParam
 from optlab.optimizers import OptimizerConfig
 from optlab.plans import Plan
 from optlab.schedulers import SchedulerConfig
+from optlab.textform import train_from_params, train_to_params
 from optlab.train_run import MAX_SLOTS, TrainRunConfig, TrainSlot
 from optlab.ui.slots import SlotGroup
 
@@ -148,11 +149,28 @@ def config_from_state(state: State) -> TrainRunConfig:
     )
 
 
-def initialise(state: State, cifar_available: bool) -> None:
-    """On a session's first visit: the demo defaults, on CIFAR-10 when it is here."""
+LINK_WARNING = "cnn_link_warning"
+
+
+def initialise(
+    state: State, cifar_available: bool, params: dict[str, list[str]] | None = None
+) -> None:
+    """On a session's first visit: a CNN share link's settings, else the demo defaults
+    (on CIFAR-10 when it is here). A bad link leaves a warning and the defaults."""
     if state.get(INITIALISED):
         return
-    apply_config(state, default_config())
-    state[DATA] = CIFAR if cifar_available else SYNTHETIC
+    cfg, data = default_config(), CIFAR if cifar_available else SYNTHETIC
+    if params and params.get("page") == ["cnn"]:
+        try:
+            cfg, data = train_from_params(params)
+        except ValueError as err:
+            state[LINK_WARNING] = f"This link could not be used ({err}); showing the defaults."
+    apply_config(state, cfg)
+    state[DATA] = data
     state.setdefault(DATA_DIR, "")
     state[INITIALISED] = True
+
+
+def share_params(state: State, cfg: TrainRunConfig) -> dict[str, str | list[str]]:
+    """The page's share link for ``cfg`` and the data choice."""
+    return train_to_params(cfg, state[DATA])

@@ -15,7 +15,7 @@ import streamlit as st
 from optlab import plots
 from optlab.inspector import Plain, StepSnapshot, directions, record_steps
 from optlab.optimizers import OptimizerConfig
-from optlab.plots import CHART_CONFIG
+from optlab.plots import chart_config
 from optlab.surface_run import SurfaceRunConfig
 from optlab.trajectory import Trajectory
 
@@ -134,7 +134,7 @@ def inspector_section(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> 
                 directions(snap),
                 snap.evaluations,
             ),
-            config=CHART_CONFIG,
+            config=chart_config(f"{cfg.surface}-inspector-step{t}"),
             key="inspector_chart",
         )
     with right:

@@ -133,8 +133,8 @@ def initialise() -> None:
     if state.get(INITIALISED):
         return
     cfg = default_config()
-    params = {k: st.query_params.get_all(k) for k in st.query_params}
-    if any(k in KNOWN_KEYS for k in params):
+    params = link_params()
+    if "page" not in params and any(k in KNOWN_KEYS for k in params):
         try:
             cfg = config_from_params(params, default_optimizers=cfg.optimizers)
         except ValueError as err:
@@ -143,10 +143,18 @@ def initialise() -> None:
     state[INITIALISED] = True
 
 
+def link_params() -> dict[str, list[str]]:
+    """The page's query parameters, each key with all its values."""
+    return {k: st.query_params.get_all(k) for k in st.query_params}
+
+
+def mirror_url(params: dict[str, str | list[str]]) -> None:
+    """Makes the URL's query hold exactly ``params`` (a share link of the page)."""
+    wanted = {k: v if isinstance(v, list) else [v] for k, v in params.items()}
+    if link_params() != wanted:
+        st.query_params.from_dict(params)
+
+
 def publish(cfg: SurfaceRunConfig) -> None:
     """Mirrors ``cfg`` in the URL, so the address bar is always a share link."""
-    params = config_to_params(cfg)
-    current = {k: st.query_params.get_all(k) for k in st.query_params}
-    wanted = {k: v if isinstance(v, list) else [v] for k, v in params.items()}
-    if current != wanted:
-        st.query_params.from_dict(params)
+    mirror_url(config_to_params(cfg))

@@ -17,6 +17,7 @@ from optlab.hparams import HParam
 from optlab.optimizers import OptimizerConfig
 from optlab.surfaces import CUSTOM, SURFACES, get_surface
 from optlab.sweep import MAX_RESOLUTION, SCALES, START_AXES, Axis
+from optlab.textform import parse_float, parse_int, parse_point
 from optlab.ui.slots import SlotGroup, choice_config, choices
 from optlab.ui.widgets import hparam_widget
 
@@ -98,18 +99,29 @@ def _surface_defaults(state: State) -> None:
     state[START_X], state[START_Y] = float(start[0]), float(start[1])
 
 
-def initialise(state: State) -> None:
-    """First visit: SGD over (lr, momentum) on Rosenbrock."""
+def initialise(state: State, params: dict[str, list[str]] | None = None) -> None:
+    """First visit: a sweep share link's settings, else SGD over (lr, momentum) on
+    Rosenbrock. A bad link leaves a warning (and the defaults where it failed)."""
     if state.get("sw_initialised"):
         return
+    _defaults(state)
+    if params and params.get("page") == ["sweep"]:
+        try:
+            apply_share_params(state, params)
+        except ValueError as err:
+            _defaults(state)
+            state[LINK_WARNING] = f"This link could not be used ({err}); showing the defaults."
+
+
+def _defaults(state: State) -> None:
     state[MODE] = SWEEP
     state[SURFACE] = "rosenbrock"
     state[EXPR] = "x**2 + 10*y**2 + 3*sin(3*x)"
     _surface_defaults(state)
     state[STEPS], state[NOISE], state[SEED] = 300, 0.0, 0
     opt = OptimizerConfig.create("sgd", momentum=0.9)
-    SLOT.clear(state)
-    SLOT.add(state, opt)
+    state[SLOT.slots_key] = [0]  # the page's one slot is always slot 0
+    SLOT.write(state, 0, opt)
     write_axis(state, "x", Axis("lr", 1e-5, 1e-2, 50, "log"))
     write_axis(state, "y", Axis("momentum", 0.0, 0.99, 50, "lin"))
     state[METRIC] = "final_loss"
@@ -304,3 +316,112 @@ def basin_axes(
 def steps_note(steps: int, cells: int) -> str:
     """A caption on the size of the work."""
     return f"{cells:,} configurations × {steps:,} steps = {cells * steps / 1e6:.3g} million steps"
+
+
+# --- share links ---------------------------------------------------------------------------
+
+LINK_WARNING = "sw_link_warning"
+
+
+def share_params(state: State) -> dict[str, str | list[str]]:
+    """The sweep page's settings as share-link query parameters."""
+    params: dict[str, str | list[str]] = {
+        "page": "sweep",
+        "mode": state[MODE],
+        "surface": state[SURFACE],
+        "start": f"{float(state[START_X])!r},{float(state[START_Y])!r}",
+        "steps": str(int(state[STEPS])),
+        "noise": repr(float(state[NOISE])),
+        "seed": str(int(state[SEED])),
+    }
+    if state[SURFACE] == CUSTOM:
+        params["expr"] = state[EXPR]
+    mode = state[MODE]
+    if mode == FAIR:
+        params["fair"] = list(state[FAIR_OPTS])
+        params["lr"] = lr_axis(state).to_text()
+        return params
+    params["opt"] = SLOT.read(state, 0).to_text()
+    if mode == BASINS:
+        params["starts"] = str(int(state[BASIN_N]))
+        return params
+    params["x"] = read_axis(state, "x").to_text()
+    y = read_axis(state, "y")
+    if y is not None:
+        params["y"] = y.to_text()
+    params["metric"] = state[METRIC]
+    return params
+
+
+def apply_share_params(state: State, params: dict[str, list[str]]) -> None:
+    """Writes a sweep share link into the widgets (first visit only).
+
+    Raises:
+        ValueError: naming the first bad parameter (the caller keeps the defaults).
+    """
+
+    def one(key: str) -> str | None:
+        got = params.get(key, [])
+        if len(got) > 1:
+            raise ValueError(f"{key}: given {len(got)} times, expected once")
+        if got and len(got[0]) > 1000:
+            raise ValueError(f"{key}: value too long")
+        return got[0] if got else None
+
+    mode = one("mode") or SWEEP
+    if mode not in MODES:
+        raise ValueError(f"mode: one of {', '.join(MODES)}, got {mode!r}")
+    surface = (one("surface") or "rosenbrock").strip().lower()
+    if surface != CUSTOM:
+        get_surface(surface)
+    updates: dict[str, Any] = {MODE: mode, SURFACE: surface}
+    if surface == CUSTOM:
+        updates[EXPR] = one("expr") or ""
+    start = one("start")
+    if start is not None:
+        updates[START_X], updates[START_Y] = parse_point(start)
+    else:
+        x0, y0 = (0.0, 0.0) if surface == CUSTOM else get_surface(surface).start
+        updates[START_X], updates[START_Y] = float(x0), float(y0)
+    for key, target, parse in (
+        ("steps", STEPS, lambda t: parse_int(t, "steps")),
+        ("noise", NOISE, lambda t: parse_float(t, "noise")),
+        ("seed", SEED, lambda t: parse_int(t, "seed")),
+        ("starts", BASIN_N, lambda t: parse_int(t, "starts")),
+    ):
+        if (text := one(key)) is not None:
+            updates[target] = parse(text)
+    fair = params.get("fair")
+    if fair:
+        allowed = sweep_choices()
+        for key in fair:
+            if key not in allowed:
+                raise ValueError(f"fair: {key!r} cannot be swept (known: {', '.join(allowed)})")
+        updates[FAIR_OPTS] = list(fair)
+    if (text := one("lr")) is not None:
+        axis = Axis.from_text(text)
+        updates[FAIR_LOW], updates[FAIR_HIGH], updates[FAIR_N] = axis.low, axis.high, axis.n
+    opt = OptimizerConfig.from_text(one("opt")) if one("opt") else None
+    axes = {which: one(which) for which in ("x", "y")}
+    metric = one("metric")
+    if metric is not None and metric not in (
+        "final_loss",
+        "best_loss",
+        "steps_to_target",
+        "diverged_at",
+    ):
+        raise ValueError(f"metric: unknown {metric!r}")
+    # Everything parsed: write it.
+    for key, value in updates.items():
+        state[key] = value
+    if opt is not None:
+        if opt.key not in sweepable():
+            raise ValueError(f"opt: {opt.label} cannot be swept")
+        SLOT.write(state, 0, opt)
+    for which, text in axes.items():
+        if text is not None:
+            write_axis(state, which, Axis.from_text(text))
+        elif which == "y" and opt is not None and mode == SWEEP:
+            write_axis(state, "y", None)
+    if metric is not None:
+        state[METRIC] = metric
