@@ -36,8 +36,10 @@ from optlab.checkpoint import CheckpointError, load_checkpoint, resume, save_che
 from optlab.data import LoadedData, Progress, load_cifar10, synthetic_data
 from optlab.export import run_to_csv, run_to_json, write_atomic
 from optlab.models import MODELS, get_model_spec
-from optlab.optimizers import OPTIMIZERS, PRESETS, OptimizerConfig
+from optlab.optimizers import OPTIMIZERS, PLUGIN_MESSAGES, PRESETS, OptimizerConfig
+from optlab.plans import Plan
 from optlab.schedulers import SCHEDULERS, SchedulerConfig
+from optlab.script_export import data_folder_hint, surface_script, train_script
 from optlab.surface_run import MAX_STEPS, SurfaceRunConfig
 from optlab.surfaces import CUSTOM, SURFACES
 from optlab.sweep import MAX_RESOLUTION, Axis, SweepConfig, run_sweep, sweep_summary
@@ -90,8 +92,21 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="key[:name=value,...], e.g. adam:lr=0.05 or sgd:momentum=0.9,nesterov=true",
     )
+    run.add_argument(
+        "--plan",
+        action="append",
+        default=[],
+        metavar="PLAN",
+        help="per --opt, in order: a scheduler and mid-run changes, e.g. "
+        "cosine|200:lr=0.001|300:momentum=0.5 (none for no plan)",
+    )
     run.add_argument("--out", help="write the run as JSON to this file")
     run.add_argument("--csv", help="write the trajectories as CSV to this file")
+    run.add_argument(
+        "--export-script",
+        metavar="PATH",
+        help="write a standalone torch script that repeats the run",
+    )
 
     _add_sweep_parser(sub)
     _add_train_parser(sub)
@@ -100,9 +115,12 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> SurfaceRunConfig:
+    if args.plan and len(args.plan) != len(args.opt):
+        raise ValueError(f"--plan: one per --opt, got {len(args.plan)} for {len(args.opt)}")
     return SurfaceRunConfig(
         optimizers=tuple(OptimizerConfig.from_text(spec) for spec in args.opt),
         steps=args.steps,
+        plans=tuple(Plan.from_text(text) for text in args.plan),
         **_problem(args),
     )
 
@@ -132,7 +150,9 @@ def _check_output(option: str, path: str | None) -> None:
 def _cmd_surface(args: argparse.Namespace) -> int:
     _check_output("--out", args.out)
     _check_output("--csv", args.csv)
+    _check_output("--export-script", args.export_script)
     cfg = _config(args)
+    script = surface_script(cfg) if args.export_script else None
     trajectories = collect(cfg)
     surface = cfg.resolved_surface
     rows = [
@@ -159,6 +179,9 @@ def _cmd_surface(args: argparse.Namespace) -> int:
     if args.csv:
         write_atomic(args.csv, run_to_csv(trajectories))
         print(f"wrote {args.csv}")
+    if script is not None:
+        write_atomic(args.export_script, script)
+        print(f"wrote {args.export_script}")
     return 0
 
 
@@ -168,6 +191,8 @@ def _cmd_list() -> int:
         print(f"  {spec.key:<10} {spec.label}")
         for hp in spec.hparams:
             print(f"      {hp.name}={hp.format(hp.default):<14} {hp.help}")
+    for message in PLUGIN_MESSAGES:
+        print(f"  (plugin) {message}")
     print("Presets (usable as SPEC keys):")
     for p in PRESETS:
         print(f"  {p.key:<14} {p.label}: {OptimizerConfig.create(p.key).to_text()}")
@@ -366,6 +391,11 @@ def _add_train_parser(sub: Any) -> None:
         help="continue a checkpointed run (--steps/--epochs count from its start)",
     )
     train.add_argument("--out", help="write the run as JSON to this file")
+    train.add_argument(
+        "--export-script",
+        metavar="PATH",
+        help="write a standalone torch script that repeats the run (CIFAR-10 only)",
+    )
 
 
 def _train_config(args: argparse.Namespace, saved: dict[str, Any] | None) -> TrainRunConfig:
@@ -577,6 +607,7 @@ def _train_table(logs: Sequence[RunLog]) -> str:
 def _cmd_train(args: argparse.Namespace) -> int:
     _check_output("--out", args.out)
     _check_output("--checkpoint", args.checkpoint)
+    _check_output("--export-script", args.export_script)
     if args.checkpoint_every is not None:
         if args.checkpoint is None:
             raise ValueError("--checkpoint-every: needs --checkpoint PATH")
@@ -589,6 +620,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if saved is not None:
         _check_same_setup(cfg, saved)
     data = _load_data(args, cfg)
+    script = None
+    if args.export_script:
+        hint = data_folder_hint(data.kind, args.data)
+        script = train_script(cfg, hint, data_kind=data.kind)
     session = TrainingSession(cfg, data)
     if state is not None:
         resume(session, state)
@@ -618,11 +653,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         out = run_document(session, logs, data.source, data.kind, resumed)
         write_atomic(args.out, json.dumps(out, allow_nan=False))
         print(f"wrote {args.out}")
+    if script is not None:
+        write_atomic(args.export_script, script)
+        print(f"wrote {args.export_script}")
     return 0
 
 
 #: Options whose values may start with "-" (a negative start, a formula "-x**2").
-_VALUE_OPTIONS = ("--start", "--bounds", "--expr", "--param", "--opt")
+_VALUE_OPTIONS = ("--start", "--bounds", "--expr", "--param", "--opt", "--plan")
 
 
 def _attach_values(argv: Sequence[str]) -> list[str]:

@@ -53,6 +53,7 @@ def run_to_dict(cfg: SurfaceRunConfig, trajectories: Sequence[Trajectory]) -> di
         "steps": cfg.steps,
         "seed": cfg.seed,
         "noise": cfg.noise,
+        "plans": [plan.to_text() for plan in cfg.plans],
         "torch_version": torch.__version__,
         "runs": [
             {

@@ -8,6 +8,7 @@ import streamlit as st
 from optlab import plots
 from optlab.export import figures_html, run_to_csv, run_to_json
 from optlab.plots import chart_config
+from optlab.script_export import surface_script
 from optlab.surfaces import CUSTOM
 from optlab.textform import config_to_params
 from optlab.trajectory import REACH_TOL, summarize
@@ -128,7 +129,7 @@ st.dataframe(
         "status": "status",
     },
 )
-c1, c2, c3, _ = st.columns([1, 1, 1.4, 1.6])
+c1, c2, c3, c4, _ = st.columns([1, 1, 1.4, 1.3, 0.3])
 c1.download_button(
     "Download CSV", run_to_csv(trajectories), file_name="optlab-run.csv", mime="text/csv"
 )
@@ -160,6 +161,15 @@ c3.download_button(
     mime="text/html",
     on_click="ignore",
     help="The charts as one offline HTML file, the replay animation included.",
+)
+c4.download_button(
+    "Export as script",
+    data=lambda: surface_script(cfg),
+    file_name=f"optlab-{cfg.surface}.py",
+    mime="text/x-python",
+    on_click="ignore",
+    help="A standalone Python file that needs only torch: it repeats this run with "
+    "torch.optim's textbook loop and prints where each optimizer ended.",
 )
 
 inspector_section(cfg, trajectories)

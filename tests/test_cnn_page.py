@@ -257,10 +257,13 @@ def test_tiny_run_shows_results_and_the_trained_models():
         "Test images",
         "optimizer.state_dict()",
     ]
+    # Synthetic data: no "Export as script" (a script needs CIFAR-10), a caption says so.
     assert {b.label for b in at.get("download_button")} == {
         "Download checkpoint",
         "Download JSON",
+        "Download interactive HTML",
     }
+    assert any("Export as script needs CIFAR-10" in c.value for c in at.caption)
     assert not button(at, "Start").disabled and button(at, "Stop").disabled
 
     # optimizer.state_dict() of SGD + momentum: one momentum buffer per parameter.

@@ -21,6 +21,7 @@ from optlab.export import figures_html
 from optlab.jobs import CANCELLED, DONE, FAILED, QUEUED, Job, JobSnapshot
 from optlab.plans import Change
 from optlab.plots import chart_config, color
+from optlab.script_export import data_folder_hint, train_script
 from optlab.train_report import (
     RunLog,
     confusion_matrix,
@@ -154,13 +155,14 @@ def live_change_form(job: Job) -> None:
         st.session_state.setdefault("cnn_live_value", 0.1)
         value = c2.number_input("Value", format="%g", key="cnn_live_value", persist_state="session")
         if c3.button("Apply at the next step", key="cnn_live_apply", width="stretch"):
-            change = Change(session.step, name, float(value), how == "multiply by", group)
             try:
+                change = Change(session.step, name, float(value), how == "multiply by", group)
                 session.request_change(index, change)
             except ValueError as err:
                 st.error(f"Not applied: {err}")
             else:
-                st.toast(f"{labels[index]}: {change.describe()[len('at step 0, ') :]} next step")
+                what = change.describe().split(", ", 1)[1]
+                st.toast(f"{labels[index]}: {what} at the next step")
         for step, i, change in list(session.live_changes):
             what = change.describe().split(", ", 1)[1]
             st.caption(f"Applied before step {step + 1}: {labels[i]}, {what}.")
@@ -259,7 +261,7 @@ def downloads(job: Job, logs: list[RunLog]) -> None:
     session = job.session
     if session is None or session.step == 0:
         return
-    c1, c2, c3, _ = st.columns([1, 1, 1.3, 1.2])
+    c1, c2, c3, c4 = st.columns([1, 1, 1.3, 1.2])
     c1.download_button(
         "Download checkpoint",
         data=functools.partial(checkpoint_bytes, session),
@@ -287,3 +289,21 @@ def downloads(job: Job, logs: list[RunLog]) -> None:
         icon=":material/monitoring:",
         help="The live curves and every optimizer's confusion matrix as one offline HTML file.",
     )
+    if job.data.synthetic:
+        c4.caption("Export as script needs CIFAR-10: the synthetic set exists only here.")
+    else:
+        c4.download_button(
+            "Export as script",
+            data=functools.partial(
+                train_script,
+                job.cfg,
+                data_folder_hint(job.data.kind, st.session_state.get("cnn_data_dir") or None),
+                data_kind=job.data.kind,
+            ),
+            file_name="optlab-cnn.py",
+            mime="text/x-python",
+            on_click="ignore",
+            icon=":material/code:",
+            help="A standalone Python file (torch only, plus the CIFAR-10 folder) that "
+            "repeats this comparison's planned run and prints its final test results.",
+        )
