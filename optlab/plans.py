@@ -69,12 +69,23 @@ class Change:
                 f"change: group must be one of {', '.join(GROUPS)}, got {self.group!r}"
             )
 
-    def check(self, optimizer: OptimizerConfig) -> None:
+    def check(self, optimizer: OptimizerConfig, grouped: bool = False) -> None:
         """Checks the option exists and a set value is in range for ``optimizer``.
+
+        Args:
+            optimizer: The optimizer it changes.
+            grouped: Whether that optimizer has the named ``features`` and
+                ``classifier`` param groups (CNN runs, not L-BFGS); without
+                them a change for one group would silently change nothing.
 
         Raises:
             ValueError: naming the option (torch-style range message).
         """
+        if self.group is not None and not grouped:
+            raise ValueError(
+                f"change {self.to_text()}: {optimizer.spec.label} has a single param group "
+                "here, so name no group"
+            )
         hp = optimizer.spec.hparam(self.name)
         if hp.kind not in ("float", "int"):
             raise ValueError(f"change: {self.name} is not a number that can change mid-run")
@@ -138,7 +149,8 @@ class Change:
 
 @dataclass(frozen=True)
 class Plan:
-    """One optimizer's scheduler and manual changes (applied in order of step)."""
+    """One optimizer's scheduler and manual changes (those due at the same step are
+    applied in the order given)."""
 
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     changes: tuple[Change, ...] = ()
@@ -148,17 +160,16 @@ class Plan:
             object.__setattr__(self, "changes", tuple(self.changes))
         if len(self.changes) > MAX_CHANGES:
             raise ValueError(f"changes: at most {MAX_CHANGES}, got {len(self.changes)}")
-        object.__setattr__(self, "changes", tuple(sorted(self.changes, key=lambda c: c.at)))
 
     @property
     def empty(self) -> bool:
         """Whether nothing changes mid-run."""
         return self.scheduler.key == "none" and not self.changes
 
-    def check(self, optimizer: OptimizerConfig) -> None:
+    def check(self, optimizer: OptimizerConfig, grouped: bool = False) -> None:
         """Checks every change against ``optimizer`` (see `Change.check`)."""
         for change in self.changes:
-            change.check(optimizer)
+            change.check(optimizer, grouped)
 
     def due(self, step: int, per_epoch: int = 1) -> list[Change]:
         """The changes to apply before ``step``."""

@@ -151,6 +151,8 @@ class SurfaceRunConfig:
                 if not isinstance(plan, Plan):
                     raise ValueError(f"plans: expected Plan, got {plan!r}")
                 plan.check(opt)
+                if any(change.epoch for change in plan.changes):
+                    raise ValueError("plans: a 2-D run has no epochs; give the step (200:lr=...)")
             if all(plan.empty for plan in self.plans):
                 object.__setattr__(self, "plans", ())
         bounds = None if self.bounds is None else check_bounds(self.bounds)

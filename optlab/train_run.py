@@ -58,7 +58,7 @@ class TrainSlot:
         # Checked (and put in order of step) as a plan.
         object.__setattr__(self, "changes", Plan(self.scheduler, self.changes).changes)
         for change in self.changes:
-            change.check(self.optimizer)
+            change.check(self.optimizer, grouped=not self.optimizer.spec.uses_closure)
         mult = self.classifier_lr_mult
         if not (isinstance(mult, int | float) and 0 < mult <= 1000 and math.isfinite(mult)):
             raise ValueError(f"classifier_lr_mult: must be in (0, 1000], got {mult!r}")
@@ -473,7 +473,8 @@ class TrainingSession:
         """
         if not 0 <= index < len(self.cfg.slots):
             raise ValueError(f"optimizer: index {index} is not one of the {len(self.cfg.slots)}")
-        change.check(self.cfg.slots[index].optimizer)
+        optimizer = self.cfg.slots[index].optimizer
+        change.check(optimizer, grouped=not optimizer.spec.uses_closure)
         with self._requests_lock:
             self._requests.append((index, change))
 

@@ -82,7 +82,7 @@ def test_changes_parse_and_print_as_text():
     assert (change.at, change.epoch, change.group, change.multiply) == (3, True, "classifier", True)
     assert change.describe() == "at epoch 3, multiply classifier lr by 0.1"
     plan = Plan.from_text("cosine:eta_min=0.0001|300:lr=0.01|100:momentum=0.8")
-    assert [c.at for c in plan.changes] == [100, 300]  # kept in order of step
+    assert [c.at for c in plan.changes] == [300, 100]  # kept as given
     assert Plan.from_text(plan.to_text()) == plan
     assert Plan.from_text("200:lr=0.001").scheduler.key == "none"
 
@@ -109,6 +109,8 @@ def test_bad_changes_are_refused_clearly(text, fragment):
         (Plan(changes=(Change(5, "nesterov", 1.0),)), "not a number"),
         (Plan(changes=(Change(5, "betas", 0.5),)), "no hyperparameter 'betas'"),
         (Plan(changes=(Change(5, "gamma", 0.5),)), "gamma"),
+        (Plan(changes=(Change(5, "lr", 0.5, group="classifier"),)), "single param group"),
+        (Plan(changes=(Change(5, "lr", 0.5, epoch=True),)), "no epochs"),
     ],
 )
 def test_plans_are_checked_against_their_optimizer(plan, fragment):
@@ -129,3 +131,33 @@ def test_plans_round_trip_through_share_links():
     assert plain.plans == () and "plan" not in config_to_params(plain)
     with pytest.raises(ValueError, match="one per optimizer"):
         config_from_params({"opt": ["adam", "sgd"], "plan": ["cosine"]})
+
+
+def test_the_cli_takes_a_plan_per_optimizer(tmp_path, capsys):
+    import json
+
+    from optlab.cli import main
+
+    out = tmp_path / "run.json"
+    argv = ["surface", "--surface", "rosenbrock", "--steps", "60"]
+    argv += ["--opt", "sgd:lr=0.001,momentum=0.9", "--opt", "adam:lr=0.05"]
+    argv += ["--plan", "cosine|20:momentum=0.5", "--plan", "none", "--out", str(out)]
+    assert main(argv) == 0
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert doc["plans"] == ["cosine|20:momentum=0.5", "none"]
+    cfg = SurfaceRunConfig(
+        (
+            OptimizerConfig.create("sgd", lr=0.001, momentum=0.9),
+            OptimizerConfig.create("adam", lr=0.05),
+        ),
+        steps=60,
+        plans=(Plan.from_text("cosine|20:momentum=0.5"), Plan()),
+    )
+    assert doc["runs"][0]["x"] == list(collect(cfg)[0].x)
+    capsys.readouterr()
+    assert (
+        main(["surface", "--surface", "rosenbrock", "--opt", "adam", "--plan", "a", "--plan", "b"])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--plan: one per --opt" in err
