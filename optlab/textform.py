@@ -22,7 +22,7 @@ from optlab.optimizers import OptimizerConfig
 from optlab.plans import Plan
 from optlab.surface_run import MAX_OPTIMIZERS, SurfaceRunConfig
 from optlab.surfaces import CUSTOM, Bounds, Point, get_surface
-from optlab.train_run import TrainRunConfig, TrainSlot
+from optlab.train_run import MAX_SLOTS, TrainRunConfig, TrainSlot
 
 #: Longest accepted value of one parameter (a formula is at most 500).
 MAX_VALUE_LENGTH = 1000
@@ -262,6 +262,8 @@ def train_from_params(params: Mapping[str, Sequence[str]]) -> tuple[TrainRunConf
     if not opts:
         raise ValueError("opt: the link names no optimizer")
     n = len(opts)
+    if n > MAX_SLOTS:  # before any is parsed: a link may carry hundreds
+        raise ValueError(f"opt: at most {MAX_SLOTS} optimizers, the link has {n}")
     clrs, plans = values("clr") or ["1"] * n, values("plan") or ["none"] * n
     for key, got in (("clr", clrs), ("plan", plans)):
         if len(got) != n:

@@ -24,6 +24,7 @@ st.caption(
     "in lockstep, so the curves differ only by the optimizer."
 )
 ERROR = "cnn_error"
+UPLOAD_CAP_MB = int(st.get_option("server.maxUploadSize"))
 
 with st.sidebar:
     run_box = st.container()
@@ -97,7 +98,8 @@ with resume_box:
         "Checkpoint (.pt) saved by this page or `optlab train --checkpoint`",
         type=["pt"],
         key="cnn_upload",
-        max_upload_size=MAX_CHECKPOINT_BYTES >> 20,
+        # The server's own cap (server.maxUploadSize) is the smaller one.
+        max_upload_size=min(MAX_CHECKPOINT_BYTES >> 20, UPLOAD_CAP_MB),
     )
     if upload is not None:
         try:

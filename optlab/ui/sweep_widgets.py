@@ -30,6 +30,8 @@ FAIR_OPTS, FAIR_LOW, FAIR_HIGH, FAIR_N = "sw_fair_opts", "sw_fair_low", "sw_fair
 SWEEP, FAIR, BASINS = "sweep", "fair", "basins"
 MODES = {SWEEP: "Sweep", FAIR: "Fair comparison", BASINS: "Basins map"}
 NONE = "none"
+#: Optimizers one fair comparison races.
+MAX_FAIR = 6
 
 
 def sweep_choices() -> dict[str, str]:
@@ -270,7 +272,7 @@ def fair_section() -> None:
         key=FAIR_OPTS,
         persist_state="session",
         format_func=labels.__getitem__,
-        max_selections=6,
+        max_selections=MAX_FAIR,
         help="Each keeps its torch defaults except the learning rate, which is tuned.",
     )
     st.header("Learning-rate grid")
@@ -392,6 +394,8 @@ def apply_share_params(state: State, params: dict[str, list[str]]) -> None:
         if (text := one(key)) is not None:
             updates[target] = parse(text)
     fair = params.get("fair")
+    if fair and len(fair) > MAX_FAIR:
+        raise ValueError(f"fair: at most {MAX_FAIR} optimizers, the link has {len(fair)}")
     if fair:
         allowed = sweep_choices()
         for key in fair:
