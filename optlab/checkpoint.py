@@ -15,12 +15,13 @@ from pathlib import Path
 
 import torch
 
+from optlab.caps import CAPS
 from optlab.export import write_atomic
 from optlab.train_run import DONE, RUNNING, TrainingSession
 
 #: Larger files are refused before they are read (SeedNet with 4 optimizers
 #: and Adam state is about 6 MB).
-MAX_CHECKPOINT_BYTES = 64 * 2**20
+MAX_CHECKPOINT_BYTES = CAPS.checkpoint_mb * 2**20
 REQUIRED_KEYS = frozenset(
     {"config", "step", "status", "smooth", "order", "order_gen", "augment_gen", "models"}
     | {"optimizers", "schedulers", "history"}

@@ -27,6 +27,8 @@ from typing import Any, NamedTuple, NoReturn
 import torch
 import torch.nn.functional as F
 
+from optlab.caps import CAPS
+
 __all__ = [
     "FUNCTIONS",
     "MAX_DEPTH",
@@ -40,13 +42,13 @@ __all__ = [
     "parse_formula",
 ]
 
-MAX_FORMULA_LENGTH = 500
+MAX_FORMULA_LENGTH = CAPS.formula_length
 """Longest accepted formula, in characters (after stripping surrounding whitespace)."""
 
-MAX_NODES = 300
+MAX_NODES = CAPS.formula_nodes
 """Most expression nodes a formula may have."""
 
-MAX_DEPTH = 100
+MAX_DEPTH = CAPS.formula_depth
 """Deepest nesting of expression nodes a formula may have."""
 
 MAX_LITERAL = 1e12

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
+from optlab.caps import CAPS
 from optlab.formula import FormulaError
 from optlab.optimizers import OptimizerConfig
 from optlab.plans import Plan
@@ -39,12 +40,12 @@ from optlab.surfaces import (
 )
 
 #: Caps that keep one user from starving the others on a shared server.
-MAX_STEPS = 5000
-MAX_OPTIMIZERS = 8
+MAX_STEPS = CAPS.surface_steps
+MAX_OPTIMIZERS = CAPS.surface_optimizers
 MAX_NOISE = 1e3
 #: Function evaluations one optimizer may be granted in a run (steps x the
 #: most evaluations per step), so L-BFGS settings cannot multiply into hours.
-MAX_EVALUATIONS = 200_000
+MAX_EVALUATIONS = CAPS.surface_evaluations
 #: Seeds stay exact in a browser's number input (doubles hold 53-bit integers).
 MAX_SEED = 2**53 - 1
 #: A point this many bound-widths outside the bounds counts as diverged.

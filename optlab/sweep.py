@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from optlab.batched import batched_for
+from optlab.caps import CAPS
 from optlab.hparams import HParam
 from optlab.optimizers import OptimizerConfig
 from optlab.surface_run import (
@@ -34,9 +35,9 @@ from optlab.surface_run import (
 from optlab.surfaces import Bounds, Point, Surface
 from optlab.trajectory import REACH_TOL
 
-MAX_RESOLUTION = 200
+MAX_RESOLUTION = CAPS.sweep_resolution
 #: Cells x steps of one sweep: about 10 s on a 2-core laptop.
-MAX_CELL_STEPS = 20_000_000
+MAX_CELL_STEPS = CAPS.sweep_cell_steps
 #: Points kept per cell's path (for replays; the metrics use every step).
 PATH_POINTS = 51
 START_AXES = ("start_x", "start_y")

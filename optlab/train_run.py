@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import torch
 from torch import nn
 
+from optlab.caps import CAPS
 from optlab.data import LoadedData
 from optlab.data.batches import CIFAR10_MEAN, CIFAR10_STD, augment, normalise
 from optlab.models import build_model, get_model_spec, param_groups
@@ -32,10 +33,10 @@ from optlab.optimizers import OptimizerConfig
 from optlab.plans import Change, Plan
 from optlab.schedulers import SchedulerConfig
 
-MAX_SLOTS = 4
-MAX_STEPS = 100_000
-MAX_EPOCHS = 200
-MAX_BATCH = 1024
+MAX_SLOTS = CAPS.train_optimizers
+MAX_STEPS = CAPS.train_steps
+MAX_EPOCHS = CAPS.train_epochs
+MAX_BATCH = CAPS.train_batch
 EVAL_CHUNK = 500
 #: Weight of the newest loss in the smoothed training loss.
 SMOOTHING = 0.1

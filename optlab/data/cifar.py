@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from optlab.caps import CAPS
+
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
@@ -59,7 +61,7 @@ _ROW_SIZE = 3 * 32 * 32
 # anything legitimate.
 MAX_BATCH_BYTES = 512 << 20
 MAX_EXTRACT_BYTES = 2 << 30
-MAX_DOWNLOAD_BYTES = 1 << 30
+MAX_DOWNLOAD_BYTES = CAPS.download_mb << 20
 
 #: ``progress(done_bytes, total_bytes_or_None)``, called as a download proceeds.
 Progress = Callable[[int, int | None], None]

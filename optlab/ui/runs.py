@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from optlab.caps import CAPS
 from optlab.optimizers import OptimizerConfig
 from optlab.surface_run import SurfaceRunConfig, run_surface
 from optlab.trajectory import Trajectory, TrajectoryCollector, collect
@@ -24,9 +25,9 @@ from optlab.trajectory import Trajectory, TrajectoryCollector, collect
 #: How often the page redraws while a run is in progress.
 REDRAW_EVERY_S = 0.5
 #: Wall-clock budget of one page run; longer runs stop with what they have.
-RUN_BUDGET_S = 30.0
+RUN_BUDGET_S = CAPS.page_run_s
 #: Runs computing at once per server; others wait their turn.
-MAX_CONCURRENT_RUNS = 2
+MAX_CONCURRENT_RUNS = CAPS.page_runs
 
 
 class TrajectoryCache:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import streamlit as st
 import torch
 
+from optlab.caps import CAPS
 from optlab.data import (
     ARCHIVE_NAME,
     DATA_DIR_ENV,
@@ -42,17 +43,22 @@ JOB, LOGS, PREDICTIONS = "cnn_job", "cnn_logs", "cnn_predictions"
 
 
 def max_jobs() -> int:
-    """``$OPTLAB_MAX_JOBS`` if it is a positive whole number, else cores / 2."""
+    """``$OPTLAB_MAX_JOBS`` if it is a positive whole number (the older name of
+    ``$OPTLAB_CAP_JOBS_RUNNING``), else the cap: one per two cores by default."""
     raw = os.environ.get(MAX_JOBS_ENV, "")
     if raw.strip().isdigit() and int(raw) >= 1:
         return int(raw)
-    return max(1, (os.cpu_count() or 2) // 2)
+    return CAPS.running_jobs()
 
 
 @st.cache_resource(show_spinner=False)
 def job_registry() -> JobRegistry:
-    """The server's one job registry."""
-    return JobRegistry(max_running=max_jobs())
+    """The server's one job registry, with the caps' limits."""
+    return JobRegistry(
+        max_running=max_jobs(),
+        max_runtime_s=CAPS.job_runtime_s,
+        idle_timeout_s=CAPS.job_idle_s,
+    )
 
 
 @st.cache_resource(show_spinner="Loading CIFAR-10…", max_entries=2)

@@ -1,0 +1,106 @@
+"""Every resource cap of a shared server, in one place, with environment overrides.
+
+A workshop server is one machine for thirty browsers: every request is
+bounded, and the engine itself checks the bounds (the widgets' limits are
+only a convenience). The defaults suit a 2-core laptop; the operator can
+change any cap with an environment variable named after it, e.g.
+``OPTLAB_CAP_SURFACE_STEPS=10000`` or ``OPTLAB_CAP_JOBS_RUNNING=2``, read once
+at start-up. A value that is not a positive number is ignored with a
+message (`CAP_MESSAGES`, logged), never a crash.
+
+==========================  =========  =============================================
+cap                         default    what it bounds
+==========================  =========  =============================================
+surface_steps               5000       steps of one 2-D run
+surface_optimizers          8          optimizers compared on one surface
+surface_evaluations         200000     f evaluations per optimizer (L-BFGS)
+sweep_resolution            200        points per sweep axis
+sweep_cell_steps            20000000   cells x steps of one sweep
+train_optimizers            4          optimizers of one CNN comparison
+train_steps                 100000     steps of one CNN comparison
+train_epochs                200        epochs of one CNN comparison
+train_batch                 1024       images per step
+formula_length              500        characters of a typed formula
+formula_nodes               300        syntax-tree nodes of a formula
+formula_depth               100        nesting depth of a formula
+checkpoint_mb               64         size of a checkpoint file (the page's
+                                       upload is also capped by Streamlit's
+                                       server.maxUploadSize, 20 MB here)
+download_mb                 1024       size of a CIFAR-10 download
+jobs_running                0          CNN trainings at once (0: one per 2 cores)
+job_runtime_s               900        wall-clock limit of one training
+job_idle_s                  30         a job nobody polls for this long stops
+page_runs                   2          2-D runs and sweeps computing at once
+page_run_s                  30         time budget of one 2-D run on a page
+==========================  =========  =============================================
+
+One more rule is not a number: a browser runs one CNN training at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, fields, replace
+
+ENV_PREFIX = "OPTLAB_CAP_"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Caps:
+    """The caps (see the module docstring for each one's meaning)."""
+
+    surface_steps: int = 5000
+    surface_optimizers: int = 8
+    surface_evaluations: int = 200_000
+    sweep_resolution: int = 200
+    sweep_cell_steps: int = 20_000_000
+    train_optimizers: int = 4
+    train_steps: int = 100_000
+    train_epochs: int = 200
+    train_batch: int = 1024
+    formula_length: int = 500
+    formula_nodes: int = 300
+    formula_depth: int = 100
+    checkpoint_mb: int = 64
+    download_mb: int = 1024
+    jobs_running: int = 0
+    job_runtime_s: float = 900.0
+    job_idle_s: float = 30.0
+    page_runs: int = 2
+    page_run_s: float = 30.0
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> tuple[Caps, list[str]]:
+        """The defaults with ``OPTLAB_CAP_<NAME>`` overrides; and a message per bad one."""
+        env = os.environ if environ is None else environ
+        caps, messages = cls(), []
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None or not raw.strip():
+                continue
+            kind = int if f.type in ("int", int) else float
+            try:
+                value = kind(raw.strip())
+            except ValueError:
+                value = None
+            zero_ok = f.name == "jobs_running"
+            if value is None or value < 0 or (value == 0 and not zero_ok) or value != value:
+                messages.append(
+                    f"{ENV_PREFIX}{f.name.upper()}={raw!r} ignored: expected a positive "
+                    f"{'whole ' if kind is int else ''}number; keeping {getattr(caps, f.name)}"
+                )
+                continue
+            caps = replace(caps, **{f.name: value})
+            messages.append(f"{ENV_PREFIX}{f.name.upper()} = {value}")
+        return caps, messages
+
+    def running_jobs(self) -> int:
+        """Trainings at once: the configured number, else one per two CPU cores."""
+        return self.jobs_running or max(1, (os.cpu_count() or 2) // 2)
+
+
+CAPS, CAP_MESSAGES = Caps.from_env()
+for _message in CAP_MESSAGES:
+    (log.warning if "ignored" in _message else log.info)("optlab: %s", _message)
