@@ -5,8 +5,8 @@ bounded, and the engine itself checks the bounds (the widgets' limits are
 only a convenience). The defaults suit a 2-core laptop; the operator can
 change any cap with an environment variable named after it, e.g.
 ``OPTLAB_CAP_SURFACE_STEPS=10000`` or ``OPTLAB_CAP_JOBS_RUNNING=2``, read once
-at start-up. A value that is not a positive number is ignored with a
-message (`CAP_MESSAGES`, logged), never a crash.
+at start-up. A value that is not a positive number below 2^53 is ignored
+with a message (`CAP_MESSAGES`, logged), never a crash.
 
 ==========================  =========  =============================================
 cap                         default    what it bounds
@@ -30,6 +30,10 @@ download_mb                 1024       size of a CIFAR-10 download
 jobs_running                0          CNN trainings at once (0: one per 2 cores)
 job_runtime_s               900        wall-clock limit of one training
 job_idle_s                  30         a job nobody polls for this long stops
+autosave_steps              50         steps between two autosaved checkpoints of a
+                                       CNN job (what a killed server can lose)
+saved_runs                  20         interrupted runs kept in the runs folder
+                                       (the oldest beyond it are deleted)
 page_runs                   2          2-D runs and sweeps computing at once
 page_run_s                  30         time budget of one 2-D run on a page
 ==========================  =========  =============================================
@@ -44,6 +48,8 @@ import os
 from dataclasses import dataclass, fields, replace
 
 ENV_PREFIX = "OPTLAB_CAP_"
+#: The largest value a cap may take (the largest integer a browser holds exactly).
+MAX_CAP = 2**53 - 1
 log = logging.getLogger(__name__)
 
 
@@ -68,6 +74,8 @@ class Caps:
     jobs_running: int = 0
     job_runtime_s: float = 900.0
     job_idle_s: float = 30.0
+    autosave_steps: int = 50
+    saved_runs: int = 20
     page_runs: int = 2
     page_run_s: float = 30.0
 
@@ -86,10 +94,14 @@ class Caps:
             except ValueError:
                 value = None
             zero_ok = f.name == "jobs_running"
-            if value is None or value < 0 or (value == 0 and not zero_ok) or value != value:
+            # Finite and below 2^53: caps also bound widgets, which browsers hold as doubles
+            # (inf, 1e400 or a 30-digit number would break every page that draws one).
+            bad = value is None or value != value or not 0 <= value <= MAX_CAP
+            if bad or (value == 0 and not zero_ok):
                 messages.append(
                     f"{ENV_PREFIX}{f.name.upper()}={raw!r} ignored: expected a positive "
-                    f"{'whole ' if kind is int else ''}number; keeping {getattr(caps, f.name)}"
+                    f"{'whole ' if kind is int else ''}number below 2^53; "
+                    f"keeping {getattr(caps, f.name)}"
                 )
                 continue
             caps = replace(caps, **{f.name: value})

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from optlab.data import LoadedData
+from optlab.runs import Autosave
 from optlab.train_run import EvalRecord, TrainingSession, TrainRecord, TrainRunConfig
 
 QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancelled", "failed"
@@ -55,6 +56,8 @@ class Job:
         session: A session prepared by the caller (a checkpoint resumed
             into it, say); its history is reported first. Default: a new
             one built from ``cfg`` in the worker.
+        autosave: Saves a checkpoint every few steps and where the job ends
+            (kept when the job ended without its user, deleted otherwise).
     """
 
     def __init__(
@@ -67,8 +70,10 @@ class Job:
         idle_timeout_s: float,
         clock: Callable[[], float] = time.monotonic,
         session: TrainingSession | None = None,
+        autosave: Autosave | None = None,
     ) -> None:
         self.id = next(_ids)
+        self.autosave = autosave
         self.cfg = cfg
         self.data = data
         self._slots = slots
@@ -123,24 +128,41 @@ class Job:
                 return
             time.sleep(0.1)
         try:
-            self.state = RUNNING
-            self._started_at = self._clock()
-            if self.session is None:
-                self.session = TrainingSession(self.cfg, self.data)
-            self._first_step = self.session.step
-            for record in self.session.run():
-                with self._lock:
-                    self._records.append(record)
-                if reason := self._should_stop():
-                    self._finish(CANCELLED, reason)
-                    return
-            self._finish(DONE, "finished")
+            self._train()
         except Exception as err:  # a worker must report, never die silently
             self._finish(FAILED, f"training failed: {type(err).__name__}: {err}")
         finally:
             self._slots.release()
 
+    def _train(self) -> None:
+        """Trains, holding a slot, until the end or a reason to stop."""
+        self.state = RUNNING
+        self._started_at = self._clock()
+        if self.session is None:
+            self.session = TrainingSession(self.cfg, self.data)
+        self._first_step = self.session.step
+        # Step by step: the session is whole between two steps, so that is
+        # where it is saved and where it stops.
+        while not self.session.finished:
+            records = self.session.run_step()
+            with self._lock:
+                self._records.extend(records)
+            if self.autosave is not None:
+                self.autosave.after_step(self.session)
+            if reason := self._should_stop():
+                self._finish(CANCELLED, reason)
+                return
+        self._finish(DONE, "finished")
+
     def _finish(self, state: str, message: str) -> None:
+        if self.autosave is not None:
+            # Kept to resume when the job ended without its user (the page was
+            # closed, the time limit); deleted when done, failed or stopped.
+            resumable = state == CANCELLED and not self._cancel.is_set()
+            try:
+                self.autosave.ended(self.session, resumable, message)
+            except Exception as err:  # the job's own outcome matters more
+                message += f" (its autosave could not be updated: {err})"
         self.message = message
         self.state = state
         self._finished.set()
@@ -189,7 +211,11 @@ class JobRegistry:
         self._clock = clock
 
     def submit(
-        self, cfg: TrainRunConfig, data: LoadedData, session: TrainingSession | None = None
+        self,
+        cfg: TrainRunConfig,
+        data: LoadedData,
+        session: TrainingSession | None = None,
+        autosave: Autosave | None = None,
     ) -> Job:
         """Queues a comparison; it starts as soon as a slot is free.
 
@@ -198,6 +224,7 @@ class JobRegistry:
             data: Its images.
             session: Optional prepared session of ``cfg`` (e.g. resumed from
                 a checkpoint) to continue instead of starting afresh.
+            autosave: Optional autosaving of the job's checkpoints.
         """
         job = Job(
             cfg,
@@ -208,6 +235,7 @@ class JobRegistry:
             self._idle_timeout_s,
             self._clock,
             session,
+            autosave,
         )
         with self._lock:
             self._jobs = [j for j in self._jobs if j.state not in FINISHED]

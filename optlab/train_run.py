@@ -409,43 +409,56 @@ class TrainingSession:
         """Model ``i``'s predicted class for every test image (int64, on the CPU)."""
         return torch.cat([logits.argmax(1).cpu() for logits, _ in self._test_logits(i)])
 
+    @property
+    def finished(self) -> bool:
+        """Whether there is nothing left to train (the step budget is spent or
+        every optimizer has diverged)."""
+        return self.step >= self.total_steps or RUNNING not in self.status
+
     def run(self) -> Iterator[TrainRecord | EvalRecord]:
         """Trains every optimizer to the step budget, yielding records.
 
-        Per step: one `TrainRecord` per running optimizer; at evaluation
-        points, one `EvalRecord` each. A non-finite training loss stops that
-        optimizer with a ``diverged`` record; the others go on. The consumer
-        may stop iterating at any step and resume later (or checkpoint).
+        The records of `run_step`, one step after another. The consumer may
+        stop iterating and resume later; the session is whole (fit for a
+        checkpoint) between two steps, which `run_step` gives a consumer
+        that must stop or save only there.
         """
-        while self.step < self.total_steps and RUNNING in self.status:
-            self._apply_changes()
-            x, y = self._batch()
-            records = []
+        while not self.finished:
+            yield from self.run_step()
+
+    def run_step(self) -> list[TrainRecord | EvalRecord]:
+        """Trains one step, evaluating after it where due; returns its records.
+
+        One `TrainRecord` per running optimizer; at evaluation points, one
+        `EvalRecord` each. A non-finite training loss stops that optimizer
+        with a ``diverged`` record; the others go on.
+        """
+        self._apply_changes()
+        x, y = self._batch()
+        records: list[TrainRecord | EvalRecord] = []
+        for i, status in enumerate(self.status):
+            if status != RUNNING:
+                continue
+            record = self._train_one(i, x, y)
+            if not math.isfinite(record.train_loss):
+                self.status[i] = DIVERGED
+                record = replace(record, status=DIVERGED)
+            records.append(record)
+        self.step += 1
+        if self.step == self.total_steps:
+            self.status = [DONE if s == RUNNING else s for s in self.status]
+            records = [replace(r, status=DONE) if r.status == RUNNING else r for r in records]
+        if self.evaluates_after(self.step):
             for i, status in enumerate(self.status):
-                if status != RUNNING:
+                if status == DIVERGED:
                     continue
-                record = self._train_one(i, x, y)
-                if not math.isfinite(record.train_loss):
-                    self.status[i] = DIVERGED
-                    record = replace(record, status=DIVERGED)
-                records.append(record)
-            self.step += 1
-            last = self.step == self.total_steps
-            if last:
-                self.status = [DONE if s == RUNNING else s for s in self.status]
-                records = [replace(r, status=DONE) if r.status == RUNNING else r for r in records]
-            self.history.extend(records)
-            yield from records
-            if self.evaluates_after(self.step):
-                for i, status in enumerate(self.status):
-                    if status == DIVERGED:
-                        continue
-                    evaluation = self.evaluate(i)
-                    sched = self.schedulers[i]
-                    if sched is not None and self.cfg.slots[i].scheduler.spec.on_plateau:
-                        sched.step(evaluation.test_loss)
-                    self.history.append(evaluation)
-                    yield evaluation
+                evaluation = self.evaluate(i)
+                sched = self.schedulers[i]
+                if sched is not None and self.cfg.slots[i].scheduler.spec.on_plateau:
+                    sched.step(evaluation.test_loss)
+                records.append(evaluation)
+        self.history.extend(records)
+        return records
 
     def _apply_changes(self) -> None:
         """Edits ``param_groups`` before this step: the planned changes, then the

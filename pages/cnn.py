@@ -8,12 +8,14 @@ from optlab.checkpoint import MAX_CHECKPOINT_BYTES, CheckpointError, read_checkp
 from optlab.jobs import FINISHED
 from optlab.train_run import TrainingSession, TrainRunConfig
 from optlab.ui import cnn_results as R
+from optlab.ui import cnn_runs, training
 from optlab.ui import cnn_state as C
-from optlab.ui import training
-from optlab.ui.cnn_widgets import chosen_data, sidebar_settings
+from optlab.ui.cnn_widgets import chosen_data, data_choice, load_choice, sidebar_settings
 from optlab.ui.state import link_params, mirror_url
 
 state = st.session_state
+if not state.get(C.INITIALISED):
+    cnn_runs.own_run_from_link(link_params())
 C.initialise(state, training.cifar_data("")[0] is not None, link_params())
 st.title("CNN lab")
 if warning := state.pop(C.LINK_WARNING, None):
@@ -23,7 +25,6 @@ st.caption(
     "each optimizer runs the textbook `zero_grad()`, forward, `backward()`, `step()` "
     "in lockstep, so the curves differ only by the optimizer."
 )
-ERROR = "cnn_error"
 UPLOAD_CAP_MB = int(st.get_option("server.maxUploadSize"))
 
 with st.sidebar:
@@ -33,6 +34,7 @@ with st.sidebar:
 
 job = training.current_job()
 busy = job is not None and job.state not in FINISHED
+runs = [] if busy else cnn_runs.interrupted_panel(busy)
 
 
 def start() -> None:
@@ -42,9 +44,9 @@ def start() -> None:
         cfg, images = C.config_from_state(state), chosen_data(state)
         if images is None:
             raise ValueError("no CIFAR-10 images here (download them, or pick Synthetic shapes)")
-        training.start(TrainingSession(cfg, images), images)
+        training.start(TrainingSession(cfg, images), images, data_choice(state))
     except ValueError as err:
-        state[ERROR] = f"Cannot start: {err}"
+        state[C.ERROR] = f"Cannot start: {err}"
 
 
 with run_box:
@@ -54,7 +56,13 @@ with run_box:
         cfg = None
         st.error(f"Cannot train with these settings: {err}")
     else:
-        mirror_url(C.share_params(state, cfg))  # the address bar is a share link
+        # The address bar is a share link, plus this browser's run while it
+        # trains or waits to be resumed: the URL outlives a killed server.
+        params = C.share_params(state, cfg)
+        own = state.get(training.RUN_ID)
+        if own and (busy or any(run.id == own for run in runs)):
+            params["run"] = own
+        mirror_url(params)
     left, right = st.columns(2)
     left.button(
         "Start",
@@ -71,7 +79,7 @@ with run_box:
         disabled=not busy,
         width="stretch",
     )
-    if message := state.pop(ERROR, None):
+    if message := state.pop(C.ERROR, None):
         st.error(message)
 
 
@@ -79,18 +87,17 @@ def resume_upload(saved: TrainRunConfig, checkpoint: dict, target: int, name: st
     cfg = replace(saved, steps=target, epochs=None, device=state[C.DEVICE])
     try:
         # The checkpoint's own subset sizes, not the page's current ones.
-        images = chosen_data(
-            {**state, C.TRAIN_LIMIT: saved.train_limit, C.TEST_LIMIT: saved.test_limit}
-        )
+        choice = data_choice(state)
+        images = load_choice(choice, (saved.train_limit, saved.test_limit))
         if images is None:
             raise ValueError("no CIFAR-10 images here (download them, or pick Synthetic shapes)")
         session = TrainingSession(cfg, images)
         resume(session, checkpoint)
     except ValueError as err:  # CheckpointError included
-        state[ERROR] = f"Cannot resume {name}: {err}"
+        state[C.ERROR] = f"Cannot resume {name}: {err}"
         return
     C.apply_config(state, cfg)
-    training.start(session, images)
+    training.start(session, images, choice)
 
 
 with resume_box:

@@ -70,13 +70,17 @@ def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> No
     raise RuntimeError(f"streamlit did not become healthy within {timeout:.0f} s")
 
 
-@contextlib.contextmanager
-def serve_app(log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Runs `streamlit run app.py` on a free loopback port; yields its URL.
+def launch_app(
+    log: Path, env: dict[str, str] | None = None, port: int | None = None
+) -> tuple[subprocess.Popen, str]:
+    """Starts `streamlit run app.py` on a loopback port (a free one by default) and
+    waits until it is healthy; returns the process and its URL.
 
-    ``env`` is merged over this process's environment for the server.
+    ``env`` is merged over this process's environment for the server; unless
+    it names one, the server's runs folder is ``runs`` beside ``log``, so no
+    test sees another's autosaved runs.
     """
-    port = _free_port()
+    port = port or _free_port()
     cmd = [
         sys.executable,
         "-m",
@@ -88,26 +92,38 @@ def serve_app(log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
         "--server.headless=true",
         "--browser.gatherUsageStats=false",
     ]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-        )
+    server_env = {**os.environ, "OPTLAB_RUNS_DIR": str(log.parent / "runs"), **(env or {})}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=server_env)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, proc)
+    except BaseException:
+        stop_app(proc, log)
+        raise
+    return proc, url
+
+
+def stop_app(proc: subprocess.Popen, log: Path) -> None:
+    """Terminates a server (killing it if it will not stop); prints its log if it failed."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.returncode not in (0, -15, -9, None):
+        print(log.read_text(errors="replace")[-4000:])
+
+
+@contextlib.contextmanager
+def serve_app(log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Runs `streamlit run app.py` on a free loopback port (see `launch_app`); yields its URL."""
+    proc, url = launch_app(log, env)
+    try:
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        if proc.returncode not in (0, -15, None):
-            print(log.read_text(errors="replace")[-4000:])
+        stop_app(proc, log)
 
 
 @pytest.fixture(scope="session")

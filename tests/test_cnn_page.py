@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import shutil
 import time
 from dataclasses import replace
 from itertools import pairwise
@@ -47,11 +48,14 @@ def clean_environment(monkeypatch, tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir()
     monkeypatch.setenv("OPTLAB_CACHE_DIR", str(cache))
+    monkeypatch.setenv("OPTLAB_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.delenv("OPTLAB_DATA_DIR", raising=False)
     monkeypatch.delenv("OPTLAB_CIFAR_URL", raising=False)
     training._cifar.clear()
+    training.run_store.clear()
     yield
     training._cifar.clear()
+    training.run_store.clear()
     for job in training.job_registry().active():
         job.cancel("test teardown")
         job.wait(30)
@@ -436,3 +440,86 @@ def test_resume_uses_the_checkpoints_images_whatever_the_page_settings():
     button(at, "Resume training").click().run()
     job = finish(at)
     assert torch.equal(job.session.train_images, original.train_images)
+
+
+# --- interrupted runs ---------------------------------------------------------------------
+
+
+def saved_by_a_dead_server(tmp_path: Path, steps_done: int = 3) -> tuple[str, TrainingSession]:
+    """A run autosaved at ``steps_done`` by a server that is gone (as after a kill)."""
+    from optlab.runs import RunStore
+
+    cfg = TrainRunConfig(
+        (
+            TrainSlot(OptimizerConfig.from_text("sgd_momentum:lr=0.01")),
+            TrainSlot(OptimizerConfig.from_text("adam")),
+        ),
+        batch_size=BATCH,
+        steps=8,
+        epochs=None,
+        train_limit=TRAIN,
+        test_limit=TEST,
+        eval_every=4,
+        device="cpu",
+    )
+    session = TrainingSession(cfg, training.synthetic_for(TRAIN, TEST))
+    for _ in range(steps_done):
+        session.run_step()
+    run_id = "20261121-120000-abcdef"
+    RunStore(tmp_path / "runs", server="killed").save(
+        run_id, session, {"source": "synthetic", "dir": ""}
+    )
+    return run_id, session
+
+
+def test_the_link_s_interrupted_run_is_offered_and_resumed(tmp_path):
+    run_id, saved = saved_by_a_dead_server(tmp_path)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.query_params.update({"page": "cnn", "run": run_id})
+    at.switch_page("pages/cnn.py").run()
+    no_problems(at)
+    (banner,) = at.warning
+    assert banner.value.startswith("Your run was interrupted (the server stopped).")
+    assert "saved at step 3 of 8" in banner.value
+    assert at.query_params["run"] == run_id  # kept in the URL until it is resumed
+    button(at, "Resume my run").click().run()
+    no_problems(at)
+    job = finish(at)
+    assert job.state == DONE and job.session.step == 8
+    # The page took the run's settings, and its history goes on from the save.
+    assert at.number_input(key="cnn_steps").value == 8
+    steps = [r.step for r in job.poll().records if r.index == 0 and hasattr(r, "train_loss")]
+    assert steps == list(range(1, 9))
+    assert [r.train_loss for r in job.poll().records[:6]] == [
+        r.train_loss for r in saved.history[:6]
+    ]
+    assert not (tmp_path / "runs" / run_id).exists()  # finished: not kept
+    assert not [w for w in at.warning if "interrupted" in w.value]
+
+
+def test_other_interrupted_runs_are_listed_and_a_gone_one_is_explained(tmp_path):
+    run_id, _ = saved_by_a_dead_server(tmp_path)
+    at = cnn_page()
+    assert not at.warning  # not this browser's run: listed, not announced
+    (listed,) = [e for e in at.expander if e.label == "Interrupted runs on this server (1)"]
+    assert "saved at step 3 of 8" in listed.markdown[0].value
+    assert "the server stopped" in listed.markdown[0].value
+    resume = at.button(key=f"cnn_resume_{run_id}")
+    shutil.rmtree(tmp_path / "runs" / run_id)  # discarded meanwhile, by its owner
+    resume.click().run()
+    assert not at.exception
+    (error,) = at.error
+    assert error.value == (f"Cannot resume run {run_id}: run: it is no longer saved on this server")
+    assert "cnn_job" not in at.session_state
+
+
+def test_discarding_my_interrupted_run_deletes_it(tmp_path):
+    run_id, _ = saved_by_a_dead_server(tmp_path)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.query_params.update({"page": "cnn", "run": run_id})
+    at.switch_page("pages/cnn.py").run()
+    button(at, "Discard it").click().run()
+    no_problems(at)
+    assert not (tmp_path / "runs" / run_id).exists()
+    assert not at.warning and not [e for e in at.expander if "Interrupted" in e.label]
+    assert "run" not in at.query_params

@@ -77,6 +77,8 @@ def _status(snapshot: JobSnapshot, job: Job) -> None:
         )
         return
     _progress(snapshot, job)
+    if job.autosave is not None and job.autosave.error:
+        st.caption(f"⚠ {job.autosave.error}: a server restart would lose this run's progress.")
     took = f"in {_clock(snapshot.elapsed_s)}"
     if state == DONE:
         st.success(f"Finished {snapshot.total_steps:,} steps {took}.", icon=":material/check:")

@@ -30,6 +30,8 @@ TRAIN_LIMIT, TEST_LIMIT, AUGMENT = "cnn_train_limit", "cnn_test_limit", "cnn_aug
 CLIP_ON, CLIP, EVAL_EVERY = "cnn_clip_on", "cnn_clip", "cnn_eval_every"
 SEED, DEVICE, INITIALISED = "cnn_seed", "cnn_device", "cnn_initialised"
 CIFAR, SYNTHETIC = "cifar10", "synthetic"
+#: A message for the next run of the page (a button callback's error).
+ERROR = "cnn_error"
 
 
 def default_config() -> TrainRunConfig:

@@ -7,6 +7,8 @@ scheduler, whose knobs are drawn from their `HParam`s like an optimizer's.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import streamlit as st
 
 from optlab.data import LoadedData
@@ -40,16 +42,24 @@ def _download_button() -> None:
     st.error(f"Download failed: {error}")
 
 
-def chosen_data(state, limits: tuple[int | None, int | None] | None = None) -> LoadedData | None:
-    """The images the data settings pick, or None when CIFAR-10 is not to be had.
+def data_choice(state) -> dict[str, str]:
+    """The page's data choice, as a run saves it: the source and the CIFAR-10 folder."""
+    return {"source": state[C.DATA], "dir": state[C.DATA_DIR]}
 
-    ``limits`` (train, test) override the page's subset sizes, e.g. a
-    checkpoint's own.
-    """
-    if state[C.DATA] == C.SYNTHETIC:
-        train, test = limits or (state[C.TRAIN_LIMIT], state[C.TEST_LIMIT])
-        return training.synthetic_for(train, test)
-    return training.cifar_data(state[C.DATA_DIR])[0]
+
+def load_choice(
+    choice: Mapping[str, str], limits: tuple[int | None, int | None]
+) -> LoadedData | None:
+    """The images of a data choice (a saved run's, say), or None when CIFAR-10 is
+    not to be had; ``limits`` are the (train, test) subset sizes to cover."""
+    if choice.get("source") == C.SYNTHETIC:
+        return training.synthetic_for(*limits)
+    return training.cifar_data(choice.get("dir", ""))[0]
+
+
+def chosen_data(state) -> LoadedData | None:
+    """The images the page's data settings pick, or None when CIFAR-10 is not to be had."""
+    return load_choice(data_choice(state), (state[C.TRAIN_LIMIT], state[C.TEST_LIMIT]))
 
 
 def data_section() -> LoadedData | None:

@@ -37,9 +37,10 @@ class TrajectoryCache:
     are added or evicted, under a lock, so sessions can share it. The size is
     bounded by the number of recorded steps it holds (about 250 bytes each),
     not by entries: one 5000-step path weighs as much as a hundred short ones.
+    The default, 120,000 steps (about 30 MB), holds 80 default comparisons.
     """
 
-    def __init__(self, max_steps: int = 400_000) -> None:
+    def __init__(self, max_steps: int = 120_000) -> None:
         self._items: OrderedDict[SurfaceRunConfig, Trajectory] = OrderedDict()
         self._lock = threading.Lock()
         self._max_steps = max_steps

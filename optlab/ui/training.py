@@ -28,6 +28,7 @@ from optlab.data import (
     synthetic_data,
 )
 from optlab.jobs import Job, JobRegistry, JobSnapshot
+from optlab.runs import Autosave, RunStore, default_runs_dir
 from optlab.train_report import RunLog, fold, new_logs
 from optlab.train_run import TrainingSession
 
@@ -36,17 +37,21 @@ MAX_JOBS_ENV = "OPTLAB_MAX_JOBS"
 #: Seconds between two redraws of a running job.
 POLL_S = 1.0
 #: The synthetic set's size unless a run asks for more images.
-SYNTHETIC_SIZE = (10_000, 2_000)
+SYNTHETIC_SIZE = (2_000, 1_000)
 SYNTHETIC_MAX = (50_000, 10_000)
 
 JOB, LOGS, PREDICTIONS = "cnn_job", "cnn_logs", "cnn_predictions"
+#: This browser's autosaved run (also in its URL, which outlives a server).
+RUN_ID = "cnn_run_id"
 
 
 def max_jobs() -> int:
     """``$OPTLAB_MAX_JOBS`` if it is a positive whole number (the older name of
     ``$OPTLAB_CAP_JOBS_RUNNING``), else the cap: one per two cores by default."""
-    raw = os.environ.get(MAX_JOBS_ENV, "")
-    if raw.strip().isdigit() and int(raw) >= 1:
+    raw = os.environ.get(MAX_JOBS_ENV, "").strip()
+    # ASCII digits only ("²" is a digit to isdigit but not to int), and short enough
+    # for int() (which refuses more than 4300 digits).
+    if raw.isascii() and raw.isdigit() and len(raw) <= 15 and int(raw) >= 1:
         return int(raw)
     return CAPS.running_jobs()
 
@@ -126,10 +131,26 @@ def current_job() -> Job | None:
     return st.session_state.get(JOB)
 
 
-def start(session: TrainingSession, data: LoadedData) -> Job:
-    """Queues ``session`` on the server's registry as this browser's job."""
-    job = job_registry().submit(session.cfg, data, session)
+@st.cache_resource(show_spinner=False)
+def run_store() -> RunStore:
+    """The server's runs folder, where jobs autosave their checkpoints."""
+    return RunStore(default_runs_dir())
+
+
+def start(
+    session: TrainingSession, data: LoadedData, choice: dict, run_id: str | None = None
+) -> Job:
+    """Queues ``session`` on the server's registry as this browser's job.
+
+    The job autosaves into the runs folder as ``run_id`` (a new run unless
+    it resumes one); ``choice`` is the page's data choice, saved with it so
+    a resume loads the same images.
+    """
+    store = run_store()
+    autosave = Autosave(store, run_id or store.new_id(), choice)
+    job = job_registry().submit(session.cfg, data, session, autosave)
     st.session_state[JOB] = job
+    st.session_state[RUN_ID] = autosave.run_id
     st.session_state.pop(LOGS, None)
     st.session_state.pop(PREDICTIONS, None)
     return job
