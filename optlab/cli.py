@@ -111,7 +111,38 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_sweep_parser(sub)
     _add_train_parser(sub)
     sub.add_parser("list", help="list optimizers (with hyperparameters) and surfaces")
+    fetch = sub.add_parser(
+        "download",
+        help="download CIFAR-10 into the cache folder now (before a workshop goes offline)",
+    )
+    fetch.add_argument(
+        "--cache", metavar="DIR", help="the cache folder ($OPTLAB_CACHE_DIR, else ~/.cache/optlab)"
+    )
+    fetch.add_argument(
+        "--url", help="where to download from ($OPTLAB_CIFAR_URL, else the official URL)"
+    )
     return parser
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    """Downloads (or finds) CIFAR-10 as the CNN page will look for it."""
+    if args.url is not None and not args.url.strip():
+        raise ValueError("--url: give a URL")
+    line = _StatusLine(sys.stderr)
+    try:
+        data = load_cifar10(
+            cache_dir=args.cache,
+            url=args.url,
+            progress=_download_progress(line),
+            synthetic=False,
+        )
+    finally:
+        line.close()
+    print(
+        f"{data.source}: {len(data.train.labels):,} train / {len(data.test.labels):,} "
+        "test images, ready for the CNN lab and `optlab train`"
+    )
+    return 0
 
 
 def _config(args: argparse.Namespace) -> SurfaceRunConfig:
@@ -694,6 +725,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_train(args)
         if args.command == "sweep":
             return _cmd_sweep(args)
+        if args.command == "download":
+            return _cmd_download(args)
         return _cmd_surface(args)
     except (UsageError, ValueError) as err:
         print(f"optlab: error: {err}", file=sys.stderr)

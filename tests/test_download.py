@@ -256,3 +256,34 @@ def test_the_archive_url_comes_from_the_environment_when_not_given(
     assert data.kind == "download" and mirror in data.source
     monkeypatch.delenv(URL_ENV)
     assert archive_url() == CIFAR10_URL
+
+
+def test_the_cli_downloads_ahead_of_a_workshop_and_says_what_failed(
+    tmp_path: Path,
+    server: Server,
+    archive_md5: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from optlab import cli
+
+    # The real download code; only the expected md5 is the test archive's.
+    real = cli.load_cifar10
+    monkeypatch.setattr(cli, "load_cifar10", lambda **kw: real(**kw, md5=archive_md5))
+    cache, url = tmp_path / "cache", f"{server.url}/cifar.tar.gz"
+    assert cli.main(["download", "--cache", str(cache), "--url", url]) == 0
+    out = capsys.readouterr()
+    assert "5,085 train / 1,017 test images, ready for the CNN lab" in out.out
+    assert "downloading CIFAR-10" in out.err
+    assert md5_of(cache / ARCHIVE_NAME) == archive_md5
+    seen = len(server.requests)
+    assert cli.main(["download", "--cache", str(cache), "--url", url]) == 0
+    assert len(server.requests) == seen  # already there: nothing fetched
+    assert str(cache) in capsys.readouterr().out  # from the cache
+
+    closed = f"http://127.0.0.1:{_closed_port()}/cifar.tar.gz"
+    assert cli.main(["download", "--cache", str(tmp_path / "other"), "--url", closed]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("optlab: error: ") and "Traceback" not in err
+    assert cli.main(["download", "--url", " "]) == 2
+    assert capsys.readouterr().err == "optlab: error: --url: give a URL\n"
