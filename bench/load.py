@@ -69,7 +69,6 @@ import math
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -83,17 +82,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.app_driver import CHROMIUM, CHROMIUM_ARGS, PATHS_ARE, free_port, wait_healthy
+
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = os.environ.get("OPTLAB_CHROMIUM", "/usr/bin/chromium")
-# tests/conftest.py's flags, plus no throttling of pages Chromium deems in the background.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
+# The browser tests' flags, plus no throttling of pages Chromium deems in the background.
+LOAD_CHROMIUM_ARGS = [
+    *CHROMIUM_ARGS,
     "--disable-background-timer-throttling",
     "--disable-renderer-backgrounding",
     "--disable-backgrounding-occluded-windows",
@@ -360,26 +354,6 @@ def _fmt(x: float, digits: int = 2) -> str:
 # --------------------------------------------------------------------------- the server
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited early with status {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"streamlit did not become healthy within {timeout:.0f} s")
-
-
 def http_get(url: str) -> int:
     """The status of a plain GET (0 when it failed)."""
     try:
@@ -554,14 +528,6 @@ def serve(workdir: Path, port: int, probe: bool, env: dict[str, str], session_tt
 
 # --------------------------------------------------------------------------- the pages
 
-# Names of the path traces on the playground's contour chart (tests/test_browser.py).
-PATH_NAMES = """() => {
-  const gd = [...document.querySelectorAll('.js-plotly-plot')]
-    .find(g => g.data && g.data.length && g.data[0].type === 'contour');
-  if (!gd) return null;
-  return gd.data.filter(t => t.type === 'scatter' && t.mode === 'lines+markers').map(t => t.name);
-}"""
-PATHS_ARE = f"(want) => JSON.stringify(({PATH_NAMES})()) === JSON.stringify(want)"
 IDLE = "() => !document.querySelector('[data-testid=stStatusWidget]')"
 # The sweep heatmap's grid size and the replay path (tests/test_browser_sweep.py).
 SWEEP_DONE = """([nx, ny]) => {
@@ -837,7 +803,7 @@ async def drive(args, server: Server, sampler: Sampler, res: Results, hz: int) -
     async with async_playwright() as p:
         browser = await p.chromium.launch(
             executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS + ([] if args.webgl else ["--disable-3d-apis"]),
+            args=LOAD_CHROMIUM_ARGS + ([] if args.webgl else ["--disable-3d-apis"]),
             headless=True,
         )
         try:

@@ -9,27 +9,16 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from bench.app_driver import CHROMIUM, CHROMIUM_ARGS, free_port, wait_healthy
+
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = os.environ.get("OPTLAB_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = ROOT / "artifacts"
 #: The real-format CIFAR-10 subset beside the checkout (never copied into it).
 CIFAR_SUBSET = ROOT.parent / "shared" / "data" / "cifar10-subset" / "cifar-10-batches-py"
@@ -50,26 +39,6 @@ def require_cifar_subset() -> Path:
     return CIFAR_SUBSET
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited early with status {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError(f"streamlit did not become healthy within {timeout:.0f} s")
-
-
 def launch_app(
     log: Path, env: dict[str, str] | None = None, port: int | None = None
 ) -> tuple[subprocess.Popen, str]:
@@ -80,7 +49,7 @@ def launch_app(
     it names one, the server's runs folder is ``runs`` beside ``log``, so no
     test sees another's autosaved runs.
     """
-    port = port or _free_port()
+    port = port or free_port()
     cmd = [
         sys.executable,
         "-m",
@@ -97,7 +66,7 @@ def launch_app(
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=server_env)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, proc)
+        wait_healthy(url, proc, timeout=90.0)
     except BaseException:
         stop_app(proc, log)
         raise

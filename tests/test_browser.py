@@ -13,17 +13,11 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from bench.app_driver import PATH_NAMES
 from tests.conftest import ARTIFACTS, serve_app
 
 pytestmark = pytest.mark.browser
 
-# Names of the path traces on the contour chart (one per optimizer).
-PATH_NAMES = """() => {
-  const gd = [...document.querySelectorAll('.js-plotly-plot')]
-    .find(g => g.data && g.data.length && g.data[0].type === 'contour');
-  if (!gd) return null;
-  return gd.data.filter(t => t.type === 'scatter' && t.mode === 'lines+markers').map(t => t.name);
-}"""
 
 # Points drawn so far by each path trace of the replay chart, and its slider position.
 REPLAY_STATE = """() => {

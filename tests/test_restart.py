@@ -19,13 +19,14 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from bench.app_driver import free_port
 from optlab.checkpoint import load_checkpoint, resume
 from optlab.data import synthetic_data
 from optlab.runs import CHECKPOINT, META
 from optlab.train_report import fold, new_logs
 from optlab.train_run import TrainingSession, TrainRunConfig
 from optlab.ui.training import SYNTHETIC_SIZE
-from tests.conftest import _free_port, launch_app, stop_app
+from tests.conftest import launch_app, stop_app
 from tests.test_browser_cnn import no_exception, server_env, settle, sidebar, tiny_run
 from tests.test_faults import finishes_normally, open_lab, progress, shown_step, start
 
@@ -67,7 +68,7 @@ def test_a_killed_server_s_run_is_resumed_with_the_same_results(browser, tmp_pat
     )
     runs = tmp_path / "runs"
     env["OPTLAB_RUNS_DIR"] = str(runs)
-    log, port = tmp_path / "server.log", _free_port()
+    log, port = tmp_path / "server.log", free_port()
     proc, url = launch_app(log, env, port)
     context = None
     try:
