@@ -564,6 +564,7 @@ def surface_script(cfg: SurfaceRunConfig) -> str:
     name = "your formula" if cfg.surface == CUSTOM else cfg.resolved_surface.label
     return _checked(
         _SURFACE_TEMPLATE.format(
+            apply_changes=_APPLY_CHANGES,
             torch_version=torch.__version__,
             summary=_paragraph(
                 f'Made by OptLab {__version__} ("Export as script") with torch '
@@ -641,6 +642,18 @@ def _sorted_imports(lines: Iterable[str]) -> str:
     return "\n\n".join(blocks)
 
 
+#: The scripts' planned-change helper (one function, in both kinds of script).
+_APPLY_CHANGES = '''\
+def apply_changes(optimizer, changes: list, step: int, per_epoch: int = 1) -> None:
+    """The planned mid-run changes due before this step (0-based), made the way
+    the tutorials do it by hand: editing optimizer.param_groups."""
+    for at, epoch, group, name, value, multiply in changes:
+        if (at * per_epoch if epoch else at) == step:
+            for param_group in optimizer.param_groups:
+                if group is None or param_group.get("name") == group:
+                    param_group[name] = param_group[name] * value if multiply else value
+'''
+
 _SURFACE_TEMPLATE = """\
 \"\"\"An OptLab surface run, exported as a standalone script.
 
@@ -682,15 +695,7 @@ BOX = {box}
 ]
 
 
-def apply_changes(optimizer, changes: list, step: int, per_epoch: int = 1) -> None:
-    \"\"\"The planned mid-run changes due before this step (0-based), made the way
-    the tutorials do it by hand: editing optimizer.param_groups.\"\"\"
-    for at, epoch, group, name, value, multiply in changes:
-        if (at * per_epoch if epoch else at) == step:
-            for param_group in optimizer.param_groups:
-                if group is None or param_group.get("name") == group:
-                    param_group[name] = param_group[name] * value if multiply else value
-
+{apply_changes}
 
 def finite_or_none(value: float) -> float | None:
     \"\"\"JSON has no NaN or infinity: those become null.\"\"\"
@@ -953,6 +958,7 @@ def train_script(cfg: TrainRunConfig, data_dir_hint: str | None, *, data_kind: s
     imports |= {"from torch.optim import lr_scheduler"}
     return _checked(
         _TRAIN_TEMPLATE.format(
+            apply_changes=_APPLY_CHANGES,
             torch_version=torch.__version__,
             summary=_paragraph(
                 f'Made by OptLab {__version__} ("Export as script") with torch '
@@ -1180,15 +1186,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, chann
     return total_loss / len(labels), correct / len(labels)
 
 
-def apply_changes(optimizer, changes: list, step: int, per_epoch: int = 1) -> None:
-    \"\"\"The planned mid-run changes due before this step (0-based), made the way
-    the tutorials do it by hand: editing optimizer.param_groups.\"\"\"
-    for at, epoch, group, name, value, multiply in changes:
-        if (at * per_epoch if epoch else at) == step:
-            for param_group in optimizer.param_groups:
-                if group is None or param_group.get("name") == group:
-                    param_group[name] = param_group[name] * value if multiply else value
-
+{apply_changes}
 
 def train(run: dict, data: tuple[torch.Tensor, ...], device: torch.device):
     \"\"\"Trains a copy of the model with one optimizer; returns its results and the model.\"\"\"
