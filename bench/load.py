@@ -42,9 +42,12 @@ and, exactly, inside the server by a counting wrapper around `Job._train`
 and `Job._work` (read-only; ``--no-probe``
 runs plain ``streamlit run`` instead).
 
-``--soak K`` adds K sequential rounds from one browser session (CNN job
-included every round) and compares the server's RSS after round 20 with the
-RSS after the last one.
+``--soak K`` adds K sequential runs from one browser session and compares
+the server's RSS after run 20 with the RSS after the last one. A soak run is
+a new comparison on the playground (``lr_change``); every fifth is a new
+sweep instead and every tenth a CNN training (``cnn_page`` and ``cnn_job``),
+each followed by ``home`` to come back: every kind of work the server keeps
+state for, 200 runs in a few minutes.
 
 Usage::
 
@@ -760,6 +763,21 @@ class BrowserSession:
         rec.errors[kind].append(f"session {self.idx}, {name}: {message}")
         return False
 
+    async def soak_run(self, rec: Record, i: int) -> bool:
+        """Soak run ``i`` (from 0): a comparison, or every fifth a sweep, every tenth
+        a CNN training; the first (and any after a page change) loads the home page."""
+        if i % 10 == 9:
+            names = ("cnn_page", "cnn_job", "home")
+        elif i % 5 == 4:
+            names = ("sweep", "home")
+        else:
+            names = ("home", "lr_change") if i == 0 else ("lr_change",)
+        for name in names:
+            if not await self.act(name, rec):
+                return False
+        rec.rounds += 1
+        return True
+
     async def round(self, rec: Record, cnn: bool) -> bool:
         """One round of the actions; stops early at an error."""
         names = ACTIONS if cnn else ACTIONS[:3]
@@ -878,10 +896,11 @@ async def drive(args, server: Server, sampler: Sampler, res: Results, hz: int) -
                 soaker = await BrowserSession.open(browser, 0, server.url, timeout, counter)
                 t0 = time.monotonic()
                 for i in range(args.soak):
-                    await soaker.round(res.soak, cnn=True)
+                    if not await soaker.soak_run(res.soak, i):
+                        await soaker.act("home", res.soak)  # back to a known page
                     res.soak_rss.append(read_process(server.proc.pid).rss_mb)
-                    if (i + 1) % 10 == 0:
-                        log(f"soak round {i + 1}: RSS {res.soak_rss[-1]:.0f} MB")
+                    if (i + 1) % 20 == 0:
+                        log(f"soak run {i + 1}: RSS {res.soak_rss[-1]:.0f} MB")
                 res.soak_wall_s = time.monotonic() - t0
                 res.cpu["soak"] = sampler.machine_use(t0, time.monotonic(), hz)
                 await soaker.close()
@@ -976,7 +995,7 @@ def targets(res: Results) -> list[Target]:
                 f"within {RSS_SLACK_MB:g} MB",
                 grow <= RSS_SLACK_MB and res.soak.rounds == len(res.soak_rss),
                 f"{res.soak_rss[ref - 1]:.0f} -> {res.soak_rss[-1]:.0f} MB ({grow:+.0f} MB); "
-                f"{res.soak.rounds} of {len(res.soak_rss)} rounds complete",
+                f"{res.soak.rounds} of {len(res.soak_rss)} runs complete",
             )
         )
     return out
@@ -1111,7 +1130,7 @@ def report(res: Results, args) -> str:
     if res.soak_rss:
         add("")
         n = len(res.soak_rss)
-        add(f"== Soak: {n} rounds from one session in {_fmt(res.soak_wall_s, 0)} s ==")
+        add(f"== Soak: {n} runs from one session in {_fmt(res.soak_wall_s, 0)} s ==")
         marks = sorted({1, soak_reference(n), n // 4, n // 2, 3 * n // 4, n} - {0})
         add("RSS after run: " + ", ".join(f"{m}: {res.soak_rss[m - 1]:.0f} MB" for m in marks))
         for action in ACTIONS:
@@ -1164,7 +1183,7 @@ def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--sessions", type=int, default=30, help="concurrent sessions (30)")
     parser.add_argument("--duration", type=float, default=300, help="seconds of load (300)")
-    parser.add_argument("--soak", type=int, default=0, help="sequential soak rounds (0: none)")
+    parser.add_argument("--soak", type=int, default=0, help="sequential soak runs (0: none)")
     parser.add_argument("--port", type=int, default=0, help="server port (0: a free one)")
     parser.add_argument("--baseline-runs", type=int, default=2, help="measured single rounds")
     parser.add_argument("--action-timeout", type=float, default=180, help="seconds per action")

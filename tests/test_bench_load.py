@@ -224,7 +224,7 @@ def test_quick_load_run_reports_every_section_and_no_errors() -> None:
             pytest.fail(f"{message}; browser tests must run under CI")
         pytest.skip(message)
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.load", "--quick"],
+        [sys.executable, "-m", "bench.load", "--quick", "--soak", "10"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -234,7 +234,7 @@ def test_quick_load_run_reports_every_section_and_no_errors() -> None:
     assert proc.returncode in (0, 1), f"rc {proc.returncode}\n{out}\n{proc.stderr[-3000:]}"
     for section in SECTIONS:
         assert section in out, f"missing {section!r}\n{out}"
-    for phase in ("single", "load"):
+    for phase in ("single", "load", "soak"):
         assert re.search(rf"^{phase}\s+total 0:", out, re.M), out
     assert "PASS zero errors" in out, out
     # Every action ran at least once under load and in the single session.
@@ -243,7 +243,14 @@ def test_quick_load_run_reports_every_section_and_no_errors() -> None:
         assert row and int(row[2]) >= 1, f"no {action} times\n{out}"
     for phase in ("cold", "before", "during", "after"):
         assert re.search(rf"^{phase}\s+\d+\s+\d+", out, re.M), out
-    assert re.search(r"server probe: cap \d+, max concurrent trainings \d+", out), out
+    probe = re.search(
+        r"^server probe: cap (\d+), max concurrent trainings (\d+).* (\d+)$", out, re.M
+    )
+    assert probe and 1 <= int(probe[2]) <= int(probe[1]), out
+    # 2 in the single session (warm-up and 1 round), 1 or more under load, 1 in the soak.
+    assert int(probe[3]) >= 4, out
+    assert "== Soak: 10 runs from one session" in out, out
+    assert re.search(r"^(PASS|FAIL) soak: RSS growth from run 5 to run 10", out, re.M), out
     assert "PASS job cap honoured" in out, out
     assert re.search(r"^(PASS|FAIL) p95 within 1.5x of ideal: home [\d.]+", out, re.M), out
     assert re.search(r"^(PASS|FAIL) threads back to the starting level", out, re.M), out
