@@ -60,7 +60,9 @@ def read_checkpoint(data: bytes) -> dict:
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as err:
-        if "Unsupported global" in str(err):
+        # torch says "Unsupported global: ..." of an unknown class and "unsupported
+        # GLOBAL ... whose module ... is blocked" of a function such as os.system.
+        if "unsupported global" in str(err).lower():
             # The file holds Python objects beyond tensors and plain data,
             # which a checkpoint never needs (and which could run code).
             reason = "refused: it holds Python objects, not only tensors and plain data"
@@ -99,7 +101,10 @@ def restore(session: TrainingSession, state: dict) -> None:
     try:
         session.load_state_dict(state)
     except (ValueError, RuntimeError, KeyError, TypeError) as err:
-        raise CheckpointError(f"checkpoint: {str(err).splitlines()[0][:200]}") from None
+        # One line, but with what torch lists under its first ("Error(s) in loading
+        # state_dict for SeedNet:" alone would not say what does not fit).
+        text = " ".join(str(err).split())
+        raise CheckpointError(f"checkpoint: {text[:300]}") from None
 
 
 def _length_text(session: TrainingSession) -> str:

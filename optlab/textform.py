@@ -194,6 +194,8 @@ def config_from_params(
 
 # --- the CNN lab's share links -------------------------------------------------------------
 
+#: CIFAR-10's training and test images: the largest subsets a CNN link may ask for.
+CIFAR_TRAIN_IMAGES, CIFAR_TEST_IMAGES = 50_000, 10_000
 #: Query keys of a training comparison (one ``opt``, ``clr`` and ``plan`` per optimizer).
 TRAIN_KEYS = (
     "page", "data", "model", "opt", "clr", "plan", "batch", "steps", "epochs", "train", "test",
@@ -252,11 +254,18 @@ def train_from_params(params: Mapping[str, Sequence[str]]) -> tuple[TrainRunConf
             raise ValueError(f"{key}: given {len(got)} times, expected once")
         return got[0] if got else None
 
-    def limit(key: str, default: int) -> int | None:
+    def limit(key: str, default: int, most: int) -> int | None:
         text = one(key)
         if text is None:
             return default
-        return None if text.strip().lower() == "all" else parse_int(text, key)
+        if text.strip().lower() == "all":
+            return None
+        # The page's inputs stop at CIFAR-10's size; a larger subset would be
+        # replaced there by the input's minimum, silently.
+        value = parse_int(text, key)
+        if not 1 <= value <= most:
+            raise ValueError(f"{key}: expected a whole number in [1, {most}] or all, got {value}")
+        return value
 
     opts = values("opt")
     if not opts:
@@ -293,8 +302,8 @@ def train_from_params(params: Mapping[str, Sequence[str]]) -> tuple[TrainRunConf
         batch_size=parse_int(one("batch") or "64", "batch"),
         steps=None if steps is None else parse_int(steps, "steps"),
         epochs=None if epochs is None and steps is not None else parse_int(epochs or "1", "epochs"),
-        train_limit=limit("train", 4000),
-        test_limit=limit("test", 1000),
+        train_limit=limit("train", 4000, CIFAR_TRAIN_IMAGES),
+        test_limit=limit("test", 1000, CIFAR_TEST_IMAGES),
         augment=augment == "true",
         clip_grad_norm=None if clip is None else parse_float(clip, "clip"),
         eval_every=parse_int(one("eval") or "50", "eval"),

@@ -118,10 +118,17 @@ def archive_url() -> str:
 
 
 def resolve_data_dir(path: str | os.PathLike[str]) -> Path:
-    """The ``cifar-10-batches-py`` folder given that folder or its parent."""
-    folder = Path(path).expanduser().absolute()
-    if not (folder / cifar.TEST_FILE).exists() and (folder / FOLDER_NAME).is_dir():
-        return folder / FOLDER_NAME
+    """The ``cifar-10-batches-py`` folder given that folder or its parent.
+
+    Raises:
+        DataError: a path the system cannot look at (a name too long, an unknown ``~user``).
+    """
+    try:
+        folder = Path(path).expanduser().absolute()
+        if not (folder / cifar.TEST_FILE).exists() and (folder / FOLDER_NAME).is_dir():
+            return folder / FOLDER_NAME
+    except (OSError, RuntimeError) as e:
+        raise DataError(f"{path}: cannot be read ({getattr(e, 'strerror', None) or e})") from None
     return folder
 
 
@@ -191,8 +198,8 @@ def load_cifar10(
     if named is None or not str(named):
         named, origin = os.environ.get(DATA_DIR_ENV) or None, f"${DATA_DIR_ENV}"
     if named is not None:
-        folder = resolve_data_dir(named)
         try:
+            folder = resolve_data_dir(named)
             train, test = load_batches_dir(folder)
         except DataError as e:
             raise DataError(f"CIFAR-10 folder from {origin} is unusable: {e}") from e

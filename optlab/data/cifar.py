@@ -391,7 +391,10 @@ def download(
             left behind.
     """
     target = Path(dest)
-    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    try:
+        scheme = urllib.parse.urlsplit(url).scheme.lower()
+    except ValueError as e:  # e.g. an unclosed "[" in the host
+        raise DownloadError(f"download of {url} refused: not a valid URL ({e})") from None
     if scheme not in ("http", "https"):
         raise DownloadError(f"download of {url} refused: only http and https URLs are allowed")
     try:
@@ -435,7 +438,8 @@ def download(
         os.replace(tmp, target)
     except BaseException as e:
         tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError | http.client.HTTPException):  # URLError included
+        # URLError included; UnicodeError: a host name that cannot be encoded.
+        if isinstance(e, OSError | http.client.HTTPException | UnicodeError):
             raise DownloadError(f"download of {url} failed: {_failure(e)}") from e
         raise
     return target

@@ -32,6 +32,8 @@ MODES = {SWEEP: "Sweep", FAIR: "Fair comparison", BASINS: "Basins map"}
 NONE = "none"
 #: Optimizers one fair comparison races.
 MAX_FAIR = 6
+#: Steps of one sweep's runs, at most.
+MAX_STEPS = 5000
 
 
 def sweep_choices() -> dict[str, str]:
@@ -163,7 +165,7 @@ def problem_section() -> None:
     c2.number_input("start y", key=START_Y, persist_state="session", format="%g", step=0.1)
     c1, c2, c3 = st.columns(3)
     c1.number_input(
-        "Steps", key=STEPS, persist_state="session", min_value=1, max_value=5000, step=50
+        "Steps", key=STEPS, persist_state="session", min_value=1, max_value=MAX_STEPS, step=50
     )
     c2.number_input(
         "Noise σ", key=NOISE, persist_state="session", min_value=0.0, format="%g", step=0.1
@@ -385,14 +387,20 @@ def apply_share_params(state: State, params: dict[str, list[str]]) -> None:
     else:
         x0, y0 = (0.0, 0.0) if surface == CUSTOM else get_surface(surface).start
         updates[START_X], updates[START_Y] = float(x0), float(y0)
-    for key, target, parse in (
-        ("steps", STEPS, lambda t: parse_int(t, "steps")),
-        ("noise", NOISE, lambda t: parse_float(t, "noise")),
-        ("seed", SEED, lambda t: parse_int(t, "seed")),
-        ("starts", BASIN_N, lambda t: parse_int(t, "starts")),
+    # The widgets' own ranges: Streamlit would replace a value outside them with the
+    # input's minimum, silently (steps=999999 would run 1 step).
+    for key, target, parse, low, high in (
+        ("steps", STEPS, parse_int, 1, MAX_STEPS),
+        ("noise", NOISE, parse_float, 0.0, None),
+        ("seed", SEED, parse_int, 0, 2**53 - 1),
+        ("starts", BASIN_N, parse_int, 2, MAX_RESOLUTION),
     ):
         if (text := one(key)) is not None:
-            updates[target] = parse(text)
+            value = parse(text, key)
+            if value < low or (high is not None and value > high):
+                allowed = f"in [{low}, {high}]" if high is not None else f"at least {low:g}"
+                raise ValueError(f"{key}: must be {allowed}, got {value}")
+            updates[target] = value
     fair = params.get("fair")
     if fair and len(fair) > MAX_FAIR:
         raise ValueError(f"fair: at most {MAX_FAIR} optimizers, the link has {len(fair)}")

@@ -8,6 +8,7 @@ its session state.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -53,6 +54,13 @@ def max_jobs() -> int:
     # for int() (which refuses more than 4300 digits).
     if raw.isascii() and raw.isdigit() and len(raw) <= 15 and int(raw) >= 1:
         return int(raw)
+    if raw:
+        logging.getLogger(__name__).warning(
+            "optlab: %s=%r ignored: expected a whole number >= 1; keeping %d",
+            MAX_JOBS_ENV,
+            raw[:40],
+            CAPS.running_jobs(),
+        )
     return CAPS.running_jobs()
 
 
