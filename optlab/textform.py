@@ -16,7 +16,7 @@ Query parameters::
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from optlab.optimizers import OptimizerConfig
 from optlab.plans import Plan
@@ -131,6 +131,32 @@ def config_to_params(cfg: SurfaceRunConfig) -> dict[str, str | list[str]]:
     return params
 
 
+def link_readers(
+    params: Mapping[str, Sequence[str]],
+) -> tuple[Callable[[str], list[str]], Callable[[str], str | None]]:
+    """``values(key)`` and ``one(key)`` over a link's query parameters.
+
+    ``values`` gives every value of a key, ``one`` its single value or None;
+    both refuse a value over `MAX_VALUE_LENGTH` characters and ``one`` a key
+    given twice, with a ValueError naming the key.
+    """
+
+    def values(key: str) -> list[str]:
+        got = list(params.get(key, ()))
+        for v in got:
+            if len(v) > MAX_VALUE_LENGTH:
+                raise ValueError(f"{key}: value too long ({len(v)} characters)")
+        return got
+
+    def one(key: str) -> str | None:
+        got = values(key)
+        if len(got) > 1:
+            raise ValueError(f"{key}: given {len(got)} times, expected once")
+        return got[0] if got else None
+
+    return values, one
+
+
 def config_from_params(
     params: Mapping[str, Sequence[str]],
     default_optimizers: tuple[OptimizerConfig, ...] = (),
@@ -146,18 +172,7 @@ def config_from_params(
         ValueError: naming the first bad parameter.
     """
 
-    def values(key: str) -> list[str]:
-        got = list(params.get(key, ()))
-        for v in got:
-            if len(v) > MAX_VALUE_LENGTH:
-                raise ValueError(f"{key}: value too long ({len(v)} characters)")
-        return got
-
-    def one(key: str) -> str | None:
-        got = values(key)
-        if len(got) > 1:
-            raise ValueError(f"{key}: given {len(got)} times, expected once")
-        return got[0] if got else None
+    values, one = link_readers(params)
 
     surface = (one("surface") or "rosenbrock").strip().lower()
     opts = values("opt")
@@ -241,18 +256,7 @@ def train_from_params(params: Mapping[str, Sequence[str]]) -> tuple[TrainRunConf
         ValueError: naming the first bad parameter.
     """
 
-    def values(key: str) -> list[str]:
-        got = list(params.get(key, ()))
-        for v in got:
-            if len(v) > MAX_VALUE_LENGTH:
-                raise ValueError(f"{key}: value too long ({len(v)} characters)")
-        return got
-
-    def one(key: str) -> str | None:
-        got = values(key)
-        if len(got) > 1:
-            raise ValueError(f"{key}: given {len(got)} times, expected once")
-        return got[0] if got else None
+    values, one = link_readers(params)
 
     def limit(key: str, default: int, most: int) -> int | None:
         text = one(key)

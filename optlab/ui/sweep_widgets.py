@@ -17,7 +17,7 @@ from optlab.hparams import HParam
 from optlab.optimizers import OptimizerConfig
 from optlab.surfaces import CUSTOM, SURFACES, get_surface
 from optlab.sweep import MAX_RESOLUTION, SCALES, START_AXES, Axis
-from optlab.textform import parse_float, parse_int, parse_point
+from optlab.textform import link_readers, parse_float, parse_int, parse_point
 from optlab.ui.slots import SlotGroup, choice_config, choices
 from optlab.ui.widgets import hparam_widget
 
@@ -364,14 +364,7 @@ def apply_share_params(state: State, params: dict[str, list[str]]) -> None:
         ValueError: naming the first bad parameter (the caller keeps the defaults).
     """
 
-    def one(key: str) -> str | None:
-        got = params.get(key, [])
-        if len(got) > 1:
-            raise ValueError(f"{key}: given {len(got)} times, expected once")
-        if got and len(got[0]) > 1000:
-            raise ValueError(f"{key}: value too long")
-        return got[0] if got else None
-
+    _, one = link_readers(params)
     mode = one("mode") or SWEEP
     if mode not in MODES:
         raise ValueError(f"mode: one of {', '.join(MODES)}, got {mode!r}")
