@@ -1,5 +1,7 @@
 # OptLab server image, following Streamlit's deployment conventions.
 # Build: docker build -t optlab .    Run: docker run -p 8501:8501 optlab
+# Keep the CIFAR-10 cache and the autosaved runs across restarts with a volume:
+#   docker run -p 8501:8501 -v optlab-cache:/home/optlab/.cache/optlab optlab
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -19,9 +21,12 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt
 
-RUN useradd --create-home --uid 1000 optlab
+RUN useradd --create-home --uid 1000 optlab \
+    && mkdir -p /home/optlab/.cache/optlab \
+    && chown -R optlab:optlab /home/optlab/.cache
 COPY --chown=optlab:optlab . .
 USER optlab
+VOLUME /home/optlab/.cache/optlab
 
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \

@@ -66,6 +66,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import itertools
 import json
 import math
@@ -436,7 +437,18 @@ def _install_probe(path: str) -> None:
 
     jobs.Job._train = train
     jobs.Job._work = work
+
+    def collect(*_) -> None:
+        # Python frees objects in reference cycles only when its collector runs; a
+        # reading taken before that would count garbage as kept memory.
+        found = gc.collect()
+        tmp = f"{path}.gc.tmp"
+        with open(tmp, "w") as f:
+            json.dump(found, f)
+        os.replace(tmp, f"{path}.gc")
+
     signal.signal(signal.SIGUSR1, list_threads)
+    signal.signal(signal.SIGUSR2, collect)
     with lock:
         dump()
 
@@ -459,19 +471,27 @@ class Server:
     probe_file: Path | None
     log: Path
 
-    def python_threads(self, timeout: float = 5.0) -> list[str] | None:
-        """The names of the server's Python threads now (through the probe), or None."""
+    def _ask(self, sig: int, suffix: str, timeout: float) -> object | None:
+        """Signals the probe and reads its answer from ``<probe file><suffix>``."""
         if self.probe_file is None:
             return None
-        target = Path(f"{self.probe_file}.threads")
+        target = Path(f"{self.probe_file}{suffix}")
         target.unlink(missing_ok=True)
-        self.proc.send_signal(signal.SIGUSR1)
+        self.proc.send_signal(sig)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError, ValueError):
                 return json.loads(target.read_text())
             time.sleep(0.1)
         return None
+
+    def python_threads(self, timeout: float = 5.0) -> list[str] | None:
+        """The names of the server's Python threads now (through the probe), or None."""
+        return self._ask(signal.SIGUSR1, ".threads", timeout)
+
+    def collect_garbage(self, timeout: float = 30.0) -> int | None:
+        """Runs Python's cycle collector in the server; the objects it found, or None."""
+        return self._ask(signal.SIGUSR2, ".gc", timeout)
 
     def probe(self) -> dict | None:
         if self.probe_file is None:
@@ -805,6 +825,8 @@ class Results:
     load: Record = field(default_factory=Record)
     load_wall_s: float = math.nan
     probe: dict | None = None
+    rss_before_gc: float = math.nan
+    gc_found: int | None = None
     soak_rss: list[float] = field(default_factory=list)
     soak: Record = field(default_factory=Record)
     soak_wall_s: float = math.nan
@@ -864,12 +886,20 @@ async def drive(args, server: Server, sampler: Sampler, res: Results, hz: int) -
                 log(f"{args.sessions} sessions done after {end - start:.0f} s")
                 for s in sessions:
                     await s.close()
-                # After: wait until the thread count is back (or the wait runs out),
+                # Streamlit keeps a closed page's session for server.disconnectedSessionTTL
+                # seconds (a flaky connection comes back to it), and drops expired ones
+                # when it next stores a session: past the TTL, one visit does that.
+                closed = time.monotonic()
+                await asyncio.sleep(max(0.0, closed + args.session_ttl + 2 - time.monotonic()))
+                visitor = await BrowserSession.open(browser, 0, server.url, timeout, counter)
+                await visitor.act("home", Record())
+                await visitor.close()
+                # Then wait until the thread count is back (or the wait runs out),
                 # with a plain GET / every 5 s as a monitoring check would send:
                 # AnyIO (Starlette's file serving) retires idle worker threads only
                 # when it is next used.
-                closed = last_get = time.monotonic()
-                while time.monotonic() - closed < args.settle_timeout:
+                waited = last_get = time.monotonic()
+                while time.monotonic() - waited < args.settle_timeout:
                     last = sampler.between(time.monotonic() - 1.5, time.monotonic())
                     if last and last[-1].threads <= res.before.threads:
                         break
@@ -877,13 +907,8 @@ async def drive(args, server: Server, sampler: Sampler, res: Results, hz: int) -
                         await asyncio.to_thread(http_get, f"{server.url}/")
                         last_get = time.monotonic()
                     await asyncio.sleep(1.0)
-                # Streamlit keeps a closed page's session for server.disconnectedSessionTTL
-                # seconds (a flaky connection comes back to it), and drops expired ones
-                # when it next stores a session: past the TTL, one visit does that.
-                await asyncio.sleep(max(0.0, closed + args.session_ttl + 2 - time.monotonic()))
-                visitor = await BrowserSession.open(browser, 0, server.url, timeout, counter)
-                await visitor.act("home", Record())
-                await visitor.close()
+                res.rss_before_gc = read_process(server.proc.pid).rss_mb
+                res.gc_found = await asyncio.to_thread(server.collect_garbage)
                 res.settle_s = time.monotonic() - closed
                 await asyncio.sleep(args.settle_pause)
                 t_after = time.monotonic()
@@ -974,7 +999,7 @@ def targets(res: Results) -> list[Target]:
                 "threads back to the starting level",
                 ok_t,
                 f"before {res.before.threads}, after {res.after.threads} "
-                f"(waited {res.settle_s:.0f} s)",
+                f"(checked {res.settle_s:.0f} s after the last page closed)",
             )
         )
         grow = res.after.rss_mb - res.before.rss_mb
@@ -1108,8 +1133,14 @@ def report(res: Results, args) -> str:
         )
     add(
         "cold: just started; before: after the single session closed; "
-        "during: peaks of the N-session phase; after: all sessions closed"
+        "during: peaks of the N-session phase; after: all sessions closed, past the "
+        "session TTL, and Python's cycle collector run"
     )
+    if res.gc_found is not None:
+        add(
+            f"after, before the collector ran: {_fmt(res.rss_before_gc, 0)} MB "
+            f"({res.gc_found} unreachable objects collected)"
+        )
     before, after = res.py_threads.get("before"), res.py_threads.get("after")
     if before is not None and after is not None:
         gone = Counter(before) - Counter(after)
