@@ -448,6 +448,15 @@ URLS = [
         "test: expected a whole number in [1, 10000] or all, got 0",
     ),
     url("clip-inf", "cnn", {**CNN, "clip": "inf"}, "clip: expected a number, got 'inf'"),
+    url(
+        "clip-tiny",
+        "cnn",
+        {**CNN, "clip": "1e-9"},
+        "clip: the page takes at least 1e-06, got 1e-09",
+    ),
+    url(
+        "clr-tiny", "cnn", {**CNN, "clr": "0.0001"}, "clr: the page takes 0.001 to 1000, got 0.0001"
+    ),
     url("model-unicode", "cnn", {**CNN, "model": "сеть"}, "unknown model 'сеть'"),
     url("opt-empty", "cnn", {"page": "cnn", "opt": ""}, "empty optimizer spec"),
     url("seed-repeated", "cnn", {**CNN, "seed": ["1", "2"]}, "seed: given 2 times, expected once"),

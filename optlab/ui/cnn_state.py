@@ -32,6 +32,10 @@ SEED, DEVICE, INITIALISED = "cnn_seed", "cnn_device", "cnn_initialised"
 CIFAR, SYNTHETIC = "cifar10", "synthetic"
 #: A message for the next run of the page (a button callback's error).
 ERROR = "cnn_error"
+#: The sidebar's ranges for the classifier lr multiple and the clipping norm,
+#: narrower than the engine's: a link beyond them is refused, not clamped.
+CLR_RANGE = (0.001, 1000.0)
+CLIP_MIN = 1e-6
 
 
 def default_config() -> TrainRunConfig:
@@ -164,13 +168,28 @@ def initialise(
     cfg, data = default_config(), CIFAR if cifar_available else SYNTHETIC
     if params and params.get("page") == ["cnn"]:
         try:
-            cfg, data = train_from_params(params)
+            linked, linked_data = train_from_params(params)
+            _check_widget_ranges(linked)
+            cfg, data = linked, linked_data
         except ValueError as err:
             state[LINK_WARNING] = f"This link could not be used ({err}); showing the defaults."
     apply_config(state, cfg)
     state[DATA] = data
     state.setdefault(DATA_DIR, "")
     state[INITIALISED] = True
+
+
+def _check_widget_ranges(cfg: TrainRunConfig) -> None:
+    """Refuses link values the sidebar cannot show (Streamlit would replace them
+    with the input's bound, silently)."""
+    low, high = CLR_RANGE
+    for slot in cfg.slots:
+        if not low <= slot.classifier_lr_mult <= high:
+            raise ValueError(
+                f"clr: the page takes {low:g} to {high:g}, got {slot.classifier_lr_mult:g}"
+            )
+    if cfg.clip_grad_norm is not None and cfg.clip_grad_norm < CLIP_MIN:
+        raise ValueError(f"clip: the page takes at least {CLIP_MIN:g}, got {cfg.clip_grad_norm:g}")
 
 
 def share_params(state: State, cfg: TrainRunConfig) -> dict[str, str | list[str]]:

@@ -132,8 +132,8 @@ def _slot_extras(slot: int) -> None:
             "classifier lr ×",
             key=C.clr_key(slot),
             persist_state="session",
-            min_value=0.001,
-            max_value=1000.0,
+            min_value=C.CLR_RANGE[0],
+            max_value=C.CLR_RANGE[1],
             format="%g",
             step=0.5,
             help="The classifier (the two Linear layers) trains at lr times this; "
@@ -236,7 +236,12 @@ def training_section() -> None:
     clip = st.checkbox("Clip the gradient norm", key=C.CLIP_ON, persist_state="session")
     if clip:
         st.number_input(
-            "max ‖g‖", key=C.CLIP, persist_state="session", min_value=1e-6, format="%g", step=0.5
+            "max ‖g‖",
+            key=C.CLIP,
+            persist_state="session",
+            min_value=C.CLIP_MIN,
+            format="%g",
+            step=0.5,
         )
     st.selectbox(
         "Device",
