@@ -1,6 +1,6 @@
 """What the load harness and the browser tests share: a real server, and reading its pages.
 
-`free_port` and `wait_healthy` start-up helpers for a `streamlit run` of the
+`run_args`, `free_port` and `wait_healthy` start-up helpers for a `streamlit run` of the
 app on 127.0.0.1; `CHROMIUM` and `CHROMIUM_ARGS` for Debian's headless
 Chromium (never `playwright install`); and JavaScript snippets that read the
 playground's charts (Plotly keeps each chart's traces on its DOM node).
@@ -34,6 +34,18 @@ PATH_NAMES = """() => {
 }"""
 #: True once the contour chart's paths are exactly ``want`` (a list of names).
 PATHS_ARE = f"(want) => JSON.stringify(({PATH_NAMES})()) === JSON.stringify(want)"
+
+
+def run_args(port: int) -> list[str]:
+    """``streamlit``'s arguments to run the app headless on 127.0.0.1:``port``."""
+    return [
+        "run",
+        "app.py",
+        "--server.address=127.0.0.1",
+        f"--server.port={port}",
+        "--server.headless=true",
+        "--browser.gatherUsageStats=false",
+    ]
 
 
 def free_port() -> int:

@@ -86,7 +86,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.app_driver import CHROMIUM, CHROMIUM_ARGS, PATHS_ARE, free_port, wait_healthy
+from bench.app_driver import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PATHS_ARE,
+    free_port,
+    run_args,
+    wait_healthy,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 # The browser tests' flags, plus no throttling of pages Chromium deems in the background.
@@ -510,15 +517,7 @@ def serve(workdir: Path, port: int, probe: bool, env: dict[str, str], session_tt
     a closed page's session is kept for it to reconnect to.
     """
     port = port or free_port()
-    args = [
-        "run",
-        "app.py",
-        "--server.address=127.0.0.1",
-        f"--server.port={port}",
-        "--server.headless=true",
-        "--browser.gatherUsageStats=false",
-        f"--server.disconnectedSessionTTL={session_ttl}",
-    ]
+    args = [*run_args(port), f"--server.disconnectedSessionTTL={session_ttl}"]
     probe_file = workdir / "probe.json" if probe else None
     if probe_file is not None:
         cmd = [sys.executable, "-m", "bench.load", SERVE_FLAG, str(probe_file), *args]

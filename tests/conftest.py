@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.app_driver import CHROMIUM, CHROMIUM_ARGS, free_port, wait_healthy
+from bench.app_driver import CHROMIUM, CHROMIUM_ARGS, free_port, run_args, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
@@ -50,17 +50,7 @@ def launch_app(
     test sees another's autosaved runs.
     """
     port = port or free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.address=127.0.0.1",
-        f"--server.port={port}",
-        "--server.headless=true",
-        "--browser.gatherUsageStats=false",
-    ]
+    cmd = [sys.executable, "-m", "streamlit", *run_args(port)]
     server_env = {**os.environ, "OPTLAB_RUNS_DIR": str(log.parent / "runs"), **(env or {})}
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=server_env)

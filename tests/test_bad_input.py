@@ -43,6 +43,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from bench.app_driver import PATH_NAMES
 from optlab import checkpoint as checkpoint_module
 from optlab import optimizers
 from optlab.caps import CAPS, Caps
@@ -1310,13 +1311,6 @@ def test_the_table_covers_every_surface_with_unique_ids() -> None:
 
 # --- a real server: malformed URLs in a browser -------------------------------------------
 
-#: Names of the contour chart's path traces (one per optimizer), read from plotly.js.
-PATH_NAMES = """() => {
-  const gd = [...document.querySelectorAll('.js-plotly-plot')]
-    .find(g => g.data && g.data.length && g.data[0].type === 'contour');
-  if (!gd) return null;
-  return gd.data.filter(t => t.type === 'scatter' && t.mode === 'lines+markers').map(t => t.name);
-}"""
 DEFAULT_PATHS = '["SGD (momentum=0.9)","Adam (lr=0.1)","RMSprop"]'
 #: Malformed links: each with the text its page must show, and the page.
 BROWSER_LINKS = [
