@@ -1,6 +1,6 @@
 """What the load harness and the browser tests share: a real server, and reading its pages.
 
-`run_args`, `free_port` and `wait_healthy` start-up helpers for a `streamlit run` of the
+`run_args`, `free_port`, `wait_healthy` and `stop` helpers for a `streamlit run` of the
 app on 127.0.0.1; `CHROMIUM` and `CHROMIUM_ARGS` for Debian's headless
 Chromium (never `playwright install`); and JavaScript snippets that read the
 playground's charts (Plotly keeps each chart's traces on its DOM node).
@@ -72,3 +72,13 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> No
         except OSError:
             time.sleep(0.3)
     raise RuntimeError(f"streamlit did not become healthy within {timeout:.0f} s")
+
+
+def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Terminates a server, killing it if it has not stopped within ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -92,6 +92,7 @@ from bench.app_driver import (
     PATHS_ARE,
     free_port,
     run_args,
+    stop,
     wait_healthy,
 )
 
@@ -540,12 +541,7 @@ def serve(workdir: Path, port: int, probe: bool, env: dict[str, str], session_tt
         wait_healthy(url, proc)
         yield Server(url, proc, probe_file, log)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=15)
 
 
 # --------------------------------------------------------------------------- the pages

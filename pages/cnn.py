@@ -34,7 +34,7 @@ with st.sidebar:
 
 job = training.current_job()
 busy = job is not None and job.state not in FINISHED
-runs = [] if busy else cnn_runs.interrupted_panel(busy)
+runs = [] if busy else cnn_runs.interrupted_panel()
 
 
 def start() -> None:

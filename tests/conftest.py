@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.app_driver import CHROMIUM, CHROMIUM_ARGS, free_port, run_args, wait_healthy
+from bench.app_driver import CHROMIUM, CHROMIUM_ARGS, free_port, run_args, stop, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
@@ -65,12 +65,7 @@ def launch_app(
 
 def stop_app(proc: subprocess.Popen, log: Path) -> None:
     """Terminates a server (killing it if it will not stop); prints its log if it failed."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    stop(proc)
     if proc.returncode not in (0, -15, -9, None):
         print(log.read_text(errors="replace")[-4000:])
 

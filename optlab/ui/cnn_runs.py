@@ -81,8 +81,11 @@ def discard(run_id: str) -> None:
     st.session_state.pop(training.RUN_ID, None)
 
 
-def interrupted_panel(busy: bool) -> list[SavedRun]:
-    """Offers the interrupted runs (this browser's first); returns them."""
+def interrupted_panel() -> list[SavedRun]:
+    """Offers the interrupted runs (this browser's first); returns them.
+
+    Drawn only while this browser has no job running.
+    """
     state = st.session_state
     if message := state.pop(ERROR, None):
         st.error(message, icon=":material/error:")
@@ -105,7 +108,6 @@ def interrupted_panel(busy: bool) -> list[SavedRun]:
                 icon=":material/resume:",
                 on_click=resume_saved,
                 args=(own.id,),
-                disabled=busy,
                 key="cnn_resume_own",
                 width="stretch",
             )
@@ -114,7 +116,6 @@ def interrupted_panel(busy: bool) -> list[SavedRun]:
                 icon=":material/delete:",
                 on_click=discard,
                 args=(own.id,),
-                disabled=busy,
                 key="cnn_discard_own",
                 width="stretch",
             )
@@ -135,7 +136,6 @@ def interrupted_panel(busy: bool) -> list[SavedRun]:
                     icon=":material/resume:",
                     on_click=resume_saved,
                     args=(run.id,),
-                    disabled=busy,
                     key=f"cnn_resume_{run.id}",
                     width="stretch",
                 )
