@@ -56,10 +56,11 @@ bench: $(VENV)/.run-deps
 	$(BIN)/python -m bench.surface_engine
 	$(BIN)/python -m bench.sweep
 	$(BIN)/python -m bench.cnn_throughput
+	$(BIN)/python -m bench.startup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
 
 # Refreshes the README's screenshot from the browser test.
 screenshot: $(VENV)/.dev-deps chromium
-	OPTLAB_SCREENSHOT=docs/playground.png $(BIN)/python -m pytest -q tests/test_browser.py -k home
+	OPTLAB_SCREENSHOT=docs/playground.png $(BIN)/python -m pytest -q tests/browser/test_playground.py -k home

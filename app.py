@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from optlab.ui.runs import warm_up
+from optlab.ui.engine import warm_up
 
 st.set_page_config(
     page_title="OptLab",

@@ -66,7 +66,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from optlab.data import (
+from optlab.optim.config import OptimizerConfig
+from optlab.train.data import (
     CIFAR10_MEAN,
     CIFAR10_STD,
     SYNTHETIC_CLASSES,
@@ -75,10 +76,9 @@ from optlab.data import (
     load_cifar10,
     synthetic_cifar,
 )
-from optlab.jobs import DONE, JobRegistry
-from optlab.models import build_model
-from optlab.optimizers import OptimizerConfig
-from optlab.train_run import TrainingSession, TrainRecord, TrainRunConfig, TrainSlot
+from optlab.train.jobs import DONE, JobRegistry
+from optlab.train.models import build_model
+from optlab.train.run import TrainingSession, TrainRecord, TrainRunConfig, TrainSlot
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The real-format CIFAR-10 subset the tests use.

@@ -86,7 +86,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.app_driver import (
+from tests.support.server import (
     CHROMIUM,
     CHROMIUM_ARGS,
     PATHS_ARE,
@@ -388,7 +388,7 @@ def _install_probe(path: str) -> None:
     threads to ``path + ".threads"`` (what a thread count is made of). Nothing
     is changed but the counting.
     """
-    from optlab import jobs
+    from optlab.train import jobs
 
     lock = threading.Lock()
     state = {"running": 0, "max_running": 0, "active": 0, "max_active": 0, "cap": 0}
@@ -692,7 +692,7 @@ class BrowserSession:
         await self.idle()
 
     async def lr_change(self, rec: Record) -> None:
-        from optlab.optimizers import OptimizerConfig
+        from optlab.optim.config import OptimizerConfig
 
         value = adam_lr(self.counter())
         want = list(DEFAULT_PATHS)

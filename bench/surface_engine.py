@@ -22,8 +22,9 @@ import time
 
 import torch
 
-from optlab.optimizers import OptimizerConfig
-from optlab.surface_run import SurfaceRunConfig, add_noise, noise_generator, run_surface
+from optlab.optim.config import OptimizerConfig
+from optlab.surface.problem import Problem
+from optlab.surface.run import SurfaceRunConfig, add_noise, noise_generator, run_surface
 
 #: Largest difference between the engine's and the plain loop's paths.
 TOLERANCE = 1e-9
@@ -39,20 +40,20 @@ def plain_loop(cfg: SurfaceRunConfig) -> list[list[tuple[float, float, float]]]:
     surface = cfg.resolved_surface
     out = []
     for opt_cfg in cfg.optimizers:
-        p = torch.tensor(cfg.start, dtype=torch.float64, requires_grad=True)
+        p = torch.tensor(cfg.problem.start, dtype=torch.float64, requires_grad=True)
         opt = opt_cfg.build([p])
-        gen = noise_generator(cfg.seed)
+        gen = noise_generator(cfg.problem.seed)
 
         def closure(p=p, opt=opt, gen=gen) -> torch.Tensor:
             opt.zero_grad()
             loss = surface(p)
             loss.backward()
-            if cfg.noise > 0:
-                p.grad = add_noise(p.grad, cfg.noise, gen)
+            if cfg.problem.noise > 0:
+                p.grad = add_noise(p.grad, cfg.problem.noise, gen)
             return loss
 
         path = []
-        for _ in range(cfg.steps):
+        for _ in range(cfg.problem.steps):
             if opt_cfg.spec.uses_closure:
                 # step(closure) evaluates wherever its line search goes, so
                 # the point reached is measured separately.
@@ -97,8 +98,7 @@ def benchmark_config(steps: int) -> SurfaceRunConfig:
             OptimizerConfig.create("rmsprop", lr=1e-3),
             OptimizerConfig.create("adagrad", lr=0.1),
         ),
-        surface="rosenbrock",
-        steps=steps,
+        problem=Problem(surface="rosenbrock", steps=steps),
     )
 
 
@@ -123,7 +123,10 @@ def main() -> None:
         ratios.append((t1 - t0) / (t2 - t1))
 
     k = len(cfg.optimizers)
-    print(f"surface engine: {k} optimizers x {cfg.steps} steps on {cfg.surface}, float64")
+    print(
+        f"surface engine: {k} optimizers x {cfg.problem.steps} steps on "
+        f"{cfg.problem.surface}, float64"
+    )
     print(f"  plain per-optimizer loop : {statistics.median(plain_times) * 1e3:8.1f} ms (median)")
     print(f"  lockstep engine          : {statistics.median(lock_times) * 1e3:8.1f} ms (median)")
     print(f"  max |difference| of paths: {diff:.3g}")

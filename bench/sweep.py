@@ -32,8 +32,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from optlab.optimizers import OptimizerConfig
-from optlab.sweep import Axis, SweepConfig, run_sweep
+from optlab.optim.config import OptimizerConfig
+from optlab.surface.problem import Problem
+from optlab.sweep.config import Axis, SweepConfig
+from optlab.sweep.run import run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE = 1e-9
@@ -45,8 +47,7 @@ def sweep_config(n: int, steps: int) -> SweepConfig:
         optimizer=OptimizerConfig.create("adam"),
         x=Axis("lr", 1e-4, 1.0, n, "log"),
         y=Axis("betas.0", 0.0, 0.99, n, "lin"),
-        surface="rosenbrock",
-        steps=steps,
+        problem=Problem(surface="rosenbrock", steps=steps),
     )
 
 
@@ -54,9 +55,9 @@ def plain_run(cfg: SweepConfig, index: int) -> tuple[float, float, float]:
     """One cell with its own torch.optim optimizer; returns the final ``(x, y, loss)``."""
     run = cfg.cell_run(index)
     surface = run.resolved_surface
-    p = torch.tensor(run.start, dtype=torch.float64, requires_grad=True)
+    p = torch.tensor(run.problem.start, dtype=torch.float64, requires_grad=True)
     opt = run.optimizers[0].build([p])
-    for _ in range(cfg.steps):
+    for _ in range(cfg.problem.steps):
         opt.zero_grad()
         surface(p).backward()
         opt.step()
@@ -90,7 +91,7 @@ def cli_seconds(cfg: SweepConfig) -> float:
         "optlab",
         "sweep",
         "--surface",
-        cfg.surface,
+        cfg.problem.surface,
         "--opt",
         cfg.optimizer.to_text(),
         "--x",
@@ -98,7 +99,7 @@ def cli_seconds(cfg: SweepConfig) -> float:
         "--y",
         cfg.y.to_text(),
         "--steps",
-        str(cfg.steps),
+        str(cfg.problem.steps),
     ]
     started = time.perf_counter()
     subprocess.run(command, cwd=ROOT, check=True, capture_output=True)

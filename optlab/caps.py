@@ -45,11 +45,19 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
 ENV_PREFIX = "OPTLAB_CAP_"
-#: The largest value a cap may take (the largest integer a browser holds exactly).
-MAX_CAP = 2**53 - 1
+#: The largest integer a browser holds exactly (JavaScript numbers are doubles): the
+#: most a cap, a seed or any whole number a widget shows may be.
+MAX_EXACT_INT = 2**53 - 1
+MAX_CAP = MAX_EXACT_INT
+#: CIFAR-10's training and test images: the most any subset (a page's input, a
+#: share link, a synthetic stand-in) may ask for.
+CIFAR_TRAIN_IMAGES, CIFAR_TEST_IMAGES = 50_000, 10_000
+#: The synthetic set's (train, test) size where a run asks for "all" images.
+SYNTHETIC_IMAGES = (5_000, 1_000)
 log = logging.getLogger(__name__)
 
 
@@ -111,6 +119,29 @@ class Caps:
     def running_jobs(self) -> int:
         """Trainings at once: the configured number, else one per two CPU cores."""
         return self.jobs_running or max(1, (os.cpu_count() or 2) // 2)
+
+
+#: The older name of ``OPTLAB_CAP_JOBS_RUNNING``, still honoured (it wins when set).
+MAX_JOBS_ENV = "OPTLAB_MAX_JOBS"
+
+
+def max_running_jobs(environ: Mapping[str, str] | None = None) -> int:
+    """Trainings at once: ``$OPTLAB_MAX_JOBS`` if it is a positive whole number,
+    else the cap (one per two cores by default); a bad value is logged and ignored."""
+    env = os.environ if environ is None else environ
+    raw = env.get(MAX_JOBS_ENV, "").strip()
+    # ASCII digits only ("²" is a digit to isdigit but not to int), and short enough
+    # for int() (which refuses more than 4300 digits).
+    if raw.isascii() and raw.isdigit() and len(raw) <= 15 and int(raw) >= 1:
+        return int(raw)
+    if raw:
+        log.warning(
+            "optlab: %s=%r ignored: expected a whole number >= 1; keeping %d",
+            MAX_JOBS_ENV,
+            raw[:40],
+            CAPS.running_jobs(),
+        )
+    return CAPS.running_jobs()
 
 
 CAPS, CAP_MESSAGES = Caps.from_env()

@@ -16,22 +16,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
-import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from optlab.surface_run import SurfaceRunConfig
-from optlab.trajectory import Trajectory
-
-
-def finite_or_none(value: float) -> float | None:
-    """``value``, or None (JSON null) when it is NaN or infinite."""
-    return value if math.isfinite(value) else None
+from optlab.files import finite_or_none
+from optlab.surface.run import SurfaceRunConfig
+from optlab.surface.trajectory import Trajectory
 
 
 def _finite(values: Sequence[float]) -> list[float | None]:
@@ -45,14 +37,14 @@ def _plain(value: Any) -> Any:
 def run_to_dict(cfg: SurfaceRunConfig, trajectories: Sequence[Trajectory]) -> dict[str, Any]:
     """The JSON-ready dict of a run (see the module docstring)."""
     return {
-        "surface": cfg.surface,
-        "surface_params": dict(cfg.surface_values),
-        "expr": cfg.expr,
-        "bounds": [list(b) for b in cfg.bounds] if cfg.bounds else None,
-        "start": list(cfg.start),
-        "steps": cfg.steps,
-        "seed": cfg.seed,
-        "noise": cfg.noise,
+        "surface": cfg.problem.surface,
+        "surface_params": dict(cfg.problem.surface_values),
+        "expr": cfg.problem.expr,
+        "bounds": [list(b) for b in cfg.problem.bounds] if cfg.problem.bounds else None,
+        "start": list(cfg.problem.start),
+        "steps": cfg.problem.steps,
+        "seed": cfg.problem.seed,
+        "noise": cfg.problem.noise,
         "plans": [plan.to_text() for plan in cfg.plans],
         "torch_version": torch.__version__,
         "runs": [
@@ -105,31 +97,6 @@ def run_to_csv(trajectories: Sequence[Trajectory]) -> str:
                 ]
             )
     return out.getvalue()
-
-
-def write_atomic(path: str | os.PathLike[str], text: str | bytes) -> None:
-    """Writes ``text`` (or bytes) to ``path`` via a temporary file and a rename.
-
-    A reader never sees a half-written file, and a failed write leaves the
-    old file in place.
-    """
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        if isinstance(text, bytes):
-            with os.fdopen(fd, "wb") as f:
-                f.write(text)
-        else:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-        # mkstemp creates the file private (0600); give it the mode the file
-        # had, or the usual one for a new file.
-        mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def figures_html(title: str, figures: Sequence[tuple[str, Any]], note: str = "") -> str:

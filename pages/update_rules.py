@@ -3,24 +3,25 @@
 import pandas as pd
 import streamlit as st
 
-from optlab.optimizers import OPTIMIZERS, PLUGIN_MESSAGES, PRESETS, OptimizerConfig
+from optlab.optim.builtin import PRESETS
+from optlab.optim.registry import optimizers, plugin_messages, preset_text
 
 st.title("Update rules")
-presets = ", ".join(f"**{p.label}** (`{OptimizerConfig.create(p.key).to_text()}`)" for p in PRESETS)
+presets = ", ".join(f"**{p.label}** (`{preset_text(p)}`)" for p in PRESETS)
 st.markdown(
     "Each rule is written the way `torch.optim` computes it. $\\gamma$ is the learning "
     "rate, $g_t$ the gradient at $\\theta_{t-1}$ (negated with `maximize=True`), "
     f"$\\lambda$ the weight decay; operations are elementwise. Presets: {presets}."
 )
 
-if PLUGIN_MESSAGES:
-    with st.expander(f"Optimizer plugins ({len(PLUGIN_MESSAGES)})", icon=":material/extension:"):
+if plugin_messages():
+    with st.expander(f"Optimizer plugins ({len(plugin_messages())})", icon=":material/extension:"):
         st.caption("Installed by whoever runs this server, from `$OPTLAB_PLUGINS`.")
-        for message in PLUGIN_MESSAGES:
+        for message in plugin_messages():
             st.markdown(f"- {message}")
 
-chosen = st.pills("Jump to", [spec.label for spec in OPTIMIZERS], selection_mode="single")
-for spec in OPTIMIZERS:
+chosen = st.pills("Jump to", [spec.label for spec in optimizers()], selection_mode="single")
+for spec in optimizers():
     if chosen and spec.label != chosen:
         continue
     st.header(spec.label, anchor=spec.key)

@@ -43,25 +43,25 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from bench.app_driver import PATH_NAMES
-from optlab import checkpoint as checkpoint_module
-from optlab import optimizers
-from optlab.caps import CAPS, Caps
-from optlab.checkpoint import checkpoint_bytes
+from optlab import caps as caps_module
+from optlab.caps import CAPS, Caps, max_running_jobs
 from optlab.cli import main
-from optlab.data import CIFAR10_URL, DataError, LoadedData, archive_url, load_cifar10
-from optlab.data.synthetic import SYNTHETIC_CLASSES, synthetic_cifar
-from optlab.jobs import DONE, JobRegistry
-from optlab.optimizers import OptimizerConfig
-from optlab.plugins import load_plugins
-from optlab.runs import Autosave, RunStore, default_runs_dir
-from optlab.textform import train_to_params
-from optlab.train_run import TrainingSession, TrainRunConfig, TrainSlot
-from optlab.ui import cnn_state as C
-from optlab.ui import training
+from optlab.links import train_to_params
+from optlab.optim import registry as optimizers
+from optlab.optim.config import OptimizerConfig
+from optlab.optim.plugins import load_plugins
+from optlab.train import checkpoint as checkpoint_module
+from optlab.train.autosave import Autosave, RunStore, default_runs_dir
+from optlab.train.checkpoint import checkpoint_bytes
+from optlab.train.data import CIFAR10_URL, DataError, LoadedData, archive_url, load_cifar10
+from optlab.train.data.synthetic import SYNTHETIC_CLASSES, synthetic_cifar
+from optlab.train.jobs import DONE, JobRegistry
+from optlab.train.run import TrainingSession
+from optlab.ui.cnn import jobs, settings
+from tests.support.resources import APP
+from tests.support.server import PATH_NAMES
+from tests.support.training import tiny_train_config
 
-ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "app.py")
 TIMEOUT = 120
 LINK_FAILED = "This link could not be used"
 
@@ -740,8 +740,7 @@ UPLOADS = [
 
 PREAMBLE = (
     "import torch\n"
-    "from optlab.hparams import HParam\n"
-    "from optlab.optimizers import OptimizerSpec\n"
+    "from optlab.optim import HParam, OptimizerSpec\n"
     "LR = HParam('lr', 0.1, 0.0, 10.0, log=True, low_open=True)\n"
     "def spec(key='mine', factory=torch.optim.SGD, hparams=(LR,)):\n"
     "    return OptimizerSpec(key=key, label=key, factory=factory, hparams=hparams, rule='x')\n"
@@ -768,6 +767,8 @@ STEP_RAISES = (
     "        raise RuntimeError('boom in step')\n"
     "OPTLAB_OPTIMIZERS = (spec(factory=Bad),)\n"
 )
+#: The line of STEP_RAISES's raise in a plugin file that starts with PREAMBLE.
+RAISE_LINE = PREAMBLE.count("\n") + 3
 PLUGINS = [
     plugin("syntax-error", Plugin("bad.py", "def broken(:\n"), "syntax error (bad.py line 1)"),
     plugin(
@@ -827,7 +828,7 @@ PLUGINS = [
     plugin(
         "step-raises",
         Plugin("bad.py", PREAMBLE + STEP_RAISES),
-        "mine: smoke test failed: RuntimeError: boom in step (bad.py line 9)",
+        f"mine: smoke test failed: RuntimeError: boom in step (bad.py line {RAISE_LINE})",
     ),
     plugin(
         "unicode-file-name",
@@ -1014,24 +1015,13 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("OPTLAB_CACHE_DIR", str(cache))
     for name in ("OPTLAB_DATA_DIR", "OPTLAB_CIFAR_URL", "OPTLAB_MAX_JOBS"):
         monkeypatch.delenv(name, raising=False)
-    training._cifar.clear()
+    jobs._cifar.clear()
     yield
-    training._cifar.clear()
+    jobs._cifar.clear()
 
 
 #: Each page opened small: a short run, a tiny training, a 4 x 3 sweep.
-TINY_CNN = TrainRunConfig(
-    (
-        TrainSlot(OptimizerConfig.create("sgd_momentum", lr=0.01)),
-        TrainSlot(OptimizerConfig.create("adam", lr=1e-3)),
-    ),
-    batch_size=32,
-    steps=6,
-    epochs=None,
-    train_limit=256,
-    test_limit=100,
-    eval_every=3,
-)
+TINY_CNN = tiny_train_config("sgd_momentum:lr=0.01", "adam:lr=0.001", test_limit=100, device="auto")
 LINKS: dict[str, dict[str, str | list[str]]] = {
     "playground": {"steps": "20"},
     "cnn": train_to_params(TINY_CNN, "synthetic"),
@@ -1108,7 +1098,7 @@ def check_defaults(page: str, at: AppTest) -> None:
         ]
         assert at.selectbox(key="surface").value == "rosenbrock"
     elif page == "cnn":
-        assert C.config_from_state(at.session_state) == C.default_config()
+        assert settings.config_from_state(at.session_state) == settings.default_config()
     else:
         state = at.session_state
         assert (state["sw_mode"], state["sw_surface"], state["sw_steps"]) == (
@@ -1146,7 +1136,7 @@ def check_cli(case: Case, capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
 @pytest.fixture(scope="module")
 def real_checkpoint() -> bytes:
     """A checkpoint of `TINY_CNN` after 2 of its 6 steps, as the CNN page saves them."""
-    session = TrainingSession(TINY_CNN, training.synthetic_for(256, 100))
+    session = TrainingSession(TINY_CNN, jobs.synthetic_for(256, 100))
     session.run_step()
     session.run_step()
     return checkpoint_bytes(session)
@@ -1186,7 +1176,7 @@ def check_plugin(case: Case, tmp_path: Path) -> None:
     path = folder / file.name
     if file.target != "missing":
         path.write_text(file.source, encoding="utf-8")
-    before = [spec.key for spec in optimizers.OPTIMIZERS]
+    before = [spec.key for spec in optimizers.optimizers()]
     results = load_plugins(str(folder if file.target == "folder" else path))
     (result,) = results
     assert not result.loaded and result.spec is None
@@ -1196,7 +1186,7 @@ def check_plugin(case: Case, tmp_path: Path) -> None:
     assert result.message == f"plugin {path}: skipped: {result.reason}"
     assert "\n" not in result.message
     # The built-in optimizers are intact.
-    assert [spec.key for spec in optimizers.OPTIMIZERS] == before
+    assert [spec.key for spec in optimizers.optimizers()] == before
     assert OptimizerConfig.from_text("adam:lr=0.01").kwargs["lr"] == 0.01
 
 
@@ -1227,8 +1217,8 @@ def check_env(
         else:
             assert messages == []  # empty: the same as unset
     elif where == "max_jobs":
-        with caplog.at_level(logging.WARNING, logger=training.__name__):
-            assert training.max_jobs() == CAPS.running_jobs()
+        with caplog.at_level(logging.WARNING, logger=caps_module.__name__):
+            assert max_running_jobs() == CAPS.running_jobs()
         (message,) = [r.getMessage() for r in caplog.records]
         assert message == f"optlab: {expect}{CAPS.running_jobs()}", message
     elif where == "plugins":

@@ -5,14 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
 
 from optlab import caps as caps_module
 from optlab.caps import CAPS, ENV_PREFIX, Caps
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.resources import ROOT
 
 
 def test_every_cap_is_documented_with_its_default():
@@ -43,9 +41,12 @@ def test_overrides_are_read_and_bad_ones_ignored_with_a_message():
 
 
 def test_the_default_caps_are_those_the_modules_use():
-    from optlab import checkpoint, formula, surface_run, sweep, train_run
+    from optlab.surface import formula, problem
+    from optlab.sweep import config as sweep
+    from optlab.train import checkpoint
+    from optlab.train import run as train_run
 
-    assert CAPS.surface_steps == surface_run.MAX_STEPS
+    assert CAPS.surface_steps == problem.MAX_STEPS
     assert CAPS.sweep_resolution == sweep.MAX_RESOLUTION
     assert CAPS.train_batch == train_run.MAX_BATCH
     assert CAPS.formula_length == formula.MAX_FORMULA_LENGTH

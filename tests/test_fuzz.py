@@ -1,9 +1,10 @@
 """Property-based fuzzing (hypothesis) of the text that reaches OptLab from outside.
 
-Fuzzed: the formula parser (`optlab.formula.parse_formula`, `formula_surface`,
+Fuzzed: the formula parser (`optlab.surface.formula.parse_formula`, `formula_surface`,
 `resolve_surface("custom", ...)`), the SPEC parsers (`OptimizerConfig.from_text`,
 `SchedulerConfig.from_text`, `Plan.from_text`, `Change.from_text`, `Axis.from_text`) and
-the share-link decoders (`config_from_params`, `train_from_params`, `apply_share_params`).
+the share-link decoders (`config_from_params`, `train_from_params`, the sweeps page's
+`SWEEP` table with `apply_share_params`).
 Each gets several families of input: well-formed ones built from its own grammar and
 registry (names, ranges, caps and their edges), hostile ones (junk mixed in, Python
 tricks such as ``__import__('os')``, deep nesting, huge numbers) and arbitrary text
@@ -33,34 +34,50 @@ import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from optlab import surface_run, surfaces
-from optlab.batched import sweepable
-from optlab.checkpoint import REQUIRED_KEYS, read_checkpoint
-from optlab.formula import FUNCTIONS, MAX_FORMULA_LENGTH, Formula, FormulaError, parse_formula
-from optlab.hparams import HParam
-from optlab.models import MODELS
-from optlab.optimizers import OPTIMIZERS, PRESETS, OptimizerConfig, get_spec
-from optlab.plans import GROUPS, MAX_CHANGES, Change, Plan
-from optlab.schedulers import SCHEDULERS, SchedulerConfig
-from optlab.surface_run import MAX_OPTIMIZERS, SurfaceRunConfig
-from optlab.surfaces import CUSTOM, FORMULA_BOUNDS, MAX_COORD, SURFACES, Surface
-from optlab.sweep import MAX_RESOLUTION, SCALES, START_AXES, Axis
-from optlab.textform import (
+from optlab.links import (
     KNOWN_KEYS,
     MAX_VALUE_LENGTH,
+    SWEEP,
     TRAIN_KEYS,
     config_from_params,
     train_from_params,
 )
-from optlab.train_run import DEVICES, MAX_SLOTS, TrainRunConfig
-from optlab.ui import sweep_widgets
-from optlab.ui.sweep_widgets import MODES, apply_share_params
+from optlab.optim import registry
+from optlab.optim.builtin import PRESETS
+from optlab.optim.config import OptimizerConfig
+from optlab.optim.hparams import HParam
+from optlab.optim.plans import GROUPS, MAX_CHANGES, Change, Plan
+from optlab.optim.registry import get_spec
+from optlab.optim.schedulers import SCHEDULERS, SchedulerConfig
+from optlab.surface import problem as surface_problem
+from optlab.surface import surfaces
+from optlab.surface.formula import (
+    FUNCTIONS,
+    MAX_FORMULA_LENGTH,
+    Formula,
+    FormulaError,
+    parse_formula,
+)
+from optlab.surface.run import MAX_OPTIMIZERS, SurfaceRunConfig
+from optlab.surface.surfaces import CUSTOM, FORMULA_BOUNDS, MAX_COORD, SURFACES, Surface
+from optlab.sweep.batched import sweepable
+from optlab.sweep.config import MAX_RESOLUTION, SCALES, START_AXES, Axis
+from optlab.train.checkpoint import REQUIRED_KEYS, read_checkpoint
+from optlab.train.models import MODELS
+from optlab.train.run import DEVICES, MAX_SLOTS, TrainRunConfig
+from optlab.ui.sweep import settings as sweep_settings
 
 #: The most one parse (or one share-link decode) may take, in seconds.
 BUDGET = 0.050
 #: Tries before a call counts as slow: a one-off pause (the garbage collector, the OS
 #: scheduler) is not the parser's, but an input that is slow stays slow on every try.
 TRIES = 3
+
+
+def apply_share_params(state: dict[str, Any], params: dict[str, list[str]]) -> None:
+    """What the sweeps page does with a link: decode it with its table, write the widgets."""
+    sweep_settings.apply_link(state, SWEEP.from_params(params))
+
 
 FUZZ = settings(
     max_examples=120,
@@ -76,7 +93,7 @@ FUZZ_FEW = settings(FUZZ, max_examples=60)
 
 def _clear_caches() -> None:
     """Empties the surface caches, so that every timing measures the real work."""
-    surface_run.resolve_surface.cache_clear()
+    surface_problem.resolve_surface.cache_clear()
     surfaces.formula_surface.cache_clear()
     surfaces._grid.cache_clear()
 
@@ -126,8 +143,8 @@ def _one_thread_and_warm() -> Iterator[None]:
     try:
         parse_formula("sin(x) + y**2").on_points(torch.zeros(3, 2, dtype=torch.float64))
         surfaces.formula_surface("x**2 + y**2")
-        surface_run.resolve_surface(CUSTOM, (), "x*y", None)
-        for spec in OPTIMIZERS:
+        surface_problem.resolve_surface(CUSTOM, (), "x*y", None)
+        for spec in registry.optimizers():
             OptimizerConfig.from_text(spec.key)
         SchedulerConfig.from_text("cosine")
         Plan.from_text("step|10:lr=0.1")
@@ -135,7 +152,7 @@ def _one_thread_and_warm() -> Iterator[None]:
         config_from_params({"opt": ["adam"], "surface": [CUSTOM], "expr": ["x**2+y**2"]})
         train_from_params({"opt": ["adam"]})
         state: dict[str, Any] = {}
-        sweep_widgets._defaults(state)
+        sweep_settings._defaults(state)
         apply_share_params(state, {"opt": ["sgd"], "x": ["lr=1e-4:1e-1:log:10"]})
         _clear_caches()
         yield
@@ -404,7 +421,7 @@ def test_formula_surface_returns_a_surface_or_raises_formula_error_fast(
 @example("0/0 + 0*x*y")
 def test_resolve_surface_custom_returns_a_surface_or_raises_value_error_fast(text: str) -> None:
     outcome, seconds = timed(
-        lambda: surface_run.resolve_surface(CUSTOM, (), text, None), ValueError
+        lambda: surface_problem.resolve_surface(CUSTOM, (), text, None), ValueError
     )
     check_budget(seconds, text)
     if isinstance(outcome, ValueError):
@@ -467,14 +484,19 @@ def spec_texts(draw: st.DrawFn, registry: dict[str, tuple[HParam, ...]], noisy: 
     return key + (colon + comma.join(items) if items else draw(st.sampled_from(["", ":"])))
 
 
-_OPT_REGISTRY = {spec.key: spec.hparams for spec in OPTIMIZERS} | {
+_OPT_REGISTRY = {spec.key: spec.hparams for spec in registry.optimizers()} | {
     p.key: get_spec(p.optimizer).hparams for p in PRESETS
 }
 _OPT_KEYS = sorted(_OPT_REGISTRY)
 _SCHED_REGISTRY = {spec.key: spec.hparams for spec in SCHEDULERS}
-_OPT_NAMES = sorted({hp.name for spec in OPTIMIZERS for hp in spec.hparams})
+_OPT_NAMES = sorted({hp.name for spec in registry.optimizers() for hp in spec.hparams})
 _NUMERIC_NAMES = sorted(
-    {hp.name for spec in OPTIMIZERS for hp in spec.hparams if hp.kind in ("float", "int")}
+    {
+        hp.name
+        for spec in registry.optimizers()
+        for hp in spec.hparams
+        if hp.kind in ("float", "int")
+    }
 )
 
 
@@ -662,7 +684,7 @@ LINK_VALUES: dict[str, st.SearchStrategy[str]] = {
     "clip": _floats(1e-3, 1e3),
     "eval": _ints(1, 100_000),
     "device": st.sampled_from(DEVICES),
-    "mode": st.sampled_from(list(MODES)),
+    "mode": st.sampled_from(list(sweep_settings.MODES)),
     "starts": _ints(2, MAX_RESOLUTION),
     "fair": st.sampled_from(sweepable()),
     "lr": axis_texts(False),
@@ -804,14 +826,14 @@ def test_apply_share_params_fills_the_state_or_raises_value_error_fast(
 ) -> None:
     params = data.draw(link_params(_SWEEP_KEYS, sweepable(), family == "noisy"), label="params")
     state: dict[str, Any] = {}
-    sweep_widgets._defaults(state)
+    sweep_settings._defaults(state)
     outcome, seconds = timed(lambda: apply_share_params(state, params), ValueError)
     check_budget(seconds, params)
     if isinstance(outcome, ValueError):
         check_message(outcome)
         return
     assert outcome is None
-    assert state[sweep_widgets.MODE] in MODES
+    assert state[sweep_settings.MODE] in sweep_settings.MODES
 
 
 @pytest.mark.parametrize(
@@ -828,7 +850,7 @@ def test_apply_share_params_fills_the_state_or_raises_value_error_fast(
 )
 def test_sweep_link_regressions(params: dict[str, list[str]]) -> None:
     state: dict[str, Any] = {}
-    sweep_widgets._defaults(state)
+    sweep_settings._defaults(state)
     outcome, seconds = timed(lambda: apply_share_params(state, params), ValueError)
     check_budget(seconds, params)
     assert outcome is None or isinstance(outcome, ValueError)
@@ -897,14 +919,14 @@ def test_train_link_with_hundreds_of_optimizers_is_rejected_fast(monkeypatch) ->
     check_budget(seconds, "500 opt and 500 plan values")
 
 
-#: `sweep_widgets.fair_section` draws the fair-comparison optimizers with
+#: `sweep_settings.fair_section` draws the fair-comparison optimizers with
 #: ``st.multiselect(..., max_selections=6)``.
 FAIR_MAX_SELECTIONS = 6
 
 
 def test_sweep_link_with_more_fair_optimizers_than_the_page_allows_is_refused() -> None:
     state: dict[str, Any] = {}
-    sweep_widgets._defaults(state)
+    sweep_settings._defaults(state)
     params = {"mode": ["fair"], "fair": sweepable()[: FAIR_MAX_SELECTIONS + 1]}
     assert len(params["fair"]) > FAIR_MAX_SELECTIONS
     try:
@@ -912,6 +934,6 @@ def test_sweep_link_with_more_fair_optimizers_than_the_page_allows_is_refused() 
     except ValueError as err:
         check_message(err)
         return
-    assert len(state[sweep_widgets.FAIR_OPTS]) <= FAIR_MAX_SELECTIONS, state[
-        sweep_widgets.FAIR_OPTS
+    assert len(state[sweep_settings.FAIR_OPTS]) <= FAIR_MAX_SELECTIONS, state[
+        sweep_settings.FAIR_OPTS
     ]

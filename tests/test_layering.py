@@ -1,5 +1,14 @@
 """Layering and safety rules that hold for the whole code base.
 
+- Imports point one way (read from every import statement of the code itself,
+  `tests.support.imports`): pages -> optlab.ui -> the engine. The shared core
+  (caps, files, charts, lookup) imports nothing else of OptLab; ``optlab.optim``
+  imports no product; the products ``surface``, ``sweep`` and ``train`` never
+  import one another, except ``sweep`` -> ``surface`` (sweeps run on surfaces);
+  the integrations (links, export, script, cli) never import the UI. There is
+  no import cycle anywhere.
+- A module holds one concept: none is over `MAX_LINES` lines, and no OptLab
+  module is imported under a one-letter alias.
 - The engine (everything under ``optlab/`` except ``optlab/ui/``) never imports
   streamlit: checked by importing every engine module in a fresh interpreter, and
   statically on the source.
@@ -23,16 +32,18 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.imports import Graph, read_graph, source_files
+from tests.support.resources import ROOT
+
 PACKAGE = ROOT / "optlab"
 UI = PACKAGE / "ui"
 CORE_MODULES = {
     "optlab",
-    "optlab.optimizers",
-    "optlab.surfaces",
-    "optlab.surface_run",
-    "optlab.formula",
-    "optlab.hparams",
+    "optlab.optim.registry",
+    "optlab.surface.surfaces",
+    "optlab.surface.run",
+    "optlab.surface.formula",
+    "optlab.optim.hparams",
 }
 
 
@@ -221,7 +232,7 @@ def test_static_checks_can_fail() -> None:
 
 def test_engine_sources_do_not_import_streamlit() -> None:
     files = _engine_files()
-    assert {f.name for f in files} >= {"optimizers.py", "surfaces.py", "surface_run.py"}
+    assert {f.name for f in files} >= {"registry.py", "surfaces.py", "run.py"}
     offenders = {
         str(f.relative_to(ROOT)): lines for f in files if (lines := _streamlit_imports(_parse(f)))
     }
@@ -232,3 +243,135 @@ def test_engine_sources_do_not_import_streamlit() -> None:
 def test_no_eval_exec_or_compile(path: Path) -> None:
     hits = _dynamic_code_calls(_parse(path))
     assert not hits, f"{path.relative_to(ROOT)} evaluates code: {hits}"
+
+
+# --- the import graph ------------------------------------------------------------------
+
+#: The largest module (lines, docstrings and comments included).
+MAX_LINES = 600
+#: Each layer of OptLab, by module prefix (the longest matching prefix wins).
+LAYERS = {
+    "optlab": "core",
+    "optlab.caps": "core",
+    "optlab.files": "core",
+    "optlab.charts": "core",
+    "optlab.lookup": "core",
+    "optlab.optim": "optim",
+    "optlab.optimizers": "plugin api",
+    "optlab.hparams": "plugin api",
+    "optlab.examples": "plugin",
+    "optlab.surface": "surface",
+    "optlab.sweep": "sweep",
+    "optlab.train": "train",
+    "optlab.links": "integration",
+    "optlab.export": "integration",
+    "optlab.script": "integration",
+    "optlab.cli": "integration",
+    "optlab.__main__": "integration",
+    "optlab.ui": "ui",
+    "pages": "pages",
+    "app": "pages",
+}
+PRODUCTS = ("surface", "sweep", "train")
+#: What each layer may import (besides itself).
+ALLOWED = {
+    "core": {"core"},
+    "optim": {"core", "optim"},
+    "plugin api": {"optim"},
+    "plugin": {"core", "optim"},
+    "surface": {"core", "optim", "surface"},
+    "sweep": {"core", "optim", "surface", "sweep"},
+    "train": {"core", "optim", "train"},
+    "integration": {"core", "optim", *PRODUCTS, "integration"},
+    "ui": {"core", "optim", *PRODUCTS, "integration", "ui"},
+    "pages": {"core", "optim", *PRODUCTS, "integration", "ui", "pages"},
+}
+
+
+def layer(module: str) -> str:
+    """The layer a module belongs to."""
+    parts = module.split(".")
+    while parts:
+        found = LAYERS.get(".".join(parts))
+        if found is not None:
+            return found
+        parts.pop()
+    raise AssertionError(f"{module} belongs to no layer: add it to LAYERS")
+
+
+@pytest.fixture(scope="module")
+def graph() -> Graph:
+    return read_graph()
+
+
+def test_every_module_has_a_layer(graph: Graph) -> None:
+    for module in graph.files:
+        assert layer(module) in ALLOWED
+
+
+def test_imports_point_one_way(graph: Graph) -> None:
+    wrong = [
+        f"{source} ({layer(source)}) imports {target} ({layer(target)})"
+        for source, targets in graph.edges.items()
+        for target in sorted(targets)
+        if layer(target) not in ALLOWED[layer(source)]
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_there_is_no_import_cycle(graph: Graph) -> None:
+    assert graph.cycles() == []
+
+
+def test_the_graph_reader_sees_what_it_must_forbid(tmp_path: Path) -> None:
+    """A cycle, a product importing another, and a lazy import: all found."""
+    (tmp_path / "optlab" / "surface").mkdir(parents=True)
+    (tmp_path / "optlab" / "train").mkdir()
+    (tmp_path / "pages").mkdir()
+    (tmp_path / "app.py").write_text("")
+    (tmp_path / "optlab" / "__init__.py").write_text("")
+    (tmp_path / "optlab" / "surface" / "__init__.py").write_text("")
+    (tmp_path / "optlab" / "train" / "__init__.py").write_text("")
+    (tmp_path / "optlab" / "surface" / "a.py").write_text("from optlab.surface import b\n")
+    (tmp_path / "optlab" / "surface" / "b.py").write_text(
+        "def later():\n    from optlab.surface.a import x\n"
+    )
+    (tmp_path / "optlab" / "train" / "c.py").write_text("from .. import surface\n")
+    found = read_graph(tmp_path)
+    assert found.cycles() == [["optlab.surface.a", "optlab.surface.b"]]
+    assert found.edges["optlab.train.c"] == {"optlab.surface"}
+    assert layer("optlab.train.c") == "train" and "surface" not in ALLOWED["train"]
+
+
+def test_modules_stay_small() -> None:
+    sizes = {
+        str(path.relative_to(ROOT)): len(path.read_text(encoding="utf-8").splitlines())
+        for path in source_files()
+    }
+    big = {name: lines for name, lines in sizes.items() if lines > MAX_LINES}
+    assert not big, f"modules over {MAX_LINES} lines (split them by concept): {big}"
+
+
+def _optlab_aliases(tree: ast.Module) -> list[str]:
+    """OptLab modules imported under a one-letter alias (``import ... as R``)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("optlab"):
+            found += [a.asname for a in node.names if a.asname and len(a.asname) == 1]
+        elif isinstance(node, ast.Import):
+            found += [
+                a.asname
+                for a in node.names
+                if a.name.startswith("optlab") and a.asname and len(a.asname) == 1
+            ]
+    return found
+
+
+@pytest.mark.parametrize("path", _python_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_one_letter_module_aliases(path: Path) -> None:
+    assert _optlab_aliases(_parse(path)) == []
+
+
+def test_the_alias_check_can_fail() -> None:
+    tree = ast.parse("from optlab.ui.cnn import results as R\nimport optlab.links as L\n")
+    assert _optlab_aliases(tree) == ["R", "L"]

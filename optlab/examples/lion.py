@@ -31,11 +31,9 @@ from typing import Any
 
 import torch
 
-# A plugin describes itself with the same two classes as the built-in
-# optimizers in optlab/optimizers.py. Import only these: the registry itself is
-# still being built while plugins load.
-from optlab.hparams import HParam
-from optlab.optimizers import OptimizerSpec, Paper
+# A plugin describes itself with the same classes as the built-in optimizers
+# in optlab/optim/builtin.py: the plugin API is what optlab.optim exports.
+from optlab.optim import HParam, OptimizerSpec, Paper
 
 
 class Lion(torch.optim.Optimizer):

@@ -14,30 +14,25 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from optlab.hparams import HParam, HValue
-from optlab.optimizers import OPTIMIZERS, PRESETS, OptimizerConfig, Preset
-from optlab.plans import Change, Plan
-from optlab.schedulers import SchedulerConfig, get_scheduler_spec
+from optlab.optim.builtin import PRESETS
+from optlab.optim.config import OptimizerConfig
+from optlab.optim.hparams import HParam, HValue
+from optlab.optim.plans import Change, Plan
+from optlab.optim.registry import choice_spec, choices
+from optlab.optim.schedulers import SchedulerConfig, get_scheduler_spec
+from optlab.optim.spec import Preset
 
 State = MutableMapping[str, Any]
 #: Per-slot keys of buttons, which Streamlit does not let a script set.
 _BUTTONS = ("dup", "remove")
 
 
+__all__ = ["SlotGroup", "choice_config", "choice_for", "choices", "read_values", "write_values"]
+
+
 def _preset_order() -> list[Preset]:
     # More specific presets first, so Nesterov wins over SGD + momentum.
     return sorted(PRESETS, key=lambda p: -len(p.values))
-
-
-def choices() -> dict[str, str]:
-    """What an optimizer slot offers: key -> label, presets beside their optimizer."""
-    out: dict[str, str] = {}
-    for spec in OPTIMIZERS:
-        out[spec.key] = spec.label
-        for preset in PRESETS:
-            if preset.optimizer == spec.key:
-                out[preset.key] = preset.label
-    return out
 
 
 def choice_config(choice: str) -> OptimizerConfig:
@@ -104,7 +99,7 @@ class SlotGroup:
         Raises:
             ValueError: with the optimizer's message (e.g. a bad learning rate).
         """
-        spec = choice_config(state[self.choice_key(slot)]).spec
+        spec = choice_spec(state[self.choice_key(slot)])
         values = read_values(state, [(hp, self.hp_keys(slot, hp)) for hp in spec.hparams])
         return OptimizerConfig(spec.key, tuple(values.items()))
 

@@ -12,12 +12,10 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from optlab.hparams import HParam
-from optlab.plots import color
-from optlab.schedulers import SCHEDULERS, SchedulerConfig
-from optlab.surface_run import MAX_NOISE, MAX_STEPS
-from optlab.surfaces import CUSTOM, SURFACES, get_surface
-from optlab.ui import state as S
+from optlab.charts import color
+from optlab.optim.hparams import HParam
+from optlab.optim.registry import choice_spec
+from optlab.optim.schedulers import SCHEDULERS, SchedulerConfig
 from optlab.ui.slots import SlotGroup, choice_config, choices
 
 
@@ -125,7 +123,7 @@ def optimizer_slot(
             args=(group, slot, on_choice),
             label_visibility="collapsed",
         )
-        spec = choice_config(choice).spec
+        spec = choice_spec(choice)
         first, *rest = spec.hparams
         hparam_widget(first, group.hp_keys(slot, first))
         if extra is not None:
@@ -195,87 +193,24 @@ def scheduler_widgets(group: SlotGroup, slot: int, help_text: str) -> None:
         hparam_widget(hp, keys, label=f"{hp.name} ({hp.help})")
 
 
-def _plan_widgets(slot: int) -> None:
-    """The playground slot's scheduler and manual changes."""
-    group = S.SLOTS
-    with st.expander("Schedule: lr scheduler, mid-run changes"):
-        scheduler_widgets(
-            group,
-            slot,
-            "torch.optim.lr_scheduler, stepped after every optimizer step "
-            "(ReduceLROnPlateau: with the loss).",
-        )
-        st.text_area(
-            "Changes, one per line",
-            key=group.changes_key(slot),
-            persist_state="session",
-            placeholder="200:lr=0.001\n300:momentum=0.5\n400:lr*=0.1",
-            height=90,
-            help="Before step N, set (=) or multiply (*=) a param_groups option, exactly as "
-            "`for g in optimizer.param_groups: g['lr'] = 0.001` does.",
-        )
+def plan_widgets(
+    group: SlotGroup, slot: int, scheduler_help: str, placeholder: str, changes_help: str
+) -> None:
+    """A slot's plan: its lr scheduler (with that scheduler's knobs) and manual changes.
 
-
-def _add_slot() -> None:
-    S.SLOTS.add(st.session_state, choice_config("adam"))
-
-
-def _on_surface_change() -> None:
-    S.apply_surface_defaults(st.session_state, st.session_state[S.SURFACE])
-
-
-def sidebar_settings() -> None:
-    """The playground's sidebar: the problem, the run length, the optimizers."""
-    state = st.session_state
-    labels = {s.key: s.label for s in SURFACES} | {CUSTOM: "Custom formula f(x, y)"}
-    st.header("Problem")
-    key = st.selectbox(
-        "Surface",
-        list(labels),
-        key=S.SURFACE,
+    Args:
+        group: The page's slots.
+        slot: This slot's id.
+        scheduler_help: When the page steps the scheduler.
+        placeholder: Example changes in the page's own syntax.
+        changes_help: What a change line does on this page.
+    """
+    scheduler_widgets(group, slot, scheduler_help)
+    st.text_area(
+        "Changes, one per line",
+        key=group.changes_key(slot),
         persist_state="session",
-        format_func=labels.__getitem__,
-        on_change=_on_surface_change,
+        placeholder=placeholder,
+        height=90,
+        help=changes_help,
     )
-    if key == CUSTOM:
-        st.text_input(
-            "f(x, y) =",
-            key=S.EXPR,
-            persist_state="session",
-            max_chars=500,
-            on_change=S.apply_formula_start,
-            args=(state,),
-            help="Numbers, x, y, pi, e, + - * / ** (or ^), and functions such as "
-            "sin, cos, exp, log, sqrt, abs, tanh, min, max, atan2.",
-        )
-    else:
-        for hp in get_surface(key).params:
-            hparam_widget(hp, (f"sp_{hp.name}",), label=f"{hp.name} ({hp.help})")
-    with st.expander("Bounds (zoom)", expanded=key == CUSTOM):
-        c1, c2 = st.columns(2)
-        for col, k, label in zip(
-            (c1, c2, c1, c2), S.BOUNDS, ("x min", "x max", "y min", "y max"), strict=True
-        ):
-            col.number_input(label, key=k, persist_state="session", format="%g")
-    c1, c2 = st.columns(2)
-    c1.number_input("start x", key=S.START_X, persist_state="session", format="%g", step=0.1)
-    c2.number_input("start y", key=S.START_Y, persist_state="session", format="%g", step=0.1)
-    st.number_input(
-        "Steps", key=S.STEPS, persist_state="session", min_value=1, max_value=MAX_STEPS, step=50
-    )
-    c1, c2 = st.columns(2)
-    c1.number_input(
-        "Gradient noise σ",
-        key=S.NOISE,
-        persist_state="session",
-        min_value=0.0,
-        max_value=MAX_NOISE,
-        format="%g",
-        step=0.1,
-        help="Gaussian noise added to every gradient, to mimic mini-batch training. "
-        "Every optimizer sees the same noise sequence.",
-    )
-    c2.number_input("Seed", key=S.SEED, persist_state="session", min_value=0, step=1)
-
-    st.header("Optimizers")
-    slots_section(S.SLOTS, _add_slot, extra=_plan_widgets)

@@ -1,0 +1,346 @@
+"""``optlab train``: CNNs on CIFAR-10 with optimizers side by side, checkpoints, resume."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from optlab.cli.common import StatusLine, check_output, download_progress, table
+from optlab.files import write_atomic
+from optlab.optim.config import OptimizerConfig
+from optlab.optim.schedulers import SCHEDULERS, SchedulerConfig
+from optlab.script.train import data_folder_hint, train_script
+from optlab.train.checkpoint import CheckpointError, load_checkpoint, resume, save_checkpoint
+from optlab.train.data import LoadedData, load_cifar10, synthetic_data, synthetic_size
+from optlab.train.models import MODELS, get_model_spec
+from optlab.train.report import RunLog, fold, new_logs, results_rows, run_document, short_names
+from optlab.train.run import (
+    DEVICES,
+    DIVERGED,
+    RUNNING,
+    TrainingSession,
+    TrainRecord,
+    TrainRunConfig,
+    TrainSlot,
+)
+
+#: TrainRunConfig's own defaults, so the CLI's and the engine's never drift apart.
+_TRAIN_DEFAULTS: dict[str, Any] = {
+    f.name: f.default
+    for f in dataclasses.fields(TrainRunConfig)
+    if f.default is not dataclasses.MISSING
+}
+#: Settings a resumed run may change: its length and where it runs.
+_RESUMABLE_CHANGES = frozenset({"steps", "epochs", "device"})
+#: The option that sets each config field, for messages.
+_TRAIN_FLAGS = {
+    "slots": "--opt",
+    "model": "--model",
+    "batch_size": "--batch-size",
+    "train_limit": "--train-limit",
+    "test_limit": "--test-limit",
+    "augment": "--augment",
+    "clip_grad_norm": "--clip-grad-norm",
+    "eval_every": "--eval-every",
+    "seed": "--seed",
+}
+
+
+def _limit(text: str) -> int | None:
+    """A subset size: a whole number, or ``all``."""
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
+
+
+def add_parser(sub: Any) -> None:
+    """The command's options."""
+    d = _TRAIN_DEFAULTS
+    train = sub.add_parser("train", help="train a CIFAR-10 CNN with optimizers side by side")
+    source = train.add_mutually_exclusive_group()
+    source.add_argument("--data", metavar="DIR", help="a cifar-10-batches-py folder or its parent")
+    source.add_argument(
+        "--synthetic", action="store_true", help="use the synthetic shapes set, not CIFAR-10"
+    )
+    models = ", ".join(m.key for m in MODELS)
+    train.add_argument("--model", default=d["model"], help=f"{models} ({d['model']})")
+    train.add_argument(
+        "--opt",
+        action="append",
+        required=True,
+        metavar="SPEC",
+        help="key[:name=value,...], e.g. adam:lr=0.002 or sgd:lr=0.05,momentum=0.9 (repeatable)",
+    )
+    train.add_argument(
+        "--classifier-lr-mult",
+        type=float,
+        default=1.0,
+        metavar="M",
+        help="lr multiple of the classifier (linear) layers, for every --opt (1)",
+    )
+    schedulers = ", ".join(s.key for s in SCHEDULERS)
+    train.add_argument(
+        "--scheduler",
+        default="none",
+        metavar="NAME[:k=v,...]",
+        help=f"lr scheduler for every --opt: {schedulers} (none)",
+    )
+    length = train.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, help="passes over the training images (1)")
+    length.add_argument("--steps", type=int, help="optimizer steps, instead of --epochs")
+    train.add_argument(
+        "--batch-size",
+        type=int,
+        default=d["batch_size"],
+        help=f"images per step ({d['batch_size']})",
+    )
+    for name, what in (("train", "training"), ("test", "test")):
+        train.add_argument(
+            f"--{name}-limit",
+            type=_limit,
+            default=d[f"{name}_limit"],
+            metavar="N|all",
+            help=f"use the first N {what} images ({d[f'{name}_limit']})",
+        )
+    train.add_argument("--seed", type=int, default=d["seed"], help="weights, data order (0)")
+    train.add_argument(
+        "--device",
+        default=d["device"],
+        help=f"{'|'.join(DEVICES)} (auto: CUDA, then MPS, then CPU)",
+    )
+    train.add_argument(
+        "--augment", action="store_true", help="random crop (padding 4) and flip per batch"
+    )
+    train.add_argument(
+        "--clip-grad-norm", type=float, metavar="C", help="clip gradient norms to C (off)"
+    )
+    train.add_argument(
+        "--eval-every",
+        type=int,
+        default=d["eval_every"],
+        metavar="K",
+        help=f"test every K steps and at each epoch end ({d['eval_every']})",
+    )
+    train.add_argument("--checkpoint", metavar="PATH", help="write a checkpoint at the end")
+    train.add_argument(
+        "--checkpoint-every", type=int, metavar="N", help="also write it every N steps"
+    )
+    train.add_argument(
+        "--resume",
+        metavar="PATH",
+        help="continue a checkpointed run (--steps/--epochs count from its start)",
+    )
+    train.add_argument("--out", help="write the run as JSON to this file")
+    train.add_argument(
+        "--export-script",
+        metavar="PATH",
+        help="write a standalone torch script that repeats the run (CIFAR-10 only)",
+    )
+
+
+def _train_config(args: argparse.Namespace, saved: dict[str, Any] | None) -> TrainRunConfig:
+    steps, epochs = args.steps, args.epochs
+    if steps is None and epochs is None:
+        # A resumed run goes on to its own end unless told otherwise.
+        steps, epochs = (saved.get("steps"), saved.get("epochs")) if saved else (None, 1)
+    scheduler = SchedulerConfig.from_text(args.scheduler)
+    slots = tuple(
+        TrainSlot(OptimizerConfig.from_text(spec), args.classifier_lr_mult, scheduler)
+        for spec in args.opt
+    )
+    return TrainRunConfig(
+        slots=slots,
+        model=args.model.strip().lower(),
+        batch_size=args.batch_size,
+        steps=steps,
+        epochs=epochs,
+        train_limit=args.train_limit,
+        test_limit=args.test_limit,
+        augment=args.augment,
+        clip_grad_norm=args.clip_grad_norm,
+        eval_every=args.eval_every,
+        seed=args.seed,
+        device=args.device.strip().lower(),
+    )
+
+
+def _load_data(args: argparse.Namespace, cfg: TrainRunConfig) -> LoadedData:
+    # Only as many synthetic images as the run uses: generating them takes time.
+    size = synthetic_size(cfg.train_limit, cfg.test_limit)
+    if args.synthetic:
+        return synthetic_data(size, 0, "as asked by --synthetic")
+    if args.data is not None:
+        if not args.data.strip():
+            raise ValueError("--data: give a folder")
+        return load_cifar10(data_dir=args.data, download=False, synthetic=False)
+    line = StatusLine(sys.stderr)
+    try:
+        return load_cifar10(progress=download_progress(line), synthetic_size=size)
+    finally:
+        line.close()
+
+
+def _saved_config(state: dict[str, Any]) -> dict[str, Any]:
+    saved = state["config"]
+    if not isinstance(saved, dict):
+        raise CheckpointError("checkpoint: the file holds no valid configuration")
+    return saved
+
+
+def _setting(name: str, value: Any) -> str:
+    if name != "slots" or not isinstance(value, list):
+        return "all" if value is None and name.endswith("_limit") else str(value)
+    texts = []
+    for slot in value:
+        if not isinstance(slot, dict):
+            texts.append(str(slot))
+            continue
+        extra = []
+        if slot.get("classifier_lr_mult", 1) != 1:
+            extra.append(f"--classifier-lr-mult {slot.get('classifier_lr_mult'):g}")
+        if slot.get("scheduler", "none") != "none":
+            extra.append(f"--scheduler {slot.get('scheduler')}")
+        texts.append(" ".join([str(slot.get("optimizer")), *extra]))
+    return " / ".join(texts)
+
+
+def _check_same_setup(cfg: TrainRunConfig, saved: dict[str, Any]) -> None:
+    """Refuses to resume a checkpoint of another comparison, naming what differs."""
+    mine = cfg.to_dict()
+    names = [*mine, *(k for k in saved if k not in mine)]
+    differ = [k for k in names if k not in _RESUMABLE_CHANGES and mine.get(k) != saved.get(k)]
+    if differ:
+        parts = [
+            f"{_TRAIN_FLAGS.get(k, k)} {_setting(k, saved.get(k))} there, "
+            f"{_setting(k, mine.get(k))} here"
+            for k in differ
+        ]
+        raise CheckpointError(
+            f"--resume: the checkpoint was made with other settings ({'; '.join(parts)})"
+        )
+
+
+def _train(
+    session: TrainingSession,
+    logs: list[RunLog],
+    checkpoint: str | None,
+    every: int | None,
+) -> None:
+    """Runs the session to its end, showing progress and checkpointing every N steps."""
+    line = StatusLine(sys.stderr)
+    names = short_names(session.cfg.slots)
+    first, total, batch = session.step, session.total_steps, session.cfg.batch_size
+    active = [i for i, s in enumerate(session.status) if s == RUNNING]
+    started = time.perf_counter()
+    try:
+        for record in session.run():
+            logs[record.index].add(record)
+            if isinstance(record, TrainRecord):
+                if record.index != active[-1]:
+                    continue  # the step's other optimizers have yet to report
+                active = [i for i in active if session.status[i] != DIVERGED]
+                done, elapsed = record.step - first, time.perf_counter() - started
+                losses = "  ".join(
+                    f"{name} {'diverged' if log.status == DIVERGED else f'{log.smooth_loss:.3f}'}"
+                    for name, log in zip(names, logs, strict=True)
+                )
+                speed = f"{done * batch / elapsed:.0f} img/s" if elapsed > 0 else "- img/s"
+                eta = f"ETA {(total - record.step) * elapsed / done:.0f}s"
+                text = f"step {record.step}/{total} (epoch {record.epoch + 1})  {losses}  {speed}"
+                line.show(f"{text}  {eta}", done / (total - first), force=record.step == total)
+                # A step ends with its last training record unless evaluations follow.
+                step_over = not active or not session.evaluates_after(record.step)
+            else:
+                step_over = record.index == active[-1]
+            if step_over and every and record.step % every == 0 and record.step < total and active:
+                save_checkpoint(session, checkpoint)
+    finally:
+        line.close()
+
+
+def _train_table(logs: Sequence[RunLog]) -> str:
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1%}"
+
+    def num(v: float | None, fmt: str) -> str:
+        return "-" if v is None else format(v, fmt)
+
+    header = ["optimizer", "final test acc", "best test acc", "train loss (EMA)"]
+    header += ["time (s)", "images/s (median)", "status"]
+    rows = [
+        [
+            r["optimizer"],
+            pct(r["final_test_acc"]),
+            pct(r["best_test_acc"]),
+            num(r["train_loss"], ".4g"),
+            num(r["seconds"], ".1f"),
+            num(r["images_per_s"], ".0f"),
+            r["status"],
+        ]
+        for r in results_rows(logs)
+    ]
+    return table(header, rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Trains (or resumes) the comparison, prints its results, writes what was asked for."""
+    check_output("--out", args.out)
+    check_output("--checkpoint", args.checkpoint)
+    check_output("--export-script", args.export_script)
+    if args.checkpoint_every is not None:
+        if args.checkpoint is None:
+            raise ValueError("--checkpoint-every: needs --checkpoint PATH")
+        if args.checkpoint_every < 1:
+            raise ValueError(f"--checkpoint-every: must be at least 1, got {args.checkpoint_every}")
+    # A bad checkpoint or setting fails before any data is loaded.
+    state = load_checkpoint(args.resume) if args.resume is not None else None
+    saved = _saved_config(state) if state is not None else None
+    cfg = _train_config(args, saved)
+    if saved is not None:
+        _check_same_setup(cfg, saved)
+    data = _load_data(args, cfg)
+    script = None
+    if args.export_script:
+        hint = data_folder_hint(data.kind, args.data)
+        script = train_script(cfg, hint, data_kind=data.kind)
+    session = TrainingSession(cfg, data)
+    if state is not None:
+        resume(session, state)
+    first = session.step
+    # Only now, so that bad input still gets exactly one line on stderr.
+    print(f"data: {data.source}", file=sys.stderr)
+    logs = new_logs(session)
+    fold(logs, session.history)  # a resumed run's history starts at step 1
+    try:
+        _train(session, logs, args.checkpoint, args.checkpoint_every)
+    except RuntimeError as err:
+        text = str(err).strip().splitlines()
+        print(f"optlab: error: training failed: {text[0] if text else err!r}", file=sys.stderr)
+        return 1
+    where = f"steps {first + 1}-{session.total_steps} resumed from {args.resume}" if first else ""
+    print(
+        f"{get_model_spec(cfg.model).label}: {session.total_steps} steps of {cfg.batch_size} "
+        f"images{f' ({where})' if where else ''}, {len(session.train_labels)} train / "
+        f"{len(session.test_labels)} test images ({data.kind}), on {session.device}"
+    )
+    print(_train_table(logs))
+    if args.checkpoint:
+        save_checkpoint(session, args.checkpoint)
+        print(f"wrote {args.checkpoint} (step {session.step})")
+    if args.out:
+        resumed = {"checkpoint": args.resume, "step": first} if state else None
+        out = run_document(session, logs, data.source, data.kind, resumed)
+        write_atomic(args.out, json.dumps(out, allow_nan=False))
+        print(f"wrote {args.out}")
+    if script is not None:
+        write_atomic(args.export_script, script)
+        print(f"wrote {args.export_script}")
+    return 0

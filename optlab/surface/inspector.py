@@ -1,0 +1,169 @@
+"""The step inspector's engine: what a real torch.optim optimizer holds at every step.
+
+`record_steps` replays one optimizer of a `SurfaceRunConfig` on its own (its
+trajectory does not depend on its neighbours: see `run_surface`) with the
+same gradients and noise, and keeps, for every step t, the point, the
+gradient the optimizer was given, ``param_groups[0]``, every tensor of
+``optimizer.state[p]`` before and after ``step()``, the update actually
+applied, and every point the function was evaluated at during the step
+(L-BFGS's line search). 2-D states are a handful of numbers, so a 5000-step
+record costs about as much as the run itself.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from optlab.surface.run import (
+    SurfaceRunConfig,
+    _build_single_tensor,
+    add_noise,
+    divergence_box,
+    noise_generator,
+)
+
+Plain = float | int | bool | str | None | tuple[Any, ...]
+
+
+def plain(value: Any) -> Plain:
+    """A state value as plain Python: tensors as floats or tuples of floats."""
+    if isinstance(value, torch.Tensor):
+        flat = value.detach().flatten().tolist()
+        return flat[0] if value.dim() == 0 else tuple(flat)
+    if isinstance(value, list | tuple):
+        return tuple(plain(v) for v in value)
+    if isinstance(value, float | int | bool | str) or value is None:
+        return value
+    return str(value)
+
+
+@dataclass(frozen=True)
+class StepSnapshot:
+    """Step t of one optimizer: from ``point`` to ``point + update``.
+
+    Attributes:
+        step: t (0 is the first step, from the start point).
+        point: x_t.
+        loss: f(x_t), noise-free.
+        grad: The gradient ``step()`` used at x_t (noise included; for L-BFGS,
+            the first closure call's).
+        groups: ``optimizer.param_groups[0]`` without ``params`` (lr etc.).
+        state_before: ``optimizer.state[p]`` before the step, as plain numbers.
+        state_after: ``optimizer.state[p]`` after it.
+        update: x_{t+1} - x_t.
+        evaluations: The points f was evaluated at during the step, in order
+            (one for first-order optimizers, the line search's for L-BFGS).
+    """
+
+    step: int
+    point: tuple[float, float]
+    loss: float
+    grad: tuple[float, float]
+    groups: dict[str, Plain]
+    state_before: dict[str, Plain]
+    state_after: dict[str, Plain]
+    update: tuple[float, float]
+    evaluations: tuple[tuple[float, float], ...]
+
+
+def _state(optimizer: torch.optim.Optimizer, p: torch.Tensor) -> dict[str, Plain]:
+    return {k: plain(v) for k, v in optimizer.state.get(p, {}).items()}
+
+
+def _groups(optimizer: torch.optim.Optimizer) -> dict[str, Plain]:
+    return {k: plain(v) for k, v in optimizer.param_groups[0].items() if k != "params"}
+
+
+def record_steps(cfg: SurfaceRunConfig, index: int) -> list[StepSnapshot]:
+    """Every step of optimizer ``index`` of ``cfg`` until it ends or diverges.
+
+    Raises:
+        ValueError: ``index`` is not an optimizer of ``cfg``.
+    """
+    if not 0 <= index < len(cfg.optimizers):
+        raise ValueError(f"optimizer: index {index} is not one of the {len(cfg.optimizers)}")
+    opt_cfg = cfg.optimizers[index]
+    surface = cfg.resolved_surface
+    p = torch.tensor(cfg.problem.start, dtype=torch.float64, requires_grad=True)
+    optimizer = _build_single_tensor(opt_cfg, p)
+    gen = noise_generator(cfg.problem.seed)
+    xlo, xhi, ylo, yhi = divergence_box(surface)
+    uses_closure = opt_cfg.spec.uses_closure
+    plan = cfg.plan(index)
+    scheduler = plan.scheduler.build(optimizer, cfg.problem.steps)
+    out: list[StepSnapshot] = []
+    evaluations: list[tuple[float, float]] = []  # this step's, refilled every step
+    seen: list[tuple[float, float]] = []  # the gradient of the step's first evaluation
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        value = surface(p)
+        value.backward()
+        if cfg.problem.noise > 0:
+            p.grad = add_noise(p.grad, cfg.problem.noise, gen)
+        evaluations.append(tuple(p.detach().tolist()))
+        if not seen:
+            seen.append(tuple(p.grad.tolist()))
+        return value
+
+    for step in range(cfg.problem.steps):
+        x, y = p.detach().tolist()
+        with torch.no_grad():
+            loss = float(surface(p.detach()))
+        if not (xlo <= x <= xhi and ylo <= y <= yhi and math.isfinite(loss)):
+            break
+        evaluations.clear()
+        seen.clear()
+        for change in plan.due(step):
+            change.apply(optimizer)
+        groups, before = _groups(optimizer), _state(optimizer, p)
+        if uses_closure:
+            optimizer.step(closure)
+        else:
+            closure()
+            optimizer.step()
+        if scheduler is not None:
+            if plan.scheduler.spec.on_plateau:
+                scheduler.step(loss)
+            else:
+                scheduler.step()
+        if not seen or not all(math.isfinite(v) for v in seen[0]):
+            break
+        nx, ny = p.detach().tolist()
+        out.append(
+            StepSnapshot(
+                step=step,
+                point=(x, y),
+                loss=loss,
+                grad=seen[0],
+                groups=groups,
+                state_before=before,
+                state_after=_state(optimizer, p),
+                update=(nx - x, ny - y),
+                evaluations=tuple(evaluations),
+            )
+        )
+    return out
+
+
+def directions(snapshot: StepSnapshot) -> dict[str, tuple[float, float]]:
+    """Arrows worth drawing at x_t: the plain gradient step, the momentum (or
+    first-moment) step where the optimizer keeps one, and the actual update."""
+    lr = snapshot.groups.get("lr")
+    out: dict[str, tuple[float, float]] = {}
+    if isinstance(lr, float | int):
+        gx, gy = snapshot.grad
+        out["gradient step −γ·g"] = (-lr * gx, -lr * gy)
+        for key, label in (
+            ("momentum_buffer", "momentum step −γ·b"),
+            ("exp_avg", "−γ·m (first moment)"),
+        ):
+            value = snapshot.state_after.get(key)
+            if isinstance(value, tuple) and len(value) == 2:
+                out[label] = (-lr * value[0], -lr * value[1])
+    out["actual update"] = snapshot.update
+    return out

@@ -1,0 +1,255 @@
+"""Background training jobs: worker threads, a shared registry, a queue.
+
+Streamlit reruns a page's script on every click and only stops it at
+``st.*`` calls, so training must not run in the script thread. A `Job` runs
+`TrainingSession.run` in a worker thread that never touches Streamlit: it
+appends records to a lock-protected buffer and checks, every step, a cancel
+event, a deadline and when the page last polled (a closed tab stops polling,
+and its job is cancelled). The `JobRegistry` caps how many jobs train at
+once; the others wait in a queue whose position the page shows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from optlab.train.autosave import Autosave
+from optlab.train.data import LoadedData
+from optlab.train.run import EvalRecord, TrainingSession, TrainRecord, TrainRunConfig
+
+QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancelled", "failed"
+FINISHED = frozenset({DONE, CANCELLED, FAILED})
+
+Record = TrainRecord | EvalRecord
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """What a page needs to draw one poll: immutable, cheap to copy."""
+
+    state: str
+    records: tuple[Record, ...]
+    queue_position: int
+    step: int
+    first_step: int
+    total_steps: int
+    elapsed_s: float
+    message: str
+
+
+class Job:
+    """One training comparison running (or waiting) in a worker thread.
+
+    Args:
+        cfg: The comparison.
+        data: The images (shared read-only).
+        slots: The registry's concurrency semaphore.
+        position: Returns this job's place in the queue (0 when running).
+        max_runtime_s: Wall-clock cap of the training itself.
+        idle_timeout_s: Cancel when nobody polled for this long.
+        clock: Time source (tests pass a fake one).
+        session: A session prepared by the caller (a checkpoint resumed
+            into it, say); its history is reported first. Default: a new
+            one built from ``cfg`` in the worker.
+        autosave: Saves a checkpoint every few steps and where the job ends
+            (kept when the job ended without its user, deleted otherwise).
+    """
+
+    def __init__(
+        self,
+        cfg: TrainRunConfig,
+        data: LoadedData,
+        slots: threading.Semaphore,
+        position: Callable[[Job], int],
+        max_runtime_s: float,
+        idle_timeout_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        session: TrainingSession | None = None,
+        autosave: Autosave | None = None,
+    ) -> None:
+        self.id = next(_ids)
+        self.autosave = autosave
+        self.cfg = cfg
+        self.data = data
+        self._slots = slots
+        self._position = position
+        self._max_runtime_s = max_runtime_s
+        self._idle_timeout_s = idle_timeout_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._records: list[Record] = []
+        self._cancel = threading.Event()
+        self._finished = threading.Event()
+        self.state = QUEUED
+        self.message = ""
+        self.session: TrainingSession | None = session
+        self._records.extend(session.history if session is not None else ())
+        self._started_at: float | None = None
+        self._first_step = session.step if session is not None else 0
+        self._last_poll = clock()
+        self._thread = threading.Thread(target=self._work, name="optlab-train", daemon=True)
+
+    def start(self) -> None:
+        """Starts the worker (it waits for a free slot first)."""
+        self._thread.start()
+
+    def cancel(self, reason: str = "stopped") -> None:
+        """Asks the worker to stop at its next step."""
+        if not self.message:
+            self.message = reason
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Blocks until the job has finished; returns whether it has."""
+        return self._finished.wait(timeout)
+
+    def _should_stop(self) -> str | None:
+        now = self._clock()
+        if self._cancel.is_set():
+            return self.message or "stopped"
+        if now - self._last_poll > self._idle_timeout_s:
+            return "cancelled: nobody was watching (the page was closed)"
+        if self._started_at is not None and now - self._started_at > self._max_runtime_s:
+            return f"stopped at the {self._max_runtime_s:.0f} s time limit"
+        return None
+
+    def _work(self) -> None:
+        # First come, first served: only the head of the queue may take a slot
+        # (a bare semaphore wakes waiters in any order, so the queue position
+        # the page shows would not be true).
+        while not (self._position(self) == 1 and self._slots.acquire(blocking=False)):
+            if reason := self._should_stop():
+                self._finish(CANCELLED, reason)
+                return
+            time.sleep(0.1)
+        try:
+            self._train()
+        except Exception as err:  # a worker must report, never die silently
+            self._finish(FAILED, f"training failed: {type(err).__name__}: {err}")
+        finally:
+            self._slots.release()
+
+    def _train(self) -> None:
+        """Trains, holding a slot, until the end or a reason to stop."""
+        self.state = RUNNING
+        self._started_at = self._clock()
+        if self.session is None:
+            self.session = TrainingSession(self.cfg, self.data)
+        self._first_step = self.session.step
+        # Step by step: the session is whole between two steps, so that is
+        # where it is saved and where it stops.
+        while not self.session.finished:
+            records = self.session.run_step()
+            with self._lock:
+                self._records.extend(records)
+            if self.autosave is not None:
+                self.autosave.after_step(self.session)
+            if reason := self._should_stop():
+                self._finish(CANCELLED, reason)
+                return
+        self._finish(DONE, "finished")
+
+    def _finish(self, state: str, message: str) -> None:
+        if self.autosave is not None:
+            # Kept to resume when the job ended without its user (the page was
+            # closed, the time limit); deleted when done, failed or stopped.
+            resumable = state == CANCELLED and not self._cancel.is_set()
+            try:
+                self.autosave.ended(self.session, resumable, message)
+            except Exception as err:  # the job's own outcome matters more
+                message += f" (its autosave could not be updated: {err})"
+        self.message = message
+        self.state = state
+        self._finished.set()
+
+    def poll(self) -> JobSnapshot:
+        """The job's progress so far; also tells the job someone is watching."""
+        self._last_poll = self._clock()
+        with self._lock:
+            records = tuple(self._records)
+        session = self.session
+        elapsed = 0.0 if self._started_at is None else self._clock() - self._started_at
+        return JobSnapshot(
+            state=self.state,
+            records=records,
+            queue_position=self._position(self) if self.state == QUEUED else 0,
+            step=session.step if session else 0,
+            first_step=self._first_step,
+            total_steps=session.total_steps if session else 0,
+            elapsed_s=elapsed,
+            message=self.message,
+        )
+
+
+class JobRegistry:
+    """Process-wide: caps concurrent trainings and queues the rest.
+
+    Args:
+        max_running: Jobs training at once (default: one per two CPU cores).
+        max_runtime_s: Wall-clock cap of one training.
+        idle_timeout_s: A job nobody polled for this long is cancelled.
+    """
+
+    def __init__(
+        self,
+        max_running: int = 1,
+        max_runtime_s: float = 900.0,
+        idle_timeout_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_running = max_running
+        self._slots = threading.BoundedSemaphore(max_running)
+        self._lock = threading.Lock()
+        self._jobs: list[Job] = []
+        self._max_runtime_s = max_runtime_s
+        self._idle_timeout_s = idle_timeout_s
+        self._clock = clock
+
+    def submit(
+        self,
+        cfg: TrainRunConfig,
+        data: LoadedData,
+        session: TrainingSession | None = None,
+        autosave: Autosave | None = None,
+    ) -> Job:
+        """Queues a comparison; it starts as soon as a slot is free.
+
+        Args:
+            cfg: The comparison.
+            data: Its images.
+            session: Optional prepared session of ``cfg`` (e.g. resumed from
+                a checkpoint) to continue instead of starting afresh.
+            autosave: Optional autosaving of the job's checkpoints.
+        """
+        job = Job(
+            cfg,
+            data,
+            self._slots,
+            self.queue_position,
+            self._max_runtime_s,
+            self._idle_timeout_s,
+            self._clock,
+            session,
+            autosave,
+        )
+        with self._lock:
+            self._jobs = [j for j in self._jobs if j.state not in FINISHED]
+            self._jobs.append(job)
+        job.start()
+        return job
+
+    def queue_position(self, job: Job) -> int:
+        """1 for the next job to start, 2 after it, ...; 0 when not queued."""
+        with self._lock:
+            queued = [j for j in self._jobs if j.state == QUEUED]
+        return queued.index(job) + 1 if job in queued else 0
+
+    def active(self) -> list[Job]:
+        """Jobs queued or running."""
+        with self._lock:
+            return [j for j in self._jobs if j.state not in FINISHED]

@@ -1,0 +1,267 @@
+"""What a training comparison's records add up to, for the CLI, the page and JSON.
+
+`RunLog` folds one optimizer's records into its history, evaluations and
+summary numbers; `results_rows` is the results table both the CLI and the
+CNN page show. The rest reads a finished `TrainingSession`: predictions and
+confusion matrices on the test images, and what each optimizer's own
+``state_dict()`` holds. Nothing here trains or draws.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from optlab.files import finite_or_none
+from optlab.train.run import DIVERGED, EvalRecord, TrainingSession, TrainRecord, TrainSlot
+
+
+@dataclass
+class RunLog:
+    """One optimizer's records, folded as they arrive.
+
+    Attributes:
+        slot: The optimizer (with its classifier lr multiple and scheduler).
+        status: ``running``, ``done`` or ``diverged``.
+        batch_size: Images per step, to turn images/s into seconds.
+        history: One JSON-ready dict per training step.
+        evals: One JSON-ready dict per test-set evaluation.
+    """
+
+    slot: TrainSlot
+    status: str
+    batch_size: int = 1
+    history: list[dict[str, Any]] = field(default_factory=list)
+    evals: list[dict[str, Any]] = field(default_factory=list)
+    speeds: list[float] = field(default_factory=list)
+    smooth_loss: float = math.nan
+    train_loss: float = math.nan
+    diverged_at: int | None = None
+    seconds: float = 0.0
+
+    def add(self, record: TrainRecord | EvalRecord) -> None:
+        """Folds in one of this optimizer's records."""
+        if isinstance(record, EvalRecord):
+            self.evals.append(
+                {
+                    "step": record.step,
+                    "test_loss": finite_or_none(record.test_loss),
+                    "test_acc": record.test_acc,
+                }
+            )
+            return
+        self.status = record.status
+        if record.status == DIVERGED:
+            self.diverged_at = record.step
+        else:
+            self.smooth_loss = record.smooth_loss
+            self.train_loss = record.train_loss
+        if math.isfinite(record.images_per_s) and record.images_per_s > 0:
+            self.speeds.append(record.images_per_s)
+            self.seconds += self.batch_size / record.images_per_s
+        self.history.append(
+            {
+                "step": record.step,
+                "epoch": record.epoch,
+                "train_loss": finite_or_none(record.train_loss),
+                "smooth_loss": finite_or_none(record.smooth_loss),
+                "train_acc": record.train_acc,
+                "lr": record.lrs[0],
+                "lrs": list(record.lrs),
+                "grad_norm": finite_or_none(record.grad_norm),
+                "update_ratio": finite_or_none(record.update_ratio),
+            }
+        )
+
+    @property
+    def final_test_acc(self) -> float | None:
+        """Accuracy at the latest evaluation."""
+        return self.evals[-1]["test_acc"] if self.evals else None
+
+    @property
+    def final_test_loss(self) -> float | None:
+        """Test loss at the latest evaluation."""
+        return self.evals[-1]["test_loss"] if self.evals else None
+
+    @property
+    def best_test_acc(self) -> float | None:
+        """Best accuracy of any evaluation."""
+        return max(e["test_acc"] for e in self.evals) if self.evals else None
+
+    @property
+    def images_per_s(self) -> float | None:
+        """Median training speed of this optimizer's steps."""
+        return statistics.median(self.speeds) if self.speeds else None
+
+    def status_text(self) -> str:
+        """The status in words (with the step of a divergence)."""
+        if self.status == DIVERGED and self.diverged_at is not None:
+            return f"diverged at step {self.diverged_at}"
+        return self.status
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run's JSON form (``runs[i]`` of ``optlab train --out``)."""
+        opt = self.slot.optimizer
+        return {
+            "optimizer": opt.key,
+            "label": self.slot.label,
+            "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in opt.values},
+            "classifier_lr_mult": self.slot.classifier_lr_mult,
+            "scheduler": self.slot.scheduler.to_text(),
+            "status": self.status,
+            "diverged_at": self.diverged_at,
+            "history": self.history,
+            "evals": self.evals,
+            "final_test_acc": self.final_test_acc,
+            "best_test_acc": self.best_test_acc,
+            "images_per_s": self.images_per_s,
+        }
+
+
+def new_logs(session: TrainingSession) -> list[RunLog]:
+    """One empty log per optimizer of ``session``, with its current status."""
+    cfg = session.cfg
+    return [
+        RunLog(slot, status, cfg.batch_size)
+        for slot, status in zip(cfg.slots, session.status, strict=True)
+    ]
+
+
+def fold(logs: Sequence[RunLog], records: Iterable[TrainRecord | EvalRecord]) -> None:
+    """Adds each record to its optimizer's log."""
+    for record in records:
+        logs[record.index].add(record)
+
+
+def run_document(
+    session: TrainingSession,
+    logs: Sequence[RunLog],
+    data_source: str,
+    data_kind: str,
+    resumed_from: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The run as JSON-ready data (the CLI's ``--out`` and the page's download)."""
+    return {
+        "config": session.cfg.to_dict(),
+        "torch_version": torch.__version__,
+        "device": str(session.device),
+        "data_source": data_source,
+        "data_kind": data_kind,
+        "resumed_from": resumed_from,
+        "runs": [log.to_dict() for log in logs],
+    }
+
+
+def short_names(slots: Sequence[TrainSlot]) -> list[str]:
+    """Optimizer names for narrow places, numbered where two are alike."""
+    names = [slot.optimizer.spec.label for slot in slots]
+    return [f"{n} #{i + 1}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+
+
+def results_rows(logs: Sequence[RunLog]) -> list[dict[str, Any]]:
+    """The results table: one row per optimizer (None where nothing is known yet)."""
+    return [
+        {
+            "optimizer": log.slot.label,
+            "final_test_acc": log.final_test_acc,
+            "best_test_acc": log.best_test_acc,
+            "test_loss": log.final_test_loss,
+            "train_loss": finite_or_none(log.smooth_loss) if log.history else None,
+            "seconds": log.seconds if log.speeds else None,
+            "images_per_s": log.images_per_s,
+            "status": log.status_text(),
+        }
+        for log in logs
+    ]
+
+
+# --- a finished (or paused) session's models ---------------------------------------------
+
+
+def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, n_classes: int) -> np.ndarray:
+    """Counts ``[true, predicted]`` (rows: the true class)."""
+    flat = labels.to(torch.int64) * n_classes + predictions.to(torch.int64)
+    counts = torch.bincount(flat, minlength=n_classes * n_classes)
+    return counts.reshape(n_classes, n_classes).numpy()
+
+
+def prediction_examples(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    predictions: torch.Tensor,
+    classes: Sequence[str],
+    count: int = 24,
+    scale: int = 3,
+) -> list[tuple[np.ndarray, str, bool]]:
+    """The first ``count`` test images, enlarged, with ``true → predicted`` captions.
+
+    Returns:
+        ``(HWC uint8 image, caption, correct)`` per image; the image is
+        ``scale`` times larger (nearest neighbour, so pixels stay crisp).
+    """
+    out = []
+    shown = zip(images[:count], labels[:count], predictions[:count], strict=True)
+    for image, label, pred in shown:
+        pixels = image.permute(1, 2, 0).numpy()
+        big = pixels.repeat(scale, axis=0).repeat(scale, axis=1)
+        true, guess = classes[int(label)], classes[int(pred)]
+        ok = int(label) == int(pred)
+        out.append((big, f"{'✓' if ok else '✗'} {true}" + ("" if ok else f" → {guess}"), ok))
+    return out
+
+
+def _param_names(model: nn.Module) -> dict[int, str]:
+    return {id(p): name for name, p in model.named_parameters()}
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return "(" + ", ".join(_value_text(v) for v in value) + ")"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def param_group_rows(optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
+    """``optimizer.param_groups`` as rows: each group's options, its parameters counted."""
+    rows = []
+    for i, group in enumerate(optimizer.param_groups):
+        row: dict[str, Any] = {"group": str(group.get("name", i))}
+        row["params"] = f"{len(group['params'])} tensors"
+        for key, value in group.items():
+            if key not in ("params", "name"):
+                row[key] = _value_text(value)
+        rows.append(row)
+    return rows
+
+
+def state_rows(optimizer: torch.optim.Optimizer, model: nn.Module) -> list[dict[str, Any]]:
+    """What ``optimizer.state`` holds: per parameter and state key, shape and norm.
+
+    Tensors get their shape and L2 norm; a one-element tensor (``step``) or a
+    plain number its value.
+    """
+    names = _param_names(model)
+    rows = []
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for key, value in optimizer.state.get(p, {}).items():
+                row = {"parameter": names.get(id(p), "?"), "state": key}
+                if isinstance(value, torch.Tensor) and value.numel() > 1:
+                    row["shape"] = "×".join(map(str, value.shape))
+                    row["value"] = f"‖·‖ = {torch.linalg.vector_norm(value.float()).item():.4g}"
+                elif isinstance(value, torch.Tensor):
+                    row["shape"] = "scalar"
+                    row["value"] = _value_text(value.item())
+                else:
+                    row["shape"] = type(value).__name__
+                    row["value"] = _value_text(value)
+                rows.append(row)
+    return rows

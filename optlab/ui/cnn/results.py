@@ -1,0 +1,311 @@
+"""What the CNN page shows of a job: live progress and charts, then the trained models.
+
+`live_panel` draws one poll (status, progress, curves, results table) and is
+called by the page's polling fragment; `model_panel` reads the finished
+models (confusion matrix, test images with predictions, the optimizer's own
+``state_dict()``); `downloads` offers the checkpoint and the run's JSON.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+
+import pandas as pd
+import streamlit as st
+
+from optlab.charts import chart_config, color
+from optlab.export import figures_html
+from optlab.optim.plans import Change
+from optlab.script.train import data_folder_hint, train_script
+from optlab.train import plots as train_plots
+from optlab.train.checkpoint import checkpoint_bytes
+from optlab.train.jobs import CANCELLED, DONE, FAILED, QUEUED, Job, JobSnapshot
+from optlab.train.report import (
+    RunLog,
+    confusion_matrix,
+    param_group_rows,
+    prediction_examples,
+    results_rows,
+    run_document,
+    state_rows,
+)
+from optlab.train.run import DIVERGED, RUNNING
+from optlab.ui.cnn import jobs
+
+RESULT_COLUMNS = {
+    "optimizer": "optimizer",
+    "final_test_acc": st.column_config.NumberColumn("final test acc", format="percent"),
+    "best_test_acc": st.column_config.NumberColumn("best test acc", format="percent"),
+    "test_loss": st.column_config.NumberColumn("test loss", format="%.4f"),
+    "train_loss": st.column_config.NumberColumn("train loss (EMA)", format="%.4f"),
+    "seconds": st.column_config.NumberColumn("time (s)", format="%.1f"),
+    "images_per_s": st.column_config.NumberColumn("images/s", format="%.0f"),
+    "status": "status",
+}
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _progress(snapshot: JobSnapshot, job: Job) -> None:
+    session = job.session
+    step, total, first = snapshot.step, snapshot.total_steps, snapshot.first_step
+    done, elapsed = step - first, snapshot.elapsed_s
+    parts = [f"Step {step:,} of {total:,}"]
+    if session is not None:
+        epochs = math.ceil(total / session.per_epoch)
+        parts.append(f"epoch {min(step // session.per_epoch + 1, epochs)} of {epochs}")
+    if done > 0 and elapsed > 0:
+        parts.append(f"{done * job.cfg.batch_size / elapsed:,.0f} images/s")
+        if snapshot.state == RUNNING:
+            parts.append(f"ETA {_clock((total - step) * elapsed / done)}")
+    st.progress(min(step / total, 1.0) if total else 0.0, text=" · ".join(parts))
+
+
+def _status(snapshot: JobSnapshot, job: Job) -> None:
+    state = snapshot.state
+    if state == QUEUED:
+        running = jobs.job_registry().max_running
+        st.info(
+            f"Waiting for a free trainer: number {snapshot.queue_position} in the queue "
+            f"({running} training{'s' if running > 1 else ''} at a time on this server).",
+            icon=":material/hourglass_top:",
+        )
+        return
+    _progress(snapshot, job)
+    if job.autosave is not None and job.autosave.error:
+        st.caption(f"⚠ {job.autosave.error}: a server restart would lose this run's progress.")
+    took = f"in {_clock(snapshot.elapsed_s)}"
+    if state == DONE:
+        st.success(f"Finished {snapshot.total_steps:,} steps {took}.", icon=":material/check:")
+    elif state == CANCELLED:
+        st.warning(
+            f"Stopped at step {snapshot.step:,} ({snapshot.message}). "
+            "Download its checkpoint below to resume it later.",
+            icon=":material/stop_circle:",
+        )
+    elif state == FAILED:
+        st.error(snapshot.message, icon=":material/error:")
+
+
+def results_table(logs: list[RunLog], snapshot: JobSnapshot) -> None:
+    """One row per optimizer: accuracy, losses, time, speed, status."""
+    rows = results_rows(logs)
+    if snapshot.state in (CANCELLED, FAILED):
+        ended = "stopped" if snapshot.state == CANCELLED else "failed"
+        for row in rows:
+            if row["status"] == RUNNING:
+                row["status"] = f"{ended} at step {snapshot.step}"
+    table = pd.DataFrame(rows)
+    st.dataframe(table, hide_index=True, column_config=RESULT_COLUMNS, width="stretch")
+
+
+def live_panel(job: Job, snapshot: JobSnapshot, logs: list[RunLog]) -> None:
+    """One redraw of a job: status and progress, the curves, the results table.
+
+    A queued job shows its place in the queue only: a workshop's waiting
+    browsers poll too, and must cost the server next to nothing.
+    """
+    _status(snapshot, job)
+    if snapshot.state == QUEUED:
+        return
+    if snapshot.state == RUNNING and job.session is not None:
+        live_change_form(job)
+    st.plotly_chart(
+        train_plots.live_figure(logs), config=chart_config("cnn-curves"), key="cnn_live_chart"
+    )
+    st.subheader("Results")
+    results_table(logs, snapshot)
+
+
+def live_change_form(job: Job) -> None:
+    """Changes an option of a running optimizer at its next step, without a restart."""
+    session = job.session
+    labels = [slot.label for slot in job.cfg.slots]
+    with st.expander("Change a running optimizer (takes effect at the next step)"):
+        c1, c2, c3 = st.columns([3, 2, 2])
+        index = c1.selectbox(
+            "Optimizer",
+            range(len(labels)),
+            format_func=labels.__getitem__,
+            key="cnn_live_opt",
+            persist_state="session",
+        )
+        spec = job.cfg.slots[index].optimizer.spec
+        numeric = [hp.name for hp in spec.hparams if hp.kind in ("float", "int")]
+        name = c2.selectbox("Option", numeric, key="cnn_live_name", persist_state="session")
+        groups = {None: "both groups", "features": "features", "classifier": "classifier"}
+        group = c3.selectbox(
+            "Group",
+            list(groups),
+            format_func=groups.__getitem__,
+            key="cnn_live_group",
+            persist_state="session",
+        )
+        c1, c2, c3 = st.columns([2, 2, 3])
+        how = c1.radio(
+            "How",
+            ["set to", "multiply by"],
+            key="cnn_live_how",
+            persist_state="session",
+            horizontal=True,
+        )
+        st.session_state.setdefault("cnn_live_value", 0.1)
+        value = c2.number_input("Value", format="%g", key="cnn_live_value", persist_state="session")
+        if c3.button("Apply at the next step", key="cnn_live_apply", width="stretch"):
+            try:
+                change = Change(session.step, name, float(value), how == "multiply by", group)
+                session.request_change(index, change)
+            except ValueError as err:
+                st.error(f"Not applied: {err}")
+            else:
+                what = change.describe().split(", ", 1)[1]
+                st.toast(f"{labels[index]}: {what} at the next step")
+        for step, i, change in list(session.live_changes):
+            what = change.describe().split(", ", 1)[1]
+            st.caption(f"Applied before step {step + 1}: {labels[i]}, {what}.")
+
+
+def _optimizer_state(job: Job, index: int) -> None:
+    session = job.session
+    optimizer, model = session.optimizers[index], session.models[index]
+    st.markdown(
+        f"`{type(optimizer).__name__}` after {session.step:,} steps. "
+        "`optimizer.state_dict()` holds two things: **param_groups**, each group's "
+        "options (a scheduler changes their `lr`), and **state**, what the optimizer "
+        "keeps per parameter between steps (keyed by parameter index in the "
+        "`state_dict()`; named here)."
+    )
+    st.caption("param_groups")
+    st.dataframe(pd.DataFrame(param_group_rows(optimizer)), hide_index=True, width="stretch")
+    rows = state_rows(optimizer, model)
+    st.caption(f"state ({len(rows)} entries)")
+    if rows:
+        height = "auto" if len(rows) <= 12 else 460
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height=height)
+    else:
+        st.write("Empty: this optimizer keeps nothing between steps (plain SGD does not).")
+
+
+def model_panel(job: Job, logs: list[RunLog]) -> None:
+    """The trained models: confusion matrix, test images, optimizer state."""
+    session = job.session
+    if session is None or session.step == 0:
+        return
+    names = [log.slot.label for log in logs]
+    st.subheader("Inside the trained models")
+    index = st.radio(
+        "Optimizer",
+        range(len(names)),
+        format_func=names.__getitem__,
+        horizontal=True,
+        key="cnn_pick",
+        persist_state="session",
+    )
+    st.markdown(
+        f"<span style='color:{color(index)};font-size:1.3em'>●</span> **{names[index]}**",
+        unsafe_allow_html=True,
+    )
+    if logs[index].status == DIVERGED:
+        st.warning(f"This optimizer {logs[index].status_text()}: its weights are not finite.")
+    classes = job.data.classes
+    labels = session.test_labels
+    predicted = jobs.predictions(job)[index]
+    matrix_tab, images_tab, state_tab = st.tabs(
+        ["Confusion matrix", "Test images", "optimizer.state_dict()"]
+    )
+    with matrix_tab:
+        matrix = confusion_matrix(labels, predicted, len(classes))
+        st.plotly_chart(
+            train_plots.confusion_figure(matrix, classes, names[index]),
+            config=chart_config("cnn-confusion"),
+            key="cnn_confusion",
+        )
+    with images_tab:
+        examples = prediction_examples(session.test_images, labels, predicted, classes, count=30)
+        right = sum(ok for _, _, ok in examples)
+        st.caption(
+            f"The first {len(examples)} test images: ✓ true class, or ✗ true → predicted "
+            f"({right} of {len(examples)} right)."
+        )
+        st.image([e[0] for e in examples], caption=[e[1] for e in examples], width=96)
+    with state_tab:
+        _optimizer_state(job, index)
+
+
+def _json_bytes(job: Job, logs: list[RunLog]) -> bytes:
+    doc = run_document(job.session, logs, job.data.source, job.data.kind)
+    return json.dumps(doc, allow_nan=False).encode()
+
+
+def _curves_html(job: Job, logs: list[RunLog]) -> str:
+    session = job.session
+    classes = job.data.classes
+    figures = [("Training curves", train_plots.live_figure(logs))]
+    for i, log in enumerate(logs):
+        matrix = confusion_matrix(session.test_labels, session.predict(i), len(classes))
+        figures.append(
+            (
+                f"Confusion matrix: {log.slot.label}",
+                train_plots.confusion_figure(matrix, classes, log.slot.label),
+            )
+        )
+    note = f"{job.data.source}; {session.step} steps of {job.cfg.batch_size} images."
+    return figures_html("OptLab CNN lab", figures, note)
+
+
+def downloads(job: Job, logs: list[RunLog]) -> None:
+    """The checkpoint (to resume later) and the run as JSON, built when clicked."""
+    session = job.session
+    if session is None or session.step == 0:
+        return
+    c1, c2, c3, c4 = st.columns([1, 1, 1.3, 1.2])
+    c1.download_button(
+        "Download checkpoint",
+        data=functools.partial(checkpoint_bytes, session),
+        file_name=f"optlab-cnn-step{session.step}.pt",
+        mime="application/octet-stream",
+        on_click="ignore",
+        icon=":material/save:",
+        help="Weights, optimizer and scheduler state_dict()s, data order and history: "
+        "upload it in the sidebar to go on jobs.",
+    )
+    c2.download_button(
+        "Download JSON",
+        data=functools.partial(_json_bytes, job, list(logs)),
+        file_name="optlab-cnn-run.json",
+        mime="application/json",
+        on_click="ignore",
+        icon=":material/data_object:",
+    )
+    c3.download_button(
+        "Download interactive HTML",
+        data=functools.partial(_curves_html, job, list(logs)),
+        file_name="optlab-cnn-curves.html",
+        mime="text/html",
+        on_click="ignore",
+        icon=":material/monitoring:",
+        help="The live curves and every optimizer's confusion matrix as one offline HTML file.",
+    )
+    if job.data.synthetic:
+        c4.caption("Export as script needs CIFAR-10: the synthetic set exists only here.")
+    else:
+        c4.download_button(
+            "Export as script",
+            data=functools.partial(
+                train_script,
+                job.cfg,
+                data_folder_hint(job.data.kind, st.session_state.get("cnn_data_dir") or None),
+                data_kind=job.data.kind,
+            ),
+            file_name="optlab-cnn.py",
+            mime="text/x-python",
+            on_click="ignore",
+            icon=":material/code:",
+            help="A standalone Python file (torch only, plus the CIFAR-10 folder) that "
+            "repeats this comparison's planned run and prints its final test results.",
+        )

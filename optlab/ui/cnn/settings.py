@@ -1,0 +1,162 @@
+"""The CNN lab's session state: widget keys <-> `TrainRunConfig`, and its share link.
+
+As on the playground the widgets own the state. Every key here starts with
+``cnn_`` and the optimizer slots are a `SlotGroup` of their own, so the two
+pages never share settings. Each slot also keeps its classifier lr multiple
+and its scheduler (with that scheduler's knobs) under the slot's prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+import torch
+
+from optlab.caps import CIFAR_TEST_IMAGES, CIFAR_TRAIN_IMAGES
+from optlab.links.cnn import train_from_params, train_to_params
+from optlab.optim.config import OptimizerConfig
+from optlab.optim.plans import Plan
+from optlab.train.run import MAX_SLOTS, TrainRunConfig, TrainSlot
+from optlab.ui.slots import SlotGroup
+
+State = MutableMapping[str, Any]
+
+SLOTS = SlotGroup("cnn_", MAX_SLOTS)
+DATA, DATA_DIR, MODEL = "cnn_data", "cnn_data_dir", "cnn_model"
+BATCH, LENGTH, EPOCHS, STEPS = "cnn_batch", "cnn_length", "cnn_epochs", "cnn_steps"
+TRAIN_LIMIT, TEST_LIMIT, AUGMENT = "cnn_train_limit", "cnn_test_limit", "cnn_augment"
+CLIP_ON, CLIP, EVAL_EVERY = "cnn_clip_on", "cnn_clip", "cnn_eval_every"
+SEED, DEVICE, INITIALISED = "cnn_seed", "cnn_device", "cnn_initialised"
+CIFAR, SYNTHETIC = "cifar10", "synthetic"
+#: A message for the next run of the page (a button callback's error).
+ERROR = "cnn_error"
+
+
+def default_config() -> TrainRunConfig:
+    """The workshop demo: SGD + momentum vs Adam, 4 epochs of 10,000 images.
+
+    About half a minute on a 2-core laptop (the shared 5,085-image subset
+    takes a quarter of that), long enough to watch the curves part ways.
+    """
+    return TrainRunConfig(
+        slots=(
+            TrainSlot(OptimizerConfig.create("sgd_momentum", lr=0.01)),
+            TrainSlot(OptimizerConfig.create("adam", lr=1e-3)),
+        ),
+        epochs=4,
+        train_limit=10_000,
+        test_limit=1000,
+        eval_every=50,
+    )
+
+
+def clr_key(slot: int) -> str:
+    """Session key of a slot's classifier lr multiple."""
+    return SLOTS.key(slot, "clr")
+
+
+def write_train_slot(state: State, slot: int, cfg: TrainSlot) -> None:
+    """Writes a whole training slot (optimizer, multiple, scheduler)."""
+    SLOTS.write(state, slot, cfg.optimizer)
+    state[clr_key(slot)] = float(cfg.classifier_lr_mult)
+    SLOTS.write_plan(state, slot, Plan(cfg.scheduler, cfg.changes))
+
+
+def read_train_slot(state: State, slot: int) -> TrainSlot:
+    """Reads a slot's widgets into a validated `TrainSlot`.
+
+    Raises:
+        ValueError: naming the bad setting.
+    """
+    optimizer = SLOTS.read(state, slot)
+    plan = SLOTS.read_plan(state, slot)
+    mult = 1.0 if optimizer.spec.uses_closure else float(state.get(clr_key(slot), 1.0))
+    return TrainSlot(optimizer, mult, plan.scheduler, plan.changes)
+
+
+def add_train_slot(state: State, cfg: TrainSlot) -> int:
+    """Appends a slot holding ``cfg``."""
+    slot = SLOTS.add(state, cfg.optimizer)
+    write_train_slot(state, slot, cfg)
+    return slot
+
+
+def devices() -> list[str]:
+    """The devices this machine offers: ``auto``, ``cpu`` and any accelerator."""
+    out = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        out.append("cuda")
+    if torch.backends.mps.is_available():
+        out.append("mps")
+    return out
+
+
+def apply_config(state: State, cfg: TrainRunConfig) -> None:
+    """Writes a whole training config into the widget keys (replacing the slots)."""
+    SLOTS.clear(state)
+    for slot in cfg.slots:
+        add_train_slot(state, slot)
+    state[MODEL] = cfg.model
+    state[BATCH] = cfg.batch_size
+    state[LENGTH] = "steps" if cfg.steps is not None else "epochs"
+    state[EPOCHS] = cfg.epochs if cfg.epochs is not None else 1
+    state[STEPS] = cfg.steps if cfg.steps is not None else 500
+    state[TRAIN_LIMIT] = cfg.train_limit or CIFAR_TRAIN_IMAGES
+    state[TEST_LIMIT] = cfg.test_limit or CIFAR_TEST_IMAGES
+    state[AUGMENT] = cfg.augment
+    state[CLIP_ON] = cfg.clip_grad_norm is not None
+    state[CLIP] = float(cfg.clip_grad_norm or 1.0)
+    state[EVAL_EVERY] = cfg.eval_every
+    state[SEED] = cfg.seed
+    state[DEVICE] = cfg.device if cfg.device in devices() else "auto"
+
+
+def config_from_state(state: State) -> TrainRunConfig:
+    """Reads every widget into one validated training config.
+
+    Raises:
+        ValueError: naming the bad setting.
+    """
+    by_steps = state[LENGTH] == "steps"
+    return TrainRunConfig(
+        slots=tuple(read_train_slot(state, slot) for slot in SLOTS.ids(state)),
+        model=state[MODEL],
+        batch_size=int(state[BATCH]),
+        steps=int(state[STEPS]) if by_steps else None,
+        epochs=None if by_steps else int(state[EPOCHS]),
+        train_limit=int(state[TRAIN_LIMIT]),
+        test_limit=int(state[TEST_LIMIT]),
+        augment=bool(state[AUGMENT]),
+        clip_grad_norm=float(state[CLIP]) if state[CLIP_ON] else None,
+        eval_every=int(state[EVAL_EVERY]),
+        seed=int(state[SEED]),
+        device=state[DEVICE],
+    )
+
+
+LINK_WARNING = "cnn_link_warning"
+
+
+def initialise(
+    state: State, cifar_available: bool, params: dict[str, list[str]] | None = None
+) -> None:
+    """On a session's first visit: a CNN share link's settings, else the demo defaults
+    (on CIFAR-10 when it is here). A bad link leaves a warning and the defaults."""
+    if state.get(INITIALISED):
+        return
+    cfg, data = default_config(), CIFAR if cifar_available else SYNTHETIC
+    if params and params.get("page") == ["cnn"]:
+        try:
+            cfg, data = train_from_params(params)
+        except ValueError as err:
+            state[LINK_WARNING] = f"This link could not be used ({err}); showing the defaults."
+    apply_config(state, cfg)
+    state[DATA] = data
+    state.setdefault(DATA_DIR, "")
+    state[INITIALISED] = True
+
+
+def share_params(state: State, cfg: TrainRunConfig) -> dict[str, str | list[str]]:
+    """The page's share link for ``cfg`` and the data choice."""
+    return train_to_params(cfg, state[DATA])

@@ -1,0 +1,50 @@
+"""The server's engine slots: how many 2-D runs and sweeps compute at once, and warm-up.
+
+Thirty browsers share two cores: runs beyond `MAX_CONCURRENT_RUNS` wait for a
+slot (with a spinner) instead of slowing everyone down. The first autograd
+backward in a process costs about a second (lazy initialisation inside
+torch), so the server pays it once at start-up, not on someone's first click.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+import streamlit as st
+
+from optlab.caps import CAPS
+from optlab.optim.config import OptimizerConfig
+from optlab.surface.problem import Problem
+from optlab.surface.run import SurfaceRunConfig
+from optlab.surface.trajectory import collect
+
+#: Runs computing at once per server; others wait their turn.
+MAX_CONCURRENT_RUNS = CAPS.page_runs
+
+
+@st.cache_resource
+def run_slots() -> threading.BoundedSemaphore:
+    """Caps concurrent runs per server: a workshop's thirty clicks share two cores."""
+    return threading.BoundedSemaphore(MAX_CONCURRENT_RUNS)
+
+
+@contextlib.contextmanager
+def engine_slot() -> Iterator[None]:
+    """Holds one of the server's engine slots, waiting (with a spinner) for a free one."""
+    slots = run_slots()
+    if not slots.acquire(blocking=False):
+        with st.spinner("Waiting for a free engine slot (other users are running)…"):
+            slots.acquire()
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+@st.cache_resource(show_spinner="Starting the engine…")
+def warm_up() -> bool:
+    """Runs one tiny step once per server process (see the module docstring)."""
+    collect(SurfaceRunConfig((OptimizerConfig("sgd"),), Problem(steps=1)))
+    return True

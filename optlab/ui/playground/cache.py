@@ -1,0 +1,99 @@
+"""The surface result cache: per-optimizer trajectories shared by every browser, and live runs.
+
+Each optimizer's trajectory depends only on its own config and the shared
+problem, never on its neighbours, so results are cached per slot: changing
+one slot's learning rate recomputes that slot alone. The cache is
+process-wide (a workshop's thirty browsers asking for the default comparison
+compute it once) and holds immutable trajectories only, bounded by the
+steps they record (about 250 bytes each): one 5000-step path weighs as much
+as a hundred short ones.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import streamlit as st
+
+from optlab.caps import CAPS
+from optlab.surface.run import SurfaceRunConfig, run_surface
+from optlab.surface.trajectory import Trajectory, TrajectoryCollector
+from optlab.ui.cache import BoundedCache
+from optlab.ui.engine import engine_slot
+
+#: How often the page redraws while a run is in progress.
+REDRAW_EVERY_S = 0.5
+#: Wall-clock budget of one page run; longer runs stop with what they have.
+RUN_BUDGET_S = CAPS.page_run_s
+#: Recorded steps the cache holds: about 30 MB, 80 default comparisons.
+CACHE_STEPS = 120_000
+
+TrajectoryCache = BoundedCache[SurfaceRunConfig, Trajectory]
+
+
+def new_trajectory_cache(max_steps: int = CACHE_STEPS) -> TrajectoryCache:
+    """A cache of single-optimizer trajectories bounded by the steps they record."""
+    return BoundedCache(max_steps, weight=lambda tr: len(tr.step))
+
+
+@st.cache_resource
+def trajectory_cache() -> TrajectoryCache:
+    """The process-wide cache (one per server)."""
+    return new_trajectory_cache()
+
+
+Progress = Callable[[list[Trajectory], int], None]
+
+
+def run_cached(
+    cfg: SurfaceRunConfig,
+    on_progress: Progress | None = None,
+    budget_s: float = RUN_BUDGET_S,
+) -> tuple[list[Trajectory], bool]:
+    """Runs the optimizers of ``cfg`` that are not cached yet, in lockstep.
+
+    Args:
+        cfg: The comparison.
+        on_progress: Called with the trajectories so far (cached ones in
+            full) and the current step, at most every `REDRAW_EVERY_S`.
+        budget_s: Wall-clock budget; a run that exceeds it stops early.
+
+    Returns:
+        One trajectory per optimizer of ``cfg``, and whether the run finished
+        (False when it was cut by the budget; partial results are not cached).
+    """
+    cache = trajectory_cache()
+    keys = [cfg.select(i) for i in range(len(cfg.optimizers))]
+    found: dict[SurfaceRunConfig, Trajectory] = {k: t for k in keys if (t := cache.get(k))}
+    missing = list(dict.fromkeys(k for k in keys if k not in found))
+    if not missing:
+        return [found[k] for k in keys], True
+
+    todo = SurfaceRunConfig.merge(missing)
+    collector = TrajectoryCollector(todo.optimizers)
+    finished = True
+
+    def merged() -> list[Trajectory]:
+        fresh = dict(zip(missing, collector.snapshot(), strict=True))
+        return [found.get(k) or fresh[k] for k in keys]
+
+    with engine_slot():
+        records = run_surface(todo)
+        try:
+            started = last_draw = time.monotonic()
+            for record in records:
+                collector.add(record)
+                now = time.monotonic()
+                if now - started > budget_s:
+                    finished = False
+                    break
+                if on_progress is not None and now - last_draw > REDRAW_EVERY_S:
+                    on_progress(merged(), collector.steps_done)
+                    last_draw = now
+        finally:
+            records.close()
+    if finished:
+        for key, tr in zip(missing, collector.snapshot(), strict=True):
+            cache.put(key, tr)
+    return merged(), finished

@@ -1,0 +1,110 @@
+"""What the playground shows of a finished comparison: its curves, summary and downloads."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import pandas as pd
+import streamlit as st
+
+from optlab.charts import chart_config
+from optlab.export import figures_html, run_to_csv, run_to_json
+from optlab.links.playground import config_to_params
+from optlab.script.surface import surface_script
+from optlab.surface import plots
+from optlab.surface.run import SurfaceRunConfig
+from optlab.surface.trajectory import REACH_TOL, Trajectory, summarize
+
+SUMMARY_COLUMNS = {
+    "optimizer": "optimizer",
+    "final_x": st.column_config.NumberColumn("x", format="%.5g"),
+    "final_y": st.column_config.NumberColumn("y", format="%.5g"),
+    "final_loss": st.column_config.NumberColumn("final loss", format="%.4g"),
+    "best_loss": st.column_config.NumberColumn("best loss", format="%.4g"),
+    "steps_to_min": st.column_config.NumberColumn(f"steps to f* + {REACH_TOL:g}"),
+    "evals": st.column_config.NumberColumn("function evals"),
+    "status": "status",
+}
+
+
+def curves(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
+    """Loss, the lr (when a plan changes it) and the distance to the minimum."""
+    surface, name = cfg.resolved_surface, cfg.problem.surface
+    x_axis = st.radio(
+        "Curves against",
+        ["step", "evals"],
+        format_func={"step": "steps", "evals": "function evaluations (fair for L-BFGS)"}.get,
+        horizontal=True,
+        key="x_axis",
+        persist_state="session",
+    )
+    st.plotly_chart(
+        plots.loss_figure(surface, trajectories, x=x_axis, height=300),
+        config=chart_config(f"{name}-loss"),
+        key="loss",
+    )
+    if cfg.plans:
+        st.plotly_chart(
+            plots.lr_figure(trajectories, x=x_axis),
+            config=chart_config(f"{name}-lr"),
+            key="lr_curves",
+        )
+    distance = plots.distance_figure(surface, trajectories, x=x_axis, height=300)
+    if distance is None:
+        st.info("This surface has no known minimum, so there is no distance to plot.")
+    else:
+        st.plotly_chart(distance, config=chart_config(f"{name}-distance"), key="distance")
+
+
+def summary(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
+    """The comparison table."""
+    st.subheader("Summary")
+    rows = summarize(trajectories, cfg.resolved_surface)
+    table = pd.DataFrame([vars(row) for row in rows])
+    st.dataframe(table, hide_index=True, column_config=SUMMARY_COLUMNS)
+
+
+def _interactive_html(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> str:
+    surface = cfg.resolved_surface
+    figures = [
+        ("Paths", plots.contour_figure(surface, trajectories)),
+        ("Replay (press play)", plots.replay_figure(surface, trajectories)),
+        ("3-D view", plots.surface3d_figure(surface, trajectories)),
+        ("Loss", plots.loss_figure(surface, trajectories)),
+    ]
+    if cfg.plans:
+        figures.append(("Learning rate", plots.lr_figure(trajectories)))
+    link = "?" + urlencode(config_to_params(cfg), doseq=True)
+    return figures_html(f"OptLab: {surface.label}", figures, f"Share-link query: {link}")
+
+
+def downloads(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
+    """CSV, JSON, an interactive HTML file of the charts, and the run as a script."""
+    name = cfg.problem.surface
+    c1, c2, c3, c4, _ = st.columns([1, 1, 1.4, 1.3, 0.3])
+    c1.download_button(
+        "Download CSV", run_to_csv(trajectories), file_name="optlab-run.csv", mime="text/csv"
+    )
+    c2.download_button(
+        "Download JSON",
+        run_to_json(cfg, trajectories),
+        file_name="optlab-run.json",
+        mime="application/json",
+    )
+    c3.download_button(
+        "Download interactive HTML",
+        data=lambda: _interactive_html(cfg, trajectories),
+        file_name=f"optlab-{name}.html",
+        mime="text/html",
+        on_click="ignore",
+        help="The charts as one offline HTML file, the replay animation included.",
+    )
+    c4.download_button(
+        "Export as script",
+        data=lambda: surface_script(cfg),
+        file_name=f"optlab-{name}.py",
+        mime="text/x-python",
+        on_click="ignore",
+        help="A standalone Python file that needs only torch: it repeats this run with "
+        "torch.optim's textbook loop and prints where each optimizer ended.",
+    )

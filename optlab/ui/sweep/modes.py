@@ -1,0 +1,216 @@
+"""The sweeps page's three modes: what each draws in the page's main area.
+
+Each mode reads its settings from the widgets (`optlab.ui.sweep.session`),
+runs its sweeps through the shared cache, draws them, and replays a chosen
+cell with the real torch.optim.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from optlab.charts import chart_config
+from optlab.optim.config import OptimizerConfig
+from optlab.surface import plots
+from optlab.surface.run import SurfaceRunConfig
+from optlab.surface.trajectory import summarize
+from optlab.sweep import plots as sweep_plots
+from optlab.sweep.config import SweepConfig
+from optlab.sweep.run import tune_lr
+from optlab.ui.playground.cache import run_cached
+from optlab.ui.sweep import settings
+from optlab.ui.sweep.cache import sweep_cached
+
+#: The selected cell, with the sweep it belongs to.
+SELECTED = "sw_selected"
+
+
+def _replay(run: SurfaceRunConfig, title: str) -> None:
+    """Draws one configuration's path, run with the real torch.optim."""
+    trajectories, _ = run_cached(run)
+    st.markdown(title)
+    st.plotly_chart(
+        plots.contour_figure(run.resolved_surface, trajectories, height=440),
+        config=chart_config("sweep-replay"),
+        key="sw_replay",
+    )
+
+
+def _selected_cell(event, cfg: SweepConfig) -> int | None:
+    """The cell a click picked (the markers carry their cell index), else the last one."""
+    points = event.selection.points if event and event.selection else []
+    for point in points:
+        data = point.get("customdata")
+        if isinstance(data, list):
+            data = data[0] if data else None
+        if isinstance(data, int | float) and 0 <= int(data) < cfg.cells:
+            st.session_state[SELECTED] = (cfg, int(data))
+    kept = st.session_state.get(SELECTED)
+    return kept[1] if kept and kept[0] == cfg else None
+
+
+def sweep_mode() -> None:
+    """One optimizer over one or two axes: the heatmap (or line), slices, a replay."""
+    try:
+        cfg = SweepConfig(
+            optimizer=settings.SLOT.read(st.session_state, 0),
+            x=settings.read_axis(st.session_state, "x"),
+            y=settings.read_axis(st.session_state, "y"),
+            problem=settings.problem(st.session_state),
+        )
+    except ValueError as err:
+        st.error(f"Cannot run this sweep: {err}")
+        return
+    st.caption(
+        f"{cfg.optimizer.label} on {cfg.resolved_surface.label}: "
+        f"{settings.steps_note(cfg.problem.steps, cfg.cells)}, "
+        "every cell one row of one tensor program."
+    )
+    result = sweep_cached(cfg)
+    st.caption(f"Ran in {result.seconds:.2f} s. Click a cell to replay its path below.")
+    metric = st.session_state[settings.METRIC]
+    if cfg.y is None:
+        event = st.plotly_chart(
+            sweep_plots.slice_figure(result, metric, 0, clickable=True),
+            config=chart_config("sweep-line"),
+            on_select="rerun",
+            selection_mode="points",
+            key="sw_line",
+        )
+        chosen = _selected_cell(event, cfg)
+    else:
+        left, right = st.columns([3, 2], gap="medium")
+        with left:
+            chosen = st.session_state.get(SELECTED)
+            chosen = chosen[1] if chosen and chosen[0] == cfg else None
+            event = st.plotly_chart(
+                sweep_plots.heatmap_figure(result, metric, chosen),
+                config=chart_config("sweep-heatmap"),
+                on_select="rerun",
+                selection_mode="points",
+                key="sw_heatmap",
+            )
+            before = chosen
+            chosen = _selected_cell(event, cfg)
+            if chosen != before:
+                st.rerun()  # redraw the heatmap with the new cell marked
+        with right:
+            at = chosen if chosen is not None else result.best_cell()
+            st.plotly_chart(
+                sweep_plots.slice_figure(result, metric, 0, at),
+                config=chart_config("sweep-sx"),
+                key="sw_sx",
+            )
+            st.plotly_chart(
+                sweep_plots.slice_figure(result, metric, 1, at),
+                config=chart_config("sweep-sy"),
+                key="sw_sy",
+            )
+    best = result.best_cell()
+    diverged = int((result.diverged_at >= 0).sum())
+    st.caption(f"{diverged:,} of {cfg.cells:,} configurations diverged (red).")
+    cell = chosen if chosen is not None else best
+    if cell is None:
+        st.info("Every configuration diverged: nothing to replay.")
+        return
+    values = ", ".join(f"{k} = {v:.4g}" for k, v in cfg.cell_values(cell).items())
+    which = "Selected" if chosen is not None else "Best (lowest final loss)"
+    _replay(cfg.cell_run(cell), f"**{which} cell**: {values}, replayed with torch.optim")
+
+
+def basins_mode() -> None:
+    """A grid of starts, each coloured by the minimum it ends in; a click replays one."""
+    try:
+        problem = settings.problem(st.session_state)
+        x, y = settings.basin_axes(st.session_state, problem.bounds)
+        cfg = SweepConfig(
+            optimizer=settings.SLOT.read(st.session_state, 0), x=x, y=y, problem=problem
+        )
+    except ValueError as err:
+        st.error(f"Cannot map basins: {err}")
+        return
+    surface = cfg.resolved_surface
+    if not surface.all_minima:
+        st.warning(
+            f"{surface.label} has no known minima to colour by: every start shows as "
+            "converged-somewhere-else or diverged. Try Himmelblau or six-hump camel."
+        )
+    st.caption(
+        f"Where does {cfg.optimizer.label} end from each start? "
+        f"{settings.steps_note(cfg.problem.steps, cfg.cells)}; a start ends in a minimum's "
+        "basin when its final point lies within 2% of the bounds' diagonal of it."
+    )
+    result = sweep_cached(cfg, "Mapping basins")
+    event = st.plotly_chart(
+        sweep_plots.basins_figure(result),
+        config=chart_config("sweep-basins"),
+        on_select="rerun",
+        selection_mode="points",
+        key="sw_basins",
+    )
+    cell = _selected_cell(event, cfg)
+    if cell is not None:
+        start = cfg.cell_values(cell)
+        _replay(
+            cfg.cell_run(cell),
+            f"**Start ({start['start_x']:.3g}, {start['start_y']:.3g})**, "
+            "replayed with torch.optim",
+        )
+
+
+def fair_mode() -> None:
+    """Every chosen optimizer on the same lr grid, then the tuned ones raced."""
+    keys = st.session_state[settings.FAIR_OPTS]
+    if not keys:
+        st.info("Pick at least one optimizer in the sidebar.")
+        return
+    try:
+        axis, problem = settings.lr_axis(st.session_state), settings.problem(st.session_state)
+        configs = [
+            SweepConfig(optimizer=OptimizerConfig.create(k), x=axis, problem=problem) for k in keys
+        ]
+    except ValueError as err:
+        st.error(f"Cannot compare: {err}")
+        return
+    st.caption(
+        f"Each optimizer gets the same {axis.n} learning rates ({axis.low:g} to {axis.high:g}, "
+        f"log-spaced) and the same {problem.steps} steps; each is scored by its final loss "
+        "(not by distance to a minimum, which favours fast starters), and the best lr of each "
+        "is raced below."
+    )
+    tuned = [
+        tune_lr(cfg, lambda c, k=k: sweep_cached(c, f"Tuning {k}"))
+        for cfg, k in zip(configs, keys, strict=True)
+    ]
+    labels = [t.optimizer.label for t in tuned]
+    st.plotly_chart(
+        sweep_plots.tuning_figure([t.sweep for t in tuned], labels),
+        config=chart_config("sweep-tuning"),
+        key="sw_tuning",
+    )
+    winners = [t.best for t in tuned if t.best is not None]
+    failed = [t.optimizer.label for t in tuned if t.best is None]
+    if failed:
+        st.warning(f"Every learning rate diverged for {', '.join(failed)}.")
+    if not winners:
+        return
+    race = SurfaceRunConfig(tuple(winners), problem)
+    trajectories, _ = run_cached(race)
+    surface = race.resolved_surface
+    left, right = st.columns([3, 2], gap="medium")
+    left.plotly_chart(
+        plots.contour_figure(surface, trajectories, height=440),
+        config=chart_config("sweep-race"),
+        key="sw_race",
+    )
+    right.plotly_chart(
+        plots.loss_figure(surface, trajectories, height=440),
+        config=chart_config("sweep-loss"),
+        key="sw_loss",
+    )
+    table = pd.DataFrame([vars(row) for row in summarize(trajectories, surface)])
+    st.dataframe(table, hide_index=True, width="stretch")
+
+
+MODES = {settings.SWEEP: sweep_mode, settings.BASINS: basins_mode, settings.FAIR: fair_mode}

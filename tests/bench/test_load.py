@@ -1,0 +1,255 @@
+"""The load harness: its helpers on known inputs, and a short run end to end.
+
+The end-to-end run starts its own server and Chromium (`python -m bench.load
+--quick`: one single session, then 3 concurrent sessions for 10 s) and checks
+that the report has every section and no errors. Whether the timing targets
+pass depends on the machine, so the exit status may be 0 or 1, never 2 (the
+harness itself broke).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.load import (
+    CHROMIUM,
+    Sample,
+    adam_lr,
+    cpu_percent,
+    parse_machine_stat,
+    parse_stat,
+    parse_status,
+    percentile,
+    process_table,
+    read_process,
+    soak_reference,
+    subtree_ticks,
+    summarize,
+    sweep_query,
+    usage,
+)
+from tests.support.resources import ROOT, under_ci
+
+STATUS = """Name:\tpython3
+Umask:\t0022
+State:\tS (sleeping)
+Tgid:\t4242
+Pid:\t4242
+VmPeak:\t 2868564 kB
+VmSize:\t 2868564 kB
+VmHWM:\t  612000 kB
+VmRSS:\t  466316 kB
+RssAnon:\t  400000 kB
+Threads:\t17
+SigQ:\t0/95694
+"""
+
+
+def stat_line(comm: str, utime: int, stime: int) -> str:
+    """A /proc/<pid>/stat line: pid (comm) state, then fields 4.. with utime/stime at 14/15."""
+    fields = ["S", "1", "4242", "4242", "0", "-1", "4194560", "100", "0", "0", "0"]
+    fields += [str(utime), str(stime), "5", "6", "20", "0", "17", "0", "123456"]
+    return f"4242 ({comm}) " + " ".join(fields) + " 0 0\n"
+
+
+# ------------------------------------------------------------------ percentiles
+
+
+def test_percentiles_match_linear_interpolation_between_ranks() -> None:
+    values = [4.0, 1.0, 3.0, 2.0]  # unsorted on purpose
+    assert percentile(values, 0) == 1.0
+    assert percentile(values, 100) == 4.0
+    assert percentile(values, 50) == 2.5
+    assert percentile(values, 95) == pytest.approx(3.85)  # 3 + 0.85 * (4 - 3)
+    assert percentile(list(range(1, 101)), 95) == pytest.approx(95.05)
+    assert percentile([7.0], 95) == 7.0
+    assert math.isnan(percentile([], 50))
+    with pytest.raises(ValueError):
+        percentile(values, 101)
+
+
+def test_percentiles_agree_with_numpy() -> None:
+    np = pytest.importorskip("numpy")
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 5, 31, 200):
+        data = rng.exponential(2.0, n).tolist()
+        for q in (0, 5, 50, 90, 95, 99, 100):
+            assert percentile(data, q) == pytest.approx(float(np.percentile(data, q)))
+
+
+def test_summary_of_times() -> None:
+    s = summarize([1.0, 2.0, 3.0, 10.0])
+    assert (s.count, s.p50, s.max) == (4, 2.5, 10.0)
+    assert s.p95 == pytest.approx(3.0 + 0.85 * 7.0)
+    empty = summarize([])
+    assert empty.count == 0 and math.isnan(empty.p50) and math.isnan(empty.max)
+
+
+# ------------------------------------------------------------------ /proc readers
+
+
+def test_status_gives_rss_and_threads() -> None:
+    assert parse_status(STATUS) == {"rss_kb": 466316, "threads": 17}
+    with pytest.raises(ValueError):
+        parse_status("Name:\tpython3\nThreads:\t3\n")  # a kernel thread has no VmRSS
+
+
+def test_stat_counts_fields_after_the_last_parenthesis() -> None:
+    assert parse_stat(stat_line("python3", 1234, 56)) == (1234, 56)
+    # A command name may hold spaces and parentheses.
+    assert parse_stat(stat_line("we ird) (name", 7, 8)) == (7, 8)
+    with pytest.raises(ValueError):
+        parse_stat("no parentheses here")
+
+
+def test_machine_stat_busy_and_total() -> None:
+    text = "cpu  100 5 50 1000 20 1 2 3 4 5\ncpu0 50 2 25 500 10 0 1 1 2 2\nintr 1 2\n"
+    busy, total = parse_machine_stat(text)
+    assert total == 100 + 5 + 50 + 1000 + 20 + 1 + 2 + 3  # guest time is inside user
+    assert busy == total - 1000 - 20
+    with pytest.raises(ValueError):
+        parse_machine_stat("intr 1 2\n")
+
+
+def test_cpu_percent_is_per_core() -> None:
+    assert cpu_percent(0, 200, 1.0, 100) == 200.0  # two cores busy for a second
+    assert cpu_percent(50, 100, 2.0, 100) == 25.0
+    assert math.isnan(cpu_percent(0, 10, 0.0, 100))
+
+
+def test_usage_condenses_samples() -> None:
+    samples = [
+        Sample(0.0, 500.0, 8, 0),
+        Sample(1.0, 520.0, 12, 50),
+        Sample(2.0, 510.0, 9, 250),
+    ]
+    calm = usage(samples, 100)
+    assert (calm.rss_mb, calm.threads) == (510.0, 9)  # median RSS, last thread count
+    assert calm.cpu_pct == pytest.approx(125.0)  # 250 ticks over 2 s
+    assert calm.cpu_peak_pct == pytest.approx(200.0)
+    peak = usage(samples, 100, peak=True)
+    assert (peak.rss_mb, peak.threads) == (520.0, 12)
+
+
+def test_reading_this_process() -> None:
+    stop = threading.Event()
+    extra = threading.Thread(target=stop.wait)
+    extra.start()
+    try:
+        s = read_process(os.getpid())
+        assert s.threads >= 2
+    finally:
+        stop.set()
+        extra.join()
+    rss_kb = parse_status(Path("/proc/self/status").read_text())["rss_kb"]
+    assert abs(s.rss_mb - rss_kb / 1024) < 50
+    # CPU ticks: burn a little CPU, see them grow by about as much.
+    hz = os.sysconf("SC_CLK_TCK")
+    before, t0 = read_process(os.getpid()).cpu_ticks, time.process_time()
+    while time.process_time() - t0 < 0.3:
+        pass
+    used = read_process(os.getpid()).cpu_ticks - before
+    assert 0.15 * hz <= used <= 2 * hz
+
+
+def test_subtree_ticks_skips_the_root_and_the_skipped_branch() -> None:
+    table = {
+        1: (0, 1000),
+        10: (1, 5),  # the harness
+        11: (10, 7),  # playwright's driver
+        12: (11, 30),  # chromium
+        13: (12, 40),  # a renderer
+        20: (10, 900),  # the server (skipped)
+        21: (20, 99),  # a child of the server (skipped too)
+        30: (1, 500),  # someone else
+    }
+    assert subtree_ticks(table, 10, {20}) == 7 + 30 + 40
+    assert subtree_ticks(table, 10, set()) == 7 + 30 + 40 + 900 + 99
+    me = process_table()[os.getpid()]
+    assert me[0] == os.getppid()
+
+
+# ------------------------------------------------------------------ what the sessions ask for
+
+
+def test_learning_rates_and_sweep_grids_never_repeat() -> None:
+    rates = [adam_lr(k) for k in range(1, 8000)]
+    assert len(set(rates)) == len(rates)
+    assert all(0.01 <= float(r) < 0.09 for r in rates)
+    assert adam_lr(37) == "0.01037"
+    grids = {sweep_query(k) for k in range(1, 9000)}
+    assert len(grids) == 8999
+    q = sweep_query(37)
+    assert "x=lr=1e-05:0.010037:log:20" in q and "y=momentum=0:0.99:lin:20" in q
+    assert "steps=100" in q
+
+
+def test_soak_compares_with_run_20_or_half_way() -> None:
+    assert soak_reference(200) == 20
+    assert soak_reference(40) == 20
+    assert soak_reference(30) == 15
+    assert soak_reference(1) == 1
+
+
+# ------------------------------------------------------------------ end to end
+
+SECTIONS = [
+    "== Load test: 3 sessions for 10 s",
+    "== Actions (seconds to result; N-session phase) ==",
+    "== Single-session baseline ==",
+    "== Errors ==",
+    "== Job queue ==",
+    "== Server (RSS MB, threads, CPU % of one core) ==",
+    "== Targets ==",
+]
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(300)
+def test_quick_load_run_reports_every_section_and_no_errors() -> None:
+    if not Path(CHROMIUM).exists():
+        message = f"Chromium not found at {CHROMIUM}"
+        if under_ci():
+            pytest.fail(f"{message}; browser tests must run under CI")
+        pytest.skip(message)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.load", "--quick", "--soak", "10"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    out = proc.stdout
+    assert proc.returncode in (0, 1), f"rc {proc.returncode}\n{out}\n{proc.stderr[-3000:]}"
+    for section in SECTIONS:
+        assert section in out, f"missing {section!r}\n{out}"
+    for phase in ("single", "load", "soak"):
+        assert re.search(rf"^{phase}\s+total 0:", out, re.M), out
+    assert "PASS zero errors" in out, out
+    # Every action ran at least once under load and in the single session.
+    for action in ("home", "lr_change", "sweep", "cnn_page", "cnn_job"):
+        row = re.search(rf"^{action}\s+(\d+)\s+(\d+)\s+([\d.]+)", out, re.M)
+        assert row and int(row[2]) >= 1, f"no {action} times\n{out}"
+    for phase in ("cold", "before", "during", "after"):
+        assert re.search(rf"^{phase}\s+\d+\s+\d+", out, re.M), out
+    probe = re.search(
+        r"^server probe: cap (\d+), max concurrent trainings (\d+).* (\d+)$", out, re.M
+    )
+    assert probe and 1 <= int(probe[2]) <= int(probe[1]), out
+    # 2 in the single session (warm-up and 1 round), 1 or more under load, 1 in the soak.
+    assert int(probe[3]) >= 4, out
+    assert "== Soak: 10 runs from one session" in out, out
+    assert re.search(r"^(PASS|FAIL) soak: RSS growth from run 5 to run 10", out, re.M), out
+    assert "PASS job cap honoured" in out, out
+    assert re.search(r"^(PASS|FAIL) p95 within 1.5x of ideal: home [\d.]+", out, re.M), out
+    assert re.search(r"^(PASS|FAIL) threads back to the starting level", out, re.M), out
+    assert re.search(r"^(PASS|FAIL) RSS within 50 MB of the start", out, re.M), out

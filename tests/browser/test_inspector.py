@@ -1,0 +1,102 @@
+"""The playground's step inspector in headless Chromium, against its own server.
+
+What only a browser shows: plotly.js draws the inspected step's arrows from
+x_t, and moving the "Step t" slider with the keyboard or picking another
+optimizer redraws them at that step's point. The arrows are read from
+plotly.js's own graph object (``gd.layout.annotations``) and checked against
+`optlab.surface.inspector.record_steps` run on the same config.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from optlab.links import config_from_params
+from optlab.surface.inspector import directions, record_steps
+from tests.support.resources import ARTIFACTS
+from tests.support.server import serve_app
+
+pytestmark = pytest.mark.browser
+
+QUERY = "opt=sgd_momentum:lr=0.001&opt=adam:lr=0.1&steps=200"
+# The inspector chart: the plot whose title (Streamlit wraps it in <b>) starts with
+# "arrows drawn"; its arrows are the annotations with a start point (ax, ay).
+ARROWS = """() => {
+  const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g => g.layout &&
+    g.layout.title && String(g.layout.title.text || '').replace(/<[^>]*>/g, '')
+      .startsWith('arrows drawn'));
+  if (!gd) return null;
+  return (gd.layout.annotations || [])
+    .filter(a => a.ax !== undefined && a.ay !== undefined)
+    .map(a => ({ax: a.ax, ay: a.ay, x: a.x, y: a.y}));
+}"""
+# True once every arrow starts at the given point.
+ARROWS_FROM = f"""([x, y]) => {{
+  const arrows = ({ARROWS})();
+  return !!arrows && arrows.length > 0 &&
+    arrows.every(a => Math.abs(a.ax - x) < 1e-9 && Math.abs(a.ay - y) < 1e-9);
+}}"""
+
+
+def arrows_at(tab, point: tuple[float, float]) -> list[dict]:
+    """Waits until every arrow starts at ``point``; returns the arrows."""
+    tab.wait_for_function(ARROWS_FROM, arg=list(point), timeout=30_000)
+    return tab.evaluate(ARROWS)
+
+
+def test_the_step_slider_and_the_optimizer_choice_move_the_arrows(browser, tmp_path):
+    cfg = config_from_params({"opt": ["sgd_momentum:lr=0.001", "adam:lr=0.1"], "steps": ["200"]})
+    sgd, adam = record_steps(cfg, 0), record_steps(cfg, 1)
+    assert len(sgd) == len(adam) == 200  # neither diverges: the slider runs 0..199
+
+    with serve_app(tmp_path / "server.log") as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        try:
+            tab = context.new_page()
+            tab.set_default_timeout(60_000)
+            tab.goto(url)  # a fresh server's first request must be / (see conftest)
+            tab.get_by_role("heading", name="Surface Playground").wait_for()
+            tab.goto(f"{url}/?{QUERY}")
+            heading = tab.get_by_role("heading", name="Step inspector")
+            heading.wait_for()
+            heading.scroll_into_view_if_needed()
+
+            # Step 0 of SGD + momentum: every arrow starts at the start point.
+            first = arrows_at(tab, sgd[0].point)
+            assert len(first) == len(directions(sgd[0])) == 3
+            assert (first[0]["ax"], first[0]["ay"]) == pytest.approx(cfg.problem.start, abs=1e-12)
+
+            slider = tab.get_by_test_id("stSlider").filter(has_text="Step t")
+            thumb = slider.get_by_role("slider")
+            thumb.focus()
+            thumb.press("ArrowRight")
+            moved = arrows_at(tab, sgd[1].point)
+            assert (moved[0]["ax"], moved[0]["ay"]) != (first[0]["ax"], first[0]["ay"])
+            for arrow in moved:
+                assert (arrow["ax"], arrow["ay"]) == pytest.approx(sgd[1].point, abs=1e-9)
+            # The "actual update" arrow points along x_2 - x_1.
+            (dx, dy), end = sgd[1].update, moved[-1]
+            ux, uy = end["x"] - end["ax"], end["y"] - end["ay"]
+            assert ux * dy == pytest.approx(uy * dx, abs=1e-9) and ux * dx > 0
+
+            thumb.press("End")
+            last = arrows_at(tab, sgd[199].point)
+            assert (last[0]["ax"], last[0]["ay"]) == pytest.approx(sgd[199].point, abs=1e-9)
+            assert slider.get_by_test_id("stSliderThumbValue").inner_text() == "199"
+
+            # Adam at the same step: other arrows from Adam's own x_199.
+            tab.get_by_test_id("stMain").get_by_test_id("stSelectbox").click()
+            tab.get_by_role("option", name="Adam (lr=0.1)").click()
+            switched = arrows_at(tab, adam[199].point)
+            assert len(switched) == len(directions(adam[199])) == 3
+            assert (switched[0]["ax"], switched[0]["ay"]) != (last[0]["ax"], last[0]["ay"])
+            assert switched != last
+
+            tab.wait_for_timeout(500)  # let plotly finish painting before the screenshot
+            assert tab.locator("[data-testid=stException]").count() == 0
+            ARTIFACTS.mkdir(exist_ok=True)
+            heading.evaluate("h => h.scrollIntoView({block: 'start'})")
+            tab.wait_for_timeout(300)
+            tab.screenshot(path=str(ARTIFACTS / "inspector.png"))
+        finally:
+            context.close()

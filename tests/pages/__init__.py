@@ -1,0 +1,1 @@
+"""Tests of the pages (pages/ and optlab.ui), in Streamlit's AppTest."""
