@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from optlab.links.table import (
+    PER_OPTIMIZER,
     LinkField,
     LinkTable,
     Params,
@@ -115,6 +116,8 @@ CNN: LinkTable[CnnLink] = LinkTable(
             lambda v: repr(float(v)),
             _per_slot(lambda s: s.classifier_lr_mult, lambda v: v != 1),
             many=True,
+            most=MAX_SLOTS,
+            counted=PER_OPTIMIZER,
             check=page_takes(*CLR_RANGE),
         ),
         LinkField(
@@ -124,6 +127,8 @@ CNN: LinkTable[CnnLink] = LinkTable(
             Plan.to_text,
             _per_slot(lambda s: Plan(s.scheduler, s.changes), lambda p: not p.empty),
             many=True,
+            most=MAX_SLOTS,
+            counted=PER_OPTIMIZER,
         ),
         LinkField("batch", "config.batch_size", parse_int, str, lambda k: k.config.batch_size),
         LinkField("steps", "config.steps", parse_int, str, lambda k: k.config.steps),

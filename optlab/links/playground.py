@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from optlab.links.table import (
+    PER_OPTIMIZER,
     LinkField,
     LinkTable,
     Params,
@@ -23,7 +24,7 @@ from optlab.optim.config import OptimizerConfig
 from optlab.optim.plans import Plan
 from optlab.surface.problem import Problem
 from optlab.surface.run import MAX_OPTIMIZERS, SurfaceRunConfig
-from optlab.surface.surfaces import CUSTOM, Bounds, get_surface
+from optlab.surface.surfaces import CUSTOM, SURFACES, Bounds, get_surface
 
 
 def _surface_values(cfg: SurfaceRunConfig) -> list[str] | None:
@@ -74,12 +75,24 @@ def _playground(values: dict[str, Any], default_optimizers: tuple[OptimizerConfi
     return SurfaceRunConfig(optimizers, problem, plans)
 
 
+#: The most parameters any surface has: a link's ``sp`` values are counted before they are read.
+MOST_SURFACE_PARAMETERS = max(len(spec.params) for spec in SURFACES)
+
 #: The home page's link: a `SurfaceRunConfig`.
 PLAYGROUND: LinkTable[SurfaceRunConfig] = LinkTable(
     page=None,
     fields=(
         LinkField("surface", "problem.surface", parse_key, str, lambda c: c.problem.surface),
-        LinkField("sp", "problem.surface_values", parse_text, str, _surface_values, many=True),
+        LinkField(
+            "sp",
+            "problem.surface_values",
+            parse_text,
+            str,
+            _surface_values,
+            many=True,
+            most=MOST_SURFACE_PARAMETERS,
+            counted="surface parameters",
+        ),
         LinkField(
             "expr",
             "problem.expr",
@@ -110,6 +123,8 @@ PLAYGROUND: LinkTable[SurfaceRunConfig] = LinkTable(
             Plan.to_text,
             lambda c: c.plans or None,
             many=True,
+            most=MAX_OPTIMIZERS,
+            counted=PER_OPTIMIZER,
         ),
     ),
     build=_playground,

@@ -159,6 +159,10 @@ def page_takes(low: float, high: float | None) -> Callable[[str, Any], None]:
     return check
 
 
+#: `LinkField.counted` of a key given once per optimizer (``plan``, ``clr``).
+PER_OPTIMIZER = "values, one per optimizer"
+
+
 @dataclass(frozen=True)
 class LinkField:
     """One query key of a page's share link.
@@ -175,6 +179,7 @@ class LinkField:
         many: The key repeats (one value per optimizer, say).
         most: With ``many``: how many values a link may carry, checked before any is
             parsed (a hostile link may carry thousands).
+        counted: What ``most`` counts, for its message.
         check: ``check(key, value)`` applies a limit beyond what the config checks
             (a widget's range), with a message naming the key.
     """
@@ -186,6 +191,7 @@ class LinkField:
     get: Callable[[Any], Any]
     many: bool = False
     most: int | None = None
+    counted: str = "optimizers"
     check: Callable[[str, Any], None] | None = None
 
 
@@ -250,7 +256,7 @@ class LinkTable(Generic[T]):
                     continue
                 if f.most is not None and len(texts) > f.most:
                     raise ValueError(
-                        f"{f.key}: at most {f.most} optimizers, the link has {len(texts)}"
+                        f"{f.key}: at most {f.most} {f.counted}, the link has {len(texts)}"
                     )
                 parsed = [f.parse(text, f.key) for text in texts]
             else:
