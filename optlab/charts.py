@@ -12,17 +12,22 @@ from collections.abc import Iterable
 
 import numpy as np
 
-#: Distinct, colour-blind-friendly line colours (Okabe-Ito, then Tableau).
+#: The optimizers' line colours: Okabe & Ito's eight colours ("Color Universal
+#: Design", 2002), which stay distinct under every common colour-vision deficiency.
+#: Vermilion and blue come first, so a two-optimizer comparison is never red/green.
 COLORS = (
-    "#D55E00",
-    "#0072B2",
-    "#009E73",
-    "#CC79A7",
-    "#E69F00",
-    "#56B4E9",
-    "#8C564B",
-    "#F0E442",
+    "#D55E00",  # vermilion
+    "#0072B2",  # blue
+    "#009E73",  # bluish green
+    "#CC79A7",  # reddish purple
+    "#E69F00",  # orange
+    "#56B4E9",  # sky blue
+    "#000000",  # black
+    "#F0E442",  # yellow
 )
+#: Plotly dash patterns, one per optimizer after the colour: two lines of similar
+#: colours (or a grey-scale print) still differ.
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot", "solid", "dash")
 #: Points drawn of a long path or curve (the first and last always among them).
 MAX_PATH_POINTS = 600
 #: Most tick labels on a log axis; more overlap at the charts' height.
@@ -32,6 +37,11 @@ MAX_LOG_TICKS = 8
 def color(i: int) -> str:
     """The colour of optimizer ``i`` in every chart."""
     return COLORS[i % len(COLORS)]
+
+
+def dash(i: int) -> str:
+    """The dash pattern of optimizer ``i``'s lines in every chart."""
+    return DASHES[i % len(DASHES)]
 
 
 def chart_config(name: str) -> dict:
