@@ -7,8 +7,10 @@ optimizer has the same colour in every chart of every page.
 
 from __future__ import annotations
 
+import base64
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,6 +32,10 @@ COLORS = (
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot", "solid", "dash")
 #: Points drawn of a long path or curve (the first and last always among them).
 MAX_PATH_POINTS = 600
+#: Decades of headroom above the curves that set a log chart's range.
+LOG_HEADROOM = 1.0
+#: Share of the span added above and below on a linear chart.
+LINEAR_HEADROOM = 0.08
 #: Most tick labels on a log axis; more overlap at the charts' height.
 MAX_LOG_TICKS = 8
 
@@ -61,6 +67,19 @@ def thin(n: int, max_points: int = MAX_PATH_POINTS) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
 
 
+def typed_array(values: np.ndarray) -> dict[str, str]:
+    """``values`` as plotly.js's typed-array spec (``{"dtype", "bdata"}``: base64 of
+    the little-endian bytes), which plotly.py passes through without copying or
+    checking each element. Animation frames carry hundreds of arrays; building
+    them as numpy arrays costs plotly.py about half a millisecond each."""
+    arr = np.ascontiguousarray(values)
+    if arr.dtype.kind in "iu" and arr.dtype.itemsize == 8:  # plotly.js has no 64-bit ints
+        fits = arr.size == 0 or (arr.min() >= -(2**31) and arr.max() < 2**31)
+        arr = arr.astype(np.int32 if fits else np.float64)
+    little = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
+    return {"dtype": little.dtype.str[1:], "bdata": base64.b64encode(little.tobytes()).decode()}
+
+
 def decades(values: Iterable[float | None]) -> float:
     """How many decades the positive, finite values span (0 for none)."""
     arr = np.asarray([v for v in values if v is not None], dtype=float)
@@ -73,3 +92,65 @@ def decade_dtick(span: float) -> int:
     ``span`` decades (Plotly's own puts "2, 5" between decades, which read as whole
     numbers next to powers of ten, and crowds long ranges)."""
     return max(1, int(np.ceil(span / MAX_LOG_TICKS)))
+
+
+@dataclass(frozen=True)
+class CurveView:
+    """The y range a chart of several curves shows, and where each curve leaves it.
+
+    Attributes:
+        low: The range's bottom (a positive value on a log axis).
+        high: Its top.
+        log: Whether the axis is logarithmic.
+        exits: Per curve, the index of its first value above ``high`` (or below
+            ``low`` on a linear axis; or not finite), None when it stays inside.
+    """
+
+    low: float
+    high: float
+    log: bool
+    exits: tuple[int | None, ...]
+
+    @property
+    def axis_range(self) -> list[float]:
+        """The range as Plotly's axis takes it (decades on a log axis)."""
+        if self.log:
+            return [float(np.log10(self.low)), float(np.log10(self.high))]
+        return [self.low, self.high]
+
+
+def curve_view(curves: Sequence[np.ndarray], reference: Sequence[bool], *, log: bool) -> CurveView:
+    """A y range that the ``reference`` curves fill (the ones that did not diverge),
+    with headroom, so one diverged value (2x10^10) cannot flatten every other curve.
+
+    A curve that leaves the range is cut where it leaves; the chart marks that
+    point. Without any reference curve, the range is fitted to every curve's
+    first value (where all runs start).
+
+    Args:
+        curves: The y values of each curve.
+        reference: Per curve, whether it sets the range.
+        log: A log axis: only positive values count, and the headroom is a decade.
+    """
+    arrays = [np.asarray(c, dtype=np.float64) for c in curves]
+    ref = [a for a, r in zip(arrays, reference, strict=True) if r]
+    if not any(a.size for a in ref):
+        ref = [a[:1] for a in arrays]
+    values = np.concatenate(ref) if ref else np.ones(1)
+    values = values[np.isfinite(values) & ((values > 0) if log else True)]
+    if values.size == 0:
+        values = np.ones(1)
+    lo, hi = float(values.min()), float(values.max())
+    if log:
+        low, high = lo / 10**LOG_HEADROOM, hi * 10**LOG_HEADROOM
+    else:
+        pad = LINEAR_HEADROOM * (hi - lo) or LINEAR_HEADROOM * max(abs(hi), 1.0)
+        low, high = lo - pad, hi + pad
+    exits = []
+    for a in arrays:
+        # On a log axis only the top is an edge: a value that goes below the
+        # bottom has converged further than the chart shows, not diverged.
+        outside = ~np.isfinite(a) | (a > high) | ((a <= 0) if log else (a < low))
+        hits = np.flatnonzero(outside)
+        exits.append(int(hits[0]) if hits.size else None)
+    return CurveView(low, high, log, tuple(exits))

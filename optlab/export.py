@@ -59,6 +59,7 @@ def run_to_dict(cfg: SurfaceRunConfig, trajectories: Sequence[Trajectory]) -> di
                 "loss": _finite(tr.loss),
                 "grad_norm": _finite(tr.grad_norm),
                 "lr": list(tr.lr),
+                "momentum": list(tr.momentum),
                 "evals": list(tr.evals),
             }
             for tr in trajectories
@@ -76,7 +77,19 @@ def run_to_csv(trajectories: Sequence[Trajectory]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(
-        ["optimizer", "label", "step", "x", "y", "loss", "grad_norm", "lr", "evals", "status"]
+        [
+            "optimizer",
+            "label",
+            "step",
+            "x",
+            "y",
+            "loss",
+            "grad_norm",
+            "lr",
+            "momentum",
+            "evals",
+            "status",
+        ]
     )
     for tr in trajectories:
         last = len(tr.step) - 1
@@ -92,6 +105,7 @@ def run_to_csv(trajectories: Sequence[Trajectory]) -> str:
                     repr(tr.loss[i]),
                     repr(tr.grad_norm[i]),
                     repr(tr.lr[i]),
+                    "" if not tr.momentum or tr.momentum[i] is None else repr(tr.momentum[i]),
                     tr.evals[i],
                     status,
                 ]

@@ -2,10 +2,8 @@
 
 import streamlit as st
 
-from optlab.charts import chart_config
-from optlab.surface import plots
 from optlab.surface.surfaces import CUSTOM
-from optlab.ui.playground import results, settings
+from optlab.ui.playground import results, settings, views
 from optlab.ui.playground.cache import run_cached
 from optlab.ui.playground.inspector import inspector_section
 from optlab.ui.playground.sidebar import sidebar_settings
@@ -38,18 +36,15 @@ st.caption(
 
 main, side = st.columns([3, 2], gap="medium")
 with main:
-    paths_tab, replay_tab, surface_tab = st.tabs(["Paths", "Replay", "3-D view"])
-    with paths_tab:
-        paths_chart = st.empty()
+    view_slot = st.container()
+    live_chart = view_slot.empty()
 progress = st.empty()
 
 
 def show_progress(trajectories, step):
     progress.progress(step / problem.steps, text=f"Running… step {step} of {problem.steps}")
-    paths_chart.plotly_chart(
-        plots.contour_figure(surface, trajectories),
-        config=chart_config(f"{problem.surface}-paths"),
-    )
+    with live_chart.container():
+        views.paths_chart(cfg, trajectories, key=None)
 
 
 try:
@@ -60,26 +55,12 @@ except Exception as err:  # an optimizer that raises (a plugin, say) must not cr
     st.error(f"The run failed: {type(err).__name__}: {text[0][:300] if text else ''}")
     st.stop()
 progress.empty()
+live_chart.empty()
 if not finished:
     st.warning("This run hit the time limit and stopped early; try fewer steps.")
 
-paths_chart.plotly_chart(
-    plots.contour_figure(surface, trajectories),
-    config=chart_config(f"{problem.surface}-paths"),
-    key="contour",
-)
-with replay_tab:
-    st.plotly_chart(
-        plots.replay_figure(surface, trajectories),
-        config=chart_config(f"{problem.surface}-replay"),
-        key="replay",
-    )
-with surface_tab:
-    st.plotly_chart(
-        plots.surface3d_figure(surface, trajectories),
-        config=chart_config(f"{problem.surface}-3d"),
-        key="surface3d",
-    )
+with view_slot:
+    views.views(cfg, trajectories)
 with side:
     results.curves(cfg, trajectories)
 results.summary(cfg, trajectories)

@@ -321,6 +321,7 @@ def test_figures_html_is_one_offline_page_with_every_figure_and_the_animation():
     from optlab.export import figures_html
     from optlab.optim.config import OptimizerConfig
     from optlab.surface import plots
+    from optlab.surface.replay import replay_figure
     from optlab.surface.run import SurfaceRunConfig
     from optlab.surface.trajectory import collect
 
@@ -331,7 +332,7 @@ def test_figures_html_is_one_offline_page_with_every_figure_and_the_animation():
         "OptLab <test>",
         [
             ("Paths", plots.contour_figure(surface, trajectories)),
-            ("Replay", plots.replay_figure(surface, trajectories)),
+            ("Replay", replay_figure(surface, trajectories)),
         ],
         "note & link",
     )

@@ -12,9 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from PIL import Image
 
-from optlab.charts import color, decade_dtick, decades, thin
+from optlab.charts import color, dash
 from optlab.surface.surfaces import Surface
 from optlab.surface.trajectory import Trajectory
 
@@ -22,10 +21,6 @@ from optlab.surface.trajectory import Trajectory
 SURFACE_COLORSCALE = "Greys_r"
 #: Offset under the log colouring, so the minimum itself has a finite colour.
 LOG_OFFSET = 1e-3
-
-
-MAX_FRAMES = 50
-MAX_REPLAY_POINTS = 250
 
 
 def shown_values(surface: Surface, z: np.ndarray) -> tuple[np.ndarray, str]:
@@ -41,21 +36,33 @@ def shown_values(surface: Surface, z: np.ndarray) -> tuple[np.ndarray, str]:
     return z, "f(x, y)"
 
 
-def _path(tr: Trajectory) -> tuple[np.ndarray, np.ndarray]:
-    idx = thin(len(tr.x))
-    return np.asarray(tr.x)[idx], np.asarray(tr.y)[idx]
+#: Paths longer than this are drawn with WebGL (``scattergl``): an SVG marker per
+#: step gets slow past a few thousand; every step is drawn either way.
+WEBGL_POINTS = 1000
 
 
-def _axes_2d(fig: go.Figure, surface: Surface, height: int) -> None:
+def legend_below(fig: go.Figure) -> None:
+    """The legend in rows under the plot, never over it; a click on an optimizer
+    shows it alone (a second click brings the others back)."""
+    fig.update_layout(
+        legend=dict(
+            orientation="h",
+            x=0,
+            xanchor="left",
+            y=-0.12,
+            yanchor="top",
+            itemclick="toggleothers",
+            itemdoubleclick="toggle",
+        )
+    )
+
+
+def axes_2d(fig: go.Figure, surface: Surface, height: int) -> None:
     (x0, x1), (y0, y1) = surface.bounds
     fig.update_xaxes(range=[x0, x1], title_text="x", constrain="domain")
     fig.update_yaxes(range=[y0, y1], title_text="y", scaleanchor="x", scaleratio=1)
-    fig.update_layout(
-        height=height,
-        margin=dict(l=10, r=10, t=40, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0),
-        plot_bgcolor="white",
-    )
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=20, b=10), plot_bgcolor="white")
+    legend_below(fig)
 
 
 def _contour_trace(surface: Surface, n: int) -> go.Contour:
@@ -75,7 +82,7 @@ def _contour_trace(surface: Surface, n: int) -> go.Contour:
     )
 
 
-def _minima_trace(surface: Surface) -> go.Scatter | None:
+def minima_trace(surface: Surface) -> go.Scatter | None:
     if not surface.minima:
         return None
     return go.Scatter(
@@ -89,37 +96,65 @@ def _minima_trace(surface: Surface) -> go.Scatter | None:
     )
 
 
-def contour_figure(
-    surface: Surface, trajectories: Sequence[Trajectory], *, n: int = 120, height: int = 520
-) -> go.Figure:
-    """The surface's contour with every optimizer's path on it.
+def path_trace(tr: Trajectory, palette_index: int) -> go.Scatter | go.Scattergl:
+    """Every step of one path, a dot per step, in its optimizer's colour; hovering
+    names the optimizer and the step in a label of that colour."""
+    c = color(palette_index)
+    kind = go.Scattergl if len(tr.x) > WEBGL_POINTS else go.Scatter
+    return kind(
+        x=np.asarray(tr.x),
+        y=np.asarray(tr.y),
+        mode="lines+markers",
+        line=dict(color=c, width=2.5, dash=dash(palette_index)),
+        marker=dict(size=4, color=c),
+        name=tr.optimizer.label,
+        legendgroup=str(palette_index),
+        hoverlabel=dict(bgcolor=c, font=dict(color="white")),
+        # Steps are recorded from 0 without gaps, so a point's number is its step.
+        hovertemplate=(
+            f"<b>{tr.optimizer.label}</b><br>step %{{pointNumber}}"
+            "<br>x=%{x:.4g}, y=%{y:.4g}<extra></extra>"
+        ),
+    )
 
-    Each path has its own colour, a circle at its start and a cross at its
-    end; known minima are gold stars.
+
+def contour_figure(
+    surface: Surface,
+    trajectories: Sequence[Trajectory],
+    *,
+    n: int = 120,
+    height: int = 520,
+    palette: Sequence[int] | None = None,
+) -> go.Figure:
+    """The surface's contour with every optimizer's path on it, every step drawn.
+
+    Each path has its own colour and dash, a circle at the shared start and a
+    cross of its own colour at its end; known minima are gold stars.
+
+    Args:
+        surface: The surface.
+        trajectories: The paths.
+        n: Grid points per side of the contour.
+        height: Figure height in pixels.
+        palette: Each path's index into the optimizers' colours (default 0, 1, ...):
+            a chart of one optimizer keeps the colour it has on every other chart.
     """
     fig = go.Figure(_contour_trace(surface, n))
-    for i, tr in enumerate(trajectories):
-        xs, ys = _path(tr)
+    indices = list(palette) if palette is not None else list(range(len(trajectories)))
+    for tr, i in zip(trajectories, indices, strict=True):
         c = color(i)
+        fig.add_trace(path_trace(tr, i))
+        ended = f"diverged at step {tr.diverged_at}" if tr.diverged_at is not None else tr.status
         fig.add_scatter(
-            x=xs,
-            y=ys,
-            mode="lines+markers",
-            line=dict(color=c, width=2.5),
-            marker=dict(size=4, color=c),
-            name=tr.optimizer.label,
-            legendgroup=str(i),
-            hovertemplate=f"{tr.optimizer.label}<br>x=%{{x:.4f}}<br>y=%{{y:.4f}}<extra></extra>",
-        )
-        fig.add_scatter(
-            x=[xs[-1]],
-            y=[ys[-1]],
+            x=[tr.x[-1]],
+            y=[tr.y[-1]],
             mode="markers",
-            marker=dict(symbol="x", size=13, color=c, line=dict(width=1.5, color="white")),
+            marker=dict(symbol="x", size=14, color=c, line=dict(width=1.5, color="white")),
             name=f"{tr.optimizer.label} end",
             legendgroup=str(i),
             showlegend=False,
-            hovertemplate=f"{tr.optimizer.label} end ({tr.status})<extra></extra>",
+            hoverlabel=dict(bgcolor=c, font=dict(color="white")),
+            hovertemplate=f"<b>{tr.optimizer.label}</b> end ({ended})<extra></extra>",
         )
     if trajectories:
         start = trajectories[0]
@@ -131,131 +166,10 @@ def contour_figure(
             name="start",
             hovertemplate="start<extra></extra>",
         )
-    minima = _minima_trace(surface)
+    minima = minima_trace(surface)
     if minima is not None:
         fig.add_trace(minima)
-    _axes_2d(fig, surface, height)
-    return fig
-
-
-def _surface_image(surface: Surface, n: int, levels: int = 30) -> Image.Image:
-    """The surface as a banded grey image (dark = low), like the contour's fill."""
-    _, _, z = surface.grid(n)
-    shown, _ = shown_values(surface, z)
-    finite = np.isfinite(shown)
-    lo, hi = (np.min(shown[finite]), np.max(shown[finite])) if finite.any() else (0.0, 1.0)
-    scaled = np.where(finite, (shown - lo) / max(hi - lo, 1e-300), 1.0)
-    banded = np.floor(scaled * levels).clip(0, levels - 1) / (levels - 1)
-    grey = (40 + banded * 215).astype(np.uint8)
-    # Image rows run top to bottom; the grid's rows run from ymin up.
-    return Image.fromarray(np.ascontiguousarray(np.flipud(grey)))
-
-
-def replay_figure(
-    surface: Surface,
-    trajectories: Sequence[Trajectory],
-    *,
-    n: int = 200,
-    frames: int = MAX_FRAMES,
-    height: int = 560,
-) -> go.Figure:
-    """An animated replay of the paths: Plotly frames with a slider and play button.
-
-    Frame k shows every path up to its step. The surface is a layout image,
-    not a contour trace: plotly.js hides contour and heatmap traces once an
-    animation starts (plotly.py issue 2151, open), while images stay put.
-    """
-    (x0, x1), (y0, y1) = surface.bounds
-    fig = go.Figure()
-    fig.add_layout_image(
-        source=_surface_image(surface, n),
-        xref="x",
-        yref="y",
-        x=x0,
-        y=y1,
-        sizex=x1 - x0,
-        sizey=y1 - y0,
-        sizing="stretch",
-        layer="below",
-    )
-    last = max((tr.step[-1] for tr in trajectories), default=0)
-    frame_steps = np.unique(np.linspace(0, last, min(frames, last + 1)).round().astype(int))
-    # Each frame draws a path through the same thinned points (plus the current
-    # head), so the payload is bounded by frames x paths x MAX_REPLAY_POINTS.
-    arrays = []
-    for tr in trajectories:
-        keep = thin(len(tr.x), MAX_REPLAY_POINTS)
-        xs, ys = np.asarray(tr.x, dtype=np.float32), np.asarray(tr.y, dtype=np.float32)
-        arrays.append((np.asarray(tr.step), xs, ys, keep))
-
-    def upto(k: int) -> list[go.Scatter]:
-        traces = []
-        for steps, xs, ys, keep in arrays:
-            m = int(np.searchsorted(steps, k, side="right"))
-            idx = np.append(keep[keep < m - 1], m - 1)
-            traces.append(go.Scatter(x=xs[idx], y=ys[idx]))
-            traces.append(go.Scatter(x=xs[m - 1 : m], y=ys[m - 1 : m]))
-        return traces
-
-    for i, trace in enumerate(upto(0)):
-        k, is_head = divmod(i, 2)
-        tr, c = trajectories[k], color(k)
-        trace.update(
-            name=tr.optimizer.label,
-            legendgroup=str(k),
-            showlegend=not is_head,
-            mode="markers" if is_head else "lines",
-            line=dict(color=c, width=2.5),
-            marker=dict(size=11, color=c, line=dict(width=1.5, color="white")),
-            hoverinfo="skip",
-        )
-        fig.add_trace(trace)
-    minima = _minima_trace(surface)
-    if minima is not None:
-        fig.add_trace(minima)
-
-    moving = list(range(2 * len(trajectories)))
-    fig.frames = [go.Frame(data=upto(int(k)), traces=moving, name=str(k)) for k in frame_steps]
-    # redraw=True: without it plotly.js drops the contour layer on the first
-    # animated frame and the paths move over a blank plot.
-    play = dict(frame=dict(duration=80, redraw=True), transition=dict(duration=0), fromcurrent=True)
-    pause = dict(frame=dict(duration=0, redraw=True), mode="immediate", transition=dict(duration=0))
-    fig.update_layout(
-        updatemenus=[
-            dict(
-                type="buttons",
-                direction="left",
-                x=0,
-                y=-0.02,
-                xanchor="left",
-                yanchor="top",
-                pad=dict(t=40),
-                buttons=[
-                    dict(label="▶ Play", method="animate", args=[None, play]),
-                    dict(label="❚❚ Pause", method="animate", args=[[None], pause]),
-                ],
-            )
-        ],
-        sliders=[
-            dict(
-                active=0,
-                x=0.18,
-                len=0.82,
-                y=-0.02,
-                yanchor="top",
-                pad=dict(t=30),
-                currentvalue=dict(prefix="step ", visible=True, xanchor="right"),
-                steps=[
-                    dict(label=str(k), method="animate", args=[[str(k)], pause])
-                    for k in frame_steps
-                ],
-            )
-        ],
-    )
-    _axes_2d(fig, surface, height)
-    fig.update_xaxes(showgrid=False, zeroline=False)
-    fig.update_yaxes(showgrid=False, zeroline=False)
-    fig.update_layout(margin=dict(l=10, r=10, t=40, b=90))
+    axes_2d(fig, surface, height)
     return fig
 
 
@@ -277,124 +191,41 @@ def surface3d_figure(
             hovertemplate="x=%{x:.3f}<br>y=%{y:.3f}<br>" + label + "=%{z:.3g}<extra></extra>",
         )
     )
+    (x0, x1), (y0, y1) = surface.bounds
     for i, tr in enumerate(trajectories):
-        idx = thin(len(tr.x))
-        zs, _ = shown_values(surface, np.asarray(tr.loss)[idx])
+        px, py = np.asarray(tr.x), np.asarray(tr.y)
+        zs, _ = shown_values(surface, np.asarray(tr.loss))
+        # Points off the drawn surface (a diverging run's) are left out, not drawn
+        # at heights that would squash the surface flat.
+        off = (px < x0) | (px > x1) | (py < y0) | (py > y1) | ~np.isfinite(zs)
         fig.add_scatter3d(
-            x=np.asarray(tr.x)[idx],
-            y=np.asarray(tr.y)[idx],
-            z=zs,
+            x=np.where(off, np.nan, px),
+            y=np.where(off, np.nan, py),
+            z=np.where(off, np.nan, zs),
             mode="lines+markers",
             line=dict(color=color(i), width=6),
             marker=dict(size=2.5, color=color(i)),
             name=tr.optimizer.label,
+            hovertemplate=(
+                f"<b>{tr.optimizer.label}</b><br>step %{{pointNumber}}"
+                "<br>x=%{x:.4g}, y=%{y:.4g}<extra></extra>"
+            ),
         )
-    (x0, x1), (y0, y1) = surface.bounds
+    finite = shown[np.isfinite(shown)]
+    z_range = [float(finite.min()), float(finite.max())] if finite.size else None
     fig.update_layout(
         height=height,
-        margin=dict(l=0, r=0, t=30, b=0),
-        legend=dict(orientation="h", y=1.02, x=0),
+        margin=dict(l=0, r=0, t=10, b=0),
         scene=dict(
             xaxis=dict(title="x", range=[x0, x1]),
             yaxis=dict(title="y", range=[y0, y1]),
-            zaxis=dict(title=label),
+            zaxis=dict(title=label, range=z_range),
             camera=dict(eye=dict(x=1.5, y=-1.6, z=1.1)),
         ),
     )
+    legend_below(fig)
+    fig.update_layout(legend=dict(y=0, yanchor="bottom"))
     return fig
-
-
-#: Curve charts repeat the paths' legend only while it fits above the plot;
-#: beyond that the colours (shared with the paths) and the hover box name lines.
-MAX_CURVE_LEGEND = 3
-
-
-def _curves(
-    title: str, y_title: str, log_y: bool, x_title: str, height: int, n_lines: int
-) -> go.Figure:
-    fig = go.Figure()
-    fig.update_layout(
-        showlegend=n_lines <= MAX_CURVE_LEGEND,
-        title=dict(text=title, x=0, y=0.98, yanchor="top", font=dict(size=14)),
-        height=height,
-        margin=dict(l=10, r=10, t=64, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, font=dict(size=11)),
-        hovermode="x unified",
-    )
-    fig.update_xaxes(title_text=x_title)
-    if log_y:
-        fig.update_yaxes(type="log", exponentformat="power")
-    fig.update_yaxes(title_text=y_title)
-    return fig
-
-
-def _decade_ticks(fig: go.Figure) -> go.Figure:
-    """Ticks at whole decades only, at most `MAX_LOG_TICKS` of them.
-
-    Plotly's defaults put "2, 5" labels between decades on short ranges (they
-    read as whole numbers next to powers of ten) and crowd long ones.
-    """
-    values = np.concatenate([np.asarray(t.y, dtype=float) for t in fig.data] or [np.ones(1)])
-    fig.update_yaxes(dtick=decade_dtick(decades(values)))
-    return fig
-
-
-def _x_values(tr: Trajectory, x: str) -> np.ndarray:
-    return np.asarray(tr.evals if x == "evals" else tr.step)
-
-
-def _x_title(x: str) -> str:
-    return "function evaluations" if x == "evals" else "step"
-
-
-def loss_figure(
-    surface: Surface, trajectories: Sequence[Trajectory], *, x: str = "step", height: int = 360
-) -> go.Figure:
-    """Loss against step (or function evaluations).
-
-    With a known minimum the gap f − f* is drawn on a log axis, which shows
-    linear convergence as a straight line; otherwise f itself, linearly.
-    """
-    f_min = surface.f_min
-    log_y = f_min is not None
-    y_title = "f − f*" if log_y else "f(x, y)"
-    fig = _curves("Loss", y_title, log_y, _x_title(x), height, len(trajectories))
-    for i, tr in enumerate(trajectories):
-        idx = thin(len(tr.loss))
-        values = np.asarray(tr.loss)[idx]
-        if log_y:
-            # The literature's f* is rounded, so a path can dip a hair below it.
-            values = np.clip(values - f_min, 1e-16, None)
-        fig.add_scatter(
-            x=_x_values(tr, x)[idx],
-            y=values,
-            mode="lines",
-            line=dict(color=color(i), width=2),
-            name=tr.optimizer.label,
-        )
-    return _decade_ticks(fig) if log_y else fig
-
-
-def distance_figure(
-    surface: Surface, trajectories: Sequence[Trajectory], *, x: str = "step", height: int = 360
-) -> go.Figure | None:
-    """Distance to the nearest known minimum against step; None without minima."""
-    if not surface.minima:
-        return None
-    fig = _curves(
-        "Distance to the nearest minimum", "distance", True, _x_title(x), height, len(trajectories)
-    )
-    for i, tr in enumerate(trajectories):
-        dist = tr.distance_to_minimum(surface)
-        idx = thin(len(dist))
-        fig.add_scatter(
-            x=_x_values(tr, x)[idx],
-            y=np.clip(dist[idx], 1e-16, None),
-            mode="lines",
-            line=dict(color=color(i), width=2),
-            name=tr.optimizer.label,
-        )
-    return _decade_ticks(fig)
 
 
 #: Arrow colours of the step inspector, by direction.
@@ -473,20 +304,3 @@ def inspector_figure(
         title=dict(text=f"arrows drawn ×{scale:.3g}", font=dict(size=12), x=1, xanchor="right")
     )
     return fig
-
-
-def lr_figure(
-    trajectories: Sequence[Trajectory], *, x: str = "step", height: int = 240
-) -> go.Figure:
-    """Each optimizer's learning rate (``param_groups[0]["lr"]``) step by step."""
-    fig = _curves("Learning rate", "lr", True, _x_title(x), height, len(trajectories))
-    for i, tr in enumerate(trajectories):
-        idx = thin(len(tr.lr))
-        fig.add_scatter(
-            x=_x_values(tr, x)[idx],
-            y=np.asarray(tr.lr)[idx],
-            mode="lines",
-            line=dict(color=color(i), width=2, shape="hv"),
-            name=tr.optimizer.label,
-        )
-    return _decade_ticks(fig)

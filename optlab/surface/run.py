@@ -134,6 +134,9 @@ class StepRecord:
         loss: f(x, y), noise-free.
         grad_norm: Norm of the true (noise-free) gradient at (x, y).
         lr: The learning rate of the optimizer's param group at this point.
+        momentum: Its momentum factor where it has one (``betas[0]`` for the Adam
+            family, as torch's OneCycleLR reads it; ``momentum`` for SGD and
+            RMSprop), else None. Schedulers and changes may move it.
         evals: Function evaluations the optimizer has used (LBFGS: closure
             calls; others: one per step).
         status: ``running``, ``done`` (last step) or ``diverged``.
@@ -146,8 +149,18 @@ class StepRecord:
     loss: float
     grad_norm: float
     lr: float
+    momentum: float | None
     evals: int
     status: str
+
+
+def momentum_of(group: dict) -> float | None:
+    """A param group's momentum factor: β₁ where it has ``betas`` (the key torch's
+    OneCycleLR and CyclicLR cycle, ``use_beta1``), else ``momentum``, else None."""
+    if "betas" in group:
+        return float(group["betas"][0])
+    momentum = group.get("momentum")
+    return None if momentum is None else float(momentum)
 
 
 def divergence_box(surface: Surface) -> tuple[float, float, float, float]:
@@ -256,14 +269,15 @@ def run_surface(cfg: SurfaceRunConfig) -> Iterator[StepRecord]:
         for i in active:
             x, y, loss, gx, gy = table[i]
             gnorm = math.hypot(gx, gy)
-            lr = float(optimizers[i].param_groups[0]["lr"])
+            group = optimizers[i].param_groups[0]
+            lr, momentum = float(group["lr"]), momentum_of(group)
             # NaN fails every comparison, so the box test also catches a NaN point.
             inside = xlo <= x <= xhi and ylo <= y <= yhi
             if not (inside and math.isfinite(loss) and math.isfinite(gnorm)):
-                yield StepRecord(step, i, x, y, loss, gnorm, lr, evals[i], DIVERGED)
+                yield StepRecord(step, i, x, y, loss, gnorm, lr, momentum, evals[i], DIVERGED)
                 continue
             status = DONE if step == problem.steps else RUNNING
-            yield StepRecord(step, i, x, y, loss, gnorm, lr, evals[i], status)
+            yield StepRecord(step, i, x, y, loss, gnorm, lr, momentum, evals[i], status)
             still.append(i)
         active = still
         if step == problem.steps or not active:

@@ -26,6 +26,8 @@ class Trajectory:
         optimizer: The optimizer that walked it.
         step, x, y, loss, grad_norm, lr, evals: Columns of the step records.
         status: The last record's status (``running``, ``done`` or ``diverged``).
+        momentum: The momentum factor column (None for an optimizer without one;
+            empty when not recorded).
     """
 
     optimizer: OptimizerConfig
@@ -37,6 +39,12 @@ class Trajectory:
     lr: tuple[float, ...]
     evals: tuple[int, ...]
     status: str
+    momentum: tuple[float | None, ...] = ()
+
+    @property
+    def momentum_changes(self) -> bool:
+        """Whether the momentum factor (or β₁) moved during the run (a schedule or a change)."""
+        return len(set(self.momentum)) > 1
 
     @property
     def diverged_at(self) -> int | None:
@@ -75,7 +83,7 @@ class Trajectory:
 class TrajectoryCollector:
     """Accumulates records of one run into per-optimizer columns."""
 
-    _COLUMNS = ("step", "x", "y", "loss", "grad_norm", "lr", "evals")
+    _COLUMNS = ("step", "x", "y", "loss", "grad_norm", "lr", "momentum", "evals")
 
     def __init__(self, optimizers: Sequence[OptimizerConfig]) -> None:
         self._optimizers = tuple(optimizers)
@@ -103,7 +111,7 @@ class TrajectoryCollector:
     def snapshot(self) -> list[Trajectory]:
         """Immutable trajectories of everything recorded so far."""
         return [
-            Trajectory(opt, *(tuple(cols[c]) for c in self._COLUMNS), status)
+            Trajectory(opt, status=status, **{c: tuple(cols[c]) for c in self._COLUMNS})
             for opt, cols, status in zip(self._optimizers, self._columns, self._status, strict=True)
         ]
 

@@ -35,7 +35,8 @@ def qp(at: AppTest, key: str) -> list[str]:
 
 
 def summary(at: AppTest) -> list[dict]:
-    return at.dataframe[0].value.to_dict("records")
+    """The summary table's rows, by column heading, as the page writes them."""
+    return at.table[0].value.to_dict("records")
 
 
 def no_problems(at: AppTest) -> None:
@@ -63,7 +64,7 @@ def test_changing_a_learning_rate_changes_that_result_only():
     no_problems(at)
     after = summary(at)
     assert after[1]["optimizer"] == "Adam (lr=0.01)"
-    assert after[1]["final_loss"] != before[1]["final_loss"]
+    assert after[1]["final loss"] != before[1]["final loss"]
     assert after[0] == before[0] and after[2] == before[2]
     assert "adam:lr=0.01" in qp(at, "opt")
 
@@ -256,7 +257,7 @@ def test_typed_formula_starts_where_it_is_defined():
     # Every optimizer starts on finite ground (some may later walk into x < 0).
     for row in summary(at):
         assert row["status"] != "diverged at step 0"
-        assert math.isfinite(row["best_loss"])
+        assert math.isfinite(float(row["best loss"]))
 
 
 def test_a_rerun_validates_and_builds_each_slot_once(monkeypatch):

@@ -22,6 +22,7 @@ import torch
 
 from bench.surface_engine import lockstep, plain_loop
 from optlab.optim.config import OptimizerConfig
+from optlab.optim.plans import Plan
 from optlab.surface.problem import MAX_STEPS, Problem
 from optlab.surface.run import (
     DIVERGED,
@@ -632,3 +633,45 @@ def test_optimizers_given_as_a_list_become_a_hashable_tuple() -> None:
 def test_huge_integer_hyperparameter_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="history_size value: a 400-digit number is far too large"):
         OptimizerConfig.create("lbfgs", history_size=int("9" * 400))
+
+
+@pytest.mark.parametrize(
+    ("key", "values", "read"),
+    [
+        ("sgd", {"lr": 0.001, "momentum": 0.9}, lambda g: g["momentum"]),
+        ("adam", {"lr": 0.01}, lambda g: g["betas"][0]),
+    ],
+)
+def test_momentum_is_recorded_as_torchs_one_cycle_moves_it(
+    key: str, values: dict[str, Any], read: Any
+) -> None:
+    """Records carry the momentum factor (β₁ for Adam) that torch's own OneCycleLR sets,
+    step by step (it cycles momentum by default, ``cycle_momentum=True``)."""
+    steps = 40
+    cfg = make_config(
+        (opt(key, **values),),
+        surface="quadratic",
+        steps=steps,
+        plans=(Plan.from_text("onecycle"),),
+    )
+    recorded = [r.momentum for r in _records(cfg)]
+    param = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    optimizer = cfg.optimizers[0].spec.build([param], cfg.optimizers[0].kwargs)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=values["lr"] * 10, total_steps=steps
+    )
+    expected = []
+    for _ in range(steps + 1):
+        expected.append(read(optimizer.param_groups[0]))
+        param.grad = torch.ones(2, dtype=torch.float64)
+        optimizer.step()
+        if len(expected) <= steps:
+            scheduler.step()
+    assert recorded == pytest.approx(expected, rel=1e-15)
+    assert len(set(recorded)) > 10  # it really cycles
+
+
+def test_momentum_is_none_for_an_optimizer_without_one() -> None:
+    records = _records(make_config((opt("adagrad"), opt("sgd")), steps=3))
+    assert {r.momentum for r in records if r.index == 0} == {None}
+    assert {r.momentum for r in records if r.index == 1} == {0.0}

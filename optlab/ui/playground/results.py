@@ -10,21 +10,36 @@ import streamlit as st
 from optlab.charts import chart_config
 from optlab.export import figures_html, run_to_csv, run_to_json
 from optlab.links.playground import config_to_params
+from optlab.numbers import number_text
 from optlab.script.surface import surface_script
+from optlab.surface import curves as surface_curves
 from optlab.surface import plots
+from optlab.surface.replay import replay_figure
 from optlab.surface.run import SurfaceRunConfig
 from optlab.surface.trajectory import REACH_TOL, Trajectory, summarize
 
-SUMMARY_COLUMNS = {
-    "optimizer": "optimizer",
-    "final_x": st.column_config.NumberColumn("x", format="%.5g"),
-    "final_y": st.column_config.NumberColumn("y", format="%.5g"),
-    "final_loss": st.column_config.NumberColumn("final loss", format="%.4g"),
-    "best_loss": st.column_config.NumberColumn("best loss", format="%.4g"),
-    "steps_to_min": st.column_config.NumberColumn(f"steps to f* + {REACH_TOL:g}"),
-    "evals": st.column_config.NumberColumn("function evals"),
-    "status": "status",
-}
+
+def summary_table(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> pd.DataFrame:
+    """The comparison table as it reads: every number written by `number_text`, a
+    target never reached as "not reached"."""
+    rows = summarize(trajectories, cfg.resolved_surface)
+    return pd.DataFrame(
+        [
+            {
+                "optimizer": row.optimizer,
+                "x": number_text(row.final_x, digits=5),
+                "y": number_text(row.final_y, digits=5),
+                "final loss": number_text(row.final_loss),
+                "best loss": number_text(row.best_loss),
+                f"steps to f* + {REACH_TOL:g}": number_text(
+                    row.steps_to_min, missing="not reached"
+                ),
+                "function evals": number_text(row.evals),
+                "status": row.status,
+            }
+            for row in rows
+        ]
+    )
 
 
 def curves(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
@@ -39,17 +54,17 @@ def curves(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
         persist_state="session",
     )
     st.plotly_chart(
-        plots.loss_figure(surface, trajectories, x=x_axis, height=300),
+        surface_curves.loss_figure(surface, trajectories, x=x_axis, height=320),
         config=chart_config(f"{name}-loss"),
         key="loss",
     )
     if cfg.plans:
         st.plotly_chart(
-            plots.lr_figure(trajectories, x=x_axis),
+            surface_curves.schedule_figure(trajectories, x=x_axis),
             config=chart_config(f"{name}-lr"),
             key="lr_curves",
         )
-    distance = plots.distance_figure(surface, trajectories, x=x_axis, height=300)
+    distance = surface_curves.distance_figure(surface, trajectories, x=x_axis, height=320)
     if distance is None:
         st.info("This surface has no known minimum, so there is no distance to plot.")
     else:
@@ -57,23 +72,21 @@ def curves(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
 
 
 def summary(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
-    """The comparison table."""
+    """The comparison table: a static table, which wraps rather than cuts a cell."""
     st.subheader("Summary")
-    rows = summarize(trajectories, cfg.resolved_surface)
-    table = pd.DataFrame([vars(row) for row in rows])
-    st.dataframe(table, hide_index=True, column_config=SUMMARY_COLUMNS)
+    st.table(summary_table(cfg, trajectories), hide_index=True)
 
 
 def _interactive_html(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> str:
     surface = cfg.resolved_surface
     figures = [
         ("Paths", plots.contour_figure(surface, trajectories)),
-        ("Replay (press play)", plots.replay_figure(surface, trajectories)),
+        ("Replay (press play)", replay_figure(surface, trajectories)),
         ("3-D view", plots.surface3d_figure(surface, trajectories)),
-        ("Loss", plots.loss_figure(surface, trajectories)),
+        ("Loss", surface_curves.loss_figure(surface, trajectories)),
     ]
     if cfg.plans:
-        figures.append(("Learning rate", plots.lr_figure(trajectories)))
+        figures.append(("Learning rate", surface_curves.schedule_figure(trajectories)))
     link = "?" + urlencode(config_to_params(cfg), doseq=True)
     return figures_html(f"OptLab: {surface.label}", figures, f"Share-link query: {link}")
 

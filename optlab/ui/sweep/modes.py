@@ -12,7 +12,7 @@ import streamlit as st
 
 from optlab.charts import chart_config
 from optlab.optim.config import OptimizerConfig
-from optlab.surface import plots
+from optlab.surface import curves, plots
 from optlab.surface.run import SurfaceRunConfig
 from optlab.surface.trajectory import summarize
 from optlab.sweep import plots as sweep_plots
@@ -205,7 +205,7 @@ def fair_mode() -> None:
         key="sw_race",
     )
     right.plotly_chart(
-        plots.loss_figure(surface, trajectories, height=440),
+        curves.loss_figure(surface, trajectories, height=440),
         config=chart_config("sweep-loss"),
         key="sw_loss",
     )

@@ -1,0 +1,72 @@
+"""The playground's three views of one comparison: Paths, Replay and 3-D, as tabs.
+
+Only the open tab is built: the replay (hundreds of frames) and the WebGL 3-D
+view cost the browser seconds, and a first visit should see the contour at
+once. The tabs are Streamlit's own stateful tabs inside a fragment, so
+opening one reruns this part of the page alone.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from optlab.charts import chart_config
+from optlab.surface import plots
+from optlab.surface.replay import replay_figure
+from optlab.surface.run import SurfaceRunConfig
+from optlab.surface.trajectory import Trajectory
+
+PATHS, REPLAY, VIEW_3D = "Paths", "Replay", "3-D view"
+#: Session keys: the open tab, and the step the replay shows.
+TAB, REPLAY_STEP = "view_tab", "replay_step"
+
+
+def paths_chart(cfg: SurfaceRunConfig, trajectories: list[Trajectory], *, key: str | None) -> None:
+    """The contour with every path (also drawn live while a run is in progress)."""
+    st.plotly_chart(
+        plots.contour_figure(cfg.resolved_surface, trajectories),
+        config=chart_config(f"{cfg.problem.surface}-paths"),
+        key=key,
+    )
+
+
+def _replay(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
+    last = max(tr.step[-1] for tr in trajectories)
+    if st.session_state.get(REPLAY_STEP, 0) > last:
+        st.session_state[REPLAY_STEP] = last
+    step = st.number_input(
+        "Show step",
+        min_value=0,
+        max_value=last,
+        step=1,
+        key=REPLAY_STEP,
+        help="Steps one at a time with − and +; ▶ Play goes on from the step shown.",
+    )
+    st.plotly_chart(
+        replay_figure(cfg.resolved_surface, trajectories, at_step=int(step)),
+        config=chart_config(f"{cfg.problem.surface}-replay"),
+        key="replay",
+    )
+
+
+def _surface_3d(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
+    st.plotly_chart(
+        plots.surface3d_figure(cfg.resolved_surface, trajectories),
+        config=chart_config(f"{cfg.problem.surface}-3d"),
+        key="surface3d",
+    )
+
+
+@st.fragment
+def views(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
+    """The tabs, building only the open one."""
+    paths, replay, surface = st.tabs([PATHS, REPLAY, VIEW_3D], key=TAB, on_change="rerun")
+    if paths.open:
+        with paths:
+            paths_chart(cfg, trajectories, key="contour")
+    if replay.open:
+        with replay:
+            _replay(cfg, trajectories)
+    if surface.open:
+        with surface:
+            _surface_3d(cfg, trajectories)
