@@ -3,13 +3,9 @@
 import streamlit as st
 
 from optlab.ui.engine import warm_up
+from optlab.ui.view import keep_view_in_link, start_view
 
-st.set_page_config(
-    page_title="OptLab",
-    page_icon=":material/show_chart:",
-    layout="wide",
-    initial_sidebar_state="expanded",
-)
+start_view()
 
 warm_up()
 # Streamlit starts each process in its legacy pages/-folder mode, where a deep
@@ -44,4 +40,5 @@ page = st.navigation(
         ),
     ]
 )
+keep_view_in_link()
 page.run()

@@ -11,6 +11,7 @@ import base64
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +33,14 @@ COLORS = (
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot", "solid", "dash")
 #: Points drawn of a long path or curve (the first and last always among them).
 MAX_PATH_POINTS = 600
+#: Pixels from a plot's bottom edge to a legend under it: tick labels and the
+#: x axis's title fit between.
+LEGEND_GAP_PX = 56
+#: Smallest font of a chart in presenter view, in pixels.
+PRESENTER_FONT = 18
+#: How much taller a chart is in presenter view, and how much further down the
+#: things under its plot sit (their text grows by about as much).
+PRESENTER_SCALE = 1.35
 #: Decades of headroom above the curves that set a log chart's range.
 LOG_HEADROOM = 1.0
 #: Share of the span added above and below on a linear chart.
@@ -48,6 +57,72 @@ def color(i: int) -> str:
 def dash(i: int) -> str:
     """The dash pattern of optimizer ``i``'s lines in every chart."""
     return DASHES[i % len(DASHES)]
+
+
+def legend_below(fig: Any, gap_px: float = LEGEND_GAP_PX) -> None:
+    """The legend in rows under the plot, never over it, clear of the x axis's ticks
+    and title; a click on an entry shows that optimizer alone (a second click
+    brings the others back). Call it once the figure's height and margins are set:
+    Plotly places a legend in fractions of the plot's height."""
+    layout = fig.layout
+    margin = layout.margin
+    plot_height = (layout.height or 450) - (margin.t or 0) - (margin.b or 0)
+    fig.update_layout(
+        legend=dict(
+            orientation="h",
+            x=0,
+            xanchor="left",
+            y=-gap_px / max(plot_height, 100),
+            yanchor="top",
+            itemclick="toggleothers",
+            itemdoubleclick="toggle",
+        )
+    )
+
+
+def presenter_style(fig: Any) -> Any:
+    """Restyles ``fig`` in place for a projector and returns it: every font (ticks,
+    axis and legend titles, legends, hover labels, buttons, sliders, colour bars) at
+    least `PRESENTER_FONT` px, the chart `PRESENTER_SCALE` times taller, and
+    whatever sits under the plot (legend, replay controls) moved down to match."""
+    size = PRESENTER_FONT
+    font = dict(size=size)
+    layout = fig.layout
+    fig.update_layout(
+        font=font,
+        legend=dict(font=font),
+        hoverlabel=dict(font=font),
+        height=round((layout.height or 450) * PRESENTER_SCALE),
+    )
+    if layout.title.text:
+        fig.update_layout(title=dict(font=dict(size=size + 4)))
+    fig.update_xaxes(tickfont=font, title_font=font)
+    fig.update_yaxes(tickfont=font, title_font=font)
+    fig.update_scenes(
+        xaxis=dict(tickfont=font, title_font=font),
+        yaxis=dict(tickfont=font, title_font=font),
+        zaxis=dict(tickfont=font, title_font=font),
+    )
+    for trace in fig.data:
+        if "colorbar" in trace:
+            trace.colorbar.tickfont.size = size
+            trace.colorbar.title.font.size = size
+    for menu in layout.updatemenus:
+        menu.font.size = size
+        if menu.y is not None and menu.y < 0:
+            menu.y *= PRESENTER_SCALE
+    for slider in layout.sliders:
+        slider.font.size = size
+        slider.currentvalue.font.size = size
+        if slider.y is not None and slider.y < 0:
+            slider.y *= PRESENTER_SCALE
+    for note in layout.annotations:
+        note.font.size = max(note.font.size or 0, size)
+    if layout.legend.y is not None and layout.legend.y < 0:
+        fig.update_layout(legend=dict(y=layout.legend.y * PRESENTER_SCALE))
+    if layout.margin.b:
+        fig.update_layout(margin=dict(b=round(layout.margin.b * PRESENTER_SCALE)))
+    return fig
 
 
 def chart_config(name: str) -> dict:

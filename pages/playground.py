@@ -3,6 +3,7 @@
 import streamlit as st
 
 from optlab.surface.surfaces import CUSTOM
+from optlab.ui import view
 from optlab.ui.playground import results, settings, views
 from optlab.ui.playground.cache import run_cached
 from optlab.ui.playground.inspector import inspector_section
@@ -34,7 +35,7 @@ st.caption(
     "The address bar is a share link for this exact comparison."
 )
 
-main, side = st.columns([3, 2], gap="medium")
+main, side = view.columns([3, 2], gap="medium")
 with main:
     view_slot = st.container()
     live_chart = view_slot.empty()

@@ -14,9 +14,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from optlab.charts import CurveView, color, curve_view, dash, decade_dtick
+from optlab.charts import CurveView, color, curve_view, dash, decade_dtick, legend_below
 from optlab.numbers import number_text
-from optlab.surface.plots import legend_below
 from optlab.surface.surfaces import Surface
 from optlab.surface.trajectory import Trajectory
 
@@ -171,7 +170,6 @@ def schedule_figure(
         margin=dict(l=10, r=10, t=36, b=10),
         hovermode="x unified",
     )
-    legend_below(fig)
     lrs = [np.asarray(tr.lr, dtype=np.float64) for tr in trajectories]
     _draw(fig, trajectories, lrs, x, "lr", log=spans_decades(lrs), row=1, every_run_counts=True)
     fig.update_yaxes(title_text="lr", row=1, col=1)
@@ -200,4 +198,5 @@ def schedule_figure(
             )
         fig.update_yaxes(title_text="momentum / β₁", row=2, col=1)
     fig.update_xaxes(title_text=x_title(x), row=rows, col=1)
+    legend_below(fig)
     return fig

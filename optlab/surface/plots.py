@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from optlab.charts import color, dash
+from optlab.charts import color, dash, legend_below
 from optlab.surface.surfaces import Surface
 from optlab.surface.trajectory import Trajectory
 
@@ -39,22 +39,6 @@ def shown_values(surface: Surface, z: np.ndarray) -> tuple[np.ndarray, str]:
 #: Paths longer than this are drawn with WebGL (``scattergl``): an SVG marker per
 #: step gets slow past a few thousand; every step is drawn either way.
 WEBGL_POINTS = 1000
-
-
-def legend_below(fig: go.Figure) -> None:
-    """The legend in rows under the plot, never over it; a click on an optimizer
-    shows it alone (a second click brings the others back)."""
-    fig.update_layout(
-        legend=dict(
-            orientation="h",
-            x=0,
-            xanchor="left",
-            y=-0.12,
-            yanchor="top",
-            itemclick="toggleothers",
-            itemdoubleclick="toggle",
-        )
-    )
 
 
 def axes_2d(fig: go.Figure, surface: Surface, height: int) -> None:
@@ -223,8 +207,7 @@ def surface3d_figure(
             camera=dict(eye=dict(x=1.5, y=-1.6, z=1.1)),
         ),
     )
-    legend_below(fig)
-    fig.update_layout(legend=dict(y=0, yanchor="bottom"))
+    legend_below(fig, gap_px=0)
     return fig
 
 

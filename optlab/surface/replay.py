@@ -21,7 +21,7 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 
-from optlab.charts import color, typed_array
+from optlab.charts import color, legend_below, typed_array
 from optlab.surface.plots import axes_2d, minima_trace, shown_values
 from optlab.surface.surfaces import Surface
 from optlab.surface.trajectory import Trajectory
@@ -105,11 +105,6 @@ class _Paths:
                 )
             )
 
-    @property
-    def points(self) -> int:
-        """Points drawn of all paths in full."""
-        return sum(len(keep) for *_, keep in self.columns)
-
     def at(self, step: int) -> list[dict[str, Any]]:
         """Two traces per path at ``step``: the path up to it, and the head."""
         traces: list[dict[str, Any]] = []
@@ -120,6 +115,11 @@ class _Paths:
             head_x, head_y = xs[m - 1 : m], ys[m - 1 : m]
             traces.append({"type": "scatter", "x": typed_array(head_x), "y": typed_array(head_y)})
         return traces
+
+
+def replay_points(trajectories: Sequence[Trajectory]) -> int:
+    """Points a replay draws of these paths in full (`path_points` of each)."""
+    return sum(len(path_points(np.asarray(tr.x), np.asarray(tr.y))) for tr in trajectories)
 
 
 def _play(duration: int) -> dict[str, Any]:
@@ -139,16 +139,23 @@ _SHOW = {
 }
 
 
-def _controls(fig: go.Figure, steps: np.ndarray, active: int) -> None:
-    """Play, Pause, the speed menu and the slider, laid out under the plot side by
-    side (the buttons left of the slider, never on it)."""
+#: Pixels under the plot: the x axis (ticks and title), then the controls' row
+#: (Play, Pause, speed; the slider beside them), then the legend.
+AXIS_PX, CONTROLS_PX, LEGEND_PX = 50, 100, 50
+
+
+def _controls(fig: go.Figure, steps: np.ndarray, active: int, plot_height: float) -> None:
+    """Play, Pause, the speed menu and the slider in one row under the x axis (the
+    buttons left of the slider, never on it), placed in pixels: Plotly places them
+    in fractions of the plot's height."""
+    below = -AXIS_PX / plot_height
     fig.update_layout(
         updatemenus=[
             dict(
                 type="buttons",
                 direction="left",
                 x=0,
-                y=-0.08,
+                y=below,
                 xanchor="left",
                 yanchor="top",
                 pad=dict(t=0, r=4),
@@ -163,7 +170,7 @@ def _controls(fig: go.Figure, steps: np.ndarray, active: int) -> None:
                 type="dropdown",
                 direction="up",
                 x=0,
-                y=-0.2,
+                y=below - 40 / plot_height,
                 xanchor="left",
                 yanchor="top",
                 showactive=True,
@@ -179,9 +186,9 @@ def _controls(fig: go.Figure, steps: np.ndarray, active: int) -> None:
                 active=active,
                 x=0.2,
                 len=0.8,
-                y=-0.06,
+                y=below,
                 yanchor="top",
-                pad=dict(t=10, b=0),
+                pad=dict(t=0, b=0),
                 currentvalue=dict(prefix="step ", visible=True, xanchor="right"),
                 steps=[dict(label=str(k), method="animate", args=[[str(k)], _SHOW]) for k in steps],
             )
@@ -196,7 +203,7 @@ def replay_figure(
     at_step: int = 0,
     frames: int | None = None,
     n: int = 200,
-    height: int = 560,
+    height: int = 640,
 ) -> go.Figure:
     """An animated replay of the paths: Plotly frames with a slider, Play, Pause and
     a speed menu.
@@ -232,7 +239,7 @@ def replay_figure(
     last = max((tr.step[-1] for tr in trajectories), default=0)
     at_step = min(max(int(at_step), 0), last)
     paths = _Paths(trajectories)
-    steps = frame_steps(last, frames or frame_count(paths.points, last))
+    steps = frame_steps(last, frames or frame_count(replay_points(trajectories), last))
     for i, trace in enumerate(paths.at(at_step)):
         k, is_head = divmod(i, 2)
         label = trajectories[k].optimizer.label
@@ -254,9 +261,13 @@ def replay_figure(
     moving = list(range(2 * len(trajectories)))
     # Plain dicts: Plotly validates them once, as the figure takes them.
     fig.frames = [{"data": paths.at(int(k)), "traces": moving, "name": str(k)} for k in steps]
-    _controls(fig, steps, active=int(np.searchsorted(steps, at_step, side="right")) - 1)
     axes_2d(fig, surface, height)
     fig.update_xaxes(showgrid=False, zeroline=False)
     fig.update_yaxes(showgrid=False, zeroline=False)
-    fig.update_layout(margin=dict(l=10, r=10, t=40, b=130))
+    bottom = AXIS_PX + CONTROLS_PX + LEGEND_PX
+    fig.update_layout(margin=dict(l=10, r=10, t=20, b=bottom))
+    plot_height = max(height - 20 - bottom, 100)
+    active = int(np.searchsorted(steps, at_step, side="right")) - 1
+    _controls(fig, steps, active, plot_height)
+    legend_below(fig, gap_px=AXIS_PX + CONTROLS_PX)
     return fig

@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from optlab.links.table import Params
+from optlab.ui.view import with_view
 
 
 def link_params() -> dict[str, list[str]]:
@@ -17,7 +18,9 @@ def link_params() -> dict[str, list[str]]:
 
 
 def mirror_url(params: Params) -> None:
-    """Makes the URL's query hold exactly ``params`` (a share link of the page)."""
+    """Makes the URL's query hold exactly ``params`` (a share link of the page), and
+    the view the session is in (``view=presenter``)."""
+    params = with_view(dict(params))
     wanted = {k: v if isinstance(v, list) else [v] for k, v in params.items()}
     if link_params() != wanted:
         st.query_params.from_dict(params)

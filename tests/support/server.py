@@ -37,7 +37,9 @@ PATH_NAMES = """() => {
   const gd = [...document.querySelectorAll('.js-plotly-plot')]
     .find(g => g.data && g.data.length && g.data[0].type === 'contour');
   if (!gd) return null;
-  return gd.data.filter(t => t.type === 'scatter' && t.mode === 'lines+markers').map(t => t.name);
+  return gd.data
+    .filter(t => (t.type === 'scatter' || t.type === 'scattergl') && t.mode === 'lines+markers')
+    .map(t => t.name);
 }"""
 #: True once the contour chart's paths are exactly ``want`` (a list of names).
 PATHS_ARE = f"(want) => JSON.stringify(({PATH_NAMES})()) === JSON.stringify(want)"
@@ -92,20 +94,24 @@ def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
 
 
 def launch_app(
-    log: Path, env: dict[str, str] | None = None, port: int | None = None
+    log: Path,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
+    root: Path = ROOT,
 ) -> tuple[subprocess.Popen, str]:
     """Starts `streamlit run app.py` on a loopback port (a free one by default) and
     waits until it is healthy; returns the process and its URL.
 
     ``env`` is merged over this process's environment for the server; unless
     it names one, the server's runs folder is ``runs`` beside ``log``, so no
-    test sees another's autosaved runs.
+    test sees another's autosaved runs. ``root`` is the checkout to serve (a
+    benchmark may serve an older one beside this one).
     """
     port = port or free_port()
     cmd = [sys.executable, "-m", "streamlit", *run_args(port)]
     server_env = {**os.environ, "OPTLAB_RUNS_DIR": str(log.parent / "runs"), **(env or {})}
     with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=server_env)
+        proc = subprocess.Popen(cmd, cwd=root, stdout=out, stderr=subprocess.STDOUT, env=server_env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc, timeout=90.0)

@@ -7,7 +7,6 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from optlab.charts import chart_config
 from optlab.export import figures_html, run_to_csv, run_to_json
 from optlab.links.playground import config_to_params
 from optlab.numbers import number_text
@@ -17,6 +16,7 @@ from optlab.surface import plots
 from optlab.surface.replay import replay_figure
 from optlab.surface.run import SurfaceRunConfig
 from optlab.surface.trajectory import REACH_TOL, Trajectory, summarize
+from optlab.ui.view import show_chart
 
 
 def summary_table(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> pd.DataFrame:
@@ -53,22 +53,22 @@ def curves(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
         key="x_axis",
         persist_state="session",
     )
-    st.plotly_chart(
+    show_chart(
         surface_curves.loss_figure(surface, trajectories, x=x_axis, height=320),
-        config=chart_config(f"{name}-loss"),
+        f"{name}-loss",
         key="loss",
     )
     if cfg.plans:
-        st.plotly_chart(
+        show_chart(
             surface_curves.schedule_figure(trajectories, x=x_axis),
-            config=chart_config(f"{name}-lr"),
+            f"{name}-lr",
             key="lr_curves",
         )
     distance = surface_curves.distance_figure(surface, trajectories, x=x_axis, height=320)
     if distance is None:
         st.info("This surface has no known minimum, so there is no distance to plot.")
     else:
-        st.plotly_chart(distance, config=chart_config(f"{name}-distance"), key="distance")
+        show_chart(distance, f"{name}-distance", key="distance")
 
 
 def summary(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
@@ -94,17 +94,18 @@ def _interactive_html(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> 
 def downloads(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
     """CSV, JSON, an interactive HTML file of the charts, and the run as a script."""
     name = cfg.problem.surface
-    c1, c2, c3, c4, _ = st.columns([1, 1, 1.4, 1.3, 0.3])
-    c1.download_button(
+    # A row that wraps: no label is ever cut, at any width or font size.
+    row = st.container(horizontal=True)
+    row.download_button(
         "Download CSV", run_to_csv(trajectories), file_name="optlab-run.csv", mime="text/csv"
     )
-    c2.download_button(
+    row.download_button(
         "Download JSON",
         run_to_json(cfg, trajectories),
         file_name="optlab-run.json",
         mime="application/json",
     )
-    c3.download_button(
+    row.download_button(
         "Download interactive HTML",
         data=lambda: _interactive_html(cfg, trajectories),
         file_name=f"optlab-{name}.html",
@@ -112,7 +113,7 @@ def downloads(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
         on_click="ignore",
         help="The charts as one offline HTML file, the replay animation included.",
     )
-    c4.download_button(
+    row.download_button(
         "Export as script",
         data=lambda: surface_script(cfg),
         file_name=f"optlab-{name}.py",

@@ -10,23 +10,27 @@ from __future__ import annotations
 
 import streamlit as st
 
-from optlab.charts import chart_config
 from optlab.surface import plots
-from optlab.surface.replay import replay_figure
+from optlab.surface.replay import frame_count, frame_steps, replay_figure, replay_points
 from optlab.surface.run import SurfaceRunConfig
 from optlab.surface.trajectory import Trajectory
+from optlab.ui.view import show_chart
 
 PATHS, REPLAY, VIEW_3D = "Paths", "Replay", "3-D view"
+#: Presenter view's height of the square contour: its plot area fills at least
+#: 600 px of a 1024 px projector's width.
+PRESENTER_SQUARE_PX = 820
 #: Session keys: the open tab, and the step the replay shows.
 TAB, REPLAY_STEP = "view_tab", "replay_step"
 
 
 def paths_chart(cfg: SurfaceRunConfig, trajectories: list[Trajectory], *, key: str | None) -> None:
     """The contour with every path (also drawn live while a run is in progress)."""
-    st.plotly_chart(
+    show_chart(
         plots.contour_figure(cfg.resolved_surface, trajectories),
-        config=chart_config(f"{cfg.problem.surface}-paths"),
+        f"{cfg.problem.surface}-paths",
         key=key,
+        presenter_height=PRESENTER_SQUARE_PX,
     )
 
 
@@ -34,7 +38,8 @@ def _replay(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
     last = max(tr.step[-1] for tr in trajectories)
     if st.session_state.get(REPLAY_STEP, 0) > last:
         st.session_state[REPLAY_STEP] = last
-    step = st.number_input(
+    box, note = st.columns([1, 2], vertical_alignment="bottom")
+    step = box.number_input(
         "Show step",
         min_value=0,
         max_value=last,
@@ -42,17 +47,25 @@ def _replay(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
         key=REPLAY_STEP,
         help="Steps one at a time with − and +; ▶ Play goes on from the step shown.",
     )
-    st.plotly_chart(
+    frames = len(frame_steps(last, frame_count(replay_points(trajectories), last)))
+    note.caption(
+        "One frame per step."
+        if frames == last + 1
+        else f"{frames} frames, about one every {last / (frames - 1):.3g} steps; "
+        "the box shows any step."
+    )
+    show_chart(
         replay_figure(cfg.resolved_surface, trajectories, at_step=int(step)),
-        config=chart_config(f"{cfg.problem.surface}-replay"),
+        f"{cfg.problem.surface}-replay",
         key="replay",
+        presenter_height=PRESENTER_SQUARE_PX + 200,
     )
 
 
 def _surface_3d(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
-    st.plotly_chart(
+    show_chart(
         plots.surface3d_figure(cfg.resolved_surface, trajectories),
-        config=chart_config(f"{cfg.problem.surface}-3d"),
+        f"{cfg.problem.surface}-3d",
         key="surface3d",
     )
 

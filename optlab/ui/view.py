@@ -1,0 +1,97 @@
+"""Presenter view: every page legible to a class watching a 1024x768 projector.
+
+``?view=presenter`` (kept in every share link) or the sidebar's toggle turns it
+on for the session: the sidebar starts collapsed, text and every chart's
+ticks, legends and titles grow to at least 18 px, and pages stack their
+charts at full width instead of side by side. Charts go through `show_chart`,
+so each one is drawn for the view the session is in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import streamlit as st
+
+from optlab.charts import chart_config, presenter_style
+
+#: The query key and value of presenter view.
+VIEW_KEY, PRESENTER = "view", "presenter"
+#: The session key of the sidebar's toggle.
+PRESENTER_ON = "presenter_view"
+#: Root font size in presenter view (Streamlit's text is sized in rem: 16 px).
+PRESENTER_ROOT_PX = 20
+
+
+def presenter() -> bool:
+    """Whether this session shows presenter view."""
+    return bool(st.session_state.get(PRESENTER_ON, False))
+
+
+def start_view() -> None:
+    """On every run, before the page: takes ``view=presenter`` from the link the
+    session opened (once), sets the page up for the view, and draws the toggle.
+
+    Call it from the entry point, before `st.navigation`: page config must
+    come first, and the toggle sits on every page.
+    """
+    state = st.session_state
+    if PRESENTER_ON not in state:
+        state[PRESENTER_ON] = st.query_params.get(VIEW_KEY) == PRESENTER
+    st.set_page_config(
+        page_title="OptLab",
+        page_icon=":material/show_chart:",
+        layout="wide",
+        initial_sidebar_state="collapsed" if presenter() else "expanded",
+    )
+    st.sidebar.toggle(
+        "Presenter view",
+        key=PRESENTER_ON,
+        help="Large text and charts for a projector: the link keeps it (view=presenter).",
+    )
+    if presenter():
+        # Streamlit sizes its text in rem; charts get their sizes from show_chart.
+        st.html(f"<style>html {{ font-size: {PRESENTER_ROOT_PX}px; }}</style>")
+
+
+def keep_view_in_link() -> None:
+    """After the page ran: the address bar keeps ``view=presenter`` (page links
+    and page switches drop it), and loses it when the toggle is off."""
+    if presenter():
+        if st.query_params.get(VIEW_KEY) != PRESENTER:
+            st.query_params[VIEW_KEY] = PRESENTER
+    elif VIEW_KEY in st.query_params:
+        del st.query_params[VIEW_KEY]
+
+
+def with_view(params: dict[str, Any]) -> dict[str, Any]:
+    """A page's link parameters, with the view the session is in."""
+    return {**params, VIEW_KEY: PRESENTER} if presenter() else params
+
+
+def show_chart(
+    fig: Any,
+    name: str,
+    *,
+    key: str | None = None,
+    presenter_height: int | None = None,
+    **kwargs: Any,
+) -> Any:
+    """``st.plotly_chart`` for the session's view: the modebar saves the chart as
+    ``optlab-<name>.png``; in presenter view fonts are projector-sized and the
+    chart is ``presenter_height`` pixels tall when given (a square plot, such as a
+    contour, needs the height to fill the projector's width)."""
+    if presenter():
+        fig = presenter_style(fig)
+        if presenter_height is not None:
+            fig.update_layout(height=presenter_height)
+    return st.plotly_chart(fig, config=chart_config(name), key=key, **kwargs)
+
+
+def columns(spec: Sequence[float], **kwargs: Any) -> list[Any]:
+    """``st.columns(spec)`` normally; in presenter view one full-width container per
+    column, stacked, so every chart gets the projector's whole width."""
+    if presenter():
+        return [st.container() for _ in spec]
+    return list(st.columns(spec, **kwargs))
