@@ -20,9 +20,15 @@ with st.sidebar:
 try:
     cfg = settings.config_from_state(st.session_state)
 except ValueError as err:
-    st.error(f"Cannot run this comparison: {err}")
-    st.stop()
-settings.publish(cfg)
+    # Keep the last comparison that ran on screen: a typo must not blank the page.
+    cfg = settings.last_good()
+    shown = " The charts still show the last comparison that ran." if cfg else ""
+    reason = str(err).rstrip(".")
+    st.error(f"Cannot run this comparison: {reason}.{shown}", icon=":material/error:")
+    if cfg is None:
+        st.stop()
+else:
+    settings.publish(cfg)
 surface, problem = cfg.resolved_surface, cfg.problem
 
 if problem.surface == CUSTOM:

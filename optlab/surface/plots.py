@@ -80,6 +80,32 @@ def minima_trace(surface: Surface) -> go.Scatter | None:
     )
 
 
+#: Points per side of the contour's click grid (`start_picker_trace`).
+PICK_GRID = 61
+
+
+def start_picker_trace(surface: Surface, n: int = PICK_GRID) -> go.Scattergl:
+    """An invisible grid of points over the bounds, one every 1/60 of each side.
+
+    plotly.js reports clicks on points, not on a contour's fill, so these make
+    a click anywhere on the chart pick the grid point under the pointer (the
+    page starts the paths there). They show no hover label and no legend entry.
+    """
+    (x0, x1), (y0, y1) = surface.bounds
+    gx, gy = np.meshgrid(np.linspace(x0, x1, n), np.linspace(y0, y1, n))
+    return go.Scattergl(
+        x=gx.ravel(),
+        y=gy.ravel(),
+        mode="markers",
+        marker=dict(size=8, opacity=0),
+        selected=dict(marker=dict(opacity=0)),
+        unselected=dict(marker=dict(opacity=0)),
+        hoverinfo="none",
+        showlegend=False,
+        name="start here",
+    )
+
+
 def path_trace(tr: Trajectory, palette_index: int) -> go.Scatter | go.Scattergl:
     """Every step of one path, a dot per step, in its optimizer's colour; hovering
     names the optimizer and the step in a label of that colour."""
@@ -109,6 +135,7 @@ def contour_figure(
     n: int = 120,
     height: int = 520,
     palette: Sequence[int] | None = None,
+    clickable: bool = False,
 ) -> go.Figure:
     """The surface's contour with every optimizer's path on it, every step drawn.
 
@@ -122,8 +149,12 @@ def contour_figure(
         height: Figure height in pixels.
         palette: Each path's index into the optimizers' colours (default 0, 1, ...):
             a chart of one optimizer keeps the colour it has on every other chart.
+        clickable: Lay `start_picker_trace` over the surface, so a click anywhere
+            picks a point (with ``on_select``, the page moves the start there).
     """
     fig = go.Figure(_contour_trace(surface, n))
+    if clickable:
+        fig.add_trace(start_picker_trace(surface))
     indices = list(palette) if palette is not None else list(range(len(trajectories)))
     for tr, i in zip(trajectories, indices, strict=True):
         c = color(i)
@@ -153,6 +184,13 @@ def contour_figure(
     minima = minima_trace(surface)
     if minima is not None:
         fig.add_trace(minima)
+    if clickable:
+        # A click selects the point under it; plotly.js would fade every other
+        # point of the chart until the next click.
+        fig.update_traces(
+            unselected=dict(marker=dict(opacity=1)),
+            selector=lambda t: t.type in ("scatter", "scattergl") and t.name != "start here",
+        )
     axes_2d(fig, surface, height)
     return fig
 

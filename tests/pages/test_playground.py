@@ -145,10 +145,27 @@ def test_custom_formula_runs_and_bad_formula_is_explained():
     at.text_input(key="expr").set_value("x**2 + 3*y**2").run()
     no_problems(at)
     assert qp(at, "expr") == ["x**2 + 3*y**2"]
+    good = summary(at)
     at.text_input(key="expr").set_value("__import__('os').system('ls')").run()
     assert not at.exception
     assert "expr:" in at.error[0].value
     assert at.text_input(key="expr").value == "__import__('os').system('ls')"
+    # The last comparison that ran stays on screen, its link in the address bar.
+    assert "last comparison that ran" in at.error[0].value
+    assert summary(at) == good
+    assert qp(at, "expr") == ["x**2 + 3*y**2"]
+
+
+def test_a_typo_keeps_the_charts_of_the_last_good_comparison():
+    at = app()
+    at.selectbox(key="surface").set_value("custom").run()  # its default formula runs
+    charts = len(at.get("plotly_chart"))
+    rows = summary(at)
+    at.text_input(key="expr").set_value("x**2 +* y").run()
+    assert not at.exception
+    assert len(at.error) == 1 and "last comparison that ran" in at.error[0].value
+    # The default formula's comparison, still drawn: the same table, as many charts.
+    assert summary(at) == rows and len(at.get("plotly_chart")) == charts
 
 
 def test_share_link_round_trip():
@@ -283,3 +300,18 @@ def test_a_rerun_validates_and_builds_each_slot_once(monkeypatch):
     no_problems(at)
     assert validations == ["sgd", "adam", "rmsprop"]
     assert constructions == ["SGD", "Adam", "RMSprop"]
+
+
+def test_reset_to_defaults_restores_the_first_visit():
+    at = app()
+    first = summary(at), dict(at.query_params)
+    at.selectbox(key="surface").set_value("himmelblau").run()
+    at.number_input(key="slot1_lr").set_value(0.01).run()
+    at.number_input(key="steps").set_value(50).run()
+    assert summary(at) != first[0]
+    at.button(key=None) if False else next(
+        b for b in at.button if b.label == "Reset to defaults"
+    ).click().run()
+    no_problems(at)
+    assert summary(at) == first[0] and dict(at.query_params) == first[1]
+    assert at.selectbox(key="surface").value == "rosenbrock"

@@ -29,6 +29,8 @@ BOUNDS = ("bounds_x0", "bounds_x1", "bounds_y0", "bounds_y1")
 #: The playground's optimizer slots (keys ``slots``, ``slot0_choice``, ``slot0_lr``...).
 SLOTS = SlotGroup("", MAX_OPTIMIZERS)
 INITIALISED, SHARE_WARNING = "initialised", "share_warning"
+#: The last comparison that was valid: shown, with the error, while a setting is bad.
+LAST_GOOD = "last_good_config"
 CUSTOM_DEFAULT_EXPR = "x**2 + 10*y**2 + 3*sin(3*x)"
 
 
@@ -146,6 +148,18 @@ def initialise() -> None:
     state[INITIALISED] = True
 
 
+def reset_to_defaults() -> None:
+    """The reset button's callback: the first visit's comparison, every setting."""
+    apply_config(st.session_state, default_config())
+
+
 def publish(cfg: SurfaceRunConfig) -> None:
-    """Mirrors ``cfg`` in the URL, so the address bar is always a share link."""
+    """Mirrors ``cfg`` in the URL, so the address bar is always a share link, and
+    keeps it as the last good comparison."""
+    st.session_state[LAST_GOOD] = cfg
     mirror_url(config_to_params(cfg))
+
+
+def last_good() -> SurfaceRunConfig | None:
+    """The last comparison the settings described without error, if any."""
+    return st.session_state.get(LAST_GOOD)

@@ -37,6 +37,12 @@ def sidebar_settings() -> None:
     """The playground's sidebar: the problem, the run length, the optimizers."""
     state = st.session_state
     labels = {s.key: s.label for s in SURFACES} | {CUSTOM: "Custom formula f(x, y)"}
+    st.button(
+        "Reset to defaults",
+        icon=":material/restart_alt:",
+        on_click=settings.reset_to_defaults,
+        help="Rosenbrock, SGD + momentum vs Adam vs RMSprop, 500 steps.",
+    )
     st.header("Problem")
     key = st.selectbox(
         "Surface",

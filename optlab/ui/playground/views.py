@@ -14,23 +14,40 @@ from optlab.surface import plots
 from optlab.surface.replay import frame_count, frame_steps, replay_figure, replay_points
 from optlab.surface.run import SurfaceRunConfig
 from optlab.surface.trajectory import Trajectory
+from optlab.ui.playground import settings
 from optlab.ui.view import show_chart
 
 PATHS, REPLAY, VIEW_3D = "Paths", "Replay", "3-D view"
 #: Presenter view's height of the square contour: its plot area fills at least
 #: 600 px of a 1024 px projector's width.
 PRESENTER_SQUARE_PX = 820
-#: Session keys: the open tab, and the step the replay shows.
-TAB, REPLAY_STEP = "view_tab", "replay_step"
+#: Session keys: the open tab, the step the replay shows, the contour's clicks.
+TAB, REPLAY_STEP, CONTOUR = "view_tab", "replay_step", "contour"
+#: Set by a click that moved the start: the whole page reruns, not this fragment.
+MOVED = "start_moved"
+
+
+def _start_where_clicked() -> None:
+    """The contour's click callback: the start moves to the point clicked (a grid
+    point, or a path's point), rounded to what the sidebar shows."""
+    event = st.session_state.get(CONTOUR)
+    points = event.selection.points if event and event.selection else []
+    if points:
+        x, y = points[0]["x"], points[0]["y"]
+        st.session_state[settings.START_X] = float(f"{x:.3g}")
+        st.session_state[settings.START_Y] = float(f"{y:.3g}")
+        st.session_state[MOVED] = True
 
 
 def paths_chart(cfg: SurfaceRunConfig, trajectories: list[Trajectory], *, key: str | None) -> None:
-    """The contour with every path (also drawn live while a run is in progress)."""
+    """The contour with every path (also drawn live while a run is in progress).
+    With a ``key``, a click on it moves the start there and reruns the page."""
     show_chart(
-        plots.contour_figure(cfg.resolved_surface, trajectories),
+        plots.contour_figure(cfg.resolved_surface, trajectories, clickable=key is not None),
         f"{cfg.problem.surface}-paths",
         key=key,
         presenter_height=PRESENTER_SQUARE_PX,
+        **({"on_select": _start_where_clicked, "selection_mode": "points"} if key else {}),
     )
 
 
@@ -73,10 +90,12 @@ def _surface_3d(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
 @st.fragment
 def views(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
     """The tabs, building only the open one."""
+    if st.session_state.pop(MOVED, False):
+        st.rerun(scope="app")  # a new start: a new comparison for the whole page
     paths, replay, surface = st.tabs([PATHS, REPLAY, VIEW_3D], key=TAB, on_change="rerun")
     if paths.open:
         with paths:
-            paths_chart(cfg, trajectories, key="contour")
+            paths_chart(cfg, trajectories, key=CONTOUR)
     if replay.open:
         with replay:
             _replay(cfg, trajectories)
