@@ -337,8 +337,9 @@ RACE_TABLE = """() => {
   const box = document.querySelector('[data-testid=stTable]');
   const table = box && box.querySelector('table');
   if (!table) return null;
-  const lines = el => { const r = document.createRange(); r.selectNodeContents(el);
-    return new Set([...r.getClientRects()].map(q => Math.round(q.top))).size; };
+  const lines = el => { const r = document.createRange();
+    r.selectNodeContents(el.querySelector('p') || el);  // the text's own line boxes
+    return new Set([...r.getClientRects()].map(q => Math.round(q.bottom))).size; };
   return {
     overflow: table.getBoundingClientRect().right - box.getBoundingClientRect().right,
     boxScroll: box.scrollWidth - box.clientWidth,
