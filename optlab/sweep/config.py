@@ -66,6 +66,25 @@ class Axis:
         values.setflags(write=False)
         return values
 
+    @functools.cached_property
+    def edges(self) -> np.ndarray:
+        """The ``n + 1`` borders of the cells around `values`, in order (read-only).
+
+        Each border lies halfway between two neighbouring values on the
+        axis's own scale (the geometric mean on a log axis), and the outer
+        ones half a step beyond the ends: on screen, every point of a cell is
+        then nearer its own value than any other.
+        """
+        ends = np.log10(self.values) if self.scale == "log" else self.values.astype(float)
+        inner = (ends[:-1] + ends[1:]) / 2
+        first = ends[0] - (ends[1] - ends[0]) / 2
+        last = ends[-1] + (ends[-1] - ends[-2]) / 2
+        edges = np.concatenate([[first], inner, [last]])
+        if self.scale == "log":
+            edges = 10.0**edges
+        edges.setflags(write=False)
+        return edges
+
     @classmethod
     def from_text(cls, text: str) -> Axis:
         """Parses ``NAME=LOW:HIGH:log|lin:N`` (the CLI's ``--x``/``--y``)."""

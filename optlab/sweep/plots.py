@@ -1,8 +1,12 @@
 """Plotly figures of sweeps: heatmaps you can click, slices, basin maps, tuning curves.
 
-Pure functions of `SweepResult`s. The heatmap carries an invisible marker on
-every cell centre: plotly.js reports selections of markers, not of heatmap
+Pure functions of `SweepResult`s. The heatmap carries an invisible point on
+every cell centre: plotly.js reports selections of points, not of heatmap
 cells, so that is what makes a cell clickable in the page.
+
+Slices and tuning curves draw losses as `optlab.sweep.scales` says: a loss
+of 1e10 next to losses of 1e-6 leaves every curve readable, and diverged
+cells are crosses along the top edge.
 """
 
 from __future__ import annotations
@@ -12,8 +16,18 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from optlab.charts import COLORS, color
+from optlab.charts import color, dash
+from optlab.numbers import number_text
 from optlab.sweep.run import DIVERGED_CELL, NOT_CONVERGED, SweepResult, get_metric
+from optlab.sweep.scales import (
+    GAP_FLOOR,
+    add_diverged,
+    add_line,
+    axis_ticks,
+    log_ticks,
+    value_axis,
+    value_scale,
+)
 
 DIVERGED_COLOR = "#B00020"
 
@@ -30,15 +44,11 @@ def metric_values(result: SweepResult, metric: str) -> tuple[np.ndarray, str]:
     if get_metric(metric).loss:
         f_min = result.config.resolved_surface.f_min
         if f_min is not None:
-            return np.log10(np.clip(values - f_min, 0, None) + 1e-12), f"log₁₀({label} − f*)"
+            return np.log10(np.clip(values - f_min, 0, None) + GAP_FLOOR), f"log₁₀({label} − f*)"
         if np.nanmin(values, initial=np.inf) > 0:
             return np.log10(values), f"log₁₀({label})"
         return values, label
     return np.where(values < 0, np.nan, values), label
-
-
-def _axis_type(result: SweepResult, axis: int) -> str:
-    return "log" if result.config.axes[axis].scale == "log" else "linear"
 
 
 def heatmap_figure(
@@ -46,8 +56,16 @@ def heatmap_figure(
 ) -> go.Figure:
     """The metric over a 2-D grid: diverged cells in red, the best cell starred.
 
-    Every cell centre carries a transparent marker whose ``customdata`` is
-    the cell's index, for click selection.
+    Every cell centre carries an invisible point whose ``customdata`` is the
+    cell's index, for click selection. plotly.js selects the point nearest
+    the pointer, so each drawn cell spans exactly the pixels nearer its
+    centre than any other: its borders are given (`Axis.edges`, halfway on
+    the axis's own scale) rather than left to Plotly, which puts them at
+    arithmetic midpoints, off-centre on a log axis. The points are text
+    points with no text, not markers: plotly.js counts any pointer within
+    3 px of a marker's centre as on it and breaks the tie towards the later
+    point, so on cells under 6 px wide a click picked the neighbour;
+    ``hoverdistance=-1`` makes a click anywhere in a large cell count too.
     """
     cfg = result.config
     xs, ys = cfg.x.values, cfg.y.values
@@ -55,8 +73,8 @@ def heatmap_figure(
     reverse = get_metric(metric).loss or metric == "steps_to_target"
     fig = go.Figure(
         go.Heatmap(
-            x=xs,
-            y=ys,
+            x=cfg.x.edges,
+            y=cfg.y.edges,
             z=z,
             colorscale="Viridis",
             reversescale=reverse,  # good (low) is bright
@@ -67,8 +85,8 @@ def heatmap_figure(
     diverged = result.diverged_at >= 0
     if diverged.any():
         fig.add_heatmap(
-            x=xs,
-            y=ys,
+            x=cfg.x.edges,
+            y=cfg.y.edges,
             z=np.where(diverged, 1.0, np.nan),
             colorscale=[[0, DIVERGED_COLOR], [1, DIVERGED_COLOR]],
             showscale=False,
@@ -77,20 +95,19 @@ def heatmap_figure(
         )
     gx, gy = np.meshgrid(xs, ys)
     index = np.arange(cfg.cells).reshape(result.shape)
-    text = _cell_text(result)
     fig.add_scatter(
         x=gx.ravel(),
         y=gy.ravel(),
-        mode="markers",
-        marker=dict(size=6, opacity=0, color="white"),
-        selected=dict(marker=dict(opacity=0)),
-        unselected=dict(marker=dict(opacity=0)),
+        mode="text",
+        text=[""] * cfg.cells,
         customdata=index.ravel(),
-        text=text.ravel(),
-        hovertemplate="%{text}<extra></extra>",
+        hovertext=_cell_text(result).ravel(),
+        hovertemplate="%{hovertext}<extra></extra>",
         name="cells",
         showlegend=False,
     )
+    # Plotly dims whatever a selection leaves out; these marks stay as drawn.
+    keep = dict(marker=dict(opacity=1))
     best = result.best_cell()
     if best is not None:
         by, bx = divmod(best, cfg.x.n)
@@ -101,6 +118,7 @@ def heatmap_figure(
             marker=dict(symbol="star", size=16, color="gold", line=dict(width=1, color="black")),
             name="best final loss",
             hoverinfo="skip",
+            unselected=keep,
         )
     if selected is not None:
         sy, sx = divmod(selected, cfg.x.n)
@@ -111,34 +129,37 @@ def heatmap_figure(
             marker=dict(symbol="square-open", size=18, color="black", line=dict(width=3)),
             name="replayed",
             hoverinfo="skip",
+            unselected=keep,
         )
     fig.update_layout(
         height=height,
         margin=dict(l=10, r=10, t=30, b=10),
         clickmode="event+select",
         dragmode=False,
+        hovermode="closest",
+        hoverdistance=-1,
         legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
     )
-    fig.update_xaxes(title_text=cfg.x.name, type=_axis_type(result, 0))
-    fig.update_yaxes(title_text=cfg.y.name, type=_axis_type(result, 1))
+    fig.update_xaxes(title_text=cfg.x.name, **axis_ticks(cfg.x))
+    fig.update_yaxes(title_text=cfg.y.name, **axis_ticks(cfg.y))
     return fig
 
 
 def _cell_text(result: SweepResult) -> np.ndarray:
     """Each cell's hover text: its swept values and what became of it."""
     cfg = result.config
-    xs = [f"{cfg.x.name} = {v:.4g}" for v in cfg.x.values]
-    ys = [f"{cfg.y.name} = {v:.4g}" for v in cfg.y.values]
+    xs = [f"{cfg.x.name} = {number_text(v)}" for v in cfg.x.values]
+    ys = [f"{cfg.y.name} = {number_text(v)}" for v in cfg.y.values]
     final, diverged, reached = result.final_loss, result.diverged_at, result.steps_to_target
     out = np.empty(result.shape, dtype=object)
     for iy, y_text in enumerate(ys):
         for ix, x_text in enumerate(xs):
             if diverged[iy, ix] >= 0:
-                what = f"diverged at step {diverged[iy, ix]}"
+                what = f"diverged at step {number_text(int(diverged[iy, ix]))}"
             else:
-                what = f"final loss {final[iy, ix]:.4g}"
+                what = f"final loss {number_text(float(final[iy, ix]))}"
                 if reached[iy, ix] >= 0:
-                    what += f"<br>reached the target at step {reached[iy, ix]}"
+                    what += f"<br>reached the target at step {number_text(int(reached[iy, ix]))}"
             out[iy, ix] = f"{x_text}<br>{y_text}<br>{what}"
     return out
 
@@ -153,52 +174,47 @@ def slice_figure(
 ) -> go.Figure:
     """The metric along one axis with the other held (at the row/column of cell ``at``).
 
-    With ``clickable`` (a 1-D sweep's only chart), each marker carries its cell's
-    index as ``customdata`` and a click selects it, as the heatmap's markers do.
+    With ``clickable`` (a 1-D sweep's only chart), each point carries its cell's
+    index as ``customdata`` and a click selects it, as the heatmap's points do;
+    the nearest point to the click counts, however far.
     """
     cfg = result.config
-    values = result.metric(metric).astype(float)
+    raw = result.metric(metric).astype(float)
     if not get_metric(metric).loss:
-        values = np.where(values < 0, np.nan, values)
+        raw = np.where(raw < 0, np.nan, raw)
     swept = cfg.axes[axis]
+    index = np.arange(cfg.cells).reshape(result.shape)
     if cfg.y is None:
-        line, held = values[0], ""
+        pick, held = (0, slice(None)), ""
     else:
         iy, ix = divmod(at if at is not None else 0, cfg.x.n)
         if axis == 0:
-            line, held = values[iy], f" at {cfg.y.name} = {cfg.y.values[iy]:.4g}"
+            pick, held = (iy, slice(None)), f" at {cfg.y.name} = {number_text(cfg.y.values[iy])}"
         else:
-            line, held = values[:, ix], f" at {cfg.x.name} = {cfg.x.values[ix]:.4g}"
-    diverged = (result.diverged_at >= 0)[0] if cfg.y is None else None
+            pick, held = (slice(None), ix), f" at {cfg.x.name} = {number_text(cfg.x.values[ix])}"
+    line, cells, diverged_at = raw[pick], index[pick], result.diverged_at[pick]
+    label = get_metric(metric).label
+    scale = value_scale([line], metric, cfg.resolved_surface.f_min)
+    xs = np.asarray(swept.values)
+    hover = [f"{swept.name} = {number_text(float(v))}" for v in xs]
+    data = cells if clickable else None
     fig = go.Figure()
-    fig.add_scatter(
-        x=swept.values,
-        y=line,
-        mode="lines+markers",
-        line=dict(color=COLORS[1], width=2),
-        name=get_metric(metric).label,
-        customdata=np.arange(len(swept.values)) if clickable else None,
+    add_line(
+        fig, xs, line, scale, hover, dict(line=dict(color=color(1), width=2), name=label), data
     )
-    if diverged is not None and diverged.any():
-        fig.add_scatter(
-            x=swept.values[diverged],
-            y=np.zeros(int(diverged.sum())),
-            mode="markers",
-            marker=dict(symbol="x", size=9, color=DIVERGED_COLOR),
-            name="diverged",
-            yaxis="y",
-        )
-    log_y = get_metric(metric).loss and np.nanmin(line, initial=np.inf) > 0
+    if metric != "diverged_at":
+        add_diverged(fig, xs, diverged_at, hover, "diverged", DIVERGED_COLOR, data)
     fig.update_layout(
         height=height,
         margin=dict(l=10, r=10, t=40, b=10),
-        title=dict(text=f"{get_metric(metric).label} vs {swept.name}{held}", font=dict(size=14)),
+        title=dict(text=f"{label} vs {swept.name}{held}", font=dict(size=14)),
         showlegend=False,
+        hovermode="closest",
     )
     if clickable:
-        fig.update_layout(clickmode="event+select")
-    fig.update_xaxes(title_text=swept.name, type="log" if swept.scale == "log" else "linear")
-    fig.update_yaxes(title_text=get_metric(metric).label, type="log" if log_y else "linear")
+        fig.update_layout(clickmode="event+select", hoverdistance=-1)
+    fig.update_xaxes(title_text=swept.name, **axis_ticks(swept))
+    value_axis(fig, scale, [line])
     return fig
 
 
@@ -293,47 +309,50 @@ def basins_figure(result: SweepResult, height: int = 560) -> go.Figure:
 def tuning_figure(
     results: Sequence[SweepResult], labels: Sequence[str], height: int = 360
 ) -> go.Figure:
-    """Final loss against the learning rate, one curve per optimizer, best lr marked."""
+    """Final loss against the learning rate, one curve per optimizer, best lr marked.
+
+    Each optimizer has its colour and dash pattern (`optlab.charts`); its
+    diverged learning rates are crosses of its colour along the top edge.
+    """
+    f_min = results[0].config.resolved_surface.f_min if results else None
+    lines = [r.final_loss[0] for r in results]
+    scale = value_scale(lines, "final_loss", f_min)
     fig = go.Figure()
-    for i, (result, label) in enumerate(zip(results, labels, strict=True)):
-        xs = result.config.x.values
-        loss = result.final_loss[0]
+    for i, (result, label, loss) in enumerate(zip(results, labels, lines, strict=True)):
+        xs = np.asarray(result.config.x.values)
         c = color(i)
-        fig.add_scatter(
-            x=xs,
-            y=loss,
-            mode="lines+markers",
-            line=dict(color=c, width=2),
-            marker=dict(size=5),
-            name=label,
-        )
+        hover = [f"{label}<br>lr = {number_text(float(v))}" for v in xs]
+        style = dict(line=dict(color=c, width=2, dash=dash(i)), marker=dict(size=5), name=label)
+        add_line(fig, xs, loss, scale, hover, style)
+        add_diverged(fig, xs, result.diverged_at[0], hover, f"{label}: diverged", c)
         best = result.best_cell()
         if best is not None:
+            gap = float(scale.shown(loss[best : best + 1])[0])
             fig.add_scatter(
                 x=[xs[best]],
-                y=[loss[best]],
+                y=[max(gap, scale.low) if scale.low is not None else gap],
                 mode="markers",
                 marker=dict(symbol="star", size=15, color=c, line=dict(width=1, color="black")),
-                name=f"{label}: best lr {xs[best]:.3g}",
+                name=f"{label}: best lr {number_text(float(xs[best]))}",
                 showlegend=False,
-                hovertemplate=(
-                    f"{label}<br>best lr %{{x:.4g}}<br>final loss %{{y:.4g}}<extra></extra>"
-                ),
+                hovertext=[
+                    f"{label}<br>best lr {number_text(float(xs[best]))}<br>"
+                    f"{scale.title} = {number_text(gap)}"
+                ],
+                hovertemplate="%{hovertext}<extra></extra>",
             )
-    finite = np.concatenate([r.final_loss[0] for r in results])
-    finite = finite[np.isfinite(finite)]
-    log_y = finite.size > 0 and finite.min() > 0
     fig.update_layout(
         height=height,
         margin=dict(l=10, r=10, t=40, b=10),
         title=dict(
-            text="Tuning curves: final loss vs learning rate (gaps: diverged)", font=dict(size=14)
+            text=f"Tuning curves: {scale.title} vs learning rate (×: diverged)",
+            font=dict(size=14),
         ),
-        legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+        # Under the plot: above it, a legend of several optimizers covered the title.
+        legend=dict(orientation="h", yanchor="top", y=-0.22, x=0),
         hovermode="closest",
     )
-    fig.update_xaxes(title_text="lr", type="log")
-    fig.update_yaxes(
-        title_text="final loss", type="log" if log_y else "linear", exponentformat="power"
-    )
+    xs_all = np.concatenate([r.config.x.values for r in results]) if results else []
+    fig.update_xaxes(title_text="lr", **log_ticks(xs_all))
+    value_axis(fig, scale, lines)
     return fig

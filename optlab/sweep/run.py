@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from optlab.numbers import number_text
 from optlab.optim.config import OptimizerConfig
 from optlab.surface.run import divergence_box, noise_generator
 from optlab.surface.surfaces import Surface
@@ -111,10 +112,16 @@ class SweepResult:
 
     def best_cell(self) -> int | None:
         """The cell with the lowest final loss (ties: the first), or None if all diverged."""
+        best = self.best_cells()
+        return int(best[0]) if best.size else None
+
+    def best_cells(self) -> np.ndarray:
+        """Every cell whose final loss equals the lowest one (empty if all diverged)."""
         flat = self.final_loss.ravel()
-        if not np.isfinite(flat).any():
-            return None
-        return int(np.nanargmin(np.where(np.isfinite(flat), flat, np.nan)))
+        finite = np.isfinite(flat)
+        if not finite.any():
+            return np.empty(0, dtype=np.int64)
+        return np.flatnonzero(finite & (flat == flat[finite].min()))
 
     def to_dict(self) -> dict:
         """A JSON-ready dict: the axes and the per-cell metrics as nested lists."""
@@ -273,6 +280,71 @@ def _basins(surface: Surface, points: torch.Tensor, diverged_at: torch.Tensor) -
     return out
 
 
+@dataclass(frozen=True)
+class Edge:
+    """The best cell lies on one end of a swept range: the optimum may lie beyond it.
+
+    Attributes:
+        axis: The swept quantity (``lr``, ``betas.1``).
+        end: ``"low"`` or ``"high"``: which end of the range, by value.
+        value: The value at that end.
+        allowed: The quantity's allowed range (e.g. ``[0, inf)``) when that end
+            is its bound too, so the range cannot be widened there; else None.
+    """
+
+    axis: str
+    end: str
+    value: float
+    allowed: str | None = None
+
+    @property
+    def message(self) -> str:
+        """One sentence for the page and the CLI."""
+        where = (
+            f"the best cell is on the edge of the {self.axis} range, at its {self.end} end "
+            f"({self.axis} = {number_text(self.value)})"
+        )
+        if self.allowed is not None:
+            lower = "lower" if self.end == "low" else "higher"
+            return f"{where}; {self.axis} can go no {lower} (allowed: {self.allowed})"
+        beyond = "below" if self.end == "low" else "above"
+        return f"{where}: widen the range {beyond} {number_text(self.value)}"
+
+
+def best_on_edge(result: SweepResult) -> tuple[Edge, ...]:
+    """The ends of the swept hyperparameter ranges on which the best cell lies.
+
+    The best cells are all those tied at the lowest final loss; an end is
+    reported only when every one of them lies on it (a tie that reaches inside
+    the range means the range already holds an optimum). Start-point axes are
+    left out: their range is the surface's, not a setting to tune.
+    """
+    cfg = result.config
+    best = result.best_cells()
+    if not best.size:
+        return ()
+    edges = []
+    for k, axis in enumerate(cfg.axes):
+        if axis.name in START_AXES:
+            continue
+        at = best % cfg.x.n if k == 0 else best // cfg.x.n
+        for index in (0, axis.n - 1):
+            if not (at == index).all():
+                continue
+            other = axis.values[axis.n - 1 - index]
+            value = float(axis.values[index])
+            end = "low" if value < other else "high"
+            edges.append(Edge(axis.name, end, value, _bound_text(cfg, axis.name, value, end)))
+    return tuple(edges)
+
+
+def _bound_text(cfg: SweepConfig, name: str, value: float, end: str) -> str | None:
+    """The knob's allowed range when ``value`` is the bound at that ``end`` of it."""
+    hp, _ = swept_hparam(cfg.optimizer, name)
+    bound, is_open = (hp.low, hp.low_open) if end == "low" else (hp.high, hp.high_open)
+    return hp.range_text() if bound is not None and not is_open and value == bound else None
+
+
 def sweep_summary(result: SweepResult) -> str:
     """A few lines for the CLI: the grid, the best cell, how many diverged or converged."""
     cfg = result.config
@@ -290,6 +362,7 @@ def sweep_summary(result: SweepResult) -> str:
         reached = int(result.steps_to_target.ravel()[best])
         when = f" (reached the target at step {reached})" if reached >= 0 else ""
         lines.append(f"best cell: {values}: final loss {result.final_loss.ravel()[best]:.6g}{when}")
+        lines += [f"warning: {edge.message}" for edge in best_on_edge(result)]
     n = cfg.cells
     diverged = int((result.diverged_at >= 0).sum())
     text = f"diverged: {diverged} of {n} cells"

@@ -130,7 +130,9 @@ def test_the_sweep_page_round_trips_its_link_in_every_mode(monkeypatch, tmp_path
     ]
     for link in links:
         at = open_page("pages/sweep.py", link, monkeypatch, tmp_path)
-        assert not at.warning, [w.value for w in at.warning]
+        # A sweep whose best cell is an end of its range says so; that is not about the link.
+        problems = [w.value for w in at.warning if "best cell is on the edge" not in w.value]
+        assert not problems, problems
         shown = {k: v if isinstance(v, list) else [v] for k, v in at.query_params.items()}
         for key, value in link.items():
             assert shown[key] == value, key

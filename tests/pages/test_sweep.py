@@ -18,10 +18,12 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from optlab.numbers import number_text
 from optlab.optim.config import OptimizerConfig
 from optlab.surface.surfaces import get_surface
+from optlab.sweep import race
 from optlab.sweep.config import Axis, SweepConfig
-from optlab.sweep.run import DIVERGED_CELL, NOT_CONVERGED, run_sweep, tune_lr
+from optlab.sweep.run import DIVERGED_CELL, NOT_CONVERGED, best_on_edge, run_sweep, tune_lr
 from optlab.ui.sweep import settings
 from tests.support.resources import APP
 
@@ -229,6 +231,27 @@ def test_one_axis_sweep_draws_a_clickable_line_and_still_replays():
     )
 
 
+def warnings(at: AppTest) -> list[str]:
+    return [w.value for w in at.warning]
+
+
+def test_a_best_cell_on_the_edge_of_the_range_is_warned_about():
+    at = small_grid(sweep_page())
+    cfg = page_config(at)
+    assert best_on_edge(run_sweep(cfg)) == ()  # the default grid holds its optimum
+    assert warnings(at) == []
+    # Cut the lr range below the optimum: the best cell moves to its high end.
+    at.number_input(key="sw_x_high").set_value(1e-3).run()
+    no_problems(at)
+    cfg = page_config(at)
+    (edge,) = best_on_edge(run_sweep(cfg))
+    assert (edge.axis, edge.end, edge.value) == ("lr", "high", 1e-3)
+    assert warnings(at) == [
+        "The best cell is on the edge of the lr range, at its high end (lr = 0.001): "
+        "widen the range above 0.001."
+    ]
+
+
 @pytest.mark.parametrize(
     ("low", "high", "message"),
     [
@@ -331,6 +354,11 @@ def test_fair_comparison_races_each_optimizers_best_learning_rate():
         for k in keys
     ]
     assert all(t.best is not None for t in tuned)
+    # An optimizer whose best lr is an end of the shared grid is named in a warning.
+    expected = [
+        f"{t.optimizer.label}: {edge.message}." for t in tuned for edge in best_on_edge(t.sweep)
+    ]
+    assert expected and warnings(at) == expected  # Adam's best lr here is the grid's top, 1
     figs = charts(at)
     assert list(figs) == ["sw_tuning", "sw_race", "sw_loss"]
 
@@ -340,20 +368,27 @@ def test_fair_comparison_races_each_optimizers_best_learning_rate():
         assert np.allclose(array(curve["x"]), axis.values)
         assert np.allclose(array(curve["y"]), t.sweep.final_loss[0], equal_nan=True)
 
-    race = figs["sw_race"]
-    assert race["data"][0]["type"] == "contour"
+    race_chart = figs["sw_race"]
+    assert race_chart["data"][0]["type"] == "contour"
     winners = [t.best.label for t in tuned]
-    assert [t["name"] for t in race["data"] if t.get("mode") == "lines+markers"] == winners
+    assert [t["name"] for t in race_chart["data"] if t.get("mode") == "lines+markers"] == winners
     assert [t["name"] for t in figs["sw_loss"]["data"] if t.get("mode") == "lines"] == winners
 
-    rows = at.dataframe[0].value.to_dict("records")
-    assert [r["optimizer"] for r in rows] == winners
+    # The race table: readable column names, every number as number_text writes it.
+    table = at.table[0].value
+    assert list(table.columns) == list(race.COLUMNS)
+    rows = table.to_dict("records")
+    assert [r["optimizer"] for r in rows] == [t.optimizer.label for t in tuned]
     for row, t in zip(rows, tuned, strict=True):
         best = t.sweep.best_cell()
         assert t.best.kwargs["lr"] == pytest.approx(axis.values[best], rel=1e-12)
+        assert row["tuned lr"] == number_text(float(axis.values[best]))
         # The race is a plain torch.optim run; it ends where the sweep's cell ended.
-        assert row["final_loss"] == pytest.approx(t.sweep.final_loss[0, best], rel=1e-9, abs=1e-12)
+        assert row["final loss"] == number_text(float(t.sweep.final_loss[0, best]))
+        reached = int(t.sweep.steps_to_target[0, best])
+        assert row[race.STEPS] == (number_text(reached) if reached >= 0 else "not reached")
         assert row["status"] == "done"
+        assert all(isinstance(v, str) and v not in ("None", "nan") for v in row.values()), row
 
 
 def test_basins_mode_moves_to_himmelblau_and_maps_its_minima():

@@ -14,10 +14,10 @@ from optlab.charts import chart_config
 from optlab.optim.config import OptimizerConfig
 from optlab.surface import curves, plots
 from optlab.surface.run import SurfaceRunConfig
-from optlab.surface.trajectory import summarize
 from optlab.sweep import plots as sweep_plots
 from optlab.sweep.config import SweepConfig
-from optlab.sweep.run import tune_lr
+from optlab.sweep.race import COLUMNS, NUMBERS, race_rows
+from optlab.sweep.run import Edge, best_on_edge, tune_lr
 from optlab.ui.playground.cache import run_cached
 from optlab.ui.sweep import settings
 from optlab.ui.sweep.cache import sweep_cached
@@ -35,6 +35,17 @@ def _replay(run: SurfaceRunConfig, title: str) -> None:
         config=chart_config("sweep-replay"),
         key="sw_replay",
     )
+
+
+def _sentence(text: str) -> str:
+    """``text`` as a sentence of a warning: capitalised, with a full stop."""
+    return text[:1].upper() + text[1:] + "."
+
+
+def _edge_warning(edges: tuple[Edge, ...], who: str = "") -> None:
+    """Says when the best cell lies on an end of a swept range (the optimum may lie beyond)."""
+    if edges:
+        st.warning(" ".join(_sentence(f"{who}{edge.message}") for edge in edges))
 
 
 def _selected_cell(event, cfg: SweepConfig) -> int | None:
@@ -69,6 +80,7 @@ def sweep_mode() -> None:
     )
     result = sweep_cached(cfg)
     st.caption(f"Ran in {result.seconds:.2f} s. Click a cell to replay its path below.")
+    _edge_warning(best_on_edge(result))
     metric = st.session_state[settings.METRIC]
     if cfg.y is None:
         event = st.plotly_chart(
@@ -80,33 +92,33 @@ def sweep_mode() -> None:
         )
         chosen = _selected_cell(event, cfg)
     else:
-        left, right = st.columns([3, 2], gap="medium")
-        with left:
-            chosen = st.session_state.get(SELECTED)
-            chosen = chosen[1] if chosen and chosen[0] == cfg else None
-            event = st.plotly_chart(
-                sweep_plots.heatmap_figure(result, metric, chosen),
-                config=chart_config("sweep-heatmap"),
-                on_select="rerun",
-                selection_mode="points",
-                key="sw_heatmap",
-            )
-            before = chosen
-            chosen = _selected_cell(event, cfg)
-            if chosen != before:
-                st.rerun()  # redraw the heatmap with the new cell marked
-        with right:
-            at = chosen if chosen is not None else result.best_cell()
-            st.plotly_chart(
-                sweep_plots.slice_figure(result, metric, 0, at),
-                config=chart_config("sweep-sx"),
-                key="sw_sx",
-            )
-            st.plotly_chart(
-                sweep_plots.slice_figure(result, metric, 1, at),
-                config=chart_config("sweep-sy"),
-                key="sw_sy",
-            )
+        # The heatmap takes the page's width: at 1024 px beside the sidebar a
+        # 50 x 50 grid then has cells about 9 px wide, big enough to aim at.
+        chosen = st.session_state.get(SELECTED)
+        chosen = chosen[1] if chosen and chosen[0] == cfg else None
+        event = st.plotly_chart(
+            sweep_plots.heatmap_figure(result, metric, chosen),
+            config=chart_config("sweep-heatmap"),
+            on_select="rerun",
+            selection_mode="points",
+            key="sw_heatmap",
+        )
+        before = chosen
+        chosen = _selected_cell(event, cfg)
+        if chosen != before:
+            st.rerun()  # redraw the heatmap with the new cell marked
+        at = chosen if chosen is not None else result.best_cell()
+        left, right = st.columns(2, gap="medium")
+        left.plotly_chart(
+            sweep_plots.slice_figure(result, metric, 0, at),
+            config=chart_config("sweep-sx"),
+            key="sw_sx",
+        )
+        right.plotly_chart(
+            sweep_plots.slice_figure(result, metric, 1, at),
+            config=chart_config("sweep-sy"),
+            key="sw_sy",
+        )
     best = result.best_cell()
     diverged = int((result.diverged_at >= 0).sum())
     st.caption(f"{diverged:,} of {cfg.cells:,} configurations diverged (red).")
@@ -189,13 +201,15 @@ def fair_mode() -> None:
         config=chart_config("sweep-tuning"),
         key="sw_tuning",
     )
-    winners = [t.best for t in tuned if t.best is not None]
+    for t in tuned:
+        _edge_warning(best_on_edge(t.sweep), f"{t.optimizer.label}: ")
+    raced = [t for t in tuned if t.best is not None]
     failed = [t.optimizer.label for t in tuned if t.best is None]
     if failed:
         st.warning(f"Every learning rate diverged for {', '.join(failed)}.")
-    if not winners:
+    if not raced:
         return
-    race = SurfaceRunConfig(tuple(winners), problem)
+    race = SurfaceRunConfig(tuple(t.best for t in raced if t.best is not None), problem)
     trajectories, _ = run_cached(race)
     surface = race.resolved_surface
     left, right = st.columns([3, 2], gap="medium")
@@ -209,8 +223,16 @@ def fair_mode() -> None:
         config=chart_config("sweep-loss"),
         key="sw_loss",
     )
-    table = pd.DataFrame([vars(row) for row in summarize(trajectories, surface)])
-    st.dataframe(table, hide_index=True, width="stretch")
+    # A static table: every cell is shown in full, wrapping to the page's width,
+    # except that a number is never split at the minus of its exponent (the
+    # browser breaks "1.591e-05" after the "-"). pandas classes each cell by its
+    # column; Streamlit draws the text in a paragraph inside it.
+    table = pd.DataFrame(race_rows(raced, trajectories, surface), columns=list(COLUMNS))
+    whole = [
+        {"selector": f"td.col{COLUMNS.index(name)} p", "props": [("white-space", "nowrap")]}
+        for name in NUMBERS
+    ]
+    st.table(table.style.set_table_styles(whole), hide_index=True)
 
 
 MODES = {settings.SWEEP: sweep_mode, settings.BASINS: basins_mode, settings.FAIR: fair_mode}
