@@ -395,7 +395,8 @@ def test_loss_of_a_long_run_is_thinned() -> None:
 
 def test_distance_is_none_without_minima() -> None:
     assert distance_figure(get_surface("saddle"), [long_trajectory(5)]) is None
-    custom = formula_surface("x**2 + y**2")
+    # A typed formula without a minimum inside its bounds (f falls off the edge).
+    custom = formula_surface("x + y")
     assert distance_figure(custom, [long_trajectory(5)]) is None
 
 
