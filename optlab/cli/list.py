@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     print("Presets (usable as SPEC keys):")
     for p in PRESETS:
         print(f"  {p.key:<14} {p.label}: {preset_text(p)}")
-    print("Surfaces (global minima f(x, y) = f*, and how many local ones, in the bounds):")
+    print("Surfaces: (global minima f(x, y) = f*, and how many local ones, in the bounds)")
     for s in SURFACES:
         params = "".join(f"  [--param {hp.name}={hp.format(hp.default)}]" for hp in s.params)
         print(f"  {s.key:<17} {s.label}: {minima_text(s)}{params}")

@@ -97,7 +97,7 @@ class Search:
 CATALOGUE = Search(starts=64, iterations=200, still_rel=1e-15, still_abs=1e-20, kinks=False)
 #: A typed formula's estimate, fast enough for an interactive page (`bench/minima.py`);
 #: smooth minima are still polished to double precision by Newton's method.
-ESTIMATE = Search(starts=16, iterations=100, still_rel=1e-12, still_abs=1e-9, kinks=True)
+ESTIMATE = Search(starts=16, iterations=60, still_rel=1e-12, still_abs=1e-7, kinks=True)
 
 
 @dataclass(frozen=True)

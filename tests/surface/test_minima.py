@@ -34,6 +34,7 @@ from optlab.surface.minima import (
     split_global,
 )
 from optlab.surface.minima_table import MINIMA
+from optlab.surface.plots import contour_figure
 from optlab.surface.surfaces import SURFACES, Surface, formula_surface, get_surface
 
 SURFACE_IDS = [s.key for s in SURFACES]
@@ -315,6 +316,21 @@ def test_the_estimate_is_deterministic_and_bounded() -> None:
     assert len(lowest) == 2 and len(others) == 18  # (x, y) and (x, -y) tie
     (x0, x1), (y0, y1) = surface.bounds
     assert all(x0 <= m.x <= x1 and y0 <= m.y <= y1 for m in first)
+
+
+def test_the_contour_names_estimated_minima_and_says_when_there_is_none() -> None:
+    def stars(fig):
+        return [t for t in fig.data if t.type == "scatter" and "star" in str(t.marker.symbol)]
+
+    (known,) = stars(contour_figure(get_surface("himmelblau"), []))
+    assert known.name == "known minimum" and len(known.x) == 4
+    (estimated,) = stars(contour_figure(formula_surface("(x**2 - 1)**2 + y**2"), []))
+    assert estimated.name == "estimated minimum"
+    assert sorted(estimated.x) == [-1.0, 1.0] and "estimated minimum" in estimated.hovertemplate
+    (none,) = stars(contour_figure(formula_surface("x + y"), []))
+    assert none.name == "no minimum found inside the bounds"
+    assert list(none.x) == [None]  # a legend entry: no star is drawn anywhere
+    assert stars(contour_figure(get_surface("saddle"), [])) == []
 
 
 # --- the pieces --------------------------------------------------------------------------
