@@ -70,6 +70,8 @@ MERGE = 1e-6
 #: Points on the ring around a kink candidate, and its radii (shares of the diagonal).
 RING = 16
 RING_RADII = (1e-6, 1e-3)
+#: Descents from the outer ring end this near a kink candidate (share of the diagonal).
+RETURN = 1e-5
 
 
 @dataclass(frozen=True)
@@ -328,15 +330,25 @@ def _distinct(points: Tensor, cell: float) -> Tensor:
     return points[finite][picked]
 
 
-def ring_minimum(fn: Fn, points: Tensor, bounds: Bounds) -> Tensor:
-    """Whether f is strictly higher on a ring of `RING` points at each `RING_RADII` radius.
+def _circle() -> Tensor:
+    """`RING` unit directions, those along the axes exactly (cos(pi/2) is not 0 in floats)."""
+    angles = torch.arange(RING, dtype=torch.float64) * (2 * math.pi / RING)
+    circle = torch.stack([angles.cos(), angles.sin()], dim=-1)
+    return torch.where(circle.abs() < 1e-12, 0.0, circle)
+
+
+def ring_minimum(fn: Fn, points: Tensor, bounds: Bounds, search: Search) -> Tensor:
+    """Whether each point is an isolated minimum, judged from values, not derivatives.
 
     The test for a minimum where the derivatives do not help: a kink (``abs(x)``), a cone
     (``hypot(x, y)``, whose gradient is undefined at its tip) or a flat-bottomed Hessian
-    (``x**4 + y**4``). A saddle or a valley floor of equal values fails it.
+    (``x**4 + y**2``). Two conditions: f is strictly higher on rings of `RING` points at
+    each `RING_RADII` radius, which a saddle or an inflection fails; and descents started
+    on the outer ring all come back to the point (within `RETURN` of the diagonal), which
+    a valley floor of equal values fails (``(x - 0.3*y)**2``: no ring of finitely many
+    points lies along its line of minima, but the descents end on the line, apart).
     """
-    angles = torch.arange(RING, dtype=torch.float64) * (2 * math.pi / RING)
-    circle = torch.stack([angles.cos(), angles.sin()], dim=-1)
+    circle = _circle()
     span = diagonal(bounds)
     with torch.no_grad():
         centre = fn(points)
@@ -344,11 +356,17 @@ def ring_minimum(fn: Fn, points: Tensor, bounds: Bounds) -> Tensor:
         for radius in RING_RADII:
             ring = fn(points.unsqueeze(1) + radius * span * circle)
             ok &= (torch.isfinite(ring) & (ring > centre.unsqueeze(1))).all(1)
+    idx = ok.nonzero().squeeze(1)
+    if len(idx):
+        starts = points[idx].unsqueeze(1) + RING_RADII[-1] * span * circle
+        ends = descend(fn, starts.reshape(-1, 2), bounds, search).reshape(len(idx), RING, 2)
+        away = (ends - points[idx].unsqueeze(1)).norm(dim=-1).amax(1)
+        ok[idx] = away <= RETURN * span
     return ok
 
 
 def classify(
-    fn: Fn, points: Tensor, slope: float, bounds: Bounds, *, kinks: bool = False
+    fn: Fn, points: Tensor, slope: float, bounds: Bounds, search: Search = CATALOGUE
 ) -> tuple[Tensor, Tensor]:
     """Which points are minima: ``(smooth, kink)`` boolean masks.
 
@@ -364,9 +382,11 @@ def classify(
     stationary = finite & (g.norm(dim=1) <= GRAD_RTOL * slope)
     curved = lam[:, 0] > CURVATURE_RTOL * lam.abs().amax(1)
     smooth = stationary & curved
-    if not kinks:
+    if not search.kinks:
         return smooth, torch.zeros_like(smooth)
-    return smooth, ~smooth & ring_minimum(fn, points, bounds)
+    kink = ~smooth
+    kink[kink.clone()] = ring_minimum(fn, points[~smooth], bounds, search)
+    return smooth, kink
 
 
 def _inside(points: Tensor, bounds: Bounds, margin: float = 0.0) -> Tensor:
@@ -391,7 +411,7 @@ def find_minima(fn: Fn, bounds: Bounds, search: Search = CATALOGUE) -> tuple[Fou
     ends = descend(fn, starts, bounds, search)
     ends = polish(fn, _distinct(ends[_inside(ends, bounds, merge)], merge))
     ends = tidy(fn, ends, diagonal(bounds))
-    smooth, kink = classify(fn, ends, slope, bounds, kinks=search.kinks)
+    smooth, kink = classify(fn, ends, slope, bounds, search)
     keep = (smooth | kink) & _inside(ends, bounds)
     ends, smooth = ends[keep], smooth[keep]
     with torch.no_grad():

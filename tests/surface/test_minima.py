@@ -281,6 +281,7 @@ def test_a_formula_of_a_registered_surface_finds_its_minima() -> None:
         ("abs(x - 1) + abs(y + 2)", [(1.0, -2.0)]),  # a kink: no gradient there
         ("hypot(x, y)", [(0.0, 0.0)]),  # a cone's tip: its gradient is undefined
         ("x**4 + y**4", [(0.0, 0.0)]),  # a flat-bottomed minimum: the Hessian is 0
+        ("x**4 + y**2", [(0.0, 0.0)]),  # flat along x only: the Hessian is singular
     ],
 )
 def test_estimated_global_minima(text: str, where: list[tuple[float, float]]) -> None:
@@ -288,7 +289,8 @@ def test_estimated_global_minima(text: str, where: list[tuple[float, float]]) ->
     got = sorted((m.x, m.y) for m in surface.minima)
     assert len(got) == len(where)
     for (gx, gy), (wx, wy) in zip(got, sorted(where), strict=True):
-        assert math.hypot(gx - wx, gy - wy) < 1e-6, got
+        # A quartic bottom pins the point only to about the gradient tolerance's cube root.
+        assert math.hypot(gx - wx, gy - wy) < 1e-5, got
 
 
 @pytest.mark.parametrize(
@@ -298,6 +300,7 @@ def test_estimated_global_minima(text: str, where: list[tuple[float, float]]) ->
         "(x - 10)**2 + y**2",  # its minimum lies outside the bounds
         "-x**2 + y**4",  # a degenerate saddle, lowest on the edge
         "max(x, 0) + y**2",  # a valley floor of equal values, no isolated minimum
+        "(x - 0.3*y)**2",  # a line of minima off the rings' directions
         "3",  # constant
         "x**3 + y**2",  # an inflection along x: stationary, not a minimum
     ],
