@@ -13,7 +13,7 @@ from typing import Any
 
 from optlab.optim.builtin import PRESETS
 from optlab.optim.registry import optimizers, plugin_messages, preset_text
-from optlab.surface.surfaces import CUSTOM, SURFACES
+from optlab.surface.surfaces import CUSTOM, SURFACES, Surface
 
 
 def add_parser(sub: Any) -> None:
@@ -33,10 +33,24 @@ def run(args: argparse.Namespace) -> int:
     print("Presets (usable as SPEC keys):")
     for p in PRESETS:
         print(f"  {p.key:<14} {p.label}: {preset_text(p)}")
-    print("Surfaces:")
+    print("Surfaces: (global minima f(x, y) = f*, and how many local ones, in the bounds)")
     for s in SURFACES:
-        minima = ", ".join(f"f({m.x:g}, {m.y:g}) = {m.value:g}" for m in s.minima) or "no minimum"
         params = "".join(f"  [--param {hp.name}={hp.format(hp.default)}]" for hp in s.params)
-        print(f"  {s.key:<17} {s.label}: {minima}{params}")
-    print(f'  {CUSTOM:<17} your own formula: --expr "..." [--bounds XMIN,XMAX,YMIN,YMAX]')
+        print(f"  {s.key:<17} {s.label}: {minima_text(s)}{params}")
+    print(
+        f'  {CUSTOM:<17} your own formula: --expr "..." [--bounds XMIN,XMAX,YMIN,YMAX]'
+        " (its minima are estimated by a numerical search on the bounds)"
+    )
     return 0
+
+
+def minima_text(surface: Surface) -> str:
+    """``"f(3, 2) = 0, ..."`` for the global minima, then ``"; 120 local minima"``."""
+    if not surface.all_minima:
+        return "no minimum"
+    word = "estimated " if surface.estimated else ""
+    text = ", ".join(f"{word}f({m.x:.6g}, {m.y:.6g}) = {m.value:.10g}" for m in surface.minima)
+    n = len(surface.local_minima)
+    if n:
+        text += f"; {n} {word}local minim{'um' if n == 1 else 'a'}"
+    return text

@@ -135,6 +135,8 @@ def loss_figure(
     f_min = surface.f_min
     log = f_min is not None
     what = "f − f*" if log else "f(x, y)"
+    if log and surface.estimated:
+        what = "f − f* (f* estimated)"
     fig = _figure("Loss", what, x, height)
     values = [np.asarray(tr.loss, dtype=np.float64) for tr in trajectories]
     if log:
@@ -149,7 +151,8 @@ def distance_figure(
     """Distance to the nearest known minimum against step; None without minima."""
     if not surface.minima:
         return None
-    fig = _figure("Distance to the nearest minimum", "distance", x, height)
+    word = "estimated minimum" if surface.estimated else "minimum"
+    fig = _figure(f"Distance to the nearest {word}", "distance", x, height)
     values = [np.maximum(tr.distance_to_minimum(surface), GAP_FLOOR) for tr in trajectories]
     _draw(fig, trajectories, values, x, "distance", log=True)
     return fig

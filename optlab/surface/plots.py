@@ -67,16 +67,32 @@ def _contour_trace(surface: Surface, n: int) -> go.Contour:
 
 
 def minima_trace(surface: Surface) -> go.Scatter | None:
+    """The global minima as gold stars; for a typed formula, named "estimated minimum".
+
+    A formula whose search found no minimum inside the bounds gets a legend entry that
+    says so (no star: marking the lowest point of the box would call the box's edge a
+    minimum); a registered surface without minima (the saddles) gets nothing.
+    """
     if not surface.minima:
-        return None
+        if not surface.estimated:
+            return None
+        return go.Scatter(
+            x=[None],
+            y=[None],
+            mode="markers",
+            marker=dict(symbol="star-open", size=16, color="gold", line=dict(width=1.5)),
+            name="no minimum found inside the bounds",
+            hoverinfo="skip",
+        )
+    word = "estimated minimum" if surface.estimated else "minimum"
     return go.Scatter(
         x=[m.x for m in surface.minima],
         y=[m.y for m in surface.minima],
         mode="markers",
         marker=dict(symbol="star", size=16, color="gold", line=dict(width=1, color="black")),
-        name="known minimum",
-        hovertemplate="minimum f*=%{text}<extra></extra>",
-        text=[f"{m.value:g}" for m in surface.minima],
+        name="estimated minimum" if surface.estimated else "known minimum",
+        hovertemplate=f"{word} (%{{x:.4g}}, %{{y:.4g}})<br>f* = %{{text}}<extra></extra>",
+        text=[f"{m.value:.10g}" for m in surface.minima],
     )
 
 

@@ -18,7 +18,14 @@ import plotly.graph_objects as go
 
 from optlab.charts import color, dash
 from optlab.numbers import number_text
-from optlab.sweep.run import DIVERGED_CELL, NOT_CONVERGED, SweepResult, get_metric
+from optlab.surface.surfaces import Surface
+from optlab.sweep.run import (
+    DIVERGED_CELL,
+    NOT_CONVERGED,
+    OTHER_STATIONARY,
+    SweepResult,
+    get_metric,
+)
 from optlab.sweep.scales import (
     GAP_FLOOR,
     add_diverged,
@@ -218,41 +225,120 @@ def slice_figure(
     return fig
 
 
-#: Basin colours: one per known minimum, grey for "not converged".
+#: The basin map's own colours (Paul Tol's "muted" scheme, less its rose and wine, too
+#: near the red of "diverged"): one per minimum while a surface has at most this many.
+#: They share no colour with the optimizers' palette (`optlab.charts.COLORS`), whose
+#: orange is an optimizer: a basin map colours places, never optimizers. The first,
+#: sand, is always a global minimum's (minima are listed global first).
+BASIN_COLORS = ("#DDCC77", "#332288", "#44AA99", "#AA4499", "#117733", "#88CCEE", "#999933")
+#: With more minima (Rastrigin's and Ackley's 121), global minima share sand...
+GLOBAL_COLOR = BASIN_COLORS[0]
+#: ... and each local minimum's basin is shaded by the minimum's value on this scale.
+LOCAL_SCALE = "Blues_r"
+#: "Not converged" is light grey; "other stationary point" a dark grey, apart in lightness
+#: from every other colour here, so it stays distinct without colour vision.
 NOT_CONVERGED_COLOR = "#BBBBBB"
+OTHER_STATIONARY_COLOR = "#4D4D4D"
+_OUTCOME_COLORS = {
+    OTHER_STATIONARY: OTHER_STATIONARY_COLOR,
+    NOT_CONVERGED: NOT_CONVERGED_COLOR,
+    DIVERGED_CELL: DIVERGED_COLOR,
+}
+_OUTCOME_HOVER = {
+    OTHER_STATIONARY: "other stationary point (a saddle, a maximum or a plateau)",
+    NOT_CONVERGED: "not converged",
+    DIVERGED_CELL: "diverged",
+}
+
+
+def _coord(value: float, span: float) -> str:
+    """A coordinate for a label: 3 significant digits, rounding residue shown as 0."""
+    return "0" if abs(value) < 1e-9 * span else f"{value:.3g}"
+
+
+def _value_text(value: float) -> str:
+    """f* for a label: "f ≈ 0" when it is rounding residue of a zero (|f| < 1e-12).
+
+    Himmelblau's four minima are all 0, yet f evaluates to 0 at one and 7.9e-31 at
+    another; a class reading "f = 7.889e-31" next to "f = 0" would look for a difference
+    that is not there.
+    """
+    if value != 0 and abs(value) < 1e-12:
+        return "f ≈ 0"
+    return f"f = {value:.4g}"
+
+
+def minimum_label(surface: Surface, k: int) -> str:
+    """``"minimum 3 (global) at (3, 2), f = 0"``, "estimated minimum ..." for a formula."""
+    m = surface.all_minima[k]
+    (x0, x1), (y0, y1) = surface.bounds
+    span = max(x1 - x0, y1 - y0)
+    kind = "global" if k < len(surface.minima) else "local"
+    name = "estimated minimum" if m.estimated else "minimum"
+    where = f"({_coord(m.x, span)}, {_coord(m.y, span)})"
+    return f"{name} {k + 1} ({kind}) at {where}, {_value_text(m.value)}"
+
+
+def _legend_entry(fig: go.Figure, name: str, colour: str) -> None:
+    fig.add_scatter(
+        x=[None],
+        y=[None],
+        mode="markers",
+        marker=dict(symbol="square", size=12, color=colour),
+        name=name,
+    )
 
 
 def basins_figure(result: SweepResult, height: int = 560) -> go.Figure:
-    """Start points coloured by the known minimum they end in (or diverged / not converged).
+    """Start points coloured by where they end: a minimum, another stationary point, or not.
 
-    Drawn as a heatmap of category codes with a discrete colour scale; a
-    legend entry per category gives its count, and transparent markers on
-    the cell centres make each start clickable.
+    Legibility on a 1024 x 768 projector decides the colouring. A surface with up to
+    ``len(BASIN_COLORS)`` minima (Himmelblau, the camels, Styblinski-Tang, Goldstein-Price)
+    gets one colour and one legend entry per minimum, which a class can name aloud. With
+    more (Rastrigin, Ackley: 121 each), a legend entry per minimum would fill the screen
+    and no palette keeps 121 colours apart; so every global minimum's basin is sand, and
+    each local minimum's basin is shaded by that minimum's value on a blue scale with a
+    colour bar: neighbouring basins differ in shade, the map reads as "how good a minimum
+    did each start reach", and hovering a start names its minimum exactly. The outcomes
+    that are no minimum are greys and red in both modes. Drawn as heatmaps of codes
+    (category slots, and local minima's values) under transparent markers on the cell
+    centres that make each start clickable.
     """
     cfg = result.config
     surface = cfg.resolved_surface
     minima = surface.all_minima
+    n_global = len(surface.minima)
     xs, ys = cfg.x.values, cfg.y.values
-    groups = [
-        (k, f"minimum {k + 1} ({m.x:.3g}, {m.y:.3g}), f = {m.value:.4g}", color(k))
-        for k, m in enumerate(minima)
-    ]
-    groups += [
-        (NOT_CONVERGED, "not converged", NOT_CONVERGED_COLOR),
-        (DIVERGED_CELL, "diverged", DIVERGED_COLOR),
-    ]
-    # Category g is drawn as the value g, with a colour scale of flat bands.
-    slot = {code: g for g, (code, _, _) in enumerate(groups)}
-    z = np.vectorize(slot.__getitem__)(result.basin).astype(float)
+    basin = result.basin
+    few = len(minima) <= len(BASIN_COLORS)
+    # Categories drawn as flat colour bands: (codes, legend name, colour, hover text).
+    groups: list[tuple[list[int], str, str]] = []
+    hover = {code: _OUTCOME_HOVER[code] for code in _OUTCOME_COLORS}
+    for k in range(len(minima)):
+        hover[k] = minimum_label(surface, k)
+    if few:
+        groups += [([k], minimum_label(surface, k), BASIN_COLORS[k]) for k in range(len(minima))]
+    elif n_global:
+        word = "estimated " if minima[0].estimated else ""
+        name = (
+            minimum_label(surface, 0)
+            if n_global == 1
+            else f"{n_global} {word}global minima (hover names each)"
+        )
+        groups.append((list(range(n_global)), name, GLOBAL_COLOR))
+    groups += [([code], hover[code], colour) for code, colour in _OUTCOME_COLORS.items()]
+    slot = np.full(basin.shape, np.nan)
+    for g, (codes, _, _) in enumerate(groups):
+        slot[np.isin(basin, codes)] = g
     n = len(groups)
     scale = []
-    for g, (_, _, c) in enumerate(groups):
-        scale += [[g / n, c], [(g + 1) / n, c]]
+    for g, (_, _, colour) in enumerate(groups):
+        scale += [[g / n, colour], [(g + 1) / n, colour]]
     fig = go.Figure(
         go.Heatmap(
             x=xs,
             y=ys,
-            z=z,
+            z=slot,
             zmin=-0.5,
             zmax=n - 0.5,
             colorscale=scale,
@@ -260,17 +346,33 @@ def basins_figure(result: SweepResult, height: int = 560) -> go.Figure:
             hoverinfo="skip",
         )
     )
-    labels = np.array([label for _, label, _ in groups], dtype=object)[z.astype(int)]
-    for code, label, c in groups:
-        count = int((result.basin == code).sum())
+    for codes, name, colour in groups:
+        count = int(np.isin(basin, codes).sum())
         if count:
-            fig.add_scatter(
-                x=[None],
-                y=[None],
-                mode="markers",
-                marker=dict(symbol="square", size=12, color=c),
-                name=f"{label}: {count} starts",
+            _legend_entry(fig, f"{name}: {count} starts", colour)
+    if not few:
+        local = basin >= n_global
+        values = np.array([m.value for m in minima])
+        if local.any():
+            fig.add_heatmap(
+                x=xs,
+                y=ys,
+                z=np.where(local, values[np.where(local, basin, 0)], np.nan),
+                colorscale=LOCAL_SCALE,
+                zmin=float(values[n_global:].min()),
+                zmax=float(values[n_global:].max()),
+                colorbar=dict(title=dict(text="f at the local<br>minimum", side="right")),
+                hoverinfo="skip",
+                name="local minima",
             )
+            word = "estimated " if minima[0].estimated else ""
+            _legend_entry(
+                fig,
+                f"{len(minima) - n_global} {word}local minima, shaded by f (hover names each): "
+                f"{int(local.sum())} starts",
+                "#6BAED6",
+            )
+    labels = np.vectorize(hover.__getitem__, otypes=[object])(basin)
     gx, gy = np.meshgrid(xs, ys)
     fig.add_scatter(
         x=gx.ravel(),
@@ -285,15 +387,25 @@ def basins_figure(result: SweepResult, height: int = 560) -> go.Figure:
         showlegend=False,
         name="starts",
     )
-    if minima:
+    if minima:  # gold stars, as on the playground's contour
+        star = dict(symbol="star", color="gold", line=dict(width=1, color="black"))
         fig.add_scatter(
-            x=[m.x for m in minima],
-            y=[m.y for m in minima],
+            x=[m.x for m in minima[:n_global]],
+            y=[m.y for m in minima[:n_global]],
             mode="markers",
-            marker=dict(symbol="star", size=15, color="gold", line=dict(width=1, color="black")),
-            name="known minima",
+            marker=dict(size=15, **star),
+            name="global minima" if n_global > 1 else "global minimum",
             hoverinfo="skip",
         )
+        if len(minima) > n_global:
+            fig.add_scatter(
+                x=[m.x for m in minima[n_global:]],
+                y=[m.y for m in minima[n_global:]],
+                mode="markers",
+                marker=dict(size=9 if few else 6, **star),
+                name="local minima",
+                hoverinfo="skip",
+            )
     fig.update_layout(
         height=height,
         margin=dict(l=10, r=10, t=30, b=10),

@@ -10,6 +10,7 @@ of its configuration.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import torch
 
 from optlab.numbers import number_text
 from optlab.optim.config import OptimizerConfig
+from optlab.surface.minima import grid_starts, settle, slope_scale
 from optlab.surface.run import divergence_box, noise_generator
 from optlab.surface.surfaces import Surface
 from optlab.sweep.batched import batched_for
@@ -27,8 +29,16 @@ from optlab.sweep.config import START_AXES, SweepConfig, swept_hparam
 
 #: Points kept per cell's path (for replays; the metrics use every step).
 PATH_POINTS = 51
-#: Outcome codes of `SweepResult.basin` besides a minimum's index.
-NOT_CONVERGED, DIVERGED_CELL = -1, -2
+#: Outcome codes of `SweepResult.basin` besides a minimum's index (an index into
+#: the surface's ``all_minima``, global ones first). Saved results keep their
+#: meaning: -1 and -2 are as they always were; -3 is newer.
+NOT_CONVERGED, DIVERGED_CELL, OTHER_STATIONARY = -1, -2, -3
+#: What each outcome code means, as the JSON export and the basin map say it.
+OUTCOMES = {
+    NOT_CONVERGED: "not converged",
+    DIVERGED_CELL: "diverged",
+    OTHER_STATIONARY: "other stationary point",
+}
 
 
 @dataclass(frozen=True)
@@ -82,8 +92,9 @@ class SweepResult:
         best_loss: The lowest f along the path.
         steps_to_target: First step with f <= the target, -1 if never (or no target).
         diverged_at: The step at which the cell diverged, -1 if it did not.
-        basin: Index of the known minimum the cell ended near, `NOT_CONVERGED`,
-            or `DIVERGED_CELL`.
+        basin: Index of the known minimum the cell ended near (in the surface's
+            ``all_minima``), `OTHER_STATIONARY` (near a saddle, a maximum, or on a
+            plateau), `NOT_CONVERGED`, or `DIVERGED_CELL`.
         final: The last point, ``(ny, nx, 2)``.
         paths: Subsampled paths ``(ny, nx, P, 2)`` (float32), for replays.
         path_steps: The steps the paths' points were taken at.
@@ -126,6 +137,7 @@ class SweepResult:
     def to_dict(self) -> dict:
         """A JSON-ready dict: the axes and the per-cell metrics as nested lists."""
         cfg = self.config
+        surface = cfg.resolved_surface
 
         def clean(a: np.ndarray) -> list:
             return [[None if not math.isfinite(v) else float(v) for v in row] for row in a]
@@ -147,6 +159,17 @@ class SweepResult:
             "steps_to_target": self.steps_to_target.tolist(),
             "diverged_at": self.diverged_at.tolist(),
             "basin": self.basin.tolist(),
+            "basin_codes": {str(code): text for code, text in OUTCOMES.items()},
+            "minima": [
+                {
+                    "x": m.x,
+                    "y": m.y,
+                    "f": m.value,
+                    "global": k < len(surface.minima),
+                    "estimated": m.estimated,
+                }
+                for k, m in enumerate(surface.all_minima)
+            ],
             "seconds": self.seconds,
         }
 
@@ -262,21 +285,44 @@ def run_sweep(
 
 
 def basin_radius(surface: Surface) -> float:
-    """How close to a known minimum a final point must be to count as in its basin."""
+    """How close to a known minimum a final point must be to count as in its basin.
+
+    The same distance decides "other stationary point": a final point that is not near
+    a listed minimum but this near a saddle, a maximum (or on a plateau).
+    """
     (x0, x1), (y0, y1) = surface.bounds
     return 0.02 * math.hypot(x1 - x0, y1 - y0)
 
 
+@functools.lru_cache(maxsize=64)
+def _typical_slope(surface: Surface) -> float:
+    """The surface's median gradient norm over a grid of its bounds (its unit of slope)."""
+    return slope_scale(surface, grid_starts(surface.bounds, 32))
+
+
 def _basins(surface: Surface, points: torch.Tensor, diverged_at: torch.Tensor) -> np.ndarray:
+    """Each final point's outcome code (see `OUTCOMES`).
+
+    In order: diverged; within `basin_radius` of a listed minimum (the nearest one's
+    index); within that distance of any other stationary point, found by Newton's method
+    from the final point (`optlab.surface.minima.settle`), or on a plateau:
+    `OTHER_STATIONARY`; otherwise `NOT_CONVERGED`.
+    """
     out = np.full(len(points), NOT_CONVERGED, dtype=np.int64)
     minima = surface.all_minima
+    radius = basin_radius(surface)
     if minima:
         centres = torch.tensor([[m.x, m.y] for m in minima], dtype=torch.float64)
         dist = torch.cdist(points, centres)
         nearest = dist.min(1)
-        close = nearest.values <= basin_radius(surface)
+        close = nearest.values <= radius
         out[close.numpy()] = nearest.indices[close].numpy()
-    out[(diverged_at >= 0).numpy()] = DIVERGED_CELL
+    diverged = (diverged_at >= 0).numpy()
+    rest = np.flatnonzero((out == NOT_CONVERGED) & ~diverged)
+    if len(rest):
+        near = settle(surface, points[rest], radius, _typical_slope(surface)).numpy()
+        out[rest[near]] = OTHER_STATIONARY
+    out[diverged] = DIVERGED_CELL
     return out
 
 

@@ -494,6 +494,21 @@ def test_list_names_every_optimizer_hparam_preset_and_surface() -> None:
     assert CUSTOM in words
 
 
+def test_list_names_each_surface_s_global_minima_and_counts_the_local_ones() -> None:
+    _, stdout, _ = call("list")
+    lines = {line.split()[0]: line for line in stdout.splitlines() if line.startswith("  ")}
+    for surface in SURFACES:
+        line = lines[surface.key]
+        n = len(surface.local_minima)
+        assert (f"; {n} local minim" in line) == (n > 0), line
+        for m in surface.minima:
+            assert f"f({m.x:.6g}, {m.y:.6g}) = {m.value:.10g}" in line, line
+    assert "; 120 local minima" in lines["rastrigin"]
+    assert "f(-2.90353, -2.90353) = -78.33233141; 3 local minima" in lines["styblinski_tang"]
+    assert "no minimum" in lines["saddle"]
+    assert "estimated" in lines[CUSTOM]
+
+
 def test_list_shows_hparams_under_their_optimizer() -> None:
     _, stdout, _ = call("list")
     lines = stdout.splitlines()

@@ -170,6 +170,8 @@ def test_every_curve_has_a_legend_under_the_plot(rosen: list[Trajectory]) -> Non
 
 def test_distance_is_none_without_minima() -> None:
     assert distance_figure(get_surface("saddle"), [long_trajectory(5)]) is None
+    # A typed formula without a minimum inside its bounds (f falls off the edge).
+    assert distance_figure(formula_surface("x + y"), [long_trajectory(5)]) is None
 
 
 def test_distance_is_to_the_nearest_minimum(himmel: list[Trajectory]) -> None:
@@ -234,3 +236,18 @@ def test_figures_accept_no_trajectories() -> None:
         fig.to_json()
     assert torch.get_default_dtype() == torch.float32  # figures never touch torch state
     assert formula_surface("x**2 + y**2").label and CUSTOM
+
+
+def test_a_typed_formula_gets_an_estimated_minimum_on_both_charts() -> None:
+    cfg = SurfaceRunConfig(
+        (opt("adam", lr=0.1),), problem=Problem(surface=CUSTOM, expr="(x-1)**2 + y**2", steps=30)
+    )
+    surface = cfg.resolved_surface
+    trajectories = collect(cfg)
+    loss = loss_figure(surface, trajectories)
+    assert loss.layout.yaxis.type == "log" and "estimated" in loss.layout.yaxis.title.text
+    distance = distance_figure(surface, trajectories)
+    assert distance is not None and "estimated" in distance.layout.title.text
+    (trace,) = distance.data
+    want = np.hypot(np.asarray(trajectories[0].x) - 1, np.asarray(trajectories[0].y))
+    np.testing.assert_allclose(values(trace.y), np.maximum(want, GAP_FLOOR), atol=1e-6)

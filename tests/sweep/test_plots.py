@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from optlab.charts import COLORS
 from optlab.optim.config import OptimizerConfig
 from optlab.surface.problem import Problem
 from optlab.sweep import plots as sweep_plots
 from optlab.sweep.config import Axis, SweepConfig
-from optlab.sweep.run import NOT_CONVERGED, run_sweep, tune_lr
+from optlab.sweep.run import DIVERGED_CELL, NOT_CONVERGED, OTHER_STATIONARY, run_sweep, tune_lr
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +125,96 @@ def test_tuning_picks_the_lowest_final_loss_and_draws_every_curve():
     assert fig.layout.xaxis.type == "log"
     with pytest.raises(ValueError, match="lr alone"):
         tune_lr(SweepConfig(OptimizerConfig.create("adam"), Axis("eps", 1e-8, 1e-6, 3, "log")))
+
+
+def _legend(fig) -> list[str]:
+    return [t.name for t in fig.data if t.showlegend is not False and t.name]
+
+
+def _counted(fig) -> dict[str, int]:
+    """Legend entries that count starts: name -> count."""
+    out = {}
+    for name in _legend(fig):
+        if name.endswith(" starts"):
+            label, count = name.rsplit(": ", 1)
+            out[label] = int(count.split()[0])
+    return out
+
+
+def test_the_basin_palette_is_its_own():
+    # Orange was "minimum 1" on the basin map and "SGD" everywhere else.
+    optimizer_colours = {c.upper() for c in COLORS}
+    basin_colours = {
+        *sweep_plots.BASIN_COLORS,
+        sweep_plots.GLOBAL_COLOR,
+        sweep_plots.NOT_CONVERGED_COLOR,
+        sweep_plots.OTHER_STATIONARY_COLOR,
+    }
+    assert not {c.upper() for c in basin_colours} & optimizer_colours
+    assert len(set(sweep_plots.BASIN_COLORS)) == len(sweep_plots.BASIN_COLORS)
+    assert sweep_plots.DIVERGED_COLOR not in basin_colours
+
+
+def test_a_map_with_many_minima_groups_them_and_hover_names_each():
+    cfg = SweepConfig(
+        OptimizerConfig.create("sgd", lr=0.002),
+        Axis("start_x", -5, 5, 15),
+        Axis("start_y", -5, 5, 15),
+        problem=Problem(surface="rastrigin", steps=300),
+    )
+    result = run_sweep(cfg)
+    surface = cfg.resolved_surface
+    fig = sweep_plots.basins_figure(result)
+    counted = _counted(fig)
+    assert sum(counted.values()) == cfg.cells
+    assert len(_legend(fig)) <= 6, _legend(fig)  # readable: no entry per local minimum
+    local = result.basin >= 1
+    assert counted["120 local minima, shaded by f (hover names each)"] == int(local.sum()) > 0
+    # The local basins are shaded by their minimum's value, with a colour bar.
+    shade = trace(fig, "local minima")
+    values = np.array([m.value for m in surface.all_minima])
+    z = np.asarray(shade.z, dtype=float)
+    assert np.array_equal(z[local], values[result.basin[local]])
+    assert np.isnan(z[~local]).all() and shade.colorbar.title.text
+    # Hovering a start names the minimum it reached.
+    labels = np.asarray(trace(fig, "starts").text, dtype=object).reshape(result.shape)
+    iy, ix = map(int, np.argwhere(local)[0])
+    k = int(result.basin[iy, ix])
+    m = surface.all_minima[k]
+    assert labels[iy, ix] == sweep_plots.minimum_label(surface, k)
+    assert labels[iy, ix].startswith(f"minimum {k + 1} (local) at (")
+    assert f"f = {m.value:.4g}" in labels[iy, ix]
+
+
+def test_other_stationary_points_have_their_own_entry_and_colour():
+    cfg = SweepConfig(
+        OptimizerConfig.create("sgd", lr=0.1),
+        Axis("start_x", -1.8, 1.8, 6),
+        Axis("start_y", 0.0, 0.5, 2),
+        problem=Problem(surface="saddle", steps=200),
+    )
+    result = run_sweep(cfg)
+    assert (result.basin[0] == OTHER_STATIONARY).all()
+    assert (result.basin[1] == DIVERGED_CELL).all()
+    fig = sweep_plots.basins_figure(result)
+    counted = _counted(fig)
+    assert counted == {
+        "other stationary point (a saddle, a maximum or a plateau)": 6,
+        "diverged": 6,
+    }
+    entry = trace(fig, "other stationary point (a saddle, a maximum or a plateau): 6 starts")
+    assert entry.marker.color == sweep_plots.OTHER_STATIONARY_COLOR
+
+
+def test_a_formula_s_basins_are_labelled_estimated():
+    cfg = SweepConfig(
+        OptimizerConfig.create("sgd", lr=0.05),
+        Axis("start_x", -2, 2, 6),
+        Axis("start_y", -1, 1, 3),
+        problem=Problem(surface="custom", expr="(x**2 - 1)**2 + y**2"),
+    )
+    fig = sweep_plots.basins_figure(run_sweep(cfg))
+    assert set(_counted(fig)) == {
+        "estimated minimum 1 (global) at (-1, 0), f = 0",
+        "estimated minimum 2 (global) at (1, 0), f = 0",
+    }

@@ -8,13 +8,22 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from optlab.cli import main
 from optlab.optim.config import OptimizerConfig
+from optlab.surface.minima import grid_starts, slope_scale
 from optlab.surface.problem import Problem
+from optlab.surface.surfaces import get_surface
 from optlab.surface.trajectory import collect
 from optlab.sweep.config import Axis, SweepConfig
-from optlab.sweep.run import DIVERGED_CELL, run_sweep, sweep_summary
+from optlab.sweep.run import (
+    DIVERGED_CELL,
+    NOT_CONVERGED,
+    OTHER_STATIONARY,
+    run_sweep,
+    sweep_summary,
+)
 
 PROBLEM_FIELDS = {f.name for f in dataclasses.fields(Problem)}
 
@@ -121,6 +130,111 @@ def test_local_minima_count_as_basins_on_six_hump_camel():
     assert {0, 1} <= basins and basins & {2, 3, 4, 5}  # global and some local minima
 
 
+def _final_gradients(result) -> np.ndarray:
+    """|grad f| at each cell's final point, and the surface's typical slope."""
+    surface = result.config.resolved_surface
+    points = torch.tensor(result.final.reshape(-1, 2)).requires_grad_(True)
+    (grad,) = torch.autograd.grad(surface(points).sum(), points)
+    slope = slope_scale(surface, grid_starts(surface.bounds, 32))
+    return grad.norm(dim=1).numpy().reshape(result.shape) / slope
+
+
+def _styblinski_tang_maximum() -> float:
+    """Where the 1-D quartic t^4 - 16 t^2 + 5 t peaks (Newton on its derivative)."""
+    t = 0.0
+    for _ in range(50):
+        t -= (4 * t**3 - 32 * t + 5) / (12 * t**2 - 32)
+    return t
+
+
+def test_styblinski_tang_no_converged_start_is_grey():
+    # Before every minimum was listed, 3 of its 4 basins were "not converged".
+    grid = SweepConfig(
+        optimizer=OptimizerConfig.create("sgd", lr=0.01),
+        x=Axis("start_x", -4.8, 4.8, 13),
+        y=Axis("start_y", -4.8, 4.8, 13),
+        problem=Problem(surface="styblinski_tang", steps=300),
+    )
+    # Starts on the line x = the quartic's maximum stay on it: they end on saddles.
+    ridge = SweepConfig(
+        optimizer=OptimizerConfig.create("sgd", lr=0.01),
+        x=Axis("start_y", -4.8, 4.8, 9),
+        problem=Problem(surface="styblinski_tang", start=(_styblinski_tang_maximum(), 0.0)),
+    )
+    for cfg in (grid, ridge):
+        result = run_sweep(cfg)
+        converged = _final_gradients(result) <= 1e-6
+        assert converged.sum() >= cfg.cells - 2
+        assert not (result.basin[converged] == NOT_CONVERGED).any(), result.basin
+    assert set(np.unique(run_sweep(grid).basin)) == {0, 1, 2, 3}
+    ridge_basins = run_sweep(ridge).basin
+    assert (ridge_basins == OTHER_STATIONARY).all(), ridge_basins
+
+
+def test_a_start_that_ends_on_a_saddle_is_another_stationary_point():
+    # On x^2 - y^2 a start with y = 0 slides to the saddle and stays there.
+    cfg = SweepConfig(
+        optimizer=OptimizerConfig.create("sgd", lr=0.1),
+        x=Axis("start_x", -1.8, 1.8, 6),
+        problem=Problem(surface="saddle", start=(0.0, 0.0), steps=200),
+    )
+    result = run_sweep(cfg)
+    assert np.abs(result.final).max() < 1e-12
+    assert (result.basin == OTHER_STATIONARY).all()
+    # Off the ridge it runs down the saddle's sides and diverges, as before.
+    off = dataclasses.replace(cfg, problem=dataclasses.replace(cfg.problem, start=(0.0, 0.01)))
+    assert (run_sweep(off).basin == DIVERGED_CELL).all()
+
+
+def test_a_start_on_himmelblau_s_maximum_stays_there_and_is_a_stationary_point():
+    himmelblau = get_surface("himmelblau")
+    p = torch.tensor([-0.27, -0.92], dtype=torch.float64)
+    f = himmelblau.__call__
+    for _ in range(20):
+        p = p - torch.linalg.solve(
+            torch.autograd.functional.hessian(f, p), torch.autograd.functional.jacobian(f, p)
+        )
+    assert torch.linalg.eigvalsh(torch.autograd.functional.hessian(f, p)).max() < 0
+    x, y = p.tolist()
+    cfg = SweepConfig(
+        optimizer=OptimizerConfig.create("adam", lr=1e-3),
+        x=Axis("start_x", x - 1e-3, x + 1e-3, 3),
+        y=Axis("start_y", y - 1e-3, y + 1e-3, 3),
+        problem=Problem(surface="himmelblau", steps=5),
+    )
+    result = run_sweep(cfg)
+    assert (result.basin == OTHER_STATIONARY).all()
+    # Given time, the same starts roll off the hill into minima.
+    longer = dataclasses.replace(cfg, problem=dataclasses.replace(cfg.problem, steps=3000))
+    assert (run_sweep(longer).basin >= 0).all()
+
+
+def test_a_formula_s_basins_use_its_estimated_minima():
+    cfg = SweepConfig(
+        optimizer=OptimizerConfig.create("sgd", lr=0.05),
+        x=Axis("start_x", -2.0, 2.0, 8),
+        problem=Problem(surface="custom", expr="(x**2 - 1)**2 + y**2", start=(0.0, 0.5)),
+    )
+    result = run_sweep(cfg)
+    doc = result.to_dict()
+    assert [(m["x"], m["y"], m["global"], m["estimated"]) for m in doc["minima"]] == [
+        (-1.0, 0.0, True, True),
+        (1.0, 0.0, True, True),
+    ]
+    assert doc["target"] == pytest.approx(1e-3)  # f* + 1e-3, f* estimated
+    # Starts left of 0 end at (-1, 0), code 0; right of it at (1, 0), code 1.
+    assert result.basin[0].tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+
+
+def test_far_from_anything_stationary_is_still_not_converged():
+    cfg = SweepConfig(
+        optimizer=OptimizerConfig.create("sgd", lr=1e-6),
+        x=Axis("start_x", -1.5, -1.0, 3),
+        problem=Problem(surface="rosenbrock", start=(-1.2, 2.5), steps=3),
+    )
+    assert (run_sweep(cfg).basin == NOT_CONVERGED).all()
+
+
 def test_progress_is_reported_and_the_summary_names_the_best_cell():
     seen = []
     result = run_sweep(sgd_sweep(), on_progress=lambda s, n: seen.append((s, n)))
@@ -206,6 +320,9 @@ def test_cli_sweep_writes_axes_and_metrics_as_nested_lists(capsys, tmp_path):
     assert len(doc["axes"][0]["values"]) == 6 and doc["axes"][1]["scale"] == "lin"
     for key in ("final_loss", "best_loss", "steps_to_target", "diverged_at", "basin"):
         assert len(doc[key]) == 4 and all(len(row) == 6 for row in doc[key]), key
+    codes = {"-1": "not converged", "-2": "diverged", "-3": "other stationary point"}
+    assert doc["basin_codes"] == codes
+    assert doc["minima"] == [{"x": 1.0, "y": 1.0, "f": 0.0, "global": True, "estimated": False}]
     assert doc["optimizer"] == "sgd:momentum=0.9" and doc["steps"] == 200
     cfg = SweepConfig(
         OptimizerConfig.from_text("sgd:momentum=0.9"),
