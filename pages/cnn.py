@@ -5,6 +5,7 @@ import streamlit as st
 from optlab.train.jobs import FINISHED
 from optlab.ui.address_bar import link_params
 from optlab.ui.cnn import controls, interrupted, jobs, results, settings
+from optlab.ui.cnn.datasource import missing_data_notice
 from optlab.ui.cnn.sidebar import sidebar_settings
 
 state = st.session_state
@@ -24,6 +25,7 @@ with st.sidebar:
     run_box = st.container()
     data = sidebar_settings()
     resume_box = st.expander("Resume from a checkpoint", icon=":material/upload_file:")
+missing_data_notice(data)
 
 job = jobs.current_job()
 busy = job is not None and job.state not in FINISHED

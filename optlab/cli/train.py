@@ -18,10 +18,20 @@ from optlab.script.train import data_folder_hint, train_script
 from optlab.train.checkpoint import CheckpointError, load_checkpoint, resume, save_checkpoint
 from optlab.train.data import LoadedData, load_cifar10, synthetic_data, synthetic_size
 from optlab.train.models import MODELS, get_model_spec
-from optlab.train.report import RunLog, fold, new_logs, results_rows, run_document, short_names
+from optlab.train.report import (
+    RESULT_HEADERS,
+    RunLog,
+    fold,
+    new_logs,
+    results_cells,
+    run_document,
+    short_names,
+    speed_text,
+)
 from optlab.train.run import (
     DEVICES,
     DIVERGED,
+    IMAGES_PER_S,
     RUNNING,
     TrainingSession,
     TrainRecord,
@@ -237,7 +247,7 @@ def _train(
     """Runs the session to its end, showing progress and checkpointing every N steps."""
     line = StatusLine(sys.stderr)
     names = short_names(session.cfg.slots)
-    first, total, batch = session.step, session.total_steps, session.cfg.batch_size
+    first, total = session.step, session.total_steps
     active = [i for i, s in enumerate(session.status) if s == RUNNING]
     started = time.perf_counter()
     try:
@@ -252,7 +262,7 @@ def _train(
                     f"{name} {'diverged' if log.status == DIVERGED else f'{log.smooth_loss:.3f}'}"
                     for name, log in zip(names, logs, strict=True)
                 )
-                speed = f"{done * batch / elapsed:.0f} img/s" if elapsed > 0 else "- img/s"
+                speed = speed_text(session.images_per_s)
                 eta = f"ETA {(total - record.step) * elapsed / done:.0f}s"
                 text = f"step {record.step}/{total} (epoch {record.epoch + 1})  {losses}  {speed}"
                 line.show(f"{text}  {eta}", done / (total - first), force=record.step == total)
@@ -267,27 +277,9 @@ def _train(
 
 
 def _train_table(logs: Sequence[RunLog]) -> str:
-    def pct(v: float | None) -> str:
-        return "-" if v is None else f"{v:.1%}"
-
-    def num(v: float | None, fmt: str) -> str:
-        return "-" if v is None else format(v, fmt)
-
-    header = ["optimizer", "final test acc", "best test acc", "train loss (EMA)"]
-    header += ["time (s)", "images/s (median)", "status"]
-    rows = [
-        [
-            r["optimizer"],
-            pct(r["final_test_acc"]),
-            pct(r["best_test_acc"]),
-            num(r["train_loss"], ".4g"),
-            num(r["seconds"], ".1f"),
-            num(r["images_per_s"], ".0f"),
-            r["status"],
-        ]
-        for r in results_rows(logs)
-    ]
-    return table(header, rows)
+    """The page's results table, as text."""
+    cells = results_cells(logs)
+    return table(list(RESULT_HEADERS.values()), [[row[k] for k in RESULT_HEADERS] for row in cells])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -331,6 +323,7 @@ def run(args: argparse.Namespace) -> int:
         f"images{f' ({where})' if where else ''}, {len(session.train_labels)} train / "
         f"{len(session.test_labels)} test images ({data.kind}), on {session.device}"
     )
+    print(f"speed: {speed_text(session.images_per_s)} ({IMAGES_PER_S})")
     print(_train_table(logs))
     if args.checkpoint:
         save_checkpoint(session, args.checkpoint)

@@ -29,20 +29,39 @@ DATA_SOURCES = ("cifar10", "synthetic")
 #: narrower than the engine's: a link beyond them is refused, not clamped.
 CLR_RANGE = (0.001, 1000.0)
 CLIP_MIN = 1e-6
+#: The longest CIFAR-10 folder a link may name (the page's text box takes as many).
+MAX_FOLDER_CHARS = 500
 
 
 @dataclass(frozen=True)
 class CnnLink:
-    """What a CNN lab link carries: the comparison and where its images come from."""
+    """What a CNN lab link carries: the comparison and where its images come from.
+
+    Attributes:
+        config: The comparison.
+        data: ``cifar10`` or ``synthetic``.
+        folder: The CIFAR-10 folder typed on the page that made the link (a path
+            on that server; empty: ``$OPTLAB_DATA_DIR``, else the download cache).
+    """
 
     config: TrainRunConfig
     data: str = "synthetic"
+    folder: str = ""
 
 
 def _data_source(text: str, what: str) -> str:
     value = text.strip().lower()
     if value not in DATA_SOURCES:
         raise ValueError(f"{what}: cifar10 or synthetic, got {value!r}")
+    return value
+
+
+def _folder(text: str, what: str) -> str:
+    value = text.strip()
+    if len(value) > MAX_FOLDER_CHARS:
+        raise ValueError(f"{what}: at most {MAX_FOLDER_CHARS} characters, got {len(value)}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"{what}: a folder name without control characters, got {value!r}")
     return value
 
 
@@ -74,7 +93,8 @@ def _cnn(values: dict[str, Any]) -> CnnLink:
         seed=values.get("seed", 0),
         device=values.get("device", "auto"),
     )
-    return CnnLink(cfg, values.get("data", "synthetic"))
+    data = values.get("data", "synthetic")
+    return CnnLink(cfg, data, values.get("dir", "") if data == "cifar10" else "")
 
 
 def _limit(name: str) -> Callable[[CnnLink], int | str]:
@@ -99,6 +119,13 @@ CNN: LinkTable[CnnLink] = LinkTable(
     page="cnn",
     fields=(
         LinkField("data", "data", _data_source, str, lambda k: k.data),
+        LinkField(
+            "dir",
+            "folder",
+            _folder,
+            str,
+            lambda k: k.folder.strip() if k.data == "cifar10" and k.folder.strip() else None,
+        ),
         LinkField("model", "config.model", parse_key, str, lambda k: k.config.model),
         LinkField(
             "opt",
@@ -168,10 +195,10 @@ CNN: LinkTable[CnnLink] = LinkTable(
 TRAIN_KEYS = CNN.keys
 
 
-def train_to_params(cfg: TrainRunConfig, data: str) -> Params:
+def train_to_params(cfg: TrainRunConfig, data: str, folder: str = "") -> Params:
     """The CNN page's share-link query parameters for ``cfg`` on ``data``
-    (``cifar10`` or ``synthetic``)."""
-    return CNN.to_params(CnnLink(cfg, data))
+    (``cifar10`` or ``synthetic``; for CIFAR-10, the typed ``folder`` if any)."""
+    return CNN.to_params(CnnLink(cfg, data, folder))
 
 
 def train_from_params(params: Mapping[str, Sequence[str]]) -> tuple[TrainRunConfig, str]:

@@ -40,6 +40,7 @@ class JobSnapshot:
     total_steps: int
     elapsed_s: float
     message: str
+    images_per_s: float | None = None
 
 
 class Job:
@@ -150,6 +151,11 @@ class Job:
             if self.autosave is not None:
                 self.autosave.after_step(self.session)
             if reason := self._should_stop():
+                # One evaluation of the weights it stops with: the final test
+                # accuracy and the confusion matrix then describe the same model.
+                evaluations = self.session.evaluate_at_stop()
+                with self._lock:
+                    self._records.extend(evaluations)
                 self._finish(CANCELLED, reason)
                 return
         self._finish(DONE, "finished")
@@ -183,6 +189,7 @@ class Job:
             total_steps=session.total_steps if session else 0,
             elapsed_s=elapsed,
             message=self.message,
+            images_per_s=session.images_per_s if session else None,
         )
 
 

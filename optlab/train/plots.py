@@ -1,7 +1,10 @@
 """Plotly figures of a training comparison: pure functions of `RunLog`s.
 
-Every optimizer keeps its colour from `optlab.charts.color` across all
-charts; long runs are thinned for drawing (ends kept), never the numbers.
+Every optimizer keeps its colour and dash pattern from `optlab.charts` across
+all charts and is named by its current label (live changes included); long
+runs are thinned for drawing (ends kept), never the numbers. A curve that
+diverges is marked where it left the chart instead of squashing the others
+(`optlab.train.ranges`).
 """
 
 from __future__ import annotations
@@ -12,8 +15,18 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from optlab.charts import color, decade_dtick, decades, thin
+from optlab.charts import color, dash, decade_dtick, decades, thin
+from optlab.numbers import number_text
+from optlab.train.ranges import (
+    LOSS_CAP_FACTOR,
+    NORM_CAP_FACTOR,
+    Clip,
+    clip_range,
+    excursions,
+    first_value,
+)
 from optlab.train.report import RunLog
+from optlab.train.run import DIVERGED
 
 #: Points drawn per line; a 10,000-step run stays light to redraw every second.
 MAX_CURVE_POINTS = 500
@@ -30,24 +43,40 @@ def _series(rows: Sequence[dict], key: str, *, item: int | None = None) -> tuple
 
 #: The live figure's four panels, row by row.
 TITLES = ("Training loss (smoothed)", "Test accuracy", "Learning rate", "Gradient norm ‖g‖")
+#: The fifth panel, under the learning rate, when a momentum or β₁ changes during the run.
+MOMENTUM_TITLE = "Momentum / β₁ (param_groups: momentum, or betas[0])"
 
 
-def _grid(height: int) -> go.Figure:
-    fig = make_subplots(
-        rows=2,
-        cols=2,
-        subplot_titles=TITLES,
-        shared_xaxes=True,
-        horizontal_spacing=0.09,
-        vertical_spacing=0.1,
-    )
+def _grid(height: int, momentum: bool) -> go.Figure:
+    if momentum:
+        fig = make_subplots(
+            rows=3,
+            cols=2,
+            specs=[[{}, {}], [{}, {}], [{}, None]],
+            subplot_titles=(*TITLES, MOMENTUM_TITLE),
+            shared_xaxes=True,
+            horizontal_spacing=0.09,
+            vertical_spacing=0.08,
+            row_heights=[0.37, 0.37, 0.26],
+        )
+        height = round(height * 1.35)
+    else:
+        fig = make_subplots(
+            rows=2,
+            cols=2,
+            subplot_titles=TITLES,
+            shared_xaxes=True,
+            horizontal_spacing=0.09,
+            vertical_spacing=0.1,
+        )
     fig.update_layout(
         height=height,
         margin=dict(l=10, r=10, t=40, b=10),
         legend=dict(orientation="h", yanchor="bottom", y=1.06, x=0, font=dict(size=11)),
         hovermode="x unified",
     )
-    fig.update_xaxes(title_text="step", row=2)
+    fig.update_xaxes(title_text="step", row=3 if momentum else 2, col=1)
+    fig.update_xaxes(title_text="step", row=2, col=2)
     return fig
 
 
@@ -74,9 +103,10 @@ def _line(
     legend: bool = False,
     **style,
 ) -> None:
-    """One optimizer's curve in the panel at ``(row, col)``, in its colour and legend group."""
+    """One optimizer's curve in the panel at ``(row, col)``, in its colour, dash
+    pattern and legend group."""
     style.setdefault("mode", "lines")
-    line = {"color": color(i), "width": 2, **style.pop("line", {})}
+    line = {"color": color(i), "dash": dash(i), "width": 2, **style.pop("line", {})}
     fig.add_scatter(
         x=xy[0],
         y=xy[1],
@@ -102,8 +132,124 @@ def _log_axis(fig: go.Figure, values: list, title: str, at: tuple[int, int]) -> 
         fig.update_yaxes(dtick="D2", row=row, col=col)
 
 
-def _groups_differ(log: RunLog) -> bool:
-    return any(len(set(h["lrs"])) > 1 for h in log.history)
+def _groups_differ(rows: Sequence[dict], key: str) -> bool:
+    return any(len(set(h[key])) > 1 for h in rows)
+
+
+def _group_lines(
+    fig: go.Figure,
+    i: int,
+    name: str,
+    rows: Sequence[dict],
+    key: str,
+    at: tuple[int, int],
+    group_names: Sequence[str],
+) -> list:
+    """One optimizer's per-group values (``lrs``, ``momenta``): one line while its
+    groups agree, each group's where they differ (the classifier's with open
+    diamonds); returns the values drawn."""
+    groups = len(rows[0][key]) if rows and _groups_differ(rows, key) else 1
+    drawn: list = []
+    for g in range(groups):
+        xy = _series(rows, key, item=g)
+        drawn += xy[1]
+        label = f"{name} ({group_names[g]})" if groups > 1 and g < len(group_names) else name
+        style: dict = {}
+        if g:
+            marker = {"symbol": "diamond-open", "size": 7, "maxdisplayed": 12}
+            style = {"mode": "lines+markers", "marker": marker, "line": {"width": 1.5}}
+        _line(fig, i, label, xy, at, legend=g > 0, **style)
+    return drawn
+
+
+def _mark_excursions(
+    fig: go.Figure,
+    i: int,
+    name: str,
+    rows: Sequence[dict],
+    key: str,
+    clip: Clip,
+    at: tuple[int, int],
+    labelled: bool,
+) -> None:
+    """A ▲ in the optimizer's colour where its curve left the chart, with the peak
+    it reached (written out on the main curves, in the hover on the faint ones)."""
+    found = excursions([r["step"] for r in rows], [r[key] for r in rows], clip.cap)
+    if not found:
+        return
+    hover = [
+        f"{name}: above {number_text(clip.cap)} from step {e.left_at:,}"
+        + (f" to {e.back_at:,}" if e.back_at is not None else "")
+        + f"; peak {number_text(e.peak)} at step {e.peak_at:,}"
+        for e in found
+    ]
+    fig.add_scatter(
+        x=[e.left_at for e in found],
+        y=[clip.marker_y] * len(found),
+        mode="markers+text" if labelled else "markers",
+        text=[f"↑{number_text(e.peak)}" for e in found] if labelled else None,
+        textposition="top center",
+        textfont={"size": 11, "color": color(i)},
+        marker={
+            "symbol": "triangle-up" if labelled else "triangle-up-open",
+            "size": 11 if labelled else 8,
+            "color": color(i),
+        },
+        name=f"{name} (off the chart)",
+        hovertext=hover,
+        hoverinfo="text",
+        legendgroup=str(i),
+        showlegend=False,
+        cliponaxis=False,
+        row=at[0],
+        col=at[1],
+    )
+
+
+def _mark_divergence(
+    fig: go.Figure, i: int, log: RunLog, clip: Clip | None, at: tuple[int, int]
+) -> None:
+    """A ✖ where an optimizer's loss turned non-finite (its curve ends there; the
+    hover and the results table's status say so in words)."""
+    if log.status != DIVERGED or log.diverged_at is None:
+        return
+    finite = [r["smooth_loss"] for r in log.history if r["smooth_loss"] is not None]
+    y = finite[-1] if finite else None
+    if clip is not None and (y is None or y > clip.cap):
+        y = clip.marker_y
+    if y is None:
+        return
+    fig.add_scatter(
+        x=[log.diverged_at],
+        y=[y],
+        mode="markers",
+        marker={"symbol": "x", "size": 12, "color": color(i)},
+        name=f"{log.label} (diverged)",
+        hovertext=[f"{log.label}: the loss was not finite at step {log.diverged_at:,}"],
+        hoverinfo="text",
+        legendgroup=str(i),
+        showlegend=False,
+        cliponaxis=False,
+        row=at[0],
+        col=at[1],
+    )
+
+
+def _clip_axis(fig: go.Figure, clip: Clip | None, at: tuple[int, int], title: str) -> None:
+    """Sets a clipped panel's range; its axis title says what its ▲ marks mean."""
+    if clip is None:
+        fig.update_yaxes(title_text=title, row=at[0], col=at[1])
+        return
+    fig.update_yaxes(
+        range=[clip.low, clip.high],
+        title_text=f"{title} · ▲ off the chart",
+        row=at[0],
+        col=at[1],
+    )
+
+
+def _varies(log: RunLog) -> bool:
+    return len({tuple(r["momenta"]) for r in log.momenta}) > 1
 
 
 def live_figure(
@@ -111,37 +257,84 @@ def live_figure(
     group_names: Sequence[str] = ("features", "classifier"),
     height: int = 640,
 ) -> go.Figure:
-    """The four live panels, one legend entry per optimizer, steps on a shared axis.
+    """The live panels, one legend entry per optimizer, steps on a shared axis.
 
     Top: smoothed training loss (the raw batch loss faint behind it) and test
-    accuracy. Bottom: the learning rate (each param group's, the classifier's
-    dashed, where they differ) and the gradient norm, both on log axes.
+    accuracy. Below: the learning rate (each param group's, where they differ)
+    and the gradient norm, both on log axes; and, when a momentum or β₁
+    changes during the run (a OneCycleLR, a live change), a panel of every
+    optimizer's momentum under the learning rate.
+
+    When a curve would flatten the others (a diverging optimizer's, or any loss
+    past `LOSS_CAP_FACTOR` times the first step's, gradient norm past
+    `NORM_CAP_FACTOR` times), the panel's range is set by the rest: a ▲ in the
+    optimizer's colour marks where a curve left it, with the peak it reached,
+    and a ✖ where a loss stopped being finite.
     """
-    fig = _grid(height)
+    momentum = any(_varies(log) for log in logs)
+    fig = _grid(height, momentum)
+    loss_clip = _loss_clip(logs)
+    norm_clip = _norm_clip(logs)
     all_lrs: list = []
     all_norms: list = []
     for i, log in enumerate(logs):
-        name, rows = log.slot.label, log.history
+        name, rows = log.label, log.history
         raw = {"line": {"width": 1}, "opacity": 0.25, "hoverinfo": "skip"}
         _line(fig, i, f"{name} (batch loss)", _series(rows, "train_loss"), (1, 1), **raw)
         _line(fig, i, name, _series(rows, "smooth_loss"), (1, 1), legend=True)
+        if loss_clip is not None:
+            _mark_excursions(fig, i, name, rows, "train_loss", loss_clip, (1, 1), False)
+            _mark_excursions(fig, i, name, rows, "smooth_loss", loss_clip, (1, 1), True)
+        _mark_divergence(fig, i, log, loss_clip, (1, 1))
         evals = ([e["step"] for e in log.evals], [e["test_acc"] for e in log.evals])
         _line(fig, i, name, evals, (1, 2), mode="lines+markers", marker={"size": 6})
-        groups = len(rows[0]["lrs"]) if _groups_differ(log) else 1
-        for g in range(groups):
-            lrs = _series(rows, "lrs", item=g)
-            all_lrs += lrs[1]
-            label = f"{name} ({group_names[g]})" if groups > 1 and g < len(group_names) else name
-            dash = {"dash": "dash" if g else "solid"}
-            _line(fig, i, label, lrs, (2, 1), legend=g > 0, line=dash)
+        all_lrs += _group_lines(fig, i, name, rows, "lrs", (2, 1), group_names)
         norms = _series(rows, "grad_norm")
         all_norms += norms[1]
         _line(fig, i, name, norms, (2, 2), line={"width": 1.5})
-    fig.update_yaxes(title_text="cross-entropy", row=1, col=1)
+        if norm_clip is not None:
+            _mark_excursions(fig, i, name, rows, "grad_norm", norm_clip, (2, 2), True)
+        if momentum and log.momenta:
+            _group_lines(fig, i, name, log.momenta, "momenta", (3, 1), group_names)
     fig.update_yaxes(title_text="accuracy", tickformat=".0%", range=[0, 1.02], row=1, col=2)
     _log_axis(fig, all_lrs, "lr", (2, 1))
-    _log_axis(fig, all_norms, "‖g‖", (2, 2))
+    if norm_clip is None:
+        _log_axis(fig, all_norms, "‖g‖", (2, 2))
+    else:
+        fig.update_yaxes(type="log", exponentformat="power", row=2, col=2)
+    _clip_axis(fig, loss_clip, (1, 1), "cross-entropy")
+    _clip_axis(fig, norm_clip, (2, 2), "‖g‖")
+    if momentum:
+        fig.update_yaxes(title_text="momentum / β₁", row=3, col=1)
     return _empty_note(fig, logs)
+
+
+def _basis(logs: Sequence[RunLog]) -> list[RunLog]:
+    """The logs whose curves set a clipped range: those that did not diverge (all of
+    them when every one did)."""
+    kept = [log for log in logs if log.status != DIVERGED]
+    return kept or list(logs)
+
+
+def _loss_clip(logs: Sequence[RunLog]) -> Clip | None:
+    """The loss panel's range when some loss would flatten the others: set by the
+    optimizers that did not diverge, up to `LOSS_CAP_FACTOR` × the first step's loss."""
+    keys = ("train_loss", "smooth_loss")
+    curves = [[r[k] for r in log.history] for log in logs for k in keys]
+    basis = [[r[k] for r in log.history] for log in _basis(logs) for k in keys]
+    start = first_value(curves)
+    return None if start is None else clip_range(curves, LOSS_CAP_FACTOR * start, basis=basis)
+
+
+def _norm_clip(logs: Sequence[RunLog]) -> Clip | None:
+    """The gradient-norm panel's (log) range, likewise, up to `NORM_CAP_FACTOR` × the
+    first step's norm."""
+    curves = [[r["grad_norm"] for r in log.history] for log in logs]
+    basis = [[r["grad_norm"] for r in log.history] for log in _basis(logs)]
+    start = first_value(curves)
+    if start is None or start <= 0:
+        return None
+    return clip_range(curves, NORM_CAP_FACTOR * start, log=True, basis=basis)
 
 
 def confusion_figure(matrix: np.ndarray, classes: Sequence[str], title: str) -> go.Figure:

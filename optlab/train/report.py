@@ -10,7 +10,6 @@ confusion matrices on the test images, and what each optimizer's own
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +19,16 @@ import torch
 from torch import nn
 
 from optlab.files import finite_or_none
-from optlab.train.run import DIVERGED, EvalRecord, TrainingSession, TrainRecord, TrainSlot
+from optlab.numbers import number_text
+from optlab.train.run import (
+    DIVERGED,
+    IMAGES_PER_S,
+    AppliedChange,
+    EvalRecord,
+    TrainingSession,
+    TrainRecord,
+    TrainSlot,
+)
 
 
 @dataclass
@@ -30,9 +38,14 @@ class RunLog:
     Attributes:
         slot: The optimizer (with its classifier lr multiple and scheduler).
         status: ``running``, ``done`` or ``diverged``.
-        batch_size: Images per step, to turn images/s into seconds.
+        batch_size: Images per step.
         history: One JSON-ready dict per training step.
         evals: One JSON-ready dict per test-set evaluation.
+        momenta: ``{"step", "momenta"}`` per training step of an optimizer with a
+            momentum or β₁ (`optlab.train.run.momentum_of`), per param group.
+        live: The changes made to this optimizer while it trained, as applied.
+        seconds: This optimizer's own compute time: the sum of its steps' seconds.
+        timed: How many of its steps were timed.
     """
 
     slot: TrainSlot
@@ -40,11 +53,13 @@ class RunLog:
     batch_size: int = 1
     history: list[dict[str, Any]] = field(default_factory=list)
     evals: list[dict[str, Any]] = field(default_factory=list)
-    speeds: list[float] = field(default_factory=list)
+    momenta: list[dict[str, Any]] = field(default_factory=list)
+    live: list[AppliedChange] = field(default_factory=list)
     smooth_loss: float = math.nan
     train_loss: float = math.nan
     diverged_at: int | None = None
     seconds: float = 0.0
+    timed: int = 0
 
     def add(self, record: TrainRecord | EvalRecord) -> None:
         """Folds in one of this optimizer's records."""
@@ -63,9 +78,11 @@ class RunLog:
         else:
             self.smooth_loss = record.smooth_loss
             self.train_loss = record.train_loss
-        if math.isfinite(record.images_per_s) and record.images_per_s > 0:
-            self.speeds.append(record.images_per_s)
-            self.seconds += self.batch_size / record.images_per_s
+        if math.isfinite(record.step_s) and record.step_s > 0:
+            self.timed += 1
+            self.seconds += record.step_s
+        if record.momenta:
+            self.momenta.append({"step": record.step, "momenta": list(record.momenta)})
         self.history.append(
             {
                 "step": record.step,
@@ -79,6 +96,12 @@ class RunLog:
                 "update_ratio": finite_or_none(record.update_ratio),
             }
         )
+
+    @property
+    def label(self) -> str:
+        """The optimizer's name in legends and tables, with the values its live
+        changes set (`TrainSlot.label_after`)."""
+        return self.slot.label_after(self.live)
 
     @property
     def final_test_acc(self) -> float | None:
@@ -96,9 +119,10 @@ class RunLog:
         return max(e["test_acc"] for e in self.evals) if self.evals else None
 
     @property
-    def images_per_s(self) -> float | None:
-        """Median training speed of this optimizer's steps."""
-        return statistics.median(self.speeds) if self.speeds else None
+    def step_ms(self) -> float | None:
+        """This optimizer's mean compute time per step, in milliseconds (its forward,
+        backward and ``step()`` alone: a cost, not the run's images/s)."""
+        return 1000 * self.seconds / self.timed if self.timed else None
 
     def status_text(self) -> str:
         """The status in words (with the step of a divergence)."""
@@ -111,7 +135,7 @@ class RunLog:
         opt = self.slot.optimizer
         return {
             "optimizer": opt.key,
-            "label": self.slot.label,
+            "label": self.label,
             "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in opt.values},
             "classifier_lr_mult": self.slot.classifier_lr_mult,
             "scheduler": self.slot.scheduler.to_text(),
@@ -121,7 +145,7 @@ class RunLog:
             "evals": self.evals,
             "final_test_acc": self.final_test_acc,
             "best_test_acc": self.best_test_acc,
-            "images_per_s": self.images_per_s,
+            "seconds": self.seconds if self.timed else None,
         }
 
 
@@ -140,6 +164,13 @@ def fold(logs: Sequence[RunLog], records: Iterable[TrainRecord | EvalRecord]) ->
         logs[record.index].add(record)
 
 
+def note_live_changes(logs: Sequence[RunLog], session: TrainingSession) -> None:
+    """Gives each log the changes made to its optimizer while it trained (so far)."""
+    applied = list(session.applied)
+    for i, log in enumerate(logs):
+        log.live = [a for a in applied if a.index == i]
+
+
 def run_document(
     session: TrainingSession,
     logs: Sequence[RunLog],
@@ -155,6 +186,18 @@ def run_document(
         "data_source": data_source,
         "data_kind": data_kind,
         "resumed_from": resumed_from,
+        "images_per_s": finite_or_none(session.images_per_s),
+        "images_per_s_means": IMAGES_PER_S,
+        "live_changes": [
+            {
+                "before_step": a.step + 1,
+                "optimizer": a.index,
+                "change": a.change.describe().split(", ", 1)[1],
+                "groups": list(a.groups),
+                "values": list(a.values),
+            }
+            for a in session.applied
+        ],
         "runs": [log.to_dict() for log in logs],
     }
 
@@ -166,20 +209,90 @@ def short_names(slots: Sequence[TrainSlot]) -> list[str]:
 
 
 def results_rows(logs: Sequence[RunLog]) -> list[dict[str, Any]]:
-    """The results table: one row per optimizer (None where nothing is known yet)."""
+    """The results table's numbers: one row per optimizer (None where nothing is known
+    yet; `results_cells` writes them for people)."""
     return [
         {
-            "optimizer": log.slot.label,
+            "optimizer": log.label,
             "final_test_acc": log.final_test_acc,
             "best_test_acc": log.best_test_acc,
             "test_loss": log.final_test_loss,
             "train_loss": finite_or_none(log.smooth_loss) if log.history else None,
-            "seconds": log.seconds if log.speeds else None,
-            "images_per_s": log.images_per_s,
+            "step_ms": log.step_ms,
             "status": log.status_text(),
         }
         for log in logs
     ]
+
+
+#: The results table's columns, as both the page and the CLI head them.
+RESULT_HEADERS = {
+    "optimizer": "optimizer",
+    "final_test_acc": "final test acc",
+    "best_test_acc": "best test acc",
+    "test_loss": "test loss",
+    "train_loss": "train loss (EMA)",
+    "step_ms": "ms/step",
+    "status": "status",
+}
+#: What each column means, for the page's column help and the README.
+RESULT_HELP = {
+    "final_test_acc": "Accuracy on the test images at the latest evaluation. After "
+    "Stop the run is evaluated once more, and the confusion matrix shows that same "
+    "evaluation.",
+    "best_test_acc": "The best accuracy of any evaluation so far.",
+    "test_loss": "Mean cross-entropy on the test images at the latest evaluation.",
+    "train_loss": "The training loss smoothed over steps (exponential moving "
+    "average, weight 0.1 on the newest batch).",
+    "step_ms": "This optimizer's own compute time per step, in milliseconds "
+    "(forward, backward and step(), averaged): what it costs next to the others. "
+    "The run's speed is its images/s, shown with the progress.",
+}
+
+
+def percent_text(value: float | None, missing: str) -> str:
+    """An accuracy as a table writes it (``54.3%``), or what its absence means."""
+    return missing if value is None else f"{value:.1%}"
+
+
+def _ms_text(ms: float | None) -> str:
+    if ms is None:
+        return "—"
+    return number_text(round(ms)) if ms >= 10 else number_text(ms, digits=2)
+
+
+def results_cells(logs: Sequence[RunLog]) -> list[dict[str, str]]:
+    """`results_rows` written for people, as the page and the CLI show them.
+
+    Numbers go through `optlab.numbers.number_text` (a diverged loss reads
+    ``2.105e+11``), and a missing one says why (``not tested yet``, ``not finite``).
+    """
+    cells = []
+    for log, row in zip(logs, results_rows(logs), strict=True):
+        final = percent_text(row["final_test_acc"], "not tested yet")
+        if row["test_loss"] is None:
+            test_loss = "not finite" if log.evals else "not tested yet"
+        else:
+            test_loss = number_text(row["test_loss"])
+        cells.append(
+            {
+                "optimizer": row["optimizer"],
+                "final_test_acc": final,
+                "best_test_acc": percent_text(row["best_test_acc"], "not tested yet"),
+                "test_loss": test_loss,
+                "train_loss": number_text(row["train_loss"]),
+                "step_ms": _ms_text(row["step_ms"]),
+                "status": row["status"],
+            }
+        )
+    return cells
+
+
+def speed_text(images_per_s: float | None) -> str:
+    """The run's images/s (`optlab.train.run.IMAGES_PER_S`) as every place writes it."""
+    if images_per_s is None:
+        return "— images/s"
+    return f"{number_text(round(images_per_s))} images/s"
 
 
 # --- a finished (or paused) session's models ---------------------------------------------

@@ -11,6 +11,7 @@ every copy before the next batch is drawn.
 `TrainingSession.state_dict` captures everything needed to resume (weights,
 optimizer and scheduler state, the data order's RNG state, history), so that
 N steps, a save, a load in a new process and N more steps equal 2N straight.
+The configs it runs live in `optlab.train.config` (and are importable from here).
 """
 
 from __future__ import annotations
@@ -19,179 +20,60 @@ import hashlib
 import math
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
 
-from optlab.caps import CAPS, MAX_EXACT_INT
-from optlab.optim.config import OptimizerConfig
-from optlab.optim.plans import Change, Plan
-from optlab.optim.schedulers import SchedulerConfig
+from optlab.optim.plans import Change
+from optlab.train.config import (
+    DEVICES,
+    MAX_BATCH,
+    MAX_EPOCHS,
+    MAX_SLOTS,
+    MAX_STEPS,
+    AppliedChange,
+    TrainRunConfig,
+    TrainSlot,
+)
 from optlab.train.data import LoadedData
 from optlab.train.data.batches import CIFAR10_MEAN, CIFAR10_STD, augment, normalise
-from optlab.train.models import build_model, get_model_spec, param_groups
+from optlab.train.models import build_model, param_groups
 
-MAX_SLOTS = CAPS.train_optimizers
-MAX_STEPS = CAPS.train_steps
-MAX_EPOCHS = CAPS.train_epochs
-MAX_BATCH = CAPS.train_batch
+__all__ = [
+    "DEVICES",
+    "DIVERGED",
+    "DONE",
+    "EVAL_CHUNK",
+    "IMAGES_PER_S",
+    "MAX_BATCH",
+    "MAX_EPOCHS",
+    "MAX_SLOTS",
+    "MAX_STEPS",
+    "RUNNING",
+    "AppliedChange",
+    "EvalRecord",
+    "TrainRecord",
+    "TrainRunConfig",
+    "TrainSlot",
+    "TrainingSession",
+    "momentum_of",
+    "resolve_device",
+    "run_training",
+    "steps_per_epoch",
+]
+
 EVAL_CHUNK = 500
 #: Weight of the newest loss in the smoothed training loss.
 SMOOTHING = 0.1
-DEVICES = ("auto", "cpu", "cuda", "mps")
 RUNNING, DONE, DIVERGED = "running", "done", "diverged"
-
-
-@dataclass(frozen=True)
-class TrainSlot:
-    """One optimizer of a comparison, with its classifier lr multiple and scheduler."""
-
-    optimizer: OptimizerConfig
-    classifier_lr_mult: float = 1.0
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
-    changes: tuple[Change, ...] = ()
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.changes, tuple):
-            object.__setattr__(self, "changes", tuple(self.changes))
-        # Checked (and put in order of step) as a plan.
-        object.__setattr__(self, "changes", Plan(self.scheduler, self.changes).changes)
-        for change in self.changes:
-            change.check(self.optimizer.spec, grouped=not self.optimizer.spec.uses_closure)
-        mult = self.classifier_lr_mult
-        if not (isinstance(mult, int | float) and 0 < mult <= 1000 and math.isfinite(mult)):
-            raise ValueError(f"classifier_lr_mult: must be in (0, 1000], got {mult!r}")
-        if self.optimizer.spec.uses_closure and mult != 1:
-            # torch's LBFGS refuses more than one param group.
-            raise ValueError(f"classifier_lr_mult: {self.optimizer.spec.label} takes one lr only")
-
-    @property
-    def label(self) -> str:
-        """Legend label: the optimizer plus what differs from plain training."""
-        extra = []
-        if self.classifier_lr_mult != 1:
-            extra.append(f"classifier lr ×{self.classifier_lr_mult:g}")
-        if self.scheduler.key != "none":
-            extra.append(self.scheduler.spec.label)
-        if self.changes:
-            extra.append(f"{len(self.changes)} change{'s' if len(self.changes) > 1 else ''}")
-        return self.optimizer.label + (f" + {', '.join(extra)}" if extra else "")
-
-
-@dataclass(frozen=True)
-class TrainRunConfig:
-    """Everything that determines a training comparison.
-
-    Attributes:
-        slots: The optimizers compared (1 to `MAX_SLOTS`).
-        model: A registered model key.
-        batch_size: Images per step (the last partial batch of an epoch is
-            dropped, so every step sees the same number of images).
-        steps: Total optimizer steps; exactly one of ``steps``/``epochs``.
-        epochs: Passes over the (limited) training set.
-        train_limit: Use the first N training images (None: all).
-        test_limit: Evaluate on the first M test images (None: all).
-        augment: Random crop with padding 4 and horizontal flip per batch.
-        clip_grad_norm: Clip each model's gradient norm to this (None: off).
-        eval_every: Evaluate on the test images every this many steps (and
-            at each epoch end and the last step).
-        seed: Initial weights, data order and augmentation.
-        device: ``auto`` (CUDA, then MPS, then CPU) or a named device.
-        channels_last: Use the channels-last memory format on CPU.
-    """
-
-    slots: tuple[TrainSlot, ...]
-    model: str = "seednet"
-    batch_size: int = 64
-    steps: int | None = None
-    epochs: int | None = 1
-    train_limit: int | None = 4000
-    test_limit: int | None = 1000
-    augment: bool = False
-    clip_grad_norm: float | None = None
-    eval_every: int = 50
-    seed: int = 0
-    device: str = "auto"
-    channels_last: bool = True
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.slots, tuple):
-            object.__setattr__(self, "slots", tuple(self.slots))
-        if not 1 <= len(self.slots) <= MAX_SLOTS:
-            raise ValueError(f"slots: between 1 and {MAX_SLOTS} optimizers, got {len(self.slots)}")
-        get_model_spec(self.model)
-        _check_int("batch_size", self.batch_size, 1, MAX_BATCH)
-        if (self.steps is None) == (self.epochs is None):
-            raise ValueError("steps/epochs: give exactly one of them")
-        if self.steps is not None:
-            _check_int("steps", self.steps, 1, MAX_STEPS)
-        if self.epochs is not None:
-            _check_int("epochs", self.epochs, 1, MAX_EPOCHS)
-        for name in ("train_limit", "test_limit"):
-            if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), 1, 10**7)
-        _check_int("eval_every", self.eval_every, 1, MAX_STEPS)
-        _check_int("seed", self.seed, 0, MAX_EXACT_INT)
-        if self.clip_grad_norm is not None and not (
-            isinstance(self.clip_grad_norm, int | float) and 0 < self.clip_grad_norm < math.inf
-        ):
-            raise ValueError(
-                f"clip_grad_norm: must be a positive number, got {self.clip_grad_norm}"
-            )
-        if self.device not in DEVICES:
-            raise ValueError(f"device: one of {', '.join(DEVICES)}, got {self.device!r}")
-
-    def to_dict(self) -> dict:
-        """A JSON-ready dict (optimizer and scheduler values as SPEC texts)."""
-        out = asdict(self)
-        out["slots"] = [
-            {
-                "optimizer": s.optimizer.to_text(),
-                "classifier_lr_mult": s.classifier_lr_mult,
-                "scheduler": s.scheduler.to_text(),
-                **({"changes": [c.to_text() for c in s.changes]} if s.changes else {}),
-            }
-            for s in self.slots
-        ]
-        return out
-
-    @classmethod
-    def from_dict(cls, data: object) -> TrainRunConfig:
-        """The inverse of `to_dict` (for checkpoints), validated like any config.
-
-        Raises:
-            ValueError: naming the first setting that is missing or bad.
-        """
-        if not isinstance(data, Mapping):
-            raise ValueError("config: expected a mapping of settings")
-        known = {f.name for f in fields(cls)}
-        if unknown := sorted(str(k) for k in data if k not in known):
-            raise ValueError(f"config: unknown setting {unknown[0]!r}")
-        raw_slots = data.get("slots")
-        if not isinstance(raw_slots, list | tuple) or not all(
-            isinstance(s, Mapping) for s in raw_slots
-        ):
-            raise ValueError("slots: expected a list of optimizer settings")
-        try:
-            slots = tuple(
-                TrainSlot(
-                    OptimizerConfig.from_text(str(s.get("optimizer", ""))),
-                    s.get("classifier_lr_mult", 1.0),
-                    SchedulerConfig.from_text(str(s.get("scheduler", "none"))),
-                    tuple(Change.from_text(str(c)) for c in s.get("changes", ())),
-                )
-                for s in raw_slots
-            )
-            return cls(slots=slots, **{k: v for k, v in data.items() if k != "slots"})
-        except (TypeError, AttributeError) as err:
-            raise ValueError(f"config: {err}") from None
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name}: expected a whole number in [{low}, {high}], got {value!r}")
+#: What "images/s" means on every page, table, report and CLI line of the CNN lab.
+IMAGES_PER_S = (
+    "training images per second of training: steps × batch size ÷ the wall-clock "
+    "seconds of those steps (every optimizer's forward, backward and step, and the "
+    "test evaluations), counted from this run's start or resume"
+)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -214,7 +96,10 @@ class TrainRecord:
 
     ``train_loss`` and ``train_acc`` are measured on the step's batch before
     the update, ``lrs`` are the learning rates that update used (one per param
-    group), and ``update_ratio`` is ‖Δθ‖ / ‖θ‖ of the update.
+    group) and ``momenta`` its momentum or β₁ (`momentum_of`; empty for an
+    optimizer with neither), ``update_ratio`` is ‖Δθ‖ / ‖θ‖ of the update, and
+    ``step_s`` the seconds this optimizer's step took (its compute cost alone:
+    for the run's images/s see `TrainingSession.images_per_s`).
     """
 
     step: int
@@ -226,8 +111,21 @@ class TrainRecord:
     lrs: tuple[float, ...]
     grad_norm: float
     update_ratio: float
-    images_per_s: float
+    step_s: float
     status: str
+    momenta: tuple[float, ...] = ()
+
+
+def momentum_of(group: dict) -> float | None:
+    """A param group's momentum as torch's OneCycleLR and CyclicLR cycle it: β₁ =
+    ``betas[0]`` where the group has ``betas`` (the Adam family), else ``momentum``
+    (SGD, RMSprop); None with neither (Adagrad, say)."""
+    betas = group.get("betas")
+    if isinstance(betas, tuple | list) and betas:
+        return float(betas[0])
+    if "momentum" in group:
+        return float(group["momentum"])
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,8 +188,27 @@ class TrainingSession:
         self._digest: str | None = None
         self._requests: list[tuple[int, Change]] = []
         self._requests_lock = threading.Lock()
-        #: Changes asked for while running: (step, optimizer index, change).
-        self.live_changes: list[tuple[int, int, Change]] = []
+        #: Changes asked for while running, as applied, in order.
+        self.applied: list[AppliedChange] = []
+        #: Each model's test-set predictions at its latest evaluation: (step, classes).
+        self._predictions: dict[int, tuple[int, torch.Tensor]] = {}
+        #: Steps this session ran and their wall-clock seconds (`images_per_s`).
+        self.timed_steps = 0
+        self.timed_s = 0.0
+
+    @property
+    def live_changes(self) -> list[tuple[int, int, Change]]:
+        """Changes asked for while running: (steps done when applied, optimizer, change)."""
+        return [(a.step, a.index, a.change) for a in self.applied]
+
+    @property
+    def images_per_s(self) -> float | None:
+        """The run's speed, as every page, table and CLI line reports it (`IMAGES_PER_S`):
+        steps × batch size ÷ the wall-clock seconds of those steps in this session;
+        None before its first step."""
+        if self.timed_steps == 0 or self.timed_s <= 0:
+            return None
+        return self.timed_steps * self.cfg.batch_size / self.timed_s
 
     def _format(self, slot: TrainSlot) -> torch.memory_format:
         # torch's L-BFGS flattens gradients with .view(-1), which channels-last
@@ -341,7 +258,9 @@ class TrainingSession:
         else:
             closure()
             opt.step()
-        lrs = tuple(float(g["lr"]) for g in opt.param_groups)  # the lr this step used
+        # What this step used, before a scheduler moves it for the next one.
+        lrs = tuple(float(g["lr"]) for g in opt.param_groups)
+        momenta = tuple(momentum_of(g) for g in opt.param_groups)
         if sched is not None and not self.cfg.slots[i].scheduler.spec.on_plateau:
             sched.step()
         elapsed = time.perf_counter() - started
@@ -369,8 +288,9 @@ class TrainingSession:
             lrs=lrs,
             grad_norm=float(first["grad_norm"]),
             update_ratio=float(delta / norm) if norm > 0 else math.nan,
-            images_per_s=len(y) / elapsed if elapsed > 0 else math.nan,
+            step_s=elapsed,
             status=RUNNING,
+            momenta=() if None in momenta else momenta,
         )
 
     def _clip(self, params: list[torch.Tensor]) -> torch.Tensor:
@@ -397,17 +317,59 @@ class TrainingSession:
             model.train()
 
     def evaluate(self, i: int) -> EvalRecord:
-        """Test loss and accuracy of model ``i`` on the test images."""
-        total_loss, correct = 0.0, 0
+        """Test loss and accuracy of model ``i`` on the test images.
+
+        The predictions of the same pass are kept, so `predict` (the confusion
+        matrix, the example images) shows exactly the evaluated weights.
+        """
+        total_loss, correct, predicted = 0.0, 0, []
         for logits, y in self._test_logits(i):
             total_loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
-            correct += int((logits.argmax(1) == y).sum())
+            classes = logits.argmax(1)
+            correct += int((classes == y).sum())
+            predicted.append(classes.cpu())
+        self._predictions[i] = (self.step, torch.cat(predicted))
         n = len(self.test_labels)
         return EvalRecord(self.step, i, total_loss / n, correct / n)
 
     def predict(self, i: int) -> torch.Tensor:
-        """Model ``i``'s predicted class for every test image (int64, on the CPU)."""
+        """Model ``i``'s predicted class for every test image (int64, on the CPU).
+
+        Those of its evaluation at the current step when there was one (so they
+        agree with that `EvalRecord` to the image), else a fresh pass.
+        """
+        step, predicted = self._predictions.get(i, (-1, None))
+        if step == self.step and predicted is not None:
+            return predicted
         return torch.cat([logits.argmax(1).cpu() for logits, _ in self._test_logits(i)])
+
+    def evaluate_at_stop(self) -> list[EvalRecord]:
+        """Evaluates, at the current step, every model that has not diverged and was
+        not evaluated at this step yet; the records join the history.
+
+        For a run stopped between evaluations: its final test accuracy and its
+        confusion matrix then come from one pass over the same weights. It only
+        measures: no scheduler steps on it (ReduceLROnPlateau steps on the
+        scheduled evaluations only), so a resumed run trains as an unbroken one.
+        """
+        if self.step == 0:
+            return []
+        started = time.perf_counter()
+        done = set()
+        for record in reversed(self.history):
+            if record.step < self.step:
+                break
+            if isinstance(record, EvalRecord):
+                done.add(record.index)
+        records = [
+            self.evaluate(i)
+            for i, status in enumerate(self.status)
+            if status != DIVERGED and i not in done
+        ]
+        if records:
+            self.history.extend(records)
+            self.timed_s += time.perf_counter() - started
+        return records
 
     @property
     def finished(self) -> bool:
@@ -433,6 +395,7 @@ class TrainingSession:
         `EvalRecord` each. A non-finite training loss stops that optimizer
         with a ``diverged`` record; the others go on.
         """
+        started = time.perf_counter()
         self._apply_changes()
         x, y = self._batch()
         records: list[TrainRecord | EvalRecord] = []
@@ -458,6 +421,8 @@ class TrainingSession:
                     sched.step(evaluation.test_loss)
                 records.append(evaluation)
         self.history.extend(records)
+        self.timed_steps += 1
+        self.timed_s += time.perf_counter() - started
         return records
 
     def _apply_changes(self) -> None:
@@ -473,8 +438,18 @@ class TrainingSession:
                     change.apply(self.optimizers[i])
         for i, change in requested:
             if self.status[i] == RUNNING:
-                change.apply(self.optimizers[i])
-                self.live_changes.append((self.step, i, change))
+                optimizer = self.optimizers[i]
+                change.apply(optimizer)
+                groups = optimizer.param_groups
+                self.applied.append(
+                    AppliedChange(
+                        self.step,
+                        i,
+                        change,
+                        tuple(str(g.get("name", "all")) for g in groups),
+                        tuple(float(g[change.name]) for g in groups),
+                    )
+                )
 
     def request_change(self, index: int, change: Change) -> None:
         """Asks for a change to optimizer ``index`` at the next step (thread-safe).
@@ -553,11 +528,21 @@ class TrainingSession:
         for sched, sd in zip(self.schedulers, state["schedulers"], strict=True):
             if sched is not None:
                 sched.load_state_dict(sd)
-        kinds = {"TrainRecord": TrainRecord, "EvalRecord": EvalRecord}
-        self.history = [
-            kinds[r["kind"]](**{k: v for k, v in r.items() if k != "kind"})
-            for r in state["history"]
-        ]
+        self.history = [_record(r, self.cfg.batch_size) for r in state["history"]]
+
+
+def _record(saved: dict, batch_size: int) -> TrainRecord | EvalRecord:
+    """A history record from its checkpoint dict (older checkpoints stored each step's
+    speed as ``images_per_s``, the batch over the step's seconds)."""
+    kind, values = saved["kind"], {k: v for k, v in saved.items() if k != "kind"}
+    if kind == "EvalRecord":
+        return EvalRecord(**values)
+    if kind != "TrainRecord":
+        raise KeyError(f"history: unknown record kind {kind!r}")
+    if "images_per_s" in values:
+        speed = values.pop("images_per_s")
+        values["step_s"] = batch_size / speed if speed > 0 else math.nan
+    return TrainRecord(**values)
 
 
 def run_training(cfg: TrainRunConfig, data: LoadedData) -> Iterator[TrainRecord | EvalRecord]:

@@ -56,7 +56,7 @@ def trained(data: LoadedData, steps: int, total: int = 12) -> TrainingSession:
 
 def results(history: list) -> list:
     """Every record but its timing: losses, accuracies, lrs, norms, statuses."""
-    return [replace(r, images_per_s=0.0) if isinstance(r, TrainRecord) else r for r in history]
+    return [replace(r, step_s=0.0) if isinstance(r, TrainRecord) else r for r in history]
 
 
 def wait_for(condition, timeout: float = 60.0) -> None:

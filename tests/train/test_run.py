@@ -53,7 +53,7 @@ def weights(session: TrainingSession, i: int) -> list[torch.Tensor]:
 
 def comparable(records) -> list[tuple]:
     """Records without the measured speed, which differs from run to run."""
-    return [tuple(getattr(r, f) for f in type(r).__slots__ if f != "images_per_s") for r in records]
+    return [tuple(getattr(r, f) for f in type(r).__slots__ if f != "step_s") for r in records]
 
 
 def train_losses(records, index: int) -> list[float]:
@@ -83,7 +83,7 @@ def test_all_copies_start_from_the_same_weights_and_learn(data):
     evals = [r for r in records if isinstance(r, EvalRecord)]
     assert sorted({r.step for r in evals}) == [3, 6]
     assert all(0 <= r.test_acc <= 1 and r.test_loss > 0 for r in evals)
-    assert all(r.images_per_s > 0 and r.update_ratio > 0 and r.grad_norm > 0 for r in train)
+    assert all(r.step_s > 0 and r.update_ratio > 0 and r.grad_norm > 0 for r in train)
 
 
 def test_divergence_stops_one_optimizer_and_spares_the_other(data):

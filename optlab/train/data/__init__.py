@@ -64,6 +64,7 @@ __all__ = [
     "default_cache_dir",
     "download",
     "extract_archive",
+    "find_cifar10",
     "load_batches_dir",
     "load_cifar10",
     "md5_of",
@@ -196,23 +197,11 @@ def load_cifar10(
         DataError: The named folder is unusable, or no source worked and the
             synthetic fallback is off; the message says why for each source.
     """
-    named, origin = data_dir, "data_dir"
-    if named is None or not str(named):
-        named, origin = os.environ.get(DATA_DIR_ENV) or None, f"${DATA_DIR_ENV}"
-    if named is not None:
-        try:
-            folder = resolve_data_dir(named)
-            train, test = load_batches_dir(folder)
-        except DataError as e:
-            raise DataError(f"CIFAR-10 folder from {origin} is unusable: {e}") from e
-        return LoadedData(train, test, CLASSES, "folder", f"CIFAR-10 from folder {folder}")
-
-    reasons = ["no data folder named"]
+    reasons: list[str] = []
+    found = _local(data_dir, cache_dir, md5, reasons)
+    if found is not None:
+        return found
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    splits = _from_cache(cache, md5, reasons)
-    if splits is not None:
-        return LoadedData(*splits, CLASSES, "cache", f"CIFAR-10 from cache {cache}")
-
     if download:
         url = url or archive_url()
         archive = cache / ARCHIVE_NAME
@@ -232,6 +221,53 @@ def load_cifar10(
     if not synthetic:
         raise DataError(f"no CIFAR-10 data available: {why}")
     return synthetic_data(synthetic_size, seed, f"offline: {why}")
+
+
+def _local(
+    data_dir: str | os.PathLike[str] | None,
+    cache_dir: str | os.PathLike[str] | None,
+    md5: str,
+    reasons: list[str],
+) -> LoadedData | None:
+    """Sources 1 and 2: the named folder (an error if it does not load), else the
+    cache; None, with why in ``reasons``, when neither has CIFAR-10."""
+    named, origin = data_dir, "data_dir"
+    if named is None or not str(named):
+        named, origin = os.environ.get(DATA_DIR_ENV) or None, f"${DATA_DIR_ENV}"
+    if named is not None:
+        try:
+            folder = resolve_data_dir(named)
+            train, test = load_batches_dir(folder)
+        except DataError as e:
+            raise DataError(f"CIFAR-10 folder from {origin} is unusable: {e}") from e
+        return LoadedData(train, test, CLASSES, "folder", f"CIFAR-10 from folder {folder}")
+    reasons.append("no data folder named")
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    splits = _from_cache(cache, md5, reasons)
+    if splits is not None:
+        return LoadedData(*splits, CLASSES, "cache", f"CIFAR-10 from cache {cache}")
+    return None
+
+
+def find_cifar10(
+    data_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    md5: str = CIFAR10_MD5,
+) -> LoadedData:
+    """CIFAR-10 already on this machine: the named folder (or ``$OPTLAB_DATA_DIR``),
+    else the cache; never downloaded, never synthetic.
+
+    For a caller that offers the download itself (the CNN page's button): its
+    message says what is missing, and nothing about downloads.
+
+    Raises:
+        DataError: The named folder is unusable, or neither source has the data.
+    """
+    reasons: list[str] = []
+    found = _local(data_dir, cache_dir, md5, reasons)
+    if found is None:
+        raise DataError(f"no CIFAR-10 data available: {'; '.join(reasons)}")
+    return found
 
 
 def synthetic_size(train_limit: int | None, test_limit: int | None) -> tuple[int, int]:

@@ -25,12 +25,13 @@ from optlab.train.data import (
     LoadedData,
     archive_url,
     default_cache_dir,
+    find_cifar10,
     load_cifar10,
     synthetic_data,
     synthetic_size,
 )
 from optlab.train.jobs import Job, JobRegistry, JobSnapshot
-from optlab.train.report import RunLog, fold, new_logs
+from optlab.train.report import RunLog, fold, new_logs, note_live_changes
 from optlab.train.run import TrainingSession
 
 #: Seconds between two redraws of a running job.
@@ -54,12 +55,13 @@ def job_registry() -> JobRegistry:
 @st.cache_resource(show_spinner="Loading CIFAR-10…", max_entries=2)
 def _cifar(data_dir: str) -> LoadedData:
     # Failures raise, and Streamlit caches only results: a later visit retries.
-    return load_cifar10(data_dir=data_dir or None, download=False, synthetic=False)
+    return find_cifar10(data_dir=data_dir or None)
 
 
 def cifar_data(data_dir: str) -> tuple[LoadedData | None, str]:
     """CIFAR-10 from the named folder, ``$OPTLAB_DATA_DIR`` or the cache, never
-    downloaded here; ``(None, why)`` when there is none."""
+    downloaded here (the page offers that as a button); ``(None, why)`` when there
+    is none, ``why`` naming what is missing."""
     try:
         return _cifar(data_dir.strip()), ""
     except DataError as err:
@@ -78,7 +80,23 @@ def synthetic_for(train_limit: int | None, test_limit: int | None) -> LoadedData
 
 def can_download(data_dir: str) -> bool:
     """Whether a download could help: no folder is named on the page or in the environment."""
-    return not data_dir.strip() and not os.environ.get(DATA_DIR_ENV)
+    return no_download_why(data_dir) is None
+
+
+def no_download_why(data_dir: str) -> str | None:
+    """Why the page offers no download (a named folder is the only source read
+    then), or None when it does: the page and `can_download` say the same."""
+    if data_dir.strip():
+        return (
+            "A folder is named above, so only that folder is read: clear it to use "
+            "this server's own copy, or to download one into its cache."
+        )
+    if os.environ.get(DATA_DIR_ENV):
+        return (
+            f"This server reads CIFAR-10 only from ${DATA_DIR_ENV} (set where it was "
+            "started), so the page offers no download."
+        )
+    return None
 
 
 _download_lock = threading.Lock()
@@ -155,15 +173,17 @@ def logs_for(job: Job, snapshot: JobSnapshot) -> list[RunLog]:
         st.session_state[LOGS] = folded
     fold(folded.logs, snapshot.records[folded.count :])
     folded.count = len(snapshot.records)
+    note_live_changes(folded.logs, job.session)
     return folded.logs
 
 
 def predictions(job: Job) -> list[torch.Tensor]:
-    """Every model's predicted class per test image (computed once per job)."""
+    """Every model's predicted class per test image, from its evaluation at the step
+    the job ended (`TrainingSession.predict`), once per job."""
     cached = st.session_state.get(PREDICTIONS)
-    if cached is None or cached[0] != job.id:
-        session = job.session
-        assert session is not None
-        cached = (job.id, [session.predict(i) for i in range(len(session.models))])
+    session = job.session
+    assert session is not None
+    if cached is None or cached[:2] != (job.id, session.step):
+        cached = (job.id, session.step, [session.predict(i) for i in range(len(session.models))])
         st.session_state[PREDICTIONS] = cached
-    return cached[1]
+    return cached[2]

@@ -23,27 +23,19 @@ from optlab.train import plots as train_plots
 from optlab.train.checkpoint import checkpoint_bytes
 from optlab.train.jobs import CANCELLED, DONE, FAILED, QUEUED, Job, JobSnapshot
 from optlab.train.report import (
+    RESULT_HELP,
     RunLog,
     confusion_matrix,
     param_group_rows,
     prediction_examples,
-    results_rows,
+    results_cells,
     run_document,
+    speed_text,
     state_rows,
 )
-from optlab.train.run import DIVERGED, RUNNING
+from optlab.train.run import DIVERGED, IMAGES_PER_S, RUNNING
 from optlab.ui.cnn import jobs
-
-RESULT_COLUMNS = {
-    "optimizer": "optimizer",
-    "final_test_acc": st.column_config.NumberColumn("final test acc", format="percent"),
-    "best_test_acc": st.column_config.NumberColumn("best test acc", format="percent"),
-    "test_loss": st.column_config.NumberColumn("test loss", format="%.4f"),
-    "train_loss": st.column_config.NumberColumn("train loss (EMA)", format="%.4f"),
-    "seconds": st.column_config.NumberColumn("time (s)", format="%.1f"),
-    "images_per_s": st.column_config.NumberColumn("images/s", format="%.0f"),
-    "status": "status",
-}
+from optlab.ui.cnn.table import HEADERS, result_columns, row_height
 
 
 def _clock(seconds: float) -> str:
@@ -59,10 +51,10 @@ def _progress(snapshot: JobSnapshot, job: Job) -> None:
     if session is not None:
         epochs = math.ceil(total / session.per_epoch)
         parts.append(f"epoch {min(step // session.per_epoch + 1, epochs)} of {epochs}")
-    if done > 0 and elapsed > 0:
-        parts.append(f"{done * job.cfg.batch_size / elapsed:,.0f} images/s")
-        if snapshot.state == RUNNING:
-            parts.append(f"ETA {_clock((total - step) * elapsed / done)}")
+    if snapshot.images_per_s is not None:
+        parts.append(speed_text(snapshot.images_per_s))
+    if done > 0 and elapsed > 0 and snapshot.state == RUNNING:
+        parts.append(f"ETA {_clock((total - step) * elapsed / done)}")
     st.progress(min(step / total, 1.0) if total else 0.0, text=" · ".join(parts))
 
 
@@ -93,15 +85,29 @@ def _status(snapshot: JobSnapshot, job: Job) -> None:
 
 
 def results_table(logs: list[RunLog], snapshot: JobSnapshot) -> None:
-    """One row per optimizer: accuracy, losses, time, speed, status."""
-    rows = results_rows(logs)
+    """One row per optimizer: accuracy, losses, compute time per step, status; under
+    it, the run's images/s and what that means."""
+    rows = results_cells(logs)
     if snapshot.state in (CANCELLED, FAILED):
         ended = "stopped" if snapshot.state == CANCELLED else "failed"
         for row in rows:
             if row["status"] == RUNNING:
-                row["status"] = f"{ended} at step {snapshot.step}"
-    table = pd.DataFrame(rows)
-    st.dataframe(table, hide_index=True, column_config=RESULT_COLUMNS, width="stretch")
+                row["status"] = f"{ended} at step {snapshot.step:,}"
+    table = pd.DataFrame([{k: row[k] for k in HEADERS} for row in rows])
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config=result_columns(rows, RESULT_HELP),
+        row_height=row_height(rows),
+        width="stretch",
+    )
+    costs = " · ".join(f"{row['optimizer']} {row['step_ms']} ms" for row in rows)
+    st.caption(
+        "Compute per step (each optimizer's own forward, backward and step(), "
+        f"averaged; a cost, not the run's speed): {costs}."
+    )
+    if snapshot.images_per_s is not None:
+        st.caption(f"Speed: {speed_text(snapshot.images_per_s)}, {IMAGES_PER_S}.")
 
 
 def live_panel(job: Job, snapshot: JobSnapshot, logs: list[RunLog]) -> None:
@@ -114,7 +120,7 @@ def live_panel(job: Job, snapshot: JobSnapshot, logs: list[RunLog]) -> None:
     if snapshot.state == QUEUED:
         return
     if snapshot.state == RUNNING and job.session is not None:
-        live_change_form(job)
+        live_change_form(job, logs)
     st.plotly_chart(
         train_plots.live_figure(logs), config=chart_config("cnn-curves"), key="cnn_live_chart"
     )
@@ -122,10 +128,11 @@ def live_panel(job: Job, snapshot: JobSnapshot, logs: list[RunLog]) -> None:
     results_table(logs, snapshot)
 
 
-def live_change_form(job: Job) -> None:
+def live_change_form(job: Job, logs: list[RunLog]) -> None:
     """Changes an option of a running optimizer at its next step, without a restart."""
     session = job.session
-    labels = [slot.label for slot in job.cfg.slots]
+    labels = [log.label for log in logs]  # what each trains with now
+    started = [slot.label for slot in job.cfg.slots]  # what each was called when changed
     with st.expander("Change a running optimizer (takes effect at the next step)"):
         c1, c2, c3 = st.columns([3, 2, 2])
         index = c1.selectbox(
@@ -167,7 +174,7 @@ def live_change_form(job: Job) -> None:
                 st.toast(f"{labels[index]}: {what} at the next step")
         for step, i, change in list(session.live_changes):
             what = change.describe().split(", ", 1)[1]
-            st.caption(f"Applied before step {step + 1}: {labels[i]}, {what}.")
+            st.caption(f"Applied before step {step + 1}: {started[i]}, {what}.")
 
 
 def _optimizer_state(job: Job, index: int) -> None:
@@ -196,7 +203,7 @@ def model_panel(job: Job, logs: list[RunLog]) -> None:
     session = job.session
     if session is None or session.step == 0:
         return
-    names = [log.slot.label for log in logs]
+    names = [log.label for log in logs]
     st.subheader("Inside the trained models")
     index = st.radio(
         "Optimizer",
@@ -221,7 +228,9 @@ def model_panel(job: Job, logs: list[RunLog]) -> None:
     with matrix_tab:
         matrix = confusion_matrix(labels, predicted, len(classes))
         st.plotly_chart(
-            train_plots.confusion_figure(matrix, classes, names[index]),
+            train_plots.confusion_figure(
+                matrix, classes, f"{names[index]} at step {session.step:,}"
+            ),
             config=chart_config("cnn-confusion"),
             key="cnn_confusion",
         )
@@ -248,10 +257,11 @@ def _curves_html(job: Job, logs: list[RunLog]) -> str:
     figures = [("Training curves", train_plots.live_figure(logs))]
     for i, log in enumerate(logs):
         matrix = confusion_matrix(session.test_labels, session.predict(i), len(classes))
+        title = f"{log.label} at step {session.step:,}"
         figures.append(
             (
-                f"Confusion matrix: {log.slot.label}",
-                train_plots.confusion_figure(matrix, classes, log.slot.label),
+                f"Confusion matrix: {log.label}",
+                train_plots.confusion_figure(matrix, classes, title),
             )
         )
     note = f"{job.data.source}; {session.step} steps of {job.cfg.batch_size} images."

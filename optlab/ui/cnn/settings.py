@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from optlab.caps import CIFAR_TEST_IMAGES, CIFAR_TRAIN_IMAGES
-from optlab.links.cnn import train_from_params, train_to_params
+from optlab.links.cnn import CNN, train_to_params
 from optlab.optim.config import OptimizerConfig
 from optlab.optim.plans import Plan
 from optlab.train.run import MAX_SLOTS, TrainRunConfig, TrainSlot
@@ -136,27 +136,33 @@ def config_from_state(state: State) -> TrainRunConfig:
 
 
 LINK_WARNING = "cnn_link_warning"
+#: The data source a share link asked for (absent when the page was not opened by one).
+LINK_DATA = "cnn_link_data"
 
 
 def initialise(
     state: State, cifar_available: bool, params: dict[str, list[str]] | None = None
 ) -> None:
-    """On a session's first visit: a CNN share link's settings, else the demo defaults
-    (on CIFAR-10 when it is here). A bad link leaves a warning and the defaults."""
+    """On a session's first visit: a CNN share link's settings (its data source and
+    folder included), else the demo defaults (on CIFAR-10 when it is here). A bad
+    link leaves a warning and the defaults."""
     if state.get(INITIALISED):
         return
-    cfg, data = default_config(), CIFAR if cifar_available else SYNTHETIC
+    cfg, data, folder = default_config(), CIFAR if cifar_available else SYNTHETIC, ""
     if params and params.get("page") == ["cnn"]:
         try:
-            cfg, data = train_from_params(params)
+            link = CNN.from_params(params)
         except ValueError as err:
             state[LINK_WARNING] = f"This link could not be used ({err}); showing the defaults."
+        else:
+            cfg, data, folder = link.config, link.data, link.folder
+            state[LINK_DATA] = data
     apply_config(state, cfg)
     state[DATA] = data
-    state.setdefault(DATA_DIR, "")
+    state[DATA_DIR] = folder or state.get(DATA_DIR, "")
     state[INITIALISED] = True
 
 
 def share_params(state: State, cfg: TrainRunConfig) -> dict[str, str | list[str]]:
-    """The page's share link for ``cfg`` and the data choice."""
-    return train_to_params(cfg, state[DATA])
+    """The page's share link for ``cfg`` and the data choice (with a typed folder)."""
+    return train_to_params(cfg, state[DATA], state.get(DATA_DIR, ""))

@@ -104,8 +104,11 @@ def data_section() -> LoadedData | None:
         )
         return data
     st.warning(f"No CIFAR-10 here: {why}", icon=":material/cloud_off:")
-    if jobs.can_download(state[settings.DATA_DIR]):
+    blocked = jobs.no_download_why(state[settings.DATA_DIR])
+    if blocked is None:
         _download_button()
+    else:
+        st.caption(blocked)
     st.caption("Or pick *Synthetic shapes* above to train without CIFAR-10.")
     return None
 
