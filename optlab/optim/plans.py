@@ -28,6 +28,10 @@ from optlab.optim.schedulers import SchedulerConfig
 from optlab.optim.spec import OptimizerSpec
 
 MAX_CHANGES = 20
+#: The examples an error quotes: a 2-D run counts steps and has one param group; a CNN
+#: run also knows epochs and its ``features`` / ``classifier`` groups.
+STEP_EXAMPLE = "200:lr=0.001 or 300:momentum=0.5"
+FULL_EXAMPLE = "200:lr=0.001 or epoch3:classifier.lr*=0.1"
 GROUPS = ("features", "classifier")
 _CHANGE = re.compile(
     r"^\s*(?P<unit>epoch)?\s*(?P<at>\d+)\s*:\s*(?:(?P<group>[a-z_]+)\.)?(?P<name>[a-z_]+)"
@@ -107,14 +111,14 @@ class Change:
                 group[self.name] = self.value
 
     @classmethod
-    def from_text(cls, text: str) -> Change:
-        """Parses ``[epoch]AT:[GROUP.]NAME=VALUE`` or ``...NAME*=FACTOR``."""
+    def from_text(cls, text: str, example: str = FULL_EXAMPLE) -> Change:
+        """Parses ``[epoch]AT:[GROUP.]NAME=VALUE`` or ``...NAME*=FACTOR``.
+
+        ``example`` is what an error quotes: the syntax of the page the text came from.
+        """
         match = _CHANGE.match(text.strip().lower())
         if match is None:
-            raise ValueError(
-                f"change {text!r}: expected STEP:NAME=VALUE, e.g. 200:lr=0.001 or "
-                "epoch3:classifier.lr*=0.1"
-            )
+            raise ValueError(f"change {text!r}: expected STEP:NAME=VALUE, e.g. {example}")
         try:
             value = float(match["value"])
         except ValueError:

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from optlab.caps import CAPS
 from optlab.optim.config import OptimizerConfig
-from optlab.optim.plans import Plan
+from optlab.optim.plans import STEP_EXAMPLE, Plan
 from optlab.surface.problem import Problem
 from optlab.surface.surfaces import Surface
 
@@ -90,7 +90,9 @@ class SurfaceRunConfig:
                     raise ValueError(f"plans: expected Plan, got {plan!r}")
                 plan.check(opt.spec)
                 if any(change.epoch for change in plan.changes):
-                    raise ValueError("plans: a 2-D run has no epochs; give the step (200:lr=...)")
+                    raise ValueError(
+                        f"plans: a 2-D run has no epochs; give the step, e.g. {STEP_EXAMPLE}"
+                    )
             if all(plan.empty for plan in self.plans):
                 object.__setattr__(self, "plans", ())
 

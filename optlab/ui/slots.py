@@ -17,7 +17,7 @@ from typing import Any
 from optlab.optim.builtin import PRESETS
 from optlab.optim.config import OptimizerConfig
 from optlab.optim.hparams import HParam, HValue
-from optlab.optim.plans import Change, Plan
+from optlab.optim.plans import FULL_EXAMPLE, Change, Plan
 from optlab.optim.registry import choice_spec, choices
 from optlab.optim.schedulers import SchedulerConfig, get_scheduler_spec
 from optlab.optim.spec import Preset
@@ -57,10 +57,13 @@ class SlotGroup:
         prefix: Prepended to every key ("" on the playground, whose share
             links and tests know keys such as ``slot0_lr``).
         max_slots: How many slots the page allows.
+        change_example: The changes an error about a typed change quotes: the page's
+            own syntax.
     """
 
     prefix: str
     max_slots: int
+    change_example: str = FULL_EXAMPLE
 
     @property
     def slots_key(self) -> str:
@@ -145,7 +148,9 @@ class SlotGroup:
             ValueError: a bad scheduler knob or a change that does not parse.
         """
         lines = str(state.get(self.changes_key(slot), "")).splitlines()
-        changes = tuple(Change.from_text(line) for line in lines if line.strip())
+        changes = tuple(
+            Change.from_text(line, self.change_example) for line in lines if line.strip()
+        )
         return Plan(self.read_scheduler(state, slot), changes)
 
     def _new_id(self, state: State) -> int:

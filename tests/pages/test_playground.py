@@ -168,6 +168,19 @@ def test_a_typo_keeps_the_charts_of_the_last_good_comparison():
     assert summary(at) == rows and len(at.get("plotly_chart")) == charts
 
 
+@pytest.mark.parametrize(
+    ("line", "quoted"),
+    [("lr=0.001", "e.g. 200:lr=0.001 or 300:momentum=0.5"), ("epoch3:lr=0.1", "give the step")],
+)
+def test_a_bad_change_line_quotes_the_playgrounds_own_syntax(line, quoted):
+    at = app()
+    at.session_state["slot0_changes"] = line
+    at.run()
+    assert not at.exception
+    (error,) = at.error
+    assert quoted in error.value and "classifier" not in error.value
+
+
 def test_share_link_round_trip():
     cfg = SurfaceRunConfig(
         optimizers=(

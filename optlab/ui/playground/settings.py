@@ -15,6 +15,7 @@ import streamlit as st
 
 from optlab.links.playground import KNOWN_KEYS, config_from_params, config_to_params
 from optlab.optim.config import OptimizerConfig
+from optlab.optim.plans import STEP_EXAMPLE
 from optlab.surface.problem import Problem, resolve_surface
 from optlab.surface.run import MAX_OPTIMIZERS, SurfaceRunConfig
 from optlab.surface.surfaces import CUSTOM, FORMULA_BOUNDS, Bounds, get_surface
@@ -27,7 +28,7 @@ SURFACE, EXPR, STEPS, NOISE, SEED = "surface", "expr", "steps", "noise", "seed"
 START_X, START_Y = "start_x", "start_y"
 BOUNDS = ("bounds_x0", "bounds_x1", "bounds_y0", "bounds_y1")
 #: The playground's optimizer slots (keys ``slots``, ``slot0_choice``, ``slot0_lr``...).
-SLOTS = SlotGroup("", MAX_OPTIMIZERS)
+SLOTS = SlotGroup("", MAX_OPTIMIZERS, change_example=STEP_EXAMPLE)
 INITIALISED, SHARE_WARNING = "initialised", "share_warning"
 #: The last comparison that was valid: shown, with the error, while a setting is bad.
 LAST_GOOD = "last_good_config"
