@@ -88,9 +88,17 @@ def _surface_image(surface: Surface, n: int, levels: int = 30) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(np.flipud(grey)))
 
 
+def _drawn(values: np.ndarray) -> np.ndarray:
+    """``values`` as float32 for a frame (drawn, not measured: float64's last digits
+    do not show), with the sign of every nonzero value kept: a path that spirals in
+    to 1e-46 would round to 0 in float32 and lose the last turns of its zig-zag."""
+    tiny = np.finfo(np.float32).tiny
+    small = (values != 0) & (np.abs(values) < tiny)
+    return np.where(small, np.copysign(tiny, values), values).astype(np.float32)
+
+
 class _Paths:
-    """The recorded paths as float32 columns (frames may lose float64's last digits:
-    they are drawn, not measured), with each frame's traces."""
+    """The recorded paths as float32 columns (see `_drawn`), with each frame's traces."""
 
     def __init__(self, trajectories: Sequence[Trajectory]) -> None:
         self.columns = []
@@ -99,8 +107,8 @@ class _Paths:
             self.columns.append(
                 (
                     np.asarray(tr.step),
-                    xs.astype(np.float32),
-                    ys.astype(np.float32),
+                    _drawn(xs),
+                    _drawn(ys),
                     path_points(xs, ys),
                 )
             )

@@ -22,6 +22,9 @@ VIEW_KEY, PRESENTER = "view", "presenter"
 PRESENTER_ON = "presenter_view"
 #: Root font size in presenter view (Streamlit's text is sized in rem: 16 px).
 PRESENTER_ROOT_PX = 20
+#: Presenter view's height of the square contour: its plot area fills at least
+#: 600 px of a 1024 px projector's width.
+PRESENTER_SQUARE_PX = 820
 
 
 def presenter() -> bool:

@@ -31,6 +31,45 @@ REPLAY_STATE = """() => {
 }"""
 
 DEFAULT_PATHS = ["SGD (momentum=0.9)", "Adam (lr=0.1)", "RMSprop"]
+#: What each Plotly chart on the page is: "contour", "replay", "3d", "inspector"
+#: (a contour with the step's arrows) or "curves".
+CHART_KINDS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(g => {
+  if (!g._fullData) return 'drawing';
+  if ((g.layout.sliders || []).length) return 'replay';
+  if (g._fullData.some(t => t.type === 'surface')) return '3d';
+  if ((g.layout.annotations || []).some(a => a.showarrow)) return 'inspector';
+  if (g._fullData.some(t => t.type === 'contour')) return 'contour';
+  return 'curves';
+})"""
+#: SGD at lr 0.095 on x**2 + 10*y**2: y is multiplied by -0.9 on every step.
+ZIGZAG = (
+    "/?surface=custom&expr=x**2%2B10*y**2&bounds=-5%2C5%2C-5%2C5&start=1.5%2C1"
+    "&steps=1000&opt=sgd%3Alr%3D0.095"
+)
+#: Sign changes of the y values of the first path trace of a chart of ``kind``
+#: (for the replay: of its last frame, and of the figure as shown).
+SIGN_CHANGES = """(kind) => {
+  // A frame keeps its arrays as plotly.py wrote them: a typed-array spec, base64.
+  const numbers = v => { if (!v || !v.bdata) return Array.from(v);
+    const bytes = Uint8Array.from(atob(v.bdata), c => c.charCodeAt(0));
+    const Kind = {f8: Float64Array, f4: Float32Array, i4: Int32Array, i2: Int16Array,
+                  i1: Int8Array, u1: Uint8Array, u2: Uint16Array, u4: Uint32Array}[v.dtype];
+    return Array.from(new Kind(bytes.buffer)); };
+  const flips = ys => { let n = 0; for (let i = 1; i < ys.length; i++)
+    if (Math.sign(ys[i]) !== Math.sign(ys[i - 1])) n++; return n; };
+  const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g => g._fullData &&
+    (kind === 'replay' ? (g.layout.sliders || []).length
+                       : g._fullData.some(t => t.type === 'contour')));
+  if (!gd) return null;
+  const path = gd._fullData.find(t => t.name && t.name.startsWith('SGD') && t.mode !== 'markers');
+  const out = {shown: flips(Array.from(path.y))};
+  if (kind === 'replay') {
+    const frames = gd._transitionData._frames;
+    out.frames = frames.length;
+    out.last = flips(numbers(frames[frames.length - 1].data[0].y));
+  }
+  return out;
+}"""
 
 
 def wait_for_paths(page, expected: list[str]) -> None:
@@ -47,8 +86,10 @@ def test_home_draws_one_path_per_optimizer(page, app_url):
     assert page.get_by_role("heading", name="Surface Playground").is_visible()
     # The summary table and the curves are there too.
     page.get_by_text("Summary").wait_for()
-    charts = page.locator(".js-plotly-plot")
-    assert charts.count() >= 4  # contour, replay, 3-D, loss (+ distance)
+    page.wait_for_function(f"() => ({CHART_KINDS})().length === 4")
+    # The contour, the loss and distance curves, and the step inspector's chart;
+    # the replay and the WebGL 3-D view are built only when their tab is opened.
+    assert page.evaluate(CHART_KINDS) == ["contour", "curves", "curves", "inspector"]
     ARTIFACTS.mkdir(exist_ok=True)
     page.wait_for_timeout(1500)  # let plotly finish its first paint
     page.screenshot(path=str(ARTIFACTS / "playground.png"))
@@ -108,6 +149,7 @@ def test_replay_slider_moves_without_rerunning(page, app_url):
     page.goto(app_url)
     wait_for_paths(page, DEFAULT_PATHS)
     page.get_by_role("tab", name="Replay").click()
+    page.wait_for_function(f"() => ({REPLAY_STATE})() !== null")
     before = page.evaluate(REPLAY_STATE)
     assert before is not None and before["images"] == 1
     assert before["active"] == 0
@@ -137,3 +179,61 @@ def test_deep_link_as_the_first_request_gets_the_app_shell(browser, tmp_path):
             assert tab.locator(".katex-error").count() == 0
         finally:
             context.close()
+
+
+def test_a_1000_step_zigzag_keeps_every_flip_in_paths_and_replay(page, app_url):
+    """The issue's case: the old charts drew 198 of 1000 flips and a smooth replay."""
+    page.goto(app_url + ZIGZAG)
+    page.wait_for_function("() => (" + SIGN_CHANGES + ")('paths') !== null")
+    assert page.evaluate(SIGN_CHANGES, "paths") == {"shown": 1000}
+    page.get_by_role("tab", name="Replay").click()
+    page.wait_for_function("() => (" + SIGN_CHANGES + ")('replay') !== null")
+    replay = page.evaluate(SIGN_CHANGES, "replay")
+    assert replay["last"] == 1000  # the last frame is the whole path
+    assert replay["shown"] == 0  # opened at step 0: the start alone
+    # The step box shows any step exactly: + moves one step, the path one flip.
+    box = page.get_by_role("spinbutton", name="Show step")
+    box.fill("37")
+    box.press("Enter")
+    page.wait_for_function("() => (" + SIGN_CHANGES + ")('replay').shown === 37")
+
+
+def test_a_typo_keeps_the_last_chart_with_the_error(page, app_url):
+    page.goto(app_url + ZIGZAG)
+    page.wait_for_function("() => (" + SIGN_CHANGES + ")('paths') !== null")
+    formula = page.get_by_role("textbox", name="f(x, y) =")
+    formula.fill("x**2 +* y")
+    formula.press("Enter")
+    page.get_by_text("Cannot run this comparison").wait_for()
+    page.get_by_text("last comparison that ran").wait_for()
+    assert page.evaluate(SIGN_CHANGES, "paths") == {"shown": 1000}
+    assert page.evaluate(CHART_KINDS)[0] == "contour"
+
+
+def test_a_click_on_the_contour_moves_the_start(page, app_url):
+    page.goto(app_url)
+    wait_for_paths(page, DEFAULT_PATHS)
+    plot = page.locator(".js-plotly-plot").first.locator(".nsewdrag").first
+    box = plot.bounding_box()
+    # Rosenbrock's bounds are x in [-2, 2], y in [-1, 3]: aim at about (1, 0).
+    page.mouse.click(box["x"] + box["width"] * 0.75, box["y"] + box["height"] * 0.75)
+    page.wait_for_function("() => !location.search.includes('start=-1.2')")
+    page.wait_for_function(
+        "() => document.querySelector('input[aria-label=\"start x\"]').value !== '-1.2'"
+    )
+    x = float(page.get_by_label("start x", exact=True).input_value())
+    y = float(page.get_by_label("start y", exact=True).input_value())
+    assert abs(x - 1.0) < 0.1 and abs(y - 0.0) < 0.1
+    # Every contour on the page (while the new run draws, a live one sits above the
+    # old) starts Adam's path at the clicked point.
+    starts = (
+        "() => [...document.querySelectorAll('.js-plotly-plot')]"
+        ".filter(gd => (gd._fullData || []).some(t => t.type === 'contour'))"
+        ".map(gd => { const p = gd._fullData.find(t => t.name === 'Adam (lr=0.1)'"
+        " && t.mode !== 'markers'); return p ? [p.x[0], p.y[0]] : null; })"
+        ".filter(p => p)"
+    )
+    page.wait_for_function(
+        f"() => {{ const s = ({starts})(); return s.length === 1 && s[0][0] === {x}; }}"
+    )
+    assert page.evaluate(starts) == [[x, y]]

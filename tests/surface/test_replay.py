@@ -31,6 +31,7 @@ from optlab.surface.surfaces import get_surface
 from optlab.surface.trajectory import Trajectory, collect
 from tests.support.paths import (
     as_drawn,
+    hand_made,
     long_trajectory,
     opt,
     points,
@@ -79,6 +80,17 @@ def test_the_issues_500_step_zigzag_is_replayed_step_by_step_flip_by_flip() -> N
     # The head alternates sides from frame to frame, as the run does.
     heads = [values(frame_paths(f, 0)[1].y)[0] for f in fig.frames[:50]]
     assert sign_changes(heads) == 49
+
+
+def test_a_zigzag_that_spirals_below_float32s_range_keeps_its_last_flips() -> None:
+    """The browser's case: SGD at lr 0.095 on x**2 + 10*y**2 shrinks y by 0.9 a step,
+    to 1.7e-46 at step 1000, which float32 rounds to 0 (and then no sign to flip)."""
+    k = np.arange(1001)
+    tr = hand_made(-1.5 + 2.5 * k / 1000, (-0.9) ** k, "sgd")
+    assert np.abs(tr.y[-1]) < np.finfo(np.float32).tiny
+    fig = replay_figure(ROSENBROCK, [tr])
+    path, _ = frame_paths(fig.frames[-1], 0)
+    assert sign_changes(values(path.y)) == 1000
 
 
 def test_the_last_frame_is_the_whole_path(rosen: list[Trajectory]) -> None:

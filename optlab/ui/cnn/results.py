@@ -15,7 +15,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from optlab.charts import chart_config, color
+from optlab.charts import color
 from optlab.export import figures_html
 from optlab.optim.plans import Change
 from optlab.script.train import data_folder_hint, train_script
@@ -36,6 +36,7 @@ from optlab.train.report import (
 from optlab.train.run import DIVERGED, IMAGES_PER_S, RUNNING
 from optlab.ui.cnn import jobs
 from optlab.ui.cnn.table import HEADERS, result_columns, row_height
+from optlab.ui.view import show_chart
 
 
 def _clock(seconds: float) -> str:
@@ -121,9 +122,7 @@ def live_panel(job: Job, snapshot: JobSnapshot, logs: list[RunLog]) -> None:
         return
     if snapshot.state == RUNNING and job.session is not None:
         live_change_form(job, logs)
-    st.plotly_chart(
-        train_plots.live_figure(logs), config=chart_config("cnn-curves"), key="cnn_live_chart"
-    )
+    show_chart(train_plots.live_figure(logs), "cnn-curves", key="cnn_live_chart")
     st.subheader("Results")
     results_table(logs, snapshot)
 
@@ -227,11 +226,11 @@ def model_panel(job: Job, logs: list[RunLog]) -> None:
     )
     with matrix_tab:
         matrix = confusion_matrix(labels, predicted, len(classes))
-        st.plotly_chart(
+        show_chart(
             train_plots.confusion_figure(
                 matrix, classes, f"{names[index]} at step {session.step:,}"
             ),
-            config=chart_config("cnn-confusion"),
+            "cnn-confusion",
             key="cnn_confusion",
         )
     with images_tab:

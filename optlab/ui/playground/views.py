@@ -15,12 +15,9 @@ from optlab.surface.replay import frame_count, frame_steps, replay_figure, repla
 from optlab.surface.run import SurfaceRunConfig
 from optlab.surface.trajectory import Trajectory
 from optlab.ui.playground import settings
-from optlab.ui.view import show_chart
+from optlab.ui.view import PRESENTER_SQUARE_PX, show_chart
 
 PATHS, REPLAY, VIEW_3D = "Paths", "Replay", "3-D view"
-#: Presenter view's height of the square contour: its plot area fills at least
-#: 600 px of a 1024 px projector's width.
-PRESENTER_SQUARE_PX = 820
 #: Session keys: the open tab, the step the replay shows, the contour's clicks.
 TAB, REPLAY_STEP, CONTOUR = "view_tab", "replay_step", "contour"
 #: Set by a click that moved the start: the whole page reruns, not this fragment.

@@ -10,7 +10,6 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from optlab.charts import chart_config
 from optlab.optim.config import OptimizerConfig
 from optlab.surface import curves, plots
 from optlab.surface.run import SurfaceRunConfig
@@ -21,6 +20,7 @@ from optlab.sweep.run import Edge, best_on_edge, tune_lr
 from optlab.ui.playground.cache import run_cached
 from optlab.ui.sweep import settings
 from optlab.ui.sweep.cache import sweep_cached
+from optlab.ui.view import PRESENTER_SQUARE_PX, columns, show_chart
 
 #: The selected cell, with the sweep it belongs to.
 SELECTED = "sw_selected"
@@ -30,10 +30,11 @@ def _replay(run: SurfaceRunConfig, title: str) -> None:
     """Draws one configuration's path, run with the real torch.optim."""
     trajectories, _ = run_cached(run)
     st.markdown(title)
-    st.plotly_chart(
+    show_chart(
         plots.contour_figure(run.resolved_surface, trajectories, height=440),
-        config=chart_config("sweep-replay"),
+        "sweep-replay",
         key="sw_replay",
+        presenter_height=PRESENTER_SQUARE_PX,
     )
 
 
@@ -83,9 +84,9 @@ def sweep_mode() -> None:
     _edge_warning(best_on_edge(result))
     metric = st.session_state[settings.METRIC]
     if cfg.y is None:
-        event = st.plotly_chart(
+        event = show_chart(
             sweep_plots.slice_figure(result, metric, 0, clickable=True),
-            config=chart_config("sweep-line"),
+            "sweep-line",
             on_select="rerun",
             selection_mode="points",
             key="sw_line",
@@ -96,29 +97,32 @@ def sweep_mode() -> None:
         # 50 x 50 grid then has cells about 9 px wide, big enough to aim at.
         chosen = st.session_state.get(SELECTED)
         chosen = chosen[1] if chosen and chosen[0] == cfg else None
-        event = st.plotly_chart(
+        event = show_chart(
             sweep_plots.heatmap_figure(result, metric, chosen),
-            config=chart_config("sweep-heatmap"),
+            "sweep-heatmap",
             on_select="rerun",
             selection_mode="points",
             key="sw_heatmap",
+            presenter_height=PRESENTER_SQUARE_PX,
         )
         before = chosen
         chosen = _selected_cell(event, cfg)
         if chosen != before:
             st.rerun()  # redraw the heatmap with the new cell marked
         at = chosen if chosen is not None else result.best_cell()
-        left, right = st.columns(2, gap="medium")
-        left.plotly_chart(
-            sweep_plots.slice_figure(result, metric, 0, at),
-            config=chart_config("sweep-sx"),
-            key="sw_sx",
-        )
-        right.plotly_chart(
-            sweep_plots.slice_figure(result, metric, 1, at),
-            config=chart_config("sweep-sy"),
-            key="sw_sy",
-        )
+        left, right = columns([1, 1], gap="medium")
+        with left:
+            show_chart(
+                sweep_plots.slice_figure(result, metric, 0, at),
+                "sweep-sx",
+                key="sw_sx",
+            )
+        with right:
+            show_chart(
+                sweep_plots.slice_figure(result, metric, 1, at),
+                "sweep-sy",
+                key="sw_sy",
+            )
     best = result.best_cell()
     diverged = int((result.diverged_at >= 0).sum())
     st.caption(f"{diverged:,} of {cfg.cells:,} configurations diverged (red).")
@@ -154,12 +158,13 @@ def basins_mode() -> None:
         "basin when its final point lies within 2% of the bounds' diagonal of it."
     )
     result = sweep_cached(cfg, "Mapping basins")
-    event = st.plotly_chart(
+    event = show_chart(
         sweep_plots.basins_figure(result),
-        config=chart_config("sweep-basins"),
+        "sweep-basins",
         on_select="rerun",
         selection_mode="points",
         key="sw_basins",
+        presenter_height=PRESENTER_SQUARE_PX,
     )
     cell = _selected_cell(event, cfg)
     if cell is not None:
@@ -196,9 +201,9 @@ def fair_mode() -> None:
         for cfg, k in zip(configs, keys, strict=True)
     ]
     labels = [t.optimizer.label for t in tuned]
-    st.plotly_chart(
+    show_chart(
         sweep_plots.tuning_figure([t.sweep for t in tuned], labels),
-        config=chart_config("sweep-tuning"),
+        "sweep-tuning",
         key="sw_tuning",
     )
     for t in tuned:
@@ -212,17 +217,20 @@ def fair_mode() -> None:
     race = SurfaceRunConfig(tuple(t.best for t in raced if t.best is not None), problem)
     trajectories, _ = run_cached(race)
     surface = race.resolved_surface
-    left, right = st.columns([3, 2], gap="medium")
-    left.plotly_chart(
-        plots.contour_figure(surface, trajectories, height=440),
-        config=chart_config("sweep-race"),
-        key="sw_race",
-    )
-    right.plotly_chart(
-        curves.loss_figure(surface, trajectories, height=440),
-        config=chart_config("sweep-loss"),
-        key="sw_loss",
-    )
+    left, right = columns([3, 2], gap="medium")
+    with left:
+        show_chart(
+            plots.contour_figure(surface, trajectories, height=440),
+            "sweep-race",
+            key="sw_race",
+            presenter_height=PRESENTER_SQUARE_PX,
+        )
+    with right:
+        show_chart(
+            curves.loss_figure(surface, trajectories, height=440),
+            "sweep-loss",
+            key="sw_loss",
+        )
     # A static table: every cell is shown in full, wrapping to the page's width,
     # except that a number is never split at the minus of its exponent (the
     # browser breaks "1.591e-05" after the "-"). pandas classes each cell by its
