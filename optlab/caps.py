@@ -14,6 +14,7 @@ cap                         default    what it bounds
 surface_steps               5000       steps of one 2-D run
 surface_optimizers          8          optimizers compared on one surface
 surface_evaluations         200000     f evaluations per optimizer (L-BFGS)
+surface_seeds               10         noise seeds of one 2-D comparison
 sweep_resolution            200        points per sweep axis
 sweep_cell_steps            20000000   cells x steps of one sweep
 train_optimizers            4          optimizers of one CNN comparison
@@ -68,6 +69,7 @@ class Caps:
     surface_steps: int = 5000
     surface_optimizers: int = 8
     surface_evaluations: int = 200_000
+    surface_seeds: int = 10
     sweep_resolution: int = 200
     sweep_cell_steps: int = 20_000_000
     train_optimizers: int = 4

@@ -142,6 +142,12 @@ def thin(n: int, max_points: int = MAX_PATH_POINTS) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, max_points).round().astype(int))
 
 
+def translucent(hex_colour: str, alpha: float) -> str:
+    """``"#RRGGBB"`` as a CSS ``rgba(...)`` of opacity ``alpha`` (a band's fill)."""
+    r, g, b = (int(hex_colour[k : k + 2], 16) for k in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha:g})"
+
+
 def typed_array(values: np.ndarray) -> dict[str, str]:
     """``values`` as plotly.js's typed-array spec (``{"dtype", "bdata"}``: base64 of
     the little-endian bytes), which plotly.py passes through without copying or

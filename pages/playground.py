@@ -54,8 +54,16 @@ def show_progress(trajectories, step):
         views.paths_chart(cfg, trajectories, key=None)
 
 
+runs = cfg.seed_runs()  # one, unless the sidebar asks for several noise seeds
 try:
-    trajectories, finished = run_cached(cfg, on_progress=show_progress)
+    trajectories, finished = run_cached(runs[0], on_progress=show_progress)
+    seeds = [trajectories]
+    for k, run in enumerate(runs[1:], start=2):
+        if not finished:
+            break
+        progress.progress(k / len(runs), text=f"Running seed {k} of {len(runs)}…")
+        more, finished = run_cached(run)
+        seeds.append(more)
 except Exception as err:  # an optimizer that raises (a plugin, say) must not crash the page
     progress.empty()
     text = str(err).strip().splitlines()
@@ -69,7 +77,7 @@ if not finished:
 with view_slot:
     views.views(cfg, trajectories)
 with side:
-    results.curves(cfg, trajectories)
+    results.curves(cfg, trajectories, seeds if finished else [trajectories])
 results.summary(cfg, trajectories)
 results.downloads(cfg, trajectories)
 inspector_section(cfg, trajectories)

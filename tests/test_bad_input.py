@@ -1070,7 +1070,9 @@ def button(at: AppTest, label: str):
 def check_widget(case: Case) -> None:
     typed: Typed = case.input
     at = open_page(case.where, LINKS[case.where])
-    assert not at.error and not at.warning, texts(at, "error") + texts(at, "warning")
+    # The sweep's best cell may lie on an edge of its grid: advice, not a problem.
+    warnings = [w for w in texts(at, "warning") if "on the edge of" not in w]
+    assert not at.error and not warnings, texts(at, "error") + warnings
     for kind, key, value in typed.prep:
         getattr(at, kind)(key=key).set_value(value)
         at.run()
@@ -1090,7 +1092,7 @@ def check_widget(case: Case) -> None:
 def check_defaults(page: str, at: AppTest) -> None:
     """The page shows its own defaults."""
     if page == "playground":
-        rows = at.dataframe[0].value.to_dict("records")
+        rows = at.table[0].value.to_dict("records")
         assert [r["optimizer"] for r in rows] == [
             "SGD (momentum=0.9)",
             "Adam (lr=0.1)",

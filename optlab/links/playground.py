@@ -63,7 +63,7 @@ def _playground(values: dict[str, Any], default_optimizers: tuple[OptimizerConfi
             f"plan: one per optimizer, the link has {len(plans)} for {len(optimizers)}"
         )
     surface = values.get("surface", "rosenbrock")
-    given = {k: values[k] for k in ("steps", "noise", "seed") if k in values}
+    given = {k: values[k] for k in ("steps", "noise", "seed", "seeds") if k in values}
     problem = Problem(
         surface=surface,
         surface_values=parse_surface_values(surface, values.get("sp", ())),
@@ -107,6 +107,13 @@ PLAYGROUND: LinkTable[SurfaceRunConfig] = LinkTable(
         LinkField("steps", "problem.steps", parse_int, str, lambda c: c.problem.steps),
         LinkField("noise", "problem.noise", parse_float, repr, lambda c: c.problem.noise),
         LinkField("seed", "problem.seed", parse_int, str, lambda c: c.problem.seed),
+        LinkField(
+            "seeds",
+            "problem.seeds",
+            parse_int,
+            str,
+            lambda c: c.problem.seeds if c.problem.seeds > 1 else None,
+        ),
         LinkField(
             "opt",
             "optimizers",

@@ -8,13 +8,22 @@ colour marks the spot, with the value it reached in the hover label.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from optlab.charts import CurveView, color, curve_view, dash, decade_dtick, legend_below
+from optlab.charts import (
+    CurveView,
+    color,
+    curve_view,
+    dash,
+    decade_dtick,
+    legend_below,
+    translucent,
+)
 from optlab.numbers import number_text
 from optlab.surface.surfaces import Surface
 from optlab.surface.trajectory import Trajectory
@@ -48,10 +57,26 @@ def _figure(title: str, y_title: str, x: str, height: int) -> go.Figure:
     return fig
 
 
+@dataclass(frozen=True)
+class _Line:
+    """One optimizer's curve: its name, x and y, and whether it sets the y range."""
+
+    label: str
+    xs: np.ndarray
+    ys: np.ndarray
+    reference: bool
+
+
+def _lines(trajectories: Sequence[Trajectory], values: Sequence[np.ndarray], x: str) -> list[_Line]:
+    return [
+        _Line(tr.optimizer.label, x_values(tr, x), ys, tr.diverged_at is None)
+        for tr, ys in zip(trajectories, values, strict=True)
+    ]
+
+
 def _draw(
     fig: go.Figure,
-    trajectories: Sequence[Trajectory],
-    values: Sequence[np.ndarray],
+    lines: Sequence[_Line],
     x: str,
     what: str,
     *,
@@ -62,11 +87,11 @@ def _draw(
     """One line per optimizer, each cut where it leaves the range the runs that did
     not diverge fill (every run, with ``every_run_counts``), with a marker there;
     sets the y axis to that range."""
-    reference = [every_run_counts or tr.diverged_at is None for tr in trajectories]
-    view = curve_view(values, reference, log=log)
+    reference = [every_run_counts or line.reference for line in lines]
+    view = curve_view([line.ys for line in lines], reference, log=log)
     where = dict(row=row, col=1) if row is not None else {}
-    for i, (tr, ys) in enumerate(zip(trajectories, values, strict=True)):
-        xs, exit_at = x_values(tr, x), view.exits[i]
+    for i, line in enumerate(lines):
+        xs, ys, exit_at = line.xs, line.ys, view.exits[i]
         shown = ys if exit_at is None else ys[:exit_at]
         fig.add_trace(
             go.Scatter(
@@ -74,10 +99,10 @@ def _draw(
                 y=shown,
                 mode="lines",
                 line=dict(color=color(i), width=2, dash=dash(i)),
-                name=tr.optimizer.label,
+                name=line.label,
                 legendgroup=str(i),
                 showlegend=row in (None, 1),
-                hovertemplate=f"%{{y:.4g}}<extra>{tr.optimizer.label}</extra>",
+                hovertemplate=f"%{{y:.4g}}<extra>{line.label}</extra>",
             ),
             **where,
         )
@@ -94,11 +119,11 @@ def _draw(
                         color=color(i),
                         line=dict(width=1, color="white"),
                     ),
-                    name=f"{tr.optimizer.label} left the chart",
+                    name=f"{line.label} left the chart",
                     legendgroup=str(i),
                     showlegend=False,
                     hovertemplate=(
-                        f"{tr.optimizer.label} left the chart at {x_title(x)} {xs[exit_at]}: "
+                        f"{line.label} left the chart at {x_title(x)} {xs[exit_at]}: "
                         f"{what} = {number_text(left)}<extra></extra>"
                     ),
                 ),
@@ -110,6 +135,71 @@ def _draw(
         axis.update(type="log", exponentformat="power", dtick=decade_dtick(span))
     fig.update_yaxes(**axis, **where)
     return view
+
+
+def seed_spread(
+    trajectories: Sequence[Trajectory], values: Sequence[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One optimizer's curve over several noise seeds, step by step: the median and
+    the quartiles (25% and 75%).
+
+    A run that diverged counts as +inf from its last step on, above every finite
+    value: the median leaves the chart only when half the seeds diverged. The
+    quartiles are values some seed reached (no interpolation, which has no answer
+    between a finite value and +inf); with 2 seeds they are the two runs.
+    """
+    n = max(len(v) for v in values)
+    table = np.full((len(values), n), np.inf)
+    for row, tr, ys in zip(table, trajectories, values, strict=True):
+        ys = np.where(np.isnan(ys), np.inf, ys)
+        row[: len(ys)] = ys
+        if tr.diverged_at is None and len(ys):
+            row[len(ys) :] = ys[-1]
+    low, high = np.quantile(table, [0.25, 0.75], axis=0, method="inverted_cdf")
+    return np.median(table, axis=0), low, high
+
+
+def _draw_spread(
+    fig: go.Figure,
+    seeds: Sequence[Sequence[Trajectory]],
+    values: Callable[[Trajectory], np.ndarray],
+    what: str,
+    *,
+    log: bool,
+) -> None:
+    """Each optimizer's median over the seeds as its line, over a band from the 25% to
+    the 75% quartile in its colour, cut at the chart's edges like the line."""
+    count = len(seeds)
+    lines, bands = [], []
+    for i, first in enumerate(seeds[0]):
+        runs = [per_seed[i] for per_seed in seeds]
+        median, low, high = seed_spread(runs, [values(tr) for tr in runs])
+        steps = np.arange(len(median))
+        label = f"{first.optimizer.label}: median of {count} seeds"
+        lines.append(_Line(label, steps, median, bool(np.isfinite(median).all())))
+        bands.append((steps, low, high))
+    view = _draw(fig, lines, "step", f"median {what}", log=log)
+    for i, ((steps, low, high), line) in enumerate(zip(bands, lines, strict=True)):
+        lo, hi = (np.clip(b, view.low, view.high) for b in (low, high))
+        band = dict(mode="lines", line=dict(width=0), legendgroup=str(i), showlegend=False)
+        fig.add_trace(go.Scatter(x=steps, y=hi, hoverinfo="skip", **band))
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=lo,
+                fill="tonexty",
+                fillcolor=translucent(color(i), 0.18),
+                name=f"{line.label}: 25–75% of seeds",
+                hovertemplate=(
+                    f"25–75%: %{{y:.3g}} to %{{customdata:.3g}}<extra>{line.label}</extra>"
+                ),
+                customdata=hi,
+                **band,
+            )
+        )
+    # The bands go under every line: Plotly draws traces in order.
+    drawn = len(fig.data) - 2 * len(bands)
+    fig.data = fig.data[drawn:] + fig.data[:drawn]
 
 
 def spans_decades(curves: Sequence[np.ndarray], decades: float = 2.0) -> bool:
@@ -124,37 +214,66 @@ def spans_decades(curves: Sequence[np.ndarray], decades: float = 2.0) -> bool:
 
 
 def loss_figure(
-    surface: Surface, trajectories: Sequence[Trajectory], *, x: str = "step", height: int = 360
+    surface: Surface,
+    trajectories: Sequence[Trajectory],
+    *,
+    x: str = "step",
+    height: int = 360,
+    seeds: Sequence[Sequence[Trajectory]] = (),
 ) -> go.Figure:
     """Loss against step (or function evaluations).
 
     With a known (or estimated) minimum the gap f − f* is drawn on a log axis,
     which shows linear convergence as a straight line; otherwise f itself,
-    linearly.
+    linearly. With ``seeds`` (the same comparison under several noise seeds, the
+    first being ``trajectories``), each optimizer is its median over the seeds
+    with the quartiles' band, against steps (function evaluations differ from
+    seed to seed).
     """
     f_min = surface.f_min
     log = f_min is not None
     what = "f − f*" if log else "f(x, y)"
     if log and surface.estimated:
         what = "f − f* (f* estimated)"
+
+    def gap(tr: Trajectory) -> np.ndarray:
+        v = np.asarray(tr.loss, dtype=np.float64)
+        return np.where(np.isfinite(v), np.maximum(v - f_min, GAP_FLOOR), v) if log else v
+
+    if len(seeds) > 1:
+        fig = _figure(f"Loss over {len(seeds)} noise seeds", what, "step", height)
+        _draw_spread(fig, seeds, gap, what, log=log)
+        return fig
     fig = _figure("Loss", what, x, height)
-    values = [np.asarray(tr.loss, dtype=np.float64) for tr in trajectories]
-    if log:
-        values = [np.where(np.isfinite(v), np.maximum(v - f_min, GAP_FLOOR), v) for v in values]
-    _draw(fig, trajectories, values, x, what, log=log)
+    _draw(fig, _lines(trajectories, [gap(tr) for tr in trajectories], x), x, what, log=log)
     return fig
 
 
 def distance_figure(
-    surface: Surface, trajectories: Sequence[Trajectory], *, x: str = "step", height: int = 360
+    surface: Surface,
+    trajectories: Sequence[Trajectory],
+    *,
+    x: str = "step",
+    height: int = 360,
+    seeds: Sequence[Sequence[Trajectory]] = (),
 ) -> go.Figure | None:
-    """Distance to the nearest known minimum against step; None without minima."""
+    """Distance to the nearest known minimum against step; None without minima.
+    ``seeds`` as in `loss_figure`."""
     if not surface.minima:
         return None
     word = "estimated minimum" if surface.estimated else "minimum"
+
+    def distance(tr: Trajectory) -> np.ndarray:
+        return np.maximum(tr.distance_to_minimum(surface), GAP_FLOOR)
+
+    if len(seeds) > 1:
+        title = f"Distance to the nearest {word} over {len(seeds)} noise seeds"
+        fig = _figure(title, "distance", "step", height)
+        _draw_spread(fig, seeds, distance, "distance", log=True)
+        return fig
     fig = _figure(f"Distance to the nearest {word}", "distance", x, height)
-    values = [np.maximum(tr.distance_to_minimum(surface), GAP_FLOOR) for tr in trajectories]
-    _draw(fig, trajectories, values, x, "distance", log=True)
+    values = [distance(tr) for tr in trajectories]
+    _draw(fig, _lines(trajectories, values, x), x, "distance", log=True)
     return fig
 
 
@@ -174,7 +293,15 @@ def schedule_figure(
         hovermode="x unified",
     )
     lrs = [np.asarray(tr.lr, dtype=np.float64) for tr in trajectories]
-    _draw(fig, trajectories, lrs, x, "lr", log=spans_decades(lrs), row=1, every_run_counts=True)
+    _draw(
+        fig,
+        _lines(trajectories, lrs, x),
+        x,
+        "lr",
+        log=spans_decades(lrs),
+        row=1,
+        every_run_counts=True,
+    )
     fig.update_yaxes(title_text="lr", row=1, col=1)
     fig.update_traces(line_shape="hv", selector=dict(mode="lines"))
     if moving:

@@ -32,6 +32,7 @@ MAX_STEPS = CAPS.surface_steps
 MAX_NOISE = 1e3
 #: Seeds stay exact in a browser's number input (doubles hold 53-bit integers).
 MAX_SEED = MAX_EXACT_INT
+MAX_SEEDS = CAPS.surface_seeds
 
 
 @functools.lru_cache(maxsize=128)
@@ -89,6 +90,9 @@ class Problem:
         noise: Standard deviation of Gaussian noise added to each gradient.
         seed: Seeds the noise; the same seed gives every optimizer the same
             noise sequence.
+        seeds: Run the comparison once per seed ``seed, seed + 1, ...``, this
+            many, to show the spread noise causes (`seed_problems`). Only noise
+            draws from the seed, so without noise it is 1.
 
     Raises:
         ValueError: naming the bad field and value.
@@ -102,6 +106,7 @@ class Problem:
     steps: int = 500
     noise: float = 0.0
     seed: int = 0
+    seeds: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, bool) or not isinstance(self.steps, int):
@@ -114,6 +119,14 @@ class Problem:
             raise ValueError(f"seed: expected an integer, got {self.seed!r}")
         if not 0 <= self.seed <= MAX_SEED:
             raise ValueError(f"seed: must be in [0, 2^53), got {self.seed}")
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int):
+            raise ValueError(f"seeds: expected an integer, got {self.seeds!r}")
+        if not 1 <= self.seeds <= MAX_SEEDS:
+            raise ValueError(
+                f"seeds: must be between 1 and {MAX_SEEDS} (this server's cap), got {self.seeds}"
+            )
+        if self.seed + self.seeds - 1 > MAX_SEED:
+            raise ValueError(f"seeds: seed + seeds - 1 must stay below 2^53, got {self.seed}")
         bounds = None if self.bounds is None else check_bounds(self.bounds)
         try:
             values = tuple((str(k), float(v)) for k, v in self.surface_values)
@@ -127,6 +140,12 @@ class Problem:
         object.__setattr__(self, "bounds", surface.bounds)
         object.__setattr__(self, "start", start)
         object.__setattr__(self, "noise", float(self.noise))
+        if self.noise == 0:
+            object.__setattr__(self, "seeds", 1)  # every seed would run the same
+
+    def seed_problems(self) -> list[Problem]:
+        """One single-seed problem per seed, ``seed`` first."""
+        return [replace(self, seed=self.seed + k, seeds=1) for k in range(self.seeds)]
 
     @property
     def resolved_surface(self) -> Surface:

@@ -96,6 +96,10 @@ class SurfaceRunConfig:
             if all(plan.empty for plan in self.plans):
                 object.__setattr__(self, "plans", ())
 
+    def seed_runs(self) -> list[SurfaceRunConfig]:
+        """The comparison once per seed of its problem (`Problem.seed_problems`)."""
+        return [replace(self, problem=p) for p in self.problem.seed_problems()]
+
     @property
     def resolved_surface(self) -> Surface:
         """The surface this run is on."""

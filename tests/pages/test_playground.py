@@ -181,6 +181,19 @@ def test_a_bad_change_line_quotes_the_playgrounds_own_syntax(line, quoted):
     assert quoted in error.value and "classifier" not in error.value
 
 
+def test_noise_seeds_draw_medians_with_bands_and_keep_the_link():
+    at = app({"surface": "rosenbrock", "noise": "1.0", "seeds": "3", "steps": "80"})
+    no_problems(at)
+    assert at.number_input(key="seeds").value == 3
+    assert any("median over seeds 0 to 2" in c.value for c in at.caption)
+    loss = at.get("plotly_chart")[1].proto.spec
+    assert '"fill":"tonexty"' in loss.replace(" ", "") and "median of 3 seeds" in loss
+    assert qp(at, "seeds") == ["3"]
+    at.number_input(key="noise").set_value(0.0).run()  # no noise: one run, no band
+    assert "seeds" not in at.query_params
+    assert '"fill":"tonexty"' not in at.get("plotly_chart")[1].proto.spec.replace(" ", "")
+
+
 def test_share_link_round_trip():
     cfg = SurfaceRunConfig(
         optimizers=(

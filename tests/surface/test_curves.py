@@ -12,12 +12,18 @@ import torch
 
 from optlab.charts import MAX_LOG_TICKS
 from optlab.optim.plans import Plan
-from optlab.surface.curves import GAP_FLOOR, distance_figure, loss_figure, schedule_figure
+from optlab.surface.curves import (
+    GAP_FLOOR,
+    distance_figure,
+    loss_figure,
+    schedule_figure,
+    seed_spread,
+)
 from optlab.surface.problem import Problem
 from optlab.surface.run import DIVERGED, SurfaceRunConfig
 from optlab.surface.surfaces import CUSTOM, formula_surface, get_surface
 from optlab.surface.trajectory import Trajectory, collect
-from tests.support.paths import long_trajectory, opt, paths_by_label, values
+from tests.support.paths import hand_made, long_trajectory, opt, paths_by_label, values
 
 STEPS = 120
 ROSENBROCK = get_surface("rosenbrock")
@@ -251,3 +257,58 @@ def test_a_typed_formula_gets_an_estimated_minimum_on_both_charts() -> None:
     (trace,) = distance.data
     want = np.hypot(np.asarray(trajectories[0].x) - 1, np.asarray(trajectories[0].y))
     np.testing.assert_allclose(values(trace.y), np.maximum(want, GAP_FLOOR), atol=1e-6)
+
+
+# --- several noise seeds -----------------------------------------------------------------
+
+
+def test_the_seed_spread_is_median_and_quartiles_with_divergence_above_all() -> None:
+    runs = [hand_made(np.zeros(4), np.zeros(4)) for _ in range(4)]
+    diverged = dataclasses.replace(runs[3], step=(0, 1), status=DIVERGED)
+    values = [
+        np.array([4.0, 3.0, 2.0, 1.0]),
+        np.array([4.0, 2.0, 1.0, 0.5]),
+        np.array([4.0, 1.0, 0.5, 0.25]),
+        np.array([4.0, np.nan]),
+    ]
+    median, low, high = seed_spread([*runs[:3], diverged], values)
+    table = np.array([[4, 3, 2, 1], [4, 2, 1, 0.5], [4, 1, 0.5, 0.25], [4, np.inf, np.inf, np.inf]])
+    np.testing.assert_array_equal(median, np.median(table, axis=0))
+    assert list(low) == [4.0, 1.0, 0.5, 0.25] and list(high) == [4.0, 3.0, 2.0, 1.0]
+    # Two seeds: the band is the two runs.
+    _, low, high = seed_spread(runs[:2], values[:2])
+    assert list(low) == [4.0, 2.0, 1.0, 0.5] and list(high) == [4.0, 3.0, 2.0, 1.0]
+
+
+def test_noisy_seeds_draw_a_median_line_over_a_quartile_band_per_optimizer() -> None:
+    cfg = SurfaceRunConfig(
+        (opt("sgd", lr=1e-3), opt("adam", lr=0.05)),
+        problem=Problem(steps=60, noise=2.0, seed=3, seeds=5),
+    )
+    runs = cfg.seed_runs()
+    assert [r.problem.seed for r in runs] == [3, 4, 5, 6, 7]
+    assert all(r.problem.seeds == 1 for r in runs)
+    seeds = [collect(run) for run in runs]
+    assert seeds[0][0].loss != seeds[1][0].loss  # the noise differs from seed to seed
+    fig = loss_figure(ROSENBROCK, seeds[0], seeds=seeds)
+    bands = [t for t in fig.data if t.fill == "tonexty"]
+    lines = [t for t in fig.data if t.mode == "lines" and t.showlegend is not False]
+    assert [t.name for t in lines] == [
+        f"{seeds[0][0].optimizer.label}: median of 5 seeds",
+        f"{seeds[0][1].optimizer.label}: median of 5 seeds",
+    ]
+    assert fig.data.index(bands[-1]) < fig.data.index(lines[0])  # bands under the lines
+    for i, (line, band) in enumerate(zip(lines, bands, strict=True)):
+        gaps = np.array([np.asarray(s[i].loss) - ROSENBROCK.f_min for s in seeds])
+        np.testing.assert_allclose(values(line.y), np.median(gaps, axis=0), rtol=1e-9)
+        assert np.all(values(band.y) <= values(line.y) + 1e-12)
+        assert np.all(values(band.customdata) >= values(line.y) - 1e-12)
+    distance = distance_figure(ROSENBROCK, seeds[0], seeds=seeds)
+    assert distance is not None and "5 noise seeds" in distance.layout.title.text
+
+
+def test_without_noise_the_seeds_collapse_to_one() -> None:
+    assert Problem(noise=0.0, seeds=5).seeds == 1
+    assert len(SurfaceRunConfig((opt("adam"),), Problem(seeds=5)).seed_runs()) == 1
+    with pytest.raises(ValueError, match="server's cap"):
+        Problem(noise=1.0, seeds=10_000)

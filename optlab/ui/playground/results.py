@@ -42,19 +42,31 @@ def summary_table(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> pd.D
     )
 
 
-def curves(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
-    """Loss, the lr (when a plan changes it) and the distance to the minimum."""
+def curves(
+    cfg: SurfaceRunConfig, trajectories: list[Trajectory], seeds: list[list[Trajectory]]
+) -> None:
+    """Loss, the lr (when a plan changes it) and the distance to the minimum; over
+    several noise seeds (``seeds``, ``trajectories`` first), medians with bands."""
     surface, name = cfg.resolved_surface, cfg.problem.surface
-    x_axis = st.radio(
-        "Curves against",
-        ["step", "evals"],
-        format_func={"step": "steps", "evals": "function evaluations (fair for L-BFGS)"}.get,
-        horizontal=True,
-        key="x_axis",
-        persist_state="session",
-    )
+    if len(seeds) > 1:
+        x_axis = "step"
+        first = cfg.problem.seed
+        st.caption(
+            f"Loss and distance: each optimizer's median over seeds {first} to "
+            f"{first + len(seeds) - 1}, with a band from the 25% to the 75% quartile; "
+            f"the paths, the table and the inspector show seed {first}."
+        )
+    else:
+        x_axis = st.radio(
+            "Curves against",
+            ["step", "evals"],
+            format_func={"step": "steps", "evals": "function evaluations (fair for L-BFGS)"}.get,
+            horizontal=True,
+            key="x_axis",
+            persist_state="session",
+        )
     show_chart(
-        surface_curves.loss_figure(surface, trajectories, x=x_axis, height=320),
+        surface_curves.loss_figure(surface, trajectories, x=x_axis, height=320, seeds=seeds),
         f"{name}-loss",
         key="loss",
     )
@@ -64,7 +76,9 @@ def curves(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
             f"{name}-lr",
             key="lr_curves",
         )
-    distance = surface_curves.distance_figure(surface, trajectories, x=x_axis, height=320)
+    distance = surface_curves.distance_figure(
+        surface, trajectories, x=x_axis, height=320, seeds=seeds
+    )
     if distance is None:
         st.info("This surface has no known minimum, so there is no distance to plot.")
     else:

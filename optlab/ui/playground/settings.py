@@ -25,6 +25,7 @@ from optlab.ui.slots import SlotGroup
 State = MutableMapping[str, Any]
 
 SURFACE, EXPR, STEPS, NOISE, SEED = "surface", "expr", "steps", "noise", "seed"
+SEEDS = "seeds"
 START_X, START_Y = "start_x", "start_y"
 BOUNDS = ("bounds_x0", "bounds_x1", "bounds_y0", "bounds_y1")
 #: The playground's optimizer slots (keys ``slots``, ``slot0_choice``, ``slot0_lr``...).
@@ -96,6 +97,7 @@ def apply_config(state: State, cfg: SurfaceRunConfig) -> None:
         state[f"sp_{name}"] = float(value)
     state[START_X], state[START_Y] = cfg.problem.start
     state[STEPS], state[NOISE], state[SEED] = cfg.problem.steps, cfg.problem.noise, cfg.problem.seed
+    state[SEEDS] = cfg.problem.seeds
     for i, opt in enumerate(cfg.optimizers):
         SLOTS.write_plan(state, SLOTS.add(state, opt), cfg.plan(i))
 
@@ -125,6 +127,7 @@ def config_from_state(state: State) -> SurfaceRunConfig:
             steps=int(state[STEPS]),
             noise=float(state[NOISE]),
             seed=int(state[SEED]),
+            seeds=int(state.get(SEEDS, 1)),
         ),
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from optlab.surface.problem import MAX_NOISE, MAX_STEPS
+from optlab.surface.problem import MAX_NOISE, MAX_SEEDS, MAX_STEPS
 from optlab.surface.surfaces import CUSTOM, SURFACES, get_surface
 from optlab.ui.playground import settings
 from optlab.ui.slots import choice_config
@@ -96,6 +96,18 @@ def sidebar_settings() -> None:
         "Every optimizer sees the same noise sequence.",
     )
     c2.number_input("Seed", key=settings.SEED, persist_state="session", min_value=0, step=1)
+    st.number_input(
+        "Noise seeds to compare",
+        key=settings.SEEDS,
+        persist_state="session",
+        min_value=1,
+        max_value=MAX_SEEDS,
+        step=1,
+        disabled=not state.get(settings.NOISE),
+        help="Runs the comparison once per seed (Seed, Seed + 1, ...) and draws each "
+        "optimizer's median loss with a band from the 25% to the 75% quartile, so one "
+        "lucky noise sequence cannot decide a comparison. Only with gradient noise.",
+    )
 
     st.header("Optimizers")
     slots_section(settings.SLOTS, _add_slot, extra=_plan_widgets)
