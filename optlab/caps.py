@@ -15,6 +15,9 @@ surface_steps               5000       steps of one 2-D run
 surface_optimizers          8          optimizers compared on one surface
 surface_evaluations         200000     f evaluations per optimizer (L-BFGS)
 surface_seeds               10         noise seeds of one 2-D comparison
+lbfgs_max_iter              200        L-BFGS's max_iter: iterations of one step
+lbfgs_max_eval              250        L-BFGS's max_eval: f evaluations of one step
+lbfgs_history               1000       L-BFGS's history_size: pairs kept in memory
 sweep_resolution            200        points per sweep axis
 sweep_cell_steps            20000000   cells x steps of one sweep
 train_optimizers            4          optimizers of one CNN comparison
@@ -70,6 +73,9 @@ class Caps:
     surface_optimizers: int = 8
     surface_evaluations: int = 200_000
     surface_seeds: int = 10
+    lbfgs_max_iter: int = 200
+    lbfgs_max_eval: int = 250
+    lbfgs_history: int = 1000
     sweep_resolution: int = 200
     sweep_cell_steps: int = 20_000_000
     train_optimizers: int = 4

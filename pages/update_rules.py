@@ -13,6 +13,13 @@ st.markdown(
     "rate, $g_t$ the gradient at $\\theta_{t-1}$ (negated with `maximize=True`), "
     f"$\\lambda$ the weight decay; operations are elementwise. Presets: {presets}."
 )
+st.caption(
+    "For the built-in optimizers, **allowed** is exactly what torch's constructor accepts "
+    "(a test probes torch at every bound), narrowed only where this server caps the work "
+    "of a run or OptLab needs it, which the column then says. Values torch accepts but "
+    "that rarely make sense are not refused: the widgets and the CLI say what they do "
+    "(**warned about**)."
+)
 
 if plugin_messages():
     with st.expander(f"Optimizer plugins ({len(plugin_messages())})", icon=":material/extension:"):
@@ -31,9 +38,8 @@ for spec in optimizers():
         {
             "hyperparameter": hp.name,
             "default": hp.format(hp.default),
-            "allowed": hp.range_text()
-            if hp.kind not in ("bool", "choice")
-            else ", ".join(map(hp.format, hp.choices)) or "true, false",
+            "allowed": hp.allowed_text(),
+            "warned about": "; ".join(hp.caution_texts()) or "—",
             "meaning": hp.help,
         }
         for hp in spec.hparams

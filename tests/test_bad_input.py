@@ -128,48 +128,62 @@ def widget(id: str, page: str, typed: Typed, expect: str) -> Case:
 WIDGETS = [
     # The playground (opened with ?steps=20); slot 0 is SGD + momentum, slot 1 Adam.
     # NaN and inf: Streamlit refuses a non-finite number (a browser cannot send one)
-    # and the input falls back to its default, 0, which the page then explains.
+    # and the input falls back to its default, 0, which torch accepts: the page runs it
+    # and says what lr = 0 does. Values torch accepts are never refused, only explained.
     widget(
         "lr-nan",
         "playground",
-        Typed("number_input", "slot0_lr", math.nan, shown=0.0),
-        "Invalid lr value: 0 (must be in (0, 1000])",
+        Typed("number_input", "slot0_lr", math.nan, box="caption", shown=0.0),
+        "γ = 0: the parameters never move",
     ),
     widget(
         "lr-inf",
         "playground",
-        Typed("number_input", "slot0_lr", math.inf, shown=0.0),
-        "Invalid lr value: 0 (must be in (0, 1000])",
+        Typed("number_input", "slot0_lr", math.inf, box="caption", shown=0.0),
+        "γ = 0: the parameters never move",
     ),
     widget(
         "lr-negative",
         "playground",
         Typed("number_input", "slot0_lr", -1.0),
-        "Invalid lr value: -1 (must be in (0, 1000])",
+        "Invalid lr value: -1 (must be in [0, inf); torch's own check)",
     ),
     widget(
         "lr-zero",
         "playground",
-        Typed("number_input", "slot0_lr", 0.0),
-        "Invalid lr value: 0 (must be in (0, 1000])",
+        Typed("number_input", "slot0_lr", 0.0, box="caption"),
+        "γ = 0: the parameters never move",
     ),
     widget(
         "lr-huge",
         "playground",
-        Typed("number_input", "slot1_lr", 1e300),
-        "Invalid lr value: 1e+300 (must be in (0, 1000])",
+        Typed("number_input", "slot1_lr", 1e300, box="caption"),
+        "γ > 1000: far above any usual learning rate",
     ),
     widget(
         "momentum-one",
         "playground",
-        Typed("number_input", "slot0_momentum", 1.0),
-        "Invalid momentum value: 1 (must be in [0, 1))",
+        Typed("number_input", "slot0_momentum", 1.0, box="caption"),
+        "μ ≥ 1: the buffer never forgets a gradient",
+    ),
+    widget(
+        "step-sizes-reversed",
+        "playground",
+        # Accepted (torch takes it), with what the two values do together.
+        Typed(
+            "number_input",
+            "slot2_step_sizes_0",
+            60.0,
+            prep=(("selectbox", "slot2_choice", "rprop"),),
+            box="caption",
+        ),
+        "step_sizes: Γmin 60 > Γmax 50: torch clamps every step size to Γmax",
     ),
     widget(
         "betas-negative",
         "playground",
         Typed("number_input", "slot1_betas_0", -0.5),
-        "Invalid betas value: -0.5 (must be in [0, 1))",
+        "Invalid betas value: -0.5 (betas[0] must be in [0, 1); torch's own check)",
     ),
     widget(
         "steps-zero",
@@ -286,13 +300,14 @@ WIDGETS = [
         "lr-negative",
         "cnn",
         Typed("number_input", "cnn_slot0_lr", -1.0),
-        "Cannot train with these settings: Invalid lr value: -1 (must be in (0, 1000])",
+        "Cannot train with these settings: Invalid lr value: -1 (must be in [0, inf); "
+        "torch's own check)",
     ),
     widget(
         "lr-nan",
         "cnn",
-        Typed("number_input", "cnn_slot1_lr", math.nan, shown=0.0),
-        "Cannot train with these settings: Invalid lr value: 0 (must be in (0, 1000])",
+        Typed("number_input", "cnn_slot1_lr", math.nan, box="caption", shown=0.0),
+        "γ = 0: the parameters never move",
     ),
     widget(
         "changes-garbage",
@@ -372,13 +387,23 @@ def url(id: str, page: str, query: dict[str, str | list[str]], expect: str) -> C
 CNN = {"page": "cnn", "opt": "adam"}
 SWEEP = {"page": "sweep"}
 URLS = [
-    url("lr-nan", "playground", {"opt": "adam:lr=nan"}, "(Invalid lr value: nan (must be finite))"),
-    url("lr-inf", "playground", {"opt": "adam:lr=inf"}, "(Invalid lr value: inf (must be finite))"),
+    url(
+        "lr-nan",
+        "playground",
+        {"opt": "adam:lr=nan"},
+        "(Invalid lr value: nan (must be finite, OptLab's limit))",
+    ),
+    url(
+        "lr-inf",
+        "playground",
+        {"opt": "adam:lr=inf"},
+        "(Invalid lr value: inf (must be finite, OptLab's limit))",
+    ),
     url(
         "lr-negative",
         "playground",
         {"opt": "adam:lr=-1"},
-        "(Invalid lr value: -1 (must be in (0, 1000]))",
+        "(Invalid lr value: -1 (must be in [0, inf); torch's own check))",
     ),
     url("steps-zero", "playground", {"steps": "0"}, "steps: must be between 1 and 5000, got 0"),
     url("steps-huge", "playground", {"steps": "9" * 30}, "steps: must be between 1 and 5000"),
@@ -513,10 +538,14 @@ TRAIN = ["train", "--synthetic", "--opt", "adam", "--steps", "2"]
 SWEEP_ARGS = ["sweep", "--surface", "rosenbrock", "--opt", "sgd", "--steps", "5"]
 CLIS = [
     cli(
-        "surface-lr-nan", [*ROSEN, "--opt", "adam:lr=nan"], "Invalid lr value: nan (must be finite)"
+        "surface-lr-nan",
+        [*ROSEN, "--opt", "adam:lr=nan"],
+        "Invalid lr value: nan (must be finite, OptLab's limit)",
     ),
     cli(
-        "surface-lr-inf", [*ROSEN, "--opt", "adam:lr=inf"], "Invalid lr value: inf (must be finite)"
+        "surface-lr-inf",
+        [*ROSEN, "--opt", "adam:lr=inf"],
+        "Invalid lr value: inf (must be finite, OptLab's limit)",
     ),
     cli(
         "surface-steps-negative",
@@ -723,7 +752,7 @@ UPLOADS = [
     upload(
         "lr-nan-inside",
         Upload(edited(_set(("config", "slots", 0, "optimizer"), "adam:lr=nan"))),
-        "upload.pt: Invalid lr value: nan (must be finite)",
+        "upload.pt: Invalid lr value: nan (must be finite, OptLab's limit)",
     ),
     upload(
         "step-wrong-type",
@@ -807,7 +836,8 @@ PLUGINS = [
             "bad.py",
             PREAMBLE + "OPTLAB_OPTIMIZERS = (spec(hparams=(HParam('lr', float('nan')),)),)\n",
         ),
-        "mine: the default of lr is invalid: Invalid lr value: nan (must be finite)",
+        "mine: the default of lr is invalid: Invalid lr value: nan "
+        "(must be finite, OptLab's limit)",
     ),
     plugin(
         "default-inf",
@@ -815,7 +845,8 @@ PLUGINS = [
             "bad.py",
             PREAMBLE + "OPTLAB_OPTIMIZERS = (spec(hparams=(HParam('lr', float('inf')),)),)\n",
         ),
-        "mine: the default of lr is invalid: Invalid lr value: inf (must be finite)",
+        "mine: the default of lr is invalid: Invalid lr value: inf "
+        "(must be finite, OptLab's limit)",
     ),
     plugin(
         "default-huge",
@@ -1307,7 +1338,7 @@ DEFAULT_PATHS = '["SGD (momentum=0.9)","Adam (lr=0.1)","RMSprop"]'
 #: Malformed links: each with the text its page must show, and the page.
 BROWSER_LINKS = [
     ("/?opt=%E0%A4%A&steps=%", LINK_FAILED, "playground"),
-    ("/?opt=adam:lr=nan", "Invalid lr value: nan (must be finite)", "playground"),
+    ("/?opt=adam:lr=nan", "Invalid lr value: nan (must be finite, OptLab's limit)", "playground"),
     ("/?opt=adam&seed=" + "9" * 10_000, "seed: value too long (10000 characters)", "playground"),
     ("/?surface=custom&expr=x%00y&opt=adam", "cannot contain null bytes", "playground"),
     (

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import math
 import shutil
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
@@ -25,6 +26,14 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
+
+
+def warn_unusual(found: Iterable[tuple[str, Iterable[str]]]) -> None:
+    """Prints ``warning: <label>: <line>`` on stderr for every accepted but unusual value
+    (momentum ≥ 1, lr = 0...): torch takes them, so the run goes on."""
+    for label, lines in found:
+        for line in lines:
+            print(f"warning: {label}: {line}", file=sys.stderr)
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

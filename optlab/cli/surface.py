@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from optlab.cli.common import add_problem_options, check_output, number, problem, table
+from optlab.cli.common import (
+    add_problem_options,
+    check_output,
+    number,
+    problem,
+    table,
+    warn_unusual,
+)
 from optlab.export import run_to_csv, run_to_json
 from optlab.files import write_atomic
 from optlab.optim.config import OptimizerConfig
@@ -62,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
     check_output("--csv", args.csv)
     check_output("--export-script", args.export_script)
     cfg = config(args)
+    warn_unusual(
+        (opt.label, (*opt.warnings(), *cfg.plan(i).warnings(opt.spec)))
+        for i, opt in enumerate(cfg.optimizers)
+    )
     script = surface_script(cfg) if args.export_script else None
     trajectories = collect(cfg)
     rows = [

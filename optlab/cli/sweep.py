@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from optlab.cli.common import add_problem_options, check_output, problem
+from optlab.cli.common import add_problem_options, check_output, problem, warn_unusual
 from optlab.files import write_atomic
 from optlab.optim.config import OptimizerConfig
 from optlab.sweep.batched import sweepable
@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         problem=problem(args),
         target=args.target,
     )
+    warn_unusual([(cfg.optimizer.label, cfg.optimizer.warnings())])
     result = run_sweep(cfg)
     print(sweep_summary(result))
     if args.out:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from optlab.cli.common import StatusLine, check_output, download_progress, table
+from optlab.cli.common import StatusLine, check_output, download_progress, table, warn_unusual
 from optlab.files import write_atomic
 from optlab.optim.config import OptimizerConfig
 from optlab.optim.schedulers import SCHEDULERS, SchedulerConfig
@@ -298,6 +298,13 @@ def run(args: argparse.Namespace) -> int:
     cfg = _train_config(args, saved)
     if saved is not None:
         _check_same_setup(cfg, saved)
+    warn_unusual(
+        (
+            slot.optimizer.label,
+            (*slot.optimizer.warnings(), *slot.scheduler.warnings(slot.optimizer.spec)),
+        )
+        for slot in cfg.slots
+    )
     data = _load_data(args, cfg)
     script = None
     if args.export_script:

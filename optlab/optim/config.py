@@ -69,6 +69,11 @@ class OptimizerConfig:
         """The constructor keyword arguments."""
         return dict(self.values)
 
+    def warnings(self) -> tuple[str, ...]:
+        """What is unusual about these values (accepted, as torch accepts them), one
+        line each: ``momentum: μ ≥ 1: ...``."""
+        return self.spec.warnings(dict(self.values))
+
     def changed(self) -> dict[str, HValue]:
         """The values that differ from torch's defaults."""
         defaults = self.spec.defaults

@@ -171,9 +171,16 @@ class Plan:
         return self.scheduler.key == "none" and not self.changes
 
     def check(self, spec: OptimizerSpec, grouped: bool = False) -> None:
-        """Checks every change against the optimizer ``spec`` (see `Change.check`)."""
+        """Checks the scheduler can drive the optimizer ``spec`` (see
+        `SchedulerConfig.check`) and every change against it (see `Change.check`)."""
+        self.scheduler.check(spec)
         for change in self.changes:
             change.check(spec, grouped)
+
+    def warnings(self, spec: OptimizerSpec) -> tuple[str, ...]:
+        """What is unusual about the plan for the optimizer ``spec`` (see
+        `SchedulerConfig.warnings`), one line each."""
+        return self.scheduler.warnings(spec)
 
     def due(self, step: int, per_epoch: int = 1) -> list[Change]:
         """The changes to apply before ``step``."""

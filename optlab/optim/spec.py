@@ -27,6 +27,28 @@ class Paper:
 
 
 @dataclass(frozen=True)
+class StateSymbol:
+    """One entry of ``optimizer.state[p]`` and the symbol the update rule gives it.
+
+    Attributes:
+        key: torch's name for it (``exp_avg``, ``momentum_buffer``...).
+        after: Its symbol once step t is done (``m_t``), as it appears in the
+            rule; "" when the rule has no symbol for it (L-BFGS's counters).
+        before: Its symbol before step t (``m_{t-1}``); "" for none.
+        meaning: A few words on what it holds.
+    """
+
+    key: str
+    after: str
+    before: str = ""
+    meaning: str = ""
+
+
+def _one_eval(values: Mapping[str, HValue]) -> int:
+    return 1
+
+
+@dataclass(frozen=True)
 class OptimizerSpec:
     """One registered optimizer.
 
@@ -46,6 +68,12 @@ class OptimizerSpec:
             nor torch's constructor catches; raises ValueError.
         evals_per_step: The most function evaluations one ``step`` may use
             with the given values (caps the work a run may ask for).
+        symbols: Each hyperparameter's symbol in ``rule`` (``("lr", r"\\gamma")``;
+            a pair's elements as ``"betas[0]"``): the step inspector labels
+            every number with it. A knob with no entry is shown by its name.
+        state: The symbols of ``optimizer.state[p]``'s entries (`StateSymbol`).
+        warn: Says what is unusual about a combination of valid values
+            (one line each); single values warn through their `HParam`.
     """
 
     key: str
@@ -57,7 +85,10 @@ class OptimizerSpec:
     paper: Paper | None = None
     uses_closure: bool = False
     check: Callable[[Mapping[str, HValue]], None] | None = None
-    evals_per_step: Callable[[Mapping[str, HValue]], int] = lambda values: 1
+    evals_per_step: Callable[[Mapping[str, HValue]], int] = _one_eval
+    symbols: tuple[tuple[str, str], ...] = ()
+    state: tuple[StateSymbol, ...] = ()
+    warn: Callable[[Mapping[str, HValue]], list[str]] | None = None
 
     def hparam(self, name: str) -> HParam:
         """Returns the hyperparameter called ``name``.
@@ -66,6 +97,27 @@ class OptimizerSpec:
             ValueError: if this optimizer has no such hyperparameter.
         """
         return find_hparam(self.hparams, name, self.label, "hyperparameter")
+
+    def symbol(self, name: str) -> str:
+        """The rule's symbol for hyperparameter ``name`` (or ``"betas[0]"``); "" if none."""
+        return dict(self.symbols).get(name, "")
+
+    def state_symbol(self, key: str) -> StateSymbol | None:
+        """The symbols of state entry ``key``, or None when the spec names none."""
+        return next((s for s in self.state if s.key == key), None)
+
+    def warnings(self, values: Mapping[str, HValue]) -> tuple[str, ...]:
+        """What is unusual about ``values`` (valid ones): each knob's cautions, then
+        the spec's own on combinations."""
+        out = [
+            f"{hp.name}: {text}"
+            for hp in self.hparams
+            if hp.name in values
+            for text in hp.warnings(values[hp.name])
+        ]
+        if self.warn is not None:
+            out += self.warn(values)
+        return tuple(out)
 
     @property
     def defaults(self) -> dict[str, HValue]:

@@ -35,6 +35,13 @@ _SCHEDULER_CALLS: dict[str, Callable[[dict[str, Any]], str]] = {
         "for group in optimizer.param_groups],\n"
         "        total_steps=total_steps,\n"
         f"        pct_start={literal(v['pct_start'])},\n"
+        f"        anneal_strategy={literal(v['anneal_strategy'])},\n"
+        f"        cycle_momentum={literal(v['cycle_momentum'])},\n"
+        f"        base_momentum={literal(v['base_momentum'])},\n"
+        f"        max_momentum={literal(v['max_momentum'])},\n"
+        f"        div_factor={literal(v['div_factor'])},\n"
+        f"        final_div_factor={literal(v['final_div_factor'])},\n"
+        f"        three_phase={literal(v['three_phase'])},\n"
         "    )"
     ),
     "warmup": lambda v: (

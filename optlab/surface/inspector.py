@@ -8,6 +8,9 @@ gradient the optimizer was given, ``param_groups[0]``, every tensor of
 applied, and every point the function was evaluated at during the step
 (L-BFGS's line search). 2-D states are a handful of numbers, so a 5000-step
 record costs about as much as the run itself.
+
+Steps are numbered as the update rules and torch's own ``state["step"]``
+number them: step t takes θ_{t-1} to θ_t, from t = 1.
 """
 
 from __future__ import annotations
@@ -43,18 +46,20 @@ def plain(value: Any) -> Plain:
 
 @dataclass(frozen=True)
 class StepSnapshot:
-    """Step t of one optimizer: from ``point`` to ``point + update``.
+    """Step t of one optimizer: from θ_{t-1} (``point``) to θ_t (``point + update``).
 
     Attributes:
-        step: t (0 is the first step, from the start point).
-        point: x_t.
-        loss: f(x_t), noise-free.
-        grad: The gradient ``step()`` used at x_t (noise included; for L-BFGS,
-            the first closure call's).
+        step: t, torch's step counter after this step (1 is the first step,
+            from the start point).
+        point: θ_{t-1}.
+        loss: f(θ_{t-1}), noise-free.
+        grad: The gradient ``step()`` was given at θ_{t-1}, ∇f (noise
+            included; for L-BFGS, the first closure call's). The rule's g_t is
+            `g_t`: this, negated under ``maximize``.
         groups: ``optimizer.param_groups[0]`` without ``params`` (lr etc.).
         state_before: ``optimizer.state[p]`` before the step, as plain numbers.
         state_after: ``optimizer.state[p]`` after it.
-        update: x_{t+1} - x_t.
+        update: θ_t − θ_{t-1}.
         evaluations: The points f was evaluated at during the step, in order
             (one for first-order optimizers, the line search's for L-BFGS).
     """
@@ -68,6 +73,18 @@ class StepSnapshot:
     state_after: dict[str, Plain]
     update: tuple[float, float]
     evaluations: tuple[tuple[float, float], ...]
+
+    @property
+    def g_t(self) -> tuple[float, float]:
+        """The update rules' g_t: the gradient, negated when ``maximize`` is on."""
+        if self.groups.get("maximize") is True:
+            return (-self.grad[0], -self.grad[1])
+        return self.grad
+
+    @property
+    def new_point(self) -> tuple[float, float]:
+        """θ_t, where the step ended."""
+        return (self.point[0] + self.update[0], self.point[1] + self.update[1])
 
 
 def _state(optimizer: torch.optim.Optimizer, p: torch.Tensor) -> dict[str, Plain]:
@@ -136,7 +153,7 @@ def record_steps(cfg: SurfaceRunConfig, index: int) -> list[StepSnapshot]:
         nx, ny = p.detach().tolist()
         out.append(
             StepSnapshot(
-                step=step,
+                step=step + 1,
                 point=(x, y),
                 loss=loss,
                 grad=seen[0],
@@ -150,20 +167,25 @@ def record_steps(cfg: SurfaceRunConfig, index: int) -> list[StepSnapshot]:
     return out
 
 
+#: The arrows' names: the plain gradient step, the momentum or first-moment step, the update.
+GRADIENT_STEP = "−γ·g_t (plain gradient step)"
+MOMENTUM_STEP = "−γ·b_t (momentum buffer)"
+MOMENT_STEP = "−γ·m_t (first moment)"
+ACTUAL_STEP = "θ_t − θ_{t−1} (the actual step)"
+
+
 def directions(snapshot: StepSnapshot) -> dict[str, tuple[float, float]]:
-    """Arrows worth drawing at x_t: the plain gradient step, the momentum (or
-    first-moment) step where the optimizer keeps one, and the actual update."""
+    """Arrows worth drawing at θ_{t-1}: the plain gradient step −γg_t (with the rule's
+    g_t, so it points uphill under ``maximize``), the momentum (or first-moment) step
+    where the optimizer keeps one, and the actual update."""
     lr = snapshot.groups.get("lr")
     out: dict[str, tuple[float, float]] = {}
     if isinstance(lr, float | int):
-        gx, gy = snapshot.grad
-        out["gradient step −γ·g"] = (-lr * gx, -lr * gy)
-        for key, label in (
-            ("momentum_buffer", "momentum step −γ·b"),
-            ("exp_avg", "−γ·m (first moment)"),
-        ):
+        gx, gy = snapshot.g_t
+        out[GRADIENT_STEP] = (-lr * gx, -lr * gy)
+        for key, label in (("momentum_buffer", MOMENTUM_STEP), ("exp_avg", MOMENT_STEP)):
             value = snapshot.state_after.get(key)
             if isinstance(value, tuple) and len(value) == 2:
                 out[label] = (-lr * value[0], -lr * value[1])
-    out["actual update"] = snapshot.update
+    out[ACTUAL_STEP] = snapshot.update
     return out

@@ -8,6 +8,7 @@ in tables and exports are never thinned.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -269,8 +270,36 @@ def surface3d_figure(
 ARROW_COLORS = ("#7F3C8D", "#11A579", "#000000")
 #: Widths, widest first, so arrows that coincide (a first step) stay visible.
 ARROW_WIDTHS = (7, 4.5, 2)
-#: The longest inspector arrow is drawn this share of the view's diagonal.
+#: An arrow at its own scale (or the longest, at one scale) is this share of the view's diagonal.
 ARROW_SHARE = 0.15
+
+
+def arrow_scales(
+    arrows: dict[str, tuple[float, float]], diagonal: float, common: bool
+) -> dict[str, float]:
+    """The factor each arrow is drawn at: every arrow `ARROW_SHARE` of ``diagonal``
+    long (its own scale), or one factor for all that makes the longest so (``common``).
+
+    At one scale, Adam's actual step is often invisible next to −γg_t (γ|g| can be
+    thousands of times longer); at its own scale each arrow shows its direction, and
+    its factor, written in the legend, says how much it was stretched. A zero arrow
+    is drawn at factor 1 (a point).
+    """
+    lengths = {k: float(np.hypot(*d)) for k, d in arrows.items()}
+    if common:
+        longest = max(lengths.values(), default=0.0)
+        factor = ARROW_SHARE * diagonal / longest if longest > 0 else 1.0
+        return dict.fromkeys(arrows, factor)
+    return {k: ARROW_SHARE * diagonal / n if n > 0 else 1.0 for k, n in lengths.items()}
+
+
+def _factor_text(factor: float) -> str:
+    return f"×{factor:.3g}".replace("e+0", "e").replace("e-0", "e-")
+
+
+def _subscripts(label: str) -> str:
+    """``θ_{t−1}`` and ``g_t`` as plotly's HTML subscripts: a legend does not render TeX."""
+    return re.sub(r"_\{([^}]*)\}|_(\w)", lambda m: f"<sub>{m[1] or m[2]}</sub>", label)
 
 
 def inspector_figure(
@@ -281,27 +310,24 @@ def inspector_figure(
     arrows: dict[str, tuple[float, float]],
     evaluations: Sequence[tuple[float, float]] = (),
     *,
+    common_scale: bool = False,
     height: int = 480,
 ) -> go.Figure:
-    """One optimizer's path with the inspected step's directions drawn at x_t.
+    """One optimizer's path with the inspected step's directions drawn at θ_{t-1}.
 
-    The arrows share one scale factor (shown in the legend) so their lengths
-    compare: the longest is `ARROW_SHARE` of the view's diagonal. Points the
-    function was evaluated at during the step (L-BFGS's line search) are
-    drawn as numbered rings.
+    Each arrow is drawn at its own scale (its factor in its legend entry), or
+    with ``common_scale`` all at one factor so their lengths compare (the
+    title says which). Points the function was evaluated at during the step
+    (L-BFGS's line search) are drawn as numbered rings.
     """
-    fig = contour_figure(surface, [trajectory], height=height)
-    for trace in fig.data:
-        if trace.name == trajectory.optimizer.label:
-            trace.line.color = color(index)
-            trace.marker.color = color(index)
+    # The path, its start and end markers in the optimizer's own colour and dash.
+    fig = contour_figure(surface, [trajectory], height=height, palette=[index])
     (x0, x1), (y0, y1) = surface.bounds
-    diagonal = float(np.hypot(x1 - x0, y1 - y0))
-    longest = max((float(np.hypot(*d)) for d in arrows.values()), default=0.0)
-    scale = ARROW_SHARE * diagonal / longest if longest > 0 else 1.0
+    scales = arrow_scales(arrows, float(np.hypot(x1 - x0, y1 - y0)), common_scale)
     px, py = point
     for k, (label, (dx, dy)) in enumerate(arrows.items()):
         c = ARROW_COLORS[k % len(ARROW_COLORS)]
+        scale = scales[label]
         fig.add_annotation(
             x=px + scale * dx,
             y=py + scale * dy,
@@ -319,7 +345,10 @@ def inspector_figure(
             text="",
             name=label,
         )
-        fig.add_scatter(x=[None], y=[None], mode="lines", line=dict(color=c, width=3), name=label)
+        shown = _subscripts(label)
+        if not common_scale:
+            shown += f", drawn {_factor_text(scale)}"
+        fig.add_scatter(x=[None], y=[None], mode="lines", line=dict(color=c, width=3), name=shown)
     if len(evaluations) > 1:
         fig.add_scatter(
             x=[e[0] for e in evaluations],
@@ -335,9 +364,13 @@ def inspector_figure(
         y=[py],
         mode="markers",
         marker=dict(symbol="diamond", size=13, color="white", line=dict(width=2, color="black")),
-        name="x_t",
+        name="θ<sub>t−1</sub>",
     )
-    fig.update_layout(
-        title=dict(text=f"arrows drawn ×{scale:.3g}", font=dict(size=12), x=1, xanchor="right")
+    factor = next(iter(scales.values()), 1.0)
+    title = (
+        f"arrows drawn {_factor_text(factor)}, all at one scale"
+        if common_scale
+        else "arrows drawn each at its own scale (factors in the legend)"
     )
+    fig.update_layout(title=dict(text=title, font=dict(size=12), x=1, xanchor="right"))
     return fig

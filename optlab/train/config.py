@@ -42,6 +42,8 @@ class TrainSlot:
         object.__setattr__(self, "changes", Plan(self.scheduler, self.changes).changes)
         for change in self.changes:
             change.check(self.optimizer.spec, grouped=not self.optimizer.spec.uses_closure)
+        # Before any data loads: "OneCycleLR cannot drive Adagrad: ...", not torch's words.
+        self.scheduler.check(self.optimizer.spec)
         mult = self.classifier_lr_mult
         if not (isinstance(mult, int | float) and 0 < mult <= 1000 and math.isfinite(mult)):
             raise ValueError(f"classifier_lr_mult: must be in (0, 1000], got {mult!r}")

@@ -45,10 +45,11 @@ class SeedNet(nn.Module):
         Conv2d(32, 64, 5, padding=2) -> MaxPool2d(2)   64x4x4
         Flatten -> Linear(1024, 64) -> Linear(64, 10)
 
-    The tutorial's net has no activation function: apart from max-pooling
-    (itself piecewise linear) it is one linear map, so depth adds parameters
-    but hardly any expressive power. ``relu=True`` adds a ReLU after each
-    convolution and after the first linear layer, which makes it a real CNN.
+    The tutorial's net has no activation function, but it is not a linear
+    model: each max-pool keeps the largest of four values, which is
+    nonlinear, and on CIFAR-10 it learns about as well as with ReLUs and far
+    better than a linear softmax classifier. ``relu=True`` adds a ReLU after
+    each convolution and after the first linear layer.
 
     Attributes:
         features: The convolutions and poolings, ``(B, 3, 32, 32) -> (B, 64, 4, 4)``.
@@ -135,8 +136,9 @@ SEEDNET = ModelSpec(
     label="SeedNet (tutorial CNN)",
     factory=SeedNet,
     notes=(
-        "No nonlinearity: the tutorial's net. Apart from max-pooling it is a linear model, "
-        "so it learns little beyond linear features however long it trains.",
+        "The tutorial's net: no activation function, yet not a linear model. Max-pooling "
+        "(the largest of each 2x2 window) is nonlinear, and on CIFAR-10 it learns about as "
+        "well as with ReLUs, far better than a linear softmax classifier.",
         "3 conv(5x5) + max-pool stages, then Linear(1024, 64) and Linear(64, 10); "
         "trained with CrossEntropyLoss.",
     ),
@@ -148,7 +150,8 @@ SEEDNET_RELU = ModelSpec(
     factory=functools.partial(SeedNet, relu=True),
     notes=(
         "The tutorial's net with a ReLU after each convolution and the first linear layer: "
-        "same layers and parameter count, but a real nonlinear CNN.",
+        "same layers and parameter count, with ReLUs added to the nonlinearity max-pooling "
+        "already gives.",
     ),
 )
 

@@ -195,14 +195,15 @@ class SlotGroup:
 def write_values(
     state: State, knobs: list[tuple[HParam, tuple[str, ...]]], values: dict[str, HValue]
 ) -> None:
-    """Writes knob values into their widget keys (floats as floats, pairs split)."""
+    """Writes knob values into their widget keys (floats as floats, pairs split; an
+    optional value left empty as None, which a number box shows empty)."""
     for hp, keys in knobs:
         value = values[hp.name]
         if hp.kind == "pair":
-            for key, v in zip(keys, value, strict=True):
-                state[key] = float(v)
+            for key, v in zip(keys, value, strict=True):  # type: ignore[arg-type]
+                state[key] = None if v is None else float(v)
         else:
-            state[keys[0]] = float(value) if hp.kind == "float" else value
+            state[keys[0]] = float(value) if hp.kind == "float" and value is not None else value
 
 
 def read_values(state: State, knobs: list[tuple[HParam, tuple[str, ...]]]) -> dict[str, HValue]:
@@ -210,7 +211,7 @@ def read_values(state: State, knobs: list[tuple[HParam, tuple[str, ...]]]) -> di
     values: dict[str, HValue] = {}
     for hp, keys in knobs:
         if hp.kind == "pair":
-            values[hp.name] = tuple(float(state[k]) for k in keys)
+            values[hp.name] = tuple(None if state[k] is None else float(state[k]) for k in keys)
         else:
             values[hp.name] = state[keys[0]]
     return values

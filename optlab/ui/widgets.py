@@ -13,27 +13,60 @@ from collections.abc import Callable
 import streamlit as st
 
 from optlab.charts import color
-from optlab.optim.hparams import HParam
+from optlab.optim.hparams import HParam, HValue
 from optlab.optim.registry import choice_spec
 from optlab.optim.schedulers import SCHEDULERS, SchedulerConfig
 from optlab.ui.slots import SlotGroup, choice_config, choices
 
 
-def _step(hp: HParam, value: float) -> float:
+def _step(hp: HParam, value: float | None) -> float:
     """A +/- increment that suits the value's scale (a tenth of its decade)."""
-    if hp.log and value > 0:
+    if hp.log and value is not None and value > 0:
         return 10 ** math.floor(math.log10(value)) / 10
-    span = (hp.high or 1.0) - (hp.low or 0.0)
+    span = (hp.high if hp.high is not None else 1.0) - (hp.low if hp.low is not None else 0.0)
     return min(0.01, span / 100) if span > 0 else 0.01
 
 
-def hparam_widget(hp: HParam, keys: tuple[str, ...], label: str | None = None) -> None:
-    """Draws the widget(s) of one hyperparameter bound to session keys."""
-    label = label or hp.name
-    help_text = (
-        f"{hp.help}. Allowed: {hp.range_text()}." if hp.kind not in ("bool", "choice") else hp.help
+def _number(hp: HParam, key: str, label: str, help_text: str) -> None:
+    """One number box. No min/max: Streamlit would clamp a value silently, while the
+    config's message says whose rule it breaks (torch's, or this server's cap)."""
+    value = st.session_state.get(key)
+    empty = "empty: torch's None" if hp.optional else None
+    if hp.integer:
+        st.number_input(
+            label, key=key, persist_state="session", step=1, help=help_text, placeholder=empty
+        )
+        return
+    st.number_input(
+        label,
+        key=key,
+        persist_state="session",
+        format="%g",
+        step=_step(hp, value if isinstance(value, int | float) else None),
+        help=help_text,
+        placeholder=empty,
     )
+
+
+def show_warnings(lines: tuple[str, ...] | list[str]) -> None:
+    """Accepted but unusual values, said next to their widgets (never refused for it)."""
+    for line in lines:
+        st.caption(f":orange[:material/warning: {line}]")
+
+
+def _current(hp: HParam, keys: tuple[str, ...]) -> HValue:
+    state = st.session_state
+    return tuple(state.get(k) for k in keys) if hp.kind == "pair" else state.get(keys[0])
+
+
+def hparam_widget(hp: HParam, keys: tuple[str, ...], label: str | None = None) -> None:
+    """Draws the widget(s) of one hyperparameter bound to session keys, then what is
+    unusual about its value (`HParam.warnings`): torch accepts it, so it is not refused."""
+    label = label or hp.name
     kind = hp.kind
+    help_text = (
+        f"{hp.help}. Allowed: {hp.allowed_text()}." if kind not in ("bool", "choice") else hp.help
+    )
     if kind == "bool":
         st.checkbox(label, key=keys[0], persist_state="session", help=hp.help)
     elif kind == "choice":
@@ -45,39 +78,25 @@ def hparam_widget(hp: HParam, keys: tuple[str, ...], label: str | None = None) -
             help=hp.help,
             format_func=hp.format,
         )
-    elif kind == "int":
-        st.number_input(
-            label,
-            key=keys[0],
-            persist_state="session",
-            min_value=int(hp.low) if hp.low is not None else None,
-            max_value=int(hp.high) if hp.high is not None else None,
-            step=1,
-            help=help_text,
-        )
     elif kind == "pair":
         left, right = st.columns(2)
-        for col, key, suffix in ((left, keys[0], "[0]"), (right, keys[1], "[1]")):
+        for index, (col, key) in enumerate(zip((left, right), keys, strict=True)):
             with col:
-                value = float(st.session_state[key])
-                st.number_input(
-                    f"{label}{suffix}",
-                    key=key,
-                    persist_state="session",
-                    format="%g",
-                    step=_step(hp, value),
-                    help=help_text,
+                part = hp.part(index)
+                _number(
+                    part,
+                    key,
+                    f"{label}[{index}]",
+                    f"{part.help or hp.help}. Allowed: {hp.allowed_text()}.",
                 )
     else:
-        value = float(st.session_state[keys[0]])
-        st.number_input(
-            label,
-            key=keys[0],
-            persist_state="session",
-            format="%g",
-            step=_step(hp, value),
-            help=help_text,
-        )
+        _number(hp, keys[0], label, help_text)
+    if kind not in ("bool", "choice"):
+        try:
+            value = hp.validate(_current(hp, keys))
+        except ValueError:
+            return  # the page shows the refusal itself
+        show_warnings(hp.warnings(value))
 
 
 def _on_choice_change(group: SlotGroup, slot: int, on_change: SlotHook | None) -> None:
@@ -90,6 +109,20 @@ def _on_choice_change(group: SlotGroup, slot: int, on_change: SlotHook | None) -
 
 #: Draws (or resets) a page's own per-slot widgets, given the slot id.
 SlotHook = Callable[[int], None]
+
+
+def _combination_warnings(group: SlotGroup, slot: int) -> None:
+    """What is unusual about the slot's values together (Rprop's Γmin > Γmax); each
+    knob says its own below its widget, and a refused value is the page's to show.
+    Only a spec with such a rule reads its slot here: the page validates each slot once."""
+    state = st.session_state
+    if choice_spec(state[group.choice_key(slot)]).warn is None:
+        return
+    try:
+        cfg = group.read(state, slot)
+    except ValueError:
+        return
+    show_warnings(cfg.spec.warn(dict(cfg.values)))  # type: ignore[misc]
 
 
 def optimizer_slot(
@@ -131,6 +164,7 @@ def optimizer_slot(
         with st.expander("More settings"):
             for hp in rest:
                 hparam_widget(hp, group.hp_keys(slot, hp))
+        _combination_warnings(group, slot)
         left, right = st.columns(2)
         left.button(
             "Duplicate",
@@ -175,7 +209,8 @@ def _on_scheduler_change(group: SlotGroup, slot: int) -> None:
 
 
 def scheduler_widgets(group: SlotGroup, slot: int, help_text: str) -> None:
-    """A slot's lr scheduler choice and that scheduler's knobs."""
+    """A slot's lr scheduler choice, that scheduler's knobs, and what it does to the
+    slot's optimizer (OneCycleLR cycles its momentum, or cannot drive it at all)."""
     labels = {s.key: s.label for s in SCHEDULERS}
     state = st.session_state
     state.setdefault(group.sched_key(slot), "none")
@@ -190,7 +225,15 @@ def scheduler_widgets(group: SlotGroup, slot: int, help_text: str) -> None:
         help=help_text,
     )
     for hp, keys in group.sched_knobs(slot, key):
-        hparam_widget(hp, keys, label=f"{hp.name} ({hp.help})")
+        hparam_widget(hp, keys)
+    try:
+        scheduler = group.read_scheduler(state, slot)
+        optimizer = choice_spec(state[group.choice_key(slot)])
+        scheduler.check(optimizer)
+    except ValueError as err:
+        st.caption(f":red[:material/error: {err}]")
+        return
+    show_warnings(scheduler.effects(optimizer))
 
 
 def plan_widgets(

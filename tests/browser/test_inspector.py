@@ -1,10 +1,12 @@
 """The playground's step inspector in headless Chromium, against its own server.
 
 What only a browser shows: plotly.js draws the inspected step's arrows from
-x_t, and moving the "Step t" slider with the keyboard or picking another
-optimizer redraws them at that step's point. The arrows are read from
-plotly.js's own graph object (``gd.layout.annotations``) and checked against
-`optlab.surface.inspector.record_steps` run on the same config.
+θ_{t-1}, and moving the "Step t" slider with the keyboard or picking another
+optimizer redraws them at that step's point; KaTeX renders every symbol (an
+unknown macro such as ``\\lamda`` would show as red raw text, not fail). The
+arrows are read from plotly.js's own graph object (``gd.layout.annotations``)
+and checked against `optlab.surface.inspector.record_steps` run on the same
+config; the formulas are read from KaTeX's rendered HTML in the DOM.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import pytest
 
 from optlab.links import config_from_params
+from optlab.optim.config import OptimizerConfig
 from optlab.surface.inspector import directions, record_steps
 from tests.support.resources import ARTIFACTS
 from tests.support.server import serve_app
@@ -61,7 +64,7 @@ def test_the_step_slider_and_the_optimizer_choice_move_the_arrows(browser, tmp_p
             heading.wait_for()
             heading.scroll_into_view_if_needed()
 
-            # Step 0 of SGD + momentum: every arrow starts at the start point.
+            # Step 1 of SGD + momentum: every arrow starts at the start point.
             first = arrows_at(tab, sgd[0].point)
             assert len(first) == len(directions(sgd[0])) == 3
             assert (first[0]["ax"], first[0]["ay"]) == pytest.approx(cfg.problem.start, abs=1e-12)
@@ -82,7 +85,7 @@ def test_the_step_slider_and_the_optimizer_choice_move_the_arrows(browser, tmp_p
             thumb.press("End")
             last = arrows_at(tab, sgd[199].point)
             assert (last[0]["ax"], last[0]["ay"]) == pytest.approx(sgd[199].point, abs=1e-9)
-            assert slider.get_by_test_id("stSliderThumbValue").inner_text() == "199"
+            assert slider.get_by_test_id("stSliderThumbValue").inner_text() == "200"
 
             # Adam at the same step: other arrows from Adam's own x_199.
             tab.get_by_test_id("stMain").get_by_test_id("stSelectbox").click()
@@ -98,5 +101,62 @@ def test_the_step_slider_and_the_optimizer_choice_move_the_arrows(browser, tmp_p
             heading.evaluate("h => h.scrollIntoView({block: 'start'})")
             tab.wait_for_timeout(300)
             tab.screenshot(path=str(ARTIFACTS / "inspector.png"))
+        finally:
+            context.close()
+
+
+# Every rendered formula: KaTeX's visible HTML only (its MathML part repeats the
+# TeX source, backslashes included). KaTeX draws a macro it does not know as its
+# raw name in its error colour (#cc0000), not as an exception.
+KATEX = """() => [...document.querySelectorAll('.katex')].map(k => {
+  const html = k.querySelector('.katex-html');
+  const red = [...k.querySelectorAll('.katex-html *')].filter(e =>
+    getComputedStyle(e).color === 'rgb(204, 0, 0)').map(e => e.textContent);
+  return {text: html ? html.textContent : '', red,
+          error: !!k.closest('.katex-error') || !!k.querySelector('.katex-error')};
+})"""
+#: True once the inspector's numbers name the optimizer's own symbol (rendered text).
+SHOWS = """(want) => [...document.querySelectorAll('.katex-html')]
+  .some(e => e.textContent.includes(want))"""
+#: Per optimizer, in the picker's order: its spec, and a symbol its numbers must show
+#: as KaTeX renders it (λ_d renders as "λd", ψ as "ψ"...).
+SYMBOL_CASES = [
+    ("asgd:lr=0.001", "λd"),
+    ("nadam", "ψ"),
+    ("adafactor", "ϵ2"),
+    ("lbfgs:line_search_fn=strong_wolfe", "max_iter"),
+    ("rprop", "η−"),
+    ("sgd:lr=0.001,momentum=1.2,weight_decay=0.1", "λ"),
+]
+SYMBOL_QUERY = "&".join(f"opt={text}" for text, _ in SYMBOL_CASES) + "&steps=30"
+
+
+def test_every_rendered_symbol_is_katex_not_raw_macro_text(browser, tmp_path):
+    with serve_app(tmp_path / "server.log") as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        try:
+            tab = context.new_page()
+            tab.set_default_timeout(60_000)
+            tab.goto(url)
+            tab.get_by_role("heading", name="Surface Playground").wait_for()
+            tab.goto(f"{url}/?{SYMBOL_QUERY}")
+            heading = tab.get_by_role("heading", name="Step inspector")
+            heading.wait_for()
+            heading.scroll_into_view_if_needed()
+            picker = tab.get_by_test_id("stMain").get_by_test_id("stSelectbox")
+            for index, (text, symbol) in enumerate(SYMBOL_CASES):
+                label = OptimizerConfig.from_text(text).label  # the picker's own label
+                if index:
+                    picker.click()
+                    tab.get_by_role("option", name=label, exact=True).click()
+                tab.wait_for_function(SHOWS, arg=symbol, timeout=60_000)
+                tab.wait_for_timeout(300)  # the rest of the rerun's formulas
+                formulas = tab.evaluate(KATEX)
+                assert len(formulas) >= 3, formulas  # f, the rule, this step's numbers
+                for formula in formulas:
+                    assert not formula["error"], (label, formula)
+                    assert not formula["red"], (label, formula)  # an unknown macro, drawn red
+                    assert "\\" not in formula["text"], (label, formula["text"][:300])
+            assert tab.locator("[data-testid=stException]").count() == 0
         finally:
             context.close()

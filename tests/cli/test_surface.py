@@ -354,12 +354,16 @@ BAD_INPUTS = [
     ("unknown surface", ["surface", "--surface", "nope", *ADAM], "unknown surface 'nope'"),
     ("traversal surface", ["surface", "--surface", "../x", *ADAM], "unknown surface"),
     ("unknown optimizer", [*ROSEN, "--opt", "foo"], "unknown optimizer 'foo'"),
-    ("lr zero", [*ROSEN, "--opt", "adam:lr=0"], "Invalid lr value: 0"),
+    (
+        "one cycle without momentum",
+        [*ROSEN, "--opt", "adagrad", "--plan", "onecycle"],
+        "OneCycleLR cannot drive Adagrad: ",
+    ),
     ("lr negative", [*ROSEN, "--opt", "adam:lr=-1"], "Invalid lr value: -1"),
     ("lr nan", [*ROSEN, "--opt", "adam:lr=nan"], "Invalid lr value: nan"),
     ("lr inf", [*ROSEN, "--opt", "adam:lr=inf"], "Invalid lr value"),
     ("momentum negative", [*ROSEN, "--opt", "sgd:momentum=-0.5"], "Invalid momentum value: -0.5"),
-    ("momentum one", [*ROSEN, "--opt", "sgd:momentum=1"], "Invalid momentum value: 1"),
+    ("max_iter over the cap", [*ROSEN, "--opt", "lbfgs:max_iter=201"], "this server's cap"),
     ("unknown hparam", [*ROSEN, "--opt", "sgd:foo=1"], "no hyperparameter 'foo'"),
     (
         "bad bool",
@@ -440,6 +444,33 @@ def test_bad_input_exits_2_with_one_line(argv: list[str], fragment: str) -> None
     assert stdout == "", "a rejected run must not print a half summary"
 
 
+def test_values_torch_accepts_run_with_one_warning_line_each() -> None:
+    """lr = 0 and momentum ≥ 1 are torch's to take (they used to be refused): the run
+    goes on, and stderr says what each unusual value does, naming its optimizer."""
+    code, stdout, stderr = call(
+        *ROSEN,
+        "--steps",
+        "5",
+        "--opt",
+        "adam:lr=0",
+        "--opt",
+        "sgd:lr=1e-5,momentum=1.2",
+        "--plan",
+        "none",
+        "--plan",
+        "onecycle",
+    )
+    assert code == 0, stderr
+    assert stderr.splitlines() == [
+        "warning: Adam (lr=0): lr: γ = 0: the parameters never move",
+        "warning: SGD (lr=1e-05, momentum=1.2): momentum: μ ≥ 1: the buffer never forgets "
+        "a gradient, so the iterates cannot settle (μ > 1 diverges): the classic divergence demo",
+        "warning: SGD (lr=1e-05, momentum=1.2): OneCycleLR replaces SGD's momentum with its "
+        "own cycle, 0.95 → 0.85 → 0.95 (cycle_momentum=true, torch's default)",
+    ]
+    assert "Adam (lr=0)" in stdout
+
+
 @pytest.mark.parametrize("option", ["--out", "--csv"])
 def test_output_into_a_missing_folder_fails_before_running(tmp_path: Path, option: str) -> None:
     target = tmp_path / "missing" / "run.file"
@@ -460,7 +491,7 @@ def test_output_onto_a_folder_is_rejected(tmp_path: Path) -> None:
 
 def test_rejected_run_writes_no_file(tmp_path: Path) -> None:
     out = tmp_path / "run.json"
-    code, _, _ = call(*surface_args("adam:lr=0", steps=5), "--out", str(out))
+    code, _, _ = call(*surface_args("adam:lr=-1", steps=5), "--out", str(out))
     assert code == 2
     assert list(tmp_path.iterdir()) == []
 
@@ -553,7 +584,7 @@ def test_module_entry_point_bad_input_is_one_line_exit_2() -> None:
     proc = run_module("surface", "--surface", "rosenbrock", "--opt", "adam:lr=-1")
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert lines == ["optlab: error: Invalid lr value: -1 (must be in (0, 1000])"]
+    assert lines == ["optlab: error: Invalid lr value: -1 (must be in [0, inf); torch's own check)"]
     assert proc.stdout == ""
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 from optlab.optim.config import OptimizerConfig
-from optlab.surface.inspector import record_steps
+from optlab.surface.inspector import plain, record_steps
 from optlab.surface.problem import Problem
 from optlab.surface.run import SurfaceRunConfig
+from optlab.ui.playground.inspector import _value, numbers_latex, state_lines
 from tests.support.resources import APP
 
 
@@ -21,23 +24,30 @@ def tables(at: AppTest) -> list[dict]:
     return [df.value.to_dict("records") for df in at.dataframe]
 
 
+def state_rows(at: AppTest) -> dict[str, dict]:
+    rows = next(t for t in tables(at) if t and "before step()" in t[0])
+    return {r["state"]: r for r in rows}
+
+
 def test_inspector_shows_the_chosen_slots_state_at_the_chosen_step():
     at = page({"opt": ["sgd_momentum:lr=0.001", "adam:lr=0.1"], "steps": ["60"]})
     assert not at.exception
     assert at.selectbox(key="inspect_slot").value == 0
     at.selectbox(key="inspect_slot").set_value(1).run()
-    at.slider(key="inspect_step").set_value(10).run()
+    at.slider(key="inspect_step").set_value(11).run()
     assert not at.exception
     cfg = SurfaceRunConfig((OptimizerConfig.create("adam", lr=0.1),), problem=Problem(steps=60))
     snap = record_steps(cfg, 0)[10]
-    state_rows = next(t for t in tables(at) if t and "before step()" in t[0])
-    by_name = {r["state"]: r for r in state_rows}
+    assert snap.step == 11  # step t = 11 takes θ_10 to θ_11: torch's own counter
+    by_name = state_rows(at)
     assert set(by_name) == {"step", "exp_avg", "exp_avg_sq"}
     assert by_name["step"]["before step()"] == "10" and by_name["step"]["after step()"] == "11"
     exp_avg = snap.state_after["exp_avg"]
     assert by_name["exp_avg"]["after step()"] == f"({exp_avg[0]:.6g}, {exp_avg[1]:.6g})"
     latex = " ".join(e.value for e in at.latex)
     assert f"{snap.grad[0]:.6g}" in latex  # this step's gradient, substituted
+    assert r"m_t = \begin{pmatrix}" in latex and r"\beta_1 = 0.9" in latex
+    assert r"\theta_{t-1}" in latex and "lamda" not in latex
     assert any("Step t" in s.label for s in at.slider)
 
 
@@ -50,3 +60,60 @@ def test_lbfgs_steps_count_their_evaluations():
     )
     first = record_steps(cfg, 0)[0]
     assert f"f was evaluated {len(first.evaluations)} times in this step()" in captions
+
+
+def test_the_picker_follows_its_slot_when_the_slot_is_renamed_or_moves():
+    at = page({"opt": ["sgd_momentum:lr=0.001", "adam:lr=0.1", "rmsprop"], "steps": ["30"]})
+    at.selectbox(key="inspect_slot").set_value(1).run()
+    assert "Adam (lr=0.1)" in " ".join(m.value for m in at.markdown)
+    # A new lr renames the slot's label: the picker stays on it.
+    at.number_input(key="slot1_lr").set_value(0.05).run()
+    assert not at.exception
+    assert at.selectbox(key="inspect_slot").value == 1
+    assert "Adam (lr=0.05)" in " ".join(m.value for m in at.markdown)
+    # Another optimizer in that slot: still the same slot.
+    at.selectbox(key="slot1_choice").set_value("nadam").run()
+    assert at.selectbox(key="inspect_slot").value == 1
+    assert any(m.value.startswith("**NAdam") for m in at.markdown)
+    # The slot before it goes away: the picker moves with its slot to place 0.
+    at.button(key="slot0_remove").click().run()
+    assert not at.exception
+    assert at.selectbox(key="inspect_slot").value == 0
+    assert any(m.value.startswith("**NAdam") for m in at.markdown)
+
+
+STATE_CASES = [
+    "sgd:lr=0.001,momentum=0.9",
+    "adam:lr=0.01,amsgrad=true",
+    "rmsprop:lr=0.001,centered=true,momentum=0.5",
+    "nadam",
+    "asgd",
+    "rprop",
+    "adadelta",
+    "adagrad",
+    "adamax",
+    "radam",
+]
+
+
+@pytest.mark.parametrize("text", STATE_CASES)
+def test_every_state_value_is_shown_with_its_symbol_and_equals_torchs(text):
+    cfg = SurfaceRunConfig((OptimizerConfig.from_text(text),), problem=Problem(steps=4))
+    opt = cfg.optimizers[0]
+    snaps = record_steps(cfg, 0)
+    # torch's own optimizer, stepped by hand to the same step.
+    p = torch.tensor(cfg.problem.start, dtype=torch.float64, requires_grad=True)
+    torch_opt = opt.build([p])
+    surface = cfg.resolved_surface
+    for snap in snaps:
+        torch_opt.zero_grad()
+        surface(p).backward()
+        torch_opt.step()
+        lines = state_lines(opt, snap)
+        assert len(lines) == len(torch_opt.state[p])
+        for key, value in torch_opt.state[p].items():
+            symbol = opt.spec.state_symbol(key)
+            assert symbol is not None, key
+            shown = f"{symbol.after} = {_value(plain(value))}"
+            assert any(shown in line for line in lines), (shown, lines)
+        assert r"\lamda" not in numbers_latex(opt, snap)

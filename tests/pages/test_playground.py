@@ -130,10 +130,11 @@ def test_every_optimizer_has_generated_widgets_and_runs(spec):
 
 def test_bad_setting_shows_a_message_and_keeps_the_input():
     at = app()
-    at.number_input(key="slot0_lr").set_value(0.0).run()
+    # lr = 0 is torch's to take (it runs, with a warning); a negative lr is refused.
+    at.number_input(key="slot0_lr").set_value(-0.5).run()
     assert not at.exception
-    assert "Invalid lr value: 0" in at.error[0].value
-    assert at.number_input(key="slot0_lr").value == 0.0  # nothing the user typed is lost
+    assert "Invalid lr value: -0.5" in at.error[0].value
+    assert at.number_input(key="slot0_lr").value == -0.5  # nothing the user typed is lost
     at.number_input(key="slot0_lr").set_value(0.002).run()
     no_problems(at)
 

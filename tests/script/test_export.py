@@ -445,3 +445,29 @@ def test_every_optimizer_s_script_runs_its_path(found, tmp_path: Path) -> None:
     mine = runpy.run_path(str(script), run_name="exported")  # main() stays behind its guard
     (result,) = [mine["run"](opt, mine["f"], mine["SETTINGS"]) for opt in mine["OPTIMIZERS"]]
     assert_same_ends(ends(collect(cfg)), {"runs": [result]})
+
+
+#: Values only a text form can carry: an optional number (torch's None or a number),
+#: a pair with an optional element, and OneCycleLR's momentum cycle set away from torch's.
+NEW_KNOBS = [
+    ("lbfgs:line_search_fn=strong_wolfe,max_eval=8", "none"),
+    ("adafactor:lr=0.05,eps=none/0.01", "none"),
+    ("adafactor:lr=0.05,eps=1e-20/0.01", "none"),
+    (
+        "sgd:lr=0.001,momentum=0.9",
+        "onecycle:base_momentum=0.7,max_momentum=0.9,anneal_strategy=linear,three_phase=true",
+    ),
+    ("adam:lr=0.01", "onecycle:cycle_momentum=false,div_factor=5"),
+]
+
+
+@pytest.mark.parametrize(("text", "plan"), NEW_KNOBS, ids=[f"{t}|{p}" for t, p in NEW_KNOBS])
+def test_optional_values_and_one_cycle_knobs_reach_the_script(text, plan, tmp_path) -> None:
+    cfg = SurfaceRunConfig(
+        opts(text), plans=(Plan.from_text(plan),), problem=Problem(surface="rosenbrock", steps=30)
+    )
+    script = tmp_path / "knobs.py"
+    script.write_text(surface_script(cfg), encoding="utf-8")
+    mine = runpy.run_path(str(script), run_name="exported")
+    (result,) = [mine["run"](opt, mine["f"], mine["SETTINGS"]) for opt in mine["OPTIMIZERS"]]
+    assert_same_ends(ends(collect(cfg)), {"runs": [result]})

@@ -268,6 +268,7 @@ INPUTS: dict[str, tuple[OptimizerInput, ...]] = {
         [
             ("defaults", {}, ROSEN),
             ("etas", {"etas": (0.3, 1.5), "step_sizes": (1e-4, 0.5)}, ROSEN),
+            ("lr", {"lr": 1e-3}, ROSEN),
             ("maximize_cap", {"maximize": True}, CAP),
         ],
     ),
@@ -299,6 +300,7 @@ INPUTS: dict[str, tuple[OptimizerInput, ...]] = {
                 },
                 ROSEN,
             ),
+            ("max_eval", {"line_search_fn": "strong_wolfe", "max_iter": 10, "max_eval": 8}, ROSEN),
         ],
     ),
     "adafactor": _inputs(
@@ -307,6 +309,7 @@ INPUTS: dict[str, tuple[OptimizerInput, ...]] = {
             ("lr", {"lr": 0.05}, ROSEN),
             ("decay_clip", {"lr": 0.05, "weight_decay": 0.1, "d": 2.0}, ROSEN),
             ("slow_decay", {"lr": 0.05, "beta2_decay": -0.5}, ROSEN),
+            ("eps", {"lr": 0.05, "eps": (1e-20, 1e-2)}, ROSEN),
             ("maximize_cap", {"lr": 0.05, "maximize": True}, CAP),
         ],
     ),

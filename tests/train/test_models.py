@@ -121,9 +121,22 @@ def test_spec_is_consistent(spec: ModelSpec) -> None:
     assert isinstance(model.get_submodule(CLASSIFIER), nn.Module)
 
 
-def test_registry_keys_are_unique_and_tutorial_net_says_it_is_linear() -> None:
+def test_registry_keys_are_unique_and_tutorial_net_says_what_is_true() -> None:
+    """The tutorial's net has no activation, yet max-pooling makes it nonlinear: its
+    note says so, and the net itself is not additive (f(a + b) - f(0) differs from
+    f(a) - f(0) + f(b) - f(0)), which a linear map would be."""
     assert len(set(MODEL_IDS)) == len(MODEL_IDS)
-    assert any("no nonlinearity" in note.lower() for note in get_model_spec("seednet").notes)
+    spec = get_model_spec("seednet")
+    notes = " ".join(spec.notes)
+    assert "not a linear model" in notes and "Max-pooling" in notes
+    model = spec.factory().eval()
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2, 4, 3, 32, 32, generator=gen)
+    with torch.no_grad():
+        zero = model(torch.zeros_like(a))
+        together = model(a + b) - zero
+        apart = (model(a) - zero) + (model(b) - zero)
+    assert not torch.allclose(together, apart, rtol=1e-3, atol=1e-4)
 
 
 @pytest.mark.parametrize("spec", MODELS, ids=MODEL_IDS)

@@ -2,12 +2,13 @@
 
 The records come from `optlab.surface.inspector.record_steps` (a replay of that
 optimizer with real torch.optim), cached per single-optimizer config like
-the trajectories, so scrubbing the step slider costs nothing.
+the trajectories, so scrubbing the step slider costs nothing. Every number is
+labelled with the symbol its update rule gives it, from the spec's explicit
+mapping (`OptimizerSpec.symbols`, `OptimizerSpec.state`); a quantity the rule
+has no symbol for is shown by torch's own name, as text.
 """
 
 from __future__ import annotations
-
-import unicodedata
 
 import pandas as pd
 import streamlit as st
@@ -18,8 +19,13 @@ from optlab.surface import plots
 from optlab.surface.inspector import Plain, StepSnapshot, directions, record_steps
 from optlab.surface.run import SurfaceRunConfig
 from optlab.surface.trajectory import Trajectory
+from optlab.ui.playground.settings import SLOTS
 
-SLOT_KEY, STEP_KEY = "inspect_slot", "inspect_step"
+SLOT_KEY, STEP_KEY, SCALE_KEY = "inspect_slot", "inspect_step", "inspect_scale"
+#: The slot id the picker follows, so that it stays on its slot when the slot's
+#: label changes (Streamlit keeps a selectbox's choice by its label).
+FOLLOW_KEY = "inspect_follow"
+OWN_SCALE, ONE_SCALE = "each its own scale", "one scale"
 
 
 @st.cache_data(max_entries=32, show_spinner="Recording every step…")
@@ -35,17 +41,7 @@ def _text(value: Plain) -> str:
         if len(value) > 6:
             return f"{len(value)} values"
         return "(" + ", ".join(_text(v) for v in value) + ")"
-    return str(value)
-
-
-def _symbol(opt: OptimizerConfig, name: str) -> str:
-    """The LaTeX symbol a knob's help names (γ for lr), else its name."""
-    help_text = opt.spec.hparam(name).help
-    for ch in reversed(help_text):
-        if "GREEK" in unicodedata.name(ch, ""):
-            word = unicodedata.name(ch).split()[-1].lower()
-            return f"\\{word}"
-    return f"\\text{{{name}}}".replace("_", r"\_")
+    return "—" if value is None else str(value)
 
 
 def _num(v: float) -> str:
@@ -55,36 +51,106 @@ def _num(v: float) -> str:
         mantissa, exponent = text.split("e")
         power = f"10^{{{int(exponent)}}}"
         return power if mantissa == "1" else rf"{mantissa} \times {power}"
-    return text
+    return text.replace("inf", r"\infty").replace("nan", r"\text{NaN}")
 
 
 def _vec(v: tuple[float, float]) -> str:
     return rf"\begin{{pmatrix}}{_num(v[0])} \\ {_num(v[1])}\end{{pmatrix}}"
 
 
-def _numbers(opt: OptimizerConfig, snap: StepSnapshot) -> str:
-    """This step's numbers in the rule's own symbols, as one LaTeX line."""
-    parts = []
-    for hp in opt.spec.hparams:
-        value = snap.groups.get(hp.name)
-        if isinstance(value, float | int) and not isinstance(value, bool) and value != 0:
-            parts.append(f"{_symbol(opt, hp.name)} = {_num(value)}")
-    parts.append(f"g_t = {_vec(snap.grad)}")
-    parts.append(rf"\theta_t = {_vec(snap.point)}")
-    new = (snap.point[0] + snap.update[0], snap.point[1] + snap.update[1])
-    parts.append(rf"\theta_{{t+1}} = {_vec(new)}")
-    return r"\begin{aligned}" + r" \\ ".join(f"&{part}" for part in parts) + r"\end{aligned}"
+def _name(name: str) -> str:
+    """A torch name as LaTeX text (``max_iter`` -> ``\\text{max\\_iter}``)."""
+    return r"\text{" + name.replace("_", r"\_") + "}"
 
 
-def _state_table(snap: StepSnapshot) -> pd.DataFrame:
+def _value(value: Plain) -> str:
+    """A state or hyperparameter value in LaTeX."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return _name(str(value).lower() if value is not None else "none")
+    if isinstance(value, int | float):
+        return _num(float(value)) if isinstance(value, float) else str(value)
+    if len(value) == 2 and all(isinstance(v, float | int) for v in value):
+        return _vec(value)  # type: ignore[arg-type]
+    return _name(f"{len(value)} entries")
+
+
+def hparam_lines(opt: OptimizerConfig, groups: dict[str, Plain]) -> list[str]:
+    """This step's hyperparameters (``param_groups[0]``, a schedule included), each
+    as ``symbol = value`` with the rule's own symbol, else torch's name."""
+    spec = opt.spec
+    lines = []
+    for hp in spec.hparams:
+        value = groups.get(hp.name, opt.kwargs.get(hp.name))
+        if hp.kind == "pair" and isinstance(value, tuple):
+            for i, element in enumerate(value):
+                name = f"{hp.name}[{i}]"
+                lines.append(f"{spec.symbol(name) or _name(name)} = {_value(element)}")
+        elif hp.kind in ("int", "float"):
+            lines.append(f"{spec.symbol(hp.name) or _name(hp.name)} = {_value(value)}")
+        elif value:  # a flag that is on, or a choice that is set
+            lines.append(f"{_name(hp.name)} = {_value(value)}")
+    return lines
+
+
+def state_lines(opt: OptimizerConfig, snap: StepSnapshot) -> list[str]:
+    """Every entry of ``optimizer.state[p]``: its value before step t and after it, each
+    labelled with the rule's symbol (``m_{t-1} = ...``, ``m_t = ...``)."""
+    spec = opt.spec
+    lines = []
+    for key in dict.fromkeys([*snap.state_before, *snap.state_after]):
+        symbol = spec.state_symbol(key)
+        after = symbol.after if symbol and symbol.after else rf"{_name(key)}_{{\text{{after}}}}"
+        before = symbol.before if symbol and symbol.before else rf"{_name(key)}_{{\text{{before}}}}"
+        missing = r"\text{(not in the state)}"
+        was = (
+            f"{before} = {_value(snap.state_before[key])}" if key in snap.state_before else missing
+        )
+        now = f"{after} = {_value(snap.state_after[key])}" if key in snap.state_after else missing
+        lines.append(rf"{was} &\to& {now}")
+    return lines
+
+
+def numbers_latex(opt: OptimizerConfig, snap: StepSnapshot) -> str:
+    """This step's numbers in the rule's own symbols, as one aligned LaTeX block."""
+    lines = [f"{line} &&" for line in hparam_lines(opt, snap.groups)]
+    lines.append(rf"\theta_{{t-1}} = {_vec(snap.point)} &\to& \theta_t = {_vec(snap.new_point)}")
+    gradient = rf"g_t = {_vec(snap.g_t)}"
+    if snap.g_t != snap.grad:
+        gradient += r" = -\nabla f(\theta_{t-1})\ (\text{maximize})"
+    if snap.groups.get("weight_decay"):
+        gradient += r"\ (\text{before the weight-decay term})"
+    lines.append(gradient + " &&")
+    lines += state_lines(opt, snap)
+    return r"\begin{aligned}" + r" \\ ".join(f"&{line}" for line in lines) + r"\end{aligned}"
+
+
+def _state_table(opt: OptimizerConfig, snap: StepSnapshot) -> pd.DataFrame:
     keys = list(dict.fromkeys([*snap.state_before, *snap.state_after]))
+    meaning = [(s.meaning if (s := opt.spec.state_symbol(k)) else "") for k in keys]
     return pd.DataFrame(
         {
             "state": keys,
             "before step()": [_text(snap.state_before.get(k, "—")) for k in keys],
             "after step()": [_text(snap.state_after.get(k, "—")) for k in keys],
+            "meaning": meaning,
         }
     )
+
+
+def _follow_slot(slot_ids: list[int]) -> None:
+    """Points the picker at the slot it follows, by id, before it is drawn: a slot
+    whose optimizer or values changed keeps its place in the picker."""
+    state = st.session_state
+    followed = state.get(FOLLOW_KEY)
+    if followed in slot_ids:
+        state[SLOT_KEY] = slot_ids.index(followed)
+    elif state.get(SLOT_KEY, 0) >= len(slot_ids):
+        state[SLOT_KEY] = 0
+
+
+def _remember_slot(slot_ids: list[int]) -> None:
+    state = st.session_state
+    state[FOLLOW_KEY] = slot_ids[state[SLOT_KEY]]
 
 
 def inspector_section(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
@@ -92,8 +158,10 @@ def inspector_section(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> 
     st.subheader("Step inspector")
     labels = [tr.optimizer.label for tr in trajectories]
     state = st.session_state
-    if state.get(SLOT_KEY, 0) >= len(labels):
-        state[SLOT_KEY] = 0
+    slot_ids = SLOTS.ids(state)
+    if len(slot_ids) != len(labels):  # a config that did not come from the slots
+        slot_ids = list(range(len(labels)))
+    _follow_slot(slot_ids)
     c1, c2 = st.columns([1, 2])
     index = c1.selectbox(
         "Optimizer",
@@ -101,30 +169,42 @@ def inspector_section(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> 
         format_func=labels.__getitem__,
         key=SLOT_KEY,
         persist_state="session",
+        on_change=_remember_slot,
+        args=(slot_ids,),
     )
+    state[FOLLOW_KEY] = slot_ids[index]
     opt = cfg.optimizers[index]
     snaps = cached_record(cfg.select(index))
     if not snaps:
         st.info("This optimizer took no step (it diverged at the start).")
         return
-    last = len(snaps) - 1
-    if state.get(STEP_KEY, 0) > last:
-        state[STEP_KEY] = last
-    if last == 0:
+    last = len(snaps)
+    if not 1 <= state.get(STEP_KEY, 1) <= last:
+        state[STEP_KEY] = min(max(state.get(STEP_KEY, 1), 1), last)
+    if last == 1:
         c2.caption("One step only (it diverged after it).")
-        t = 0
+        t = 1
     else:
         t = c2.slider(
             "Step t",
-            0,
+            1,
             last,
             key=STEP_KEY,
             persist_state="session",
-            help="The step from θ_t to θ_{t+1}.",
+            help="Step t takes θ_{t−1} to θ_t; t is torch's own step counter, from 1.",
         )
-    snap = snaps[t]
+    snap = snaps[t - 1]
     left, right = st.columns([3, 2], gap="medium")
     with left:
+        scale = st.segmented_control(
+            "Arrow lengths",
+            (OWN_SCALE, ONE_SCALE),
+            default=OWN_SCALE,
+            key=SCALE_KEY,
+            help="Each its own scale: every arrow is stretched to a visible length (its "
+            "factor is in the legend), so a tiny step still shows its direction. One "
+            "scale: lengths compare, and a short arrow may vanish.",
+        )
         st.plotly_chart(
             plots.inspector_figure(
                 cfg.resolved_surface,
@@ -133,12 +213,13 @@ def inspector_section(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> 
                 snap.point,
                 directions(snap),
                 snap.evaluations,
+                common_scale=scale == ONE_SCALE,
             ),
             config=chart_config(f"{cfg.problem.surface}-inspector-step{t}"),
             key="inspector_chart",
         )
     with right:
-        st.markdown(f"**{opt.label}**, step {t} → {t + 1}")
+        st.markdown(f"**{opt.label}**, step t = {t}: θ_{t - 1} → θ_{t}")
         if len(snap.evaluations) > 1:
             st.caption(
                 f"f was evaluated {len(snap.evaluations)} times in this step() (the rings on "
@@ -151,7 +232,7 @@ def inspector_section(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> 
         st.dataframe(groups, hide_index=True, width="stretch")
         st.caption("`optimizer.state[p]`")
         if snap.state_after:
-            st.dataframe(_state_table(snap), hide_index=True, width="stretch")
+            st.dataframe(_state_table(opt, snap), hide_index=True, width="stretch")
         else:
             st.write("Empty: this optimizer keeps nothing between steps.")
     rule, numbers = st.columns([3, 2], gap="medium")
@@ -159,5 +240,5 @@ def inspector_section(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> 
         st.caption("The update rule, as torch implements it:")
         st.latex(opt.spec.rule)
     with numbers:
-        st.caption("This step's numbers:")
-        st.latex(_numbers(opt, snap))
+        st.caption("This step's numbers, in the rule's symbols (before → after step t):")
+        st.latex(numbers_latex(opt, snap))
