@@ -59,11 +59,12 @@ def dash(i: int) -> str:
     return DASHES[i % len(DASHES)]
 
 
-def legend_below(fig: Any, gap_px: float = LEGEND_GAP_PX) -> None:
+def legend_below(fig: Any, gap_px: float = LEGEND_GAP_PX, *, solo: bool = True) -> None:
     """The legend in rows under the plot, never over it, clear of the x axis's ticks
-    and title; a click on an entry shows that optimizer alone (a second click
-    brings the others back). Call it once the figure's height and margins are set:
-    Plotly places a legend in fractions of the plot's height."""
+    and title; with ``solo`` a click on an entry shows that optimizer alone (a second
+    click brings the others back), else it hides that entry only (a map's legend of
+    categories). Call it once the figure's height and margins are set: Plotly places
+    a legend in fractions of the plot's height."""
     layout = fig.layout
     margin = layout.margin
     plot_height = (layout.height or 450) - (margin.t or 0) - (margin.b or 0)
@@ -74,8 +75,8 @@ def legend_below(fig: Any, gap_px: float = LEGEND_GAP_PX) -> None:
             xanchor="left",
             y=-gap_px / max(plot_height, 100),
             yanchor="top",
-            itemclick="toggleothers",
-            itemdoubleclick="toggle",
+            itemclick="toggleothers" if solo else "toggle",
+            itemdoubleclick="toggle" if solo else "toggleothers",
         )
     )
 

@@ -162,13 +162,14 @@ NADAM = OptimizerSpec(
 \begin{aligned}
 {DECAY}
 \mu_t &= \beta_1\left(1 - \tfrac12\, 0.96^{\,t\psi}\right),\quad
-\mu_{t+1} = \beta_1\left(1 - \tfrac12\, 0.96^{\,(t+1)\psi}\right),\quad
-\textstyle\prod_{i\le t}\mu_i = \mu_t \prod_{i\le t-1}\mu_i \\
+\mu_{t+1} = \beta_1\left(1 - \tfrac12\, 0.96^{\,(t+1)\psi}\right) \\
+\textstyle\prod_{i\le t}\mu_i &= \mu_t \prod_{i\le t-1}\mu_i \\
 m_t &= \beta_1 m_{t-1} + (1-\beta_1)\, g_t, \qquad
 v_t = \beta_2 v_{t-1} + (1-\beta_2)\, g_t^2 \\
 \theta_t &= \theta_{t-1}
- - \frac{\gamma (1-\mu_t)}{1-\prod_{i\le t}\mu_i}\,\frac{g_t}{\sqrt{v_t/(1-\beta_2^t)}+\epsilon}
- - \frac{\gamma\, \mu_{t+1}}{1-\prod_{i\le t+1}\mu_i}\,\frac{m_t}{\sqrt{v_t/(1-\beta_2^t)}+\epsilon}
+ - \frac{\gamma (1-\mu_t)}{1-\prod_{i\le t}\mu_i}\,\frac{g_t}{\sqrt{v_t/(1-\beta_2^t)}+\epsilon} \\
+&\quad - \frac{\gamma\, \mu_{t+1}}{1-\prod_{i\le t+1}\mu_i}\,
+ \frac{m_t}{\sqrt{v_t/(1-\beta_2^t)}+\epsilon}
 \end{aligned}""".replace("{DECAY}", COUPLED),
     notes=(
         "torch uses Dozat's momentum schedule μ_t with the 0.96 base and ψ = momentum_decay; "

@@ -134,15 +134,16 @@ LBFGS = OptimizerSpec(
     rule=r"""
 \begin{aligned}
 &\text{repeat up to } \text{max\_iter} \text{ times inside one step(closure):} \\
-&\quad d_k = -H_k\, g_k \quad \text{(two-loop recursion over the last } m
- \text{ pairs } s_i = \theta_{i+1}-\theta_i,\ y_i = g_{i+1}-g_i,\ \rho_i = 1/(y_i^\top s_i)) \\
-&\quad H_0 = \frac{s^\top y}{y^\top y}\, I, \qquad
-\alpha_k = \begin{cases} \min(1, 1/\lVert g\rVert_1)\,\gamma & \text{the optimizer's very first
- iteration} \\ \gamma & \text{afterwards} \end{cases} \\
-&\quad \theta_{k+1} = \theta_k + \alpha_k d_k \quad (\alpha_k \text{ from a strong-Wolfe search
- if line\_search\_fn}) \\
-&\text{stop early when } \max|g| \le \text{tolerance\_grad} \text{ or the change }
- \le \text{tolerance\_change}, \text{ or after } \text{max\_eval} \text{ evaluations}
+&\quad d_k = -H_k\, g_k \quad \text{(two-loop recursion over the last } m \text{ pairs:} \\
+&\qquad s_i = \theta_{i+1}-\theta_i,\ y_i = g_{i+1}-g_i,\ \rho_i = 1/(y_i^\top s_i)) \\
+&\quad H_0 = \frac{s^\top y}{y^\top y}\, I \\
+&\quad \alpha_k = \begin{cases} \min(1, 1/\lVert g\rVert_1)\,\gamma
+ & \text{the optimizer's very first iteration} \\ \gamma & \text{afterwards} \end{cases} \\
+&\quad \theta_{k+1} = \theta_k + \alpha_k d_k \\
+&\qquad (\alpha_k \text{ from a strong-Wolfe search if line\_search\_fn}) \\
+&\text{stop early when } \max|g| \le \text{tolerance\_grad}
+ \text{ or the change } \le \text{tolerance\_change}, \\
+&\quad \text{or after } \text{max\_eval} \text{ evaluations}
 \end{aligned}""",
     notes=(
         "One OptLab step is one optimizer.step(closure) call, which runs up to max_iter "

@@ -147,15 +147,18 @@ _SHOW = {
 }
 
 
-#: Pixels under the plot: the x axis (ticks and title), then the controls' row
-#: (Play, Pause, speed; the slider beside them), then the legend.
-AXIS_PX, CONTROLS_PX, LEGEND_PX = 50, 100, 50
+#: Pixels under the plot: the x axis (ticks and title), then the controls (a row
+#: of Play, Pause and the speed menu, and under it the slider), then the legend.
+AXIS_PX, CONTROLS_PX, LEGEND_PX = 50, 150, 50
+#: The height of the buttons' row, above the slider.
+BUTTONS_PX = 46
 
 
 def _controls(fig: go.Figure, steps: np.ndarray, active: int, plot_height: float) -> None:
-    """Play, Pause, the speed menu and the slider in one row under the x axis (the
-    buttons left of the slider, never on it), placed in pixels: Plotly places them
-    in fractions of the plot's height."""
+    """Play and Pause (left) and the speed menu (right) in a row under the x axis, and
+    the slider the whole width under them: rows apart, the buttons can never sit on
+    the slider, whatever the font (a projector's 18 px buttons are twice as wide).
+    Placed in pixels: Plotly places them in fractions of the plot's height."""
     below = -AXIS_PX / plot_height
     fig.update_layout(
         updatemenus=[
@@ -177,9 +180,9 @@ def _controls(fig: go.Figure, steps: np.ndarray, active: int, plot_height: float
             dict(
                 type="dropdown",
                 direction="up",
-                x=0,
-                y=below - 40 / plot_height,
-                xanchor="left",
+                x=1,
+                y=below,
+                xanchor="right",
                 yanchor="top",
                 showactive=True,
                 active=list(SPEEDS).index(NORMAL_SPEED),
@@ -192,9 +195,9 @@ def _controls(fig: go.Figure, steps: np.ndarray, active: int, plot_height: float
         sliders=[
             dict(
                 active=active,
-                x=0.2,
-                len=0.8,
-                y=below,
+                x=0,
+                len=1,
+                y=below - BUTTONS_PX / plot_height,
                 yanchor="top",
                 pad=dict(t=0, b=0),
                 currentvalue=dict(prefix="step ", visible=True, xanchor="right"),

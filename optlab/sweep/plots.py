@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from optlab.charts import color, dash
+from optlab.charts import color, dash, legend_below
 from optlab.numbers import number_text
 from optlab.surface.surfaces import Surface
 from optlab.sweep.run import (
@@ -145,8 +145,9 @@ def heatmap_figure(
         dragmode=False,
         hovermode="closest",
         hoverdistance=-1,
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0),
     )
+    # Under the plot: above it, a projector's big legend covers the title.
+    legend_below(fig, solo=False)
     fig.update_xaxes(title_text=cfg.x.name, **axis_ticks(cfg.x))
     fig.update_yaxes(title_text=cfg.y.name, **axis_ticks(cfg.y))
     return fig
@@ -411,8 +412,8 @@ def basins_figure(result: SweepResult, height: int = 560) -> go.Figure:
         margin=dict(l=10, r=10, t=30, b=10),
         clickmode="event+select",
         dragmode=False,
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, font=dict(size=11)),
     )
+    legend_below(fig, solo=False)
     fig.update_xaxes(title_text="start x", range=[xs[0], xs[-1]])
     fig.update_yaxes(title_text="start y", range=[ys[0], ys[-1]])
     return fig
@@ -460,10 +461,10 @@ def tuning_figure(
             text=f"Tuning curves: {scale.title} vs learning rate (×: diverged)",
             font=dict(size=14),
         ),
-        # Under the plot: above it, a legend of several optimizers covered the title.
-        legend=dict(orientation="h", yanchor="top", y=-0.22, x=0),
         hovermode="closest",
     )
+    # Under the plot: above it, a legend of several optimizers covered the title.
+    legend_below(fig)
     xs_all = np.concatenate([r.config.x.values for r in results]) if results else []
     fig.update_xaxes(title_text="lr", **log_ticks(xs_all))
     value_axis(fig, scale, lines)

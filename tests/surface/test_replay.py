@@ -191,9 +191,9 @@ def test_play_pause_and_every_speed_animate(rosen: list[Trajectory]) -> None:
     assert all(b.method == "animate" for b in buttons.buttons + speeds.buttons)
     durations = [b.args[1]["frame"]["duration"] for b in speeds.buttons]
     assert durations == list(SPEEDS.values()) and len(set(durations)) == len(durations)
-    # The buttons sit left of the slider, never on it.
+    # The buttons' row sits above the slider, never on it.
     (slider,) = fig.layout.sliders
-    assert buttons.x == 0 and slider.x >= 0.2
+    assert buttons.y == speeds.y and slider.y < buttons.y and slider.yanchor == "top"
 
 
 def test_the_background_is_an_image_over_the_bounds(rosen: list[Trajectory]) -> None:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from optlab.charts import chart_config
 from optlab.optim.config import OptimizerConfig
 from optlab.surface import plots
 from optlab.surface.inspector import Plain, StepSnapshot, directions, record_steps
 from optlab.surface.run import SurfaceRunConfig
 from optlab.surface.trajectory import Trajectory
 from optlab.ui.playground.settings import SLOTS
+from optlab.ui.view import PRESENTER_SQUARE_PX, columns, show_chart
 
 SLOT_KEY, STEP_KEY, SCALE_KEY = "inspect_slot", "inspect_step", "inspect_scale"
 #: The slot id the picker follows, so that it stays on its slot when the slot's
@@ -194,7 +194,7 @@ def inspector_section(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> 
             help="Step t takes θ_{t−1} to θ_t; t is torch's own step counter, from 1.",
         )
     snap = snaps[t - 1]
-    left, right = st.columns([3, 2], gap="medium")
+    left, right = columns([3, 2], gap="medium")
     with left:
         scale = st.segmented_control(
             "Arrow lengths",
@@ -205,7 +205,7 @@ def inspector_section(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> 
             "factor is in the legend), so a tiny step still shows its direction. One "
             "scale: lengths compare, and a short arrow may vanish.",
         )
-        st.plotly_chart(
+        show_chart(
             plots.inspector_figure(
                 cfg.resolved_surface,
                 trajectories[index],
@@ -215,8 +215,9 @@ def inspector_section(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> 
                 snap.evaluations,
                 common_scale=scale == ONE_SCALE,
             ),
-            config=chart_config(f"{cfg.problem.surface}-inspector-step{t}"),
+            f"{cfg.problem.surface}-inspector-step{t}",
             key="inspector_chart",
+            presenter_height=PRESENTER_SQUARE_PX,
         )
     with right:
         st.markdown(f"**{opt.label}**, step t = {t}: θ_{t - 1} → θ_{t}")
@@ -235,7 +236,7 @@ def inspector_section(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> 
             st.dataframe(_state_table(opt, snap), hide_index=True, width="stretch")
         else:
             st.write("Empty: this optimizer keeps nothing between steps.")
-    rule, numbers = st.columns([3, 2], gap="medium")
+    rule, numbers = columns([3, 2], gap="medium")
     with rule:
         st.caption("The update rule, as torch implements it:")
         st.latex(opt.spec.rule)
