@@ -20,7 +20,7 @@ from optlab.links import KNOWN_KEYS, config_from_params, config_to_params
 from optlab.optim import registry
 from optlab.optim.builtin import PRESETS
 from optlab.optim.config import OptimizerConfig
-from optlab.surface.problem import MAX_NOISE, MAX_SEED, MAX_STEPS, Problem
+from optlab.surface.problem import MAX_NOISE, MAX_SEED, MAX_SEEDS, MAX_STEPS, Problem
 from optlab.surface.run import MAX_OPTIMIZERS, SurfaceRunConfig
 from optlab.surface.surfaces import CUSTOM, SURFACES, get_surface
 
@@ -242,9 +242,20 @@ def optimizer_configs(draw: st.DrawFn) -> OptimizerConfig:
     keys = [spec.key for spec in registry.optimizers()] + [p.key for p in PRESETS]
     key = draw(st.sampled_from(keys))
     base = OptimizerConfig.create(key).spec
+    # Any lr its spec accepts: torch's own (any lr >= 0, 0 and the largest doubles
+    # included), or a plugin's narrower range.
+    lr = next(hp for hp in base.hparams if hp.name == "lr")
     values: dict[str, Any] = {
-        # torch takes any lr >= 0, 0 and the largest doubles included.
-        "lr": draw(st.floats(min_value=0.0, allow_infinity=False))
+        "lr": draw(
+            st.floats(
+                min_value=lr.low,
+                max_value=lr.high,
+                exclude_min=lr.low_open and lr.low is not None,
+                exclude_max=lr.high_open and lr.high is not None,
+                allow_nan=False,
+                allow_infinity=False,
+            )
+        )
     }
     for hp in base.hparams:
         if hp.kind == "bool" and hp.name != "nesterov" and draw(st.booleans()):
@@ -258,7 +269,8 @@ def run_configs(draw: st.DrawFn) -> SurfaceRunConfig:
     fields: dict[str, Any] = {
         "steps": draw(st.integers(1, MAX_STEPS)),
         "noise": draw(st.floats(min_value=0.0, max_value=MAX_NOISE)),
-        "seed": draw(st.integers(0, MAX_SEED)),
+        "seed": draw(st.integers(0, MAX_SEED - MAX_SEEDS)),
+        "seeds": draw(st.integers(1, MAX_SEEDS)),
     }
     surface = draw(st.sampled_from([*SURFACES, None]))
     if surface is None:

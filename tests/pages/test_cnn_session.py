@@ -92,7 +92,7 @@ def test_the_classifier_multiple_is_ignored_for_lbfgs_which_has_one_group():
     [
         ("cnn_slot0_lr", -1.0, "Invalid lr value: -1"),
         ("cnn_slot0_clr", 0.0, "classifier_lr_mult"),
-        ("cnn_slot0_sched_gamma", 2.0, "Invalid gamma value: 2"),
+        ("cnn_slot0_sched_gamma", 0.0, "Invalid gamma value: 0"),
         (settings.BATCH, 0, "batch_size"),
         (settings.EVAL_EVERY, 0, "eval_every"),
         (settings.CLIP, float("inf"), "clip_grad_norm"),

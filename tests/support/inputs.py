@@ -309,7 +309,8 @@ INPUTS: dict[str, tuple[OptimizerInput, ...]] = {
             ("lr", {"lr": 0.05}, ROSEN),
             ("decay_clip", {"lr": 0.05, "weight_decay": 0.1, "d": 2.0}, ROSEN),
             ("slow_decay", {"lr": 0.05, "beta2_decay": -0.5}, ROSEN),
-            ("eps", {"lr": 0.05, "eps": (1e-20, 1e-2)}, ROSEN),
+            # ε₂ floors the step scale at max(ε₂, RMS(θ)): above RMS(θ) it sets the step.
+            ("eps", {"lr": 0.05, "eps": (1e-3, 1.5)}, ROSEN),
             ("maximize_cap", {"lr": 0.05, "maximize": True}, CAP),
         ],
     ),

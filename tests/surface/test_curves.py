@@ -24,30 +24,10 @@ from optlab.surface.run import DIVERGED, SurfaceRunConfig
 from optlab.surface.surfaces import CUSTOM, formula_surface, get_surface
 from optlab.surface.trajectory import Trajectory, collect
 from tests.support.paths import hand_made, long_trajectory, opt, paths_by_label, values
+from tests.surface.conftest import STEPS
 
-STEPS = 120
 ROSENBROCK = get_surface("rosenbrock")
 HIMMELBLAU = get_surface("himmelblau")
-
-
-@pytest.fixture(scope="module")
-def rosen() -> list[Trajectory]:
-    """Adam converging, SGD diverging at once, LBFGS with many evaluations per step."""
-    cfg = SurfaceRunConfig(
-        (opt("adam", lr=0.05), opt("sgd", lr=1.0), opt("lbfgs", line_search_fn="strong_wolfe")),
-        problem=Problem(steps=STEPS),
-    )
-    trajectories = collect(cfg)
-    assert trajectories[1].status == DIVERGED
-    return trajectories
-
-
-@pytest.fixture(scope="module")
-def himmel() -> list[Trajectory]:
-    cfg = SurfaceRunConfig(
-        (opt("adam", lr=0.1), opt("sgd", lr=0.01)), problem=Problem(surface="himmelblau", steps=60)
-    )
-    return collect(cfg)
 
 
 def exit_markers(fig) -> dict[str, object]:

@@ -18,7 +18,7 @@ from optlab.surface.curves import distance_figure, loss_figure
 from optlab.surface.plots import WEBGL_POINTS, contour_figure, shown_values, surface3d_figure
 from optlab.surface.problem import Problem
 from optlab.surface.replay import replay_figure
-from optlab.surface.run import DIVERGED, MAX_OPTIMIZERS, SurfaceRunConfig
+from optlab.surface.run import MAX_OPTIMIZERS, SurfaceRunConfig
 from optlab.surface.surfaces import CUSTOM, Surface, formula_surface, get_surface
 from optlab.surface.trajectory import Trajectory, collect
 from tests.support.paths import (
@@ -31,29 +31,8 @@ from tests.support.paths import (
     zigzag_trajectory,
 )
 
-STEPS = 120
 ROSENBROCK = get_surface("rosenbrock")
 HIMMELBLAU = get_surface("himmelblau")
-
-
-@pytest.fixture(scope="module")
-def rosen() -> list[Trajectory]:
-    """Adam converging, SGD diverging at once, LBFGS with many evaluations per step."""
-    cfg = SurfaceRunConfig(
-        (opt("adam", lr=0.05), opt("sgd", lr=1.0), opt("lbfgs", line_search_fn="strong_wolfe")),
-        problem=Problem(steps=STEPS),
-    )
-    trajectories = collect(cfg)
-    assert trajectories[1].status == DIVERGED
-    return trajectories
-
-
-@pytest.fixture(scope="module")
-def himmel() -> list[Trajectory]:
-    cfg = SurfaceRunConfig(
-        (opt("adam", lr=0.1), opt("sgd", lr=0.01)), problem=Problem(surface="himmelblau", steps=60)
-    )
-    return collect(cfg)
 
 
 def trace_color(trace: Any) -> str:

@@ -9,12 +9,10 @@ import base64
 import io
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from optlab.surface.problem import Problem
 from optlab.surface.replay import (
     DENSE_STEPS,
     FRAME_POINTS,
@@ -26,34 +24,20 @@ from optlab.surface.replay import (
     path_points,
     replay_figure,
 )
-from optlab.surface.run import DIVERGED, SurfaceRunConfig
 from optlab.surface.surfaces import get_surface
-from optlab.surface.trajectory import Trajectory, collect
+from optlab.surface.trajectory import Trajectory
 from tests.support.paths import (
     as_drawn,
     hand_made,
     long_trajectory,
-    opt,
     points,
     sign_changes,
     values,
     zigzag_trajectory,
 )
+from tests.surface.conftest import STEPS
 
-STEPS = 120
 ROSENBROCK = get_surface("rosenbrock")
-
-
-@pytest.fixture(scope="module")
-def rosen() -> list[Trajectory]:
-    """Adam converging, SGD diverging at once, LBFGS with many evaluations per step."""
-    cfg = SurfaceRunConfig(
-        (opt("adam", lr=0.05), opt("sgd", lr=1.0), opt("lbfgs", line_search_fn="strong_wolfe")),
-        problem=Problem(steps=STEPS),
-    )
-    trajectories = collect(cfg)
-    assert trajectories[1].status == DIVERGED
-    return trajectories
 
 
 def frame_paths(frame, k: int):

@@ -618,7 +618,7 @@ def test_run_is_lazy() -> None:
 
 def test_evaluation_budget_caps_lbfgs_work() -> None:
     heavy = OptimizerConfig.create("lbfgs", max_iter=200)
-    with pytest.raises(ValueError, match=r"steps: L-BFGS .* may evaluate f up to 1,250,000 times"):
+    with pytest.raises(ValueError, match=r"steps: L-BFGS .* may evaluate f up to 1,000,000 times"):
         SurfaceRunConfig((heavy,), problem=Problem(steps=5000))
     # The same optimizer within the budget, and plain optimizers at the step cap, are fine.
     SurfaceRunConfig((heavy,), problem=Problem(steps=800))

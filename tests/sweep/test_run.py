@@ -260,7 +260,7 @@ def test_progress_is_reported_and_the_summary_names_the_best_cell():
         ({"x": Axis("gamma", 0.1, 0.2, 3)}, "gamma"),
         (
             {"optimizer": OptimizerConfig.create("sgd", momentum=0.9, nesterov=True)},
-            "momentum=0: SGD: Nesterov momentum requires",
+            "momentum=0: Nesterov momentum requires a momentum",
         ),
         (
             {"steps": 5000, "x": Axis("lr", 1e-4, 1e-2, 200), "y": Axis("momentum", 0, 0.9, 200)},

@@ -149,8 +149,9 @@ def basins_mode() -> None:
     surface = cfg.resolved_surface
     if not surface.all_minima:
         st.warning(
-            f"{surface.label} has no known minima to colour by: every start shows as "
-            "converged-somewhere-else or diverged. Try Himmelblau or six-hump camel."
+            f"{surface.label} has no minimum inside its bounds to colour by: every start "
+            "shows as another stationary point, not converged, or diverged. Try "
+            "Himmelblau or six-hump camel."
         )
     st.caption(
         f"Where does {cfg.optimizer.label} end from each start? "
