@@ -547,11 +547,12 @@ def serve(workdir: Path, port: int, probe: bool, env: dict[str, str], session_tt
 # --------------------------------------------------------------------------- the pages
 
 IDLE = "() => !document.querySelector('[data-testid=stStatusWidget]')"
-# The sweep heatmap's grid size and the replay path (tests/test_browser_sweep.py).
+# The sweep heatmap's grid size and the replay path (tests/browser/test_sweep.py).
 SWEEP_DONE = """([nx, ny]) => {
   const plots = [...document.querySelectorAll('.js-plotly-plot')];
   const g = plots.find(g => g._fullData && g._fullData.some(t => t.name === 'cells'));
-  if (!g || g._fullData[0].x.length !== nx || g._fullData[0].y.length !== ny) return false;
+  // One clickable point per cell (the heatmap itself is drawn from the cells' edges).
+  if (!g || g._fullData.find(t => t.name === 'cells').x.length !== nx * ny) return false;
   const r = plots.find(g => g._fullData && g._fullData.length && g._fullData[0].type === 'contour');
   return !!(r && r._fullData.some(t => t.mode === 'lines+markers'));
 }"""

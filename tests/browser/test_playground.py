@@ -198,7 +198,7 @@ def test_a_1000_step_zigzag_keeps_every_flip_in_paths_and_replay(page, app_url):
     page.wait_for_function("() => (" + SIGN_CHANGES + ")('replay').shown === 37")
 
 
-def test_a_typo_keeps_the_last_chart_with_the_error(page, app_url):
+def test_a_typo_or_a_bad_lr_keeps_the_last_chart_with_the_error(page, app_url):
     page.goto(app_url + ZIGZAG)
     page.wait_for_function("() => (" + SIGN_CHANGES + ")('paths') !== null")
     formula = page.get_by_role("textbox", name="f(x, y) =")
@@ -208,6 +208,17 @@ def test_a_typo_keeps_the_last_chart_with_the_error(page, app_url):
     page.get_by_text("last comparison that ran").wait_for()
     assert page.evaluate(SIGN_CHANGES, "paths") == {"shown": 1000}
     assert page.evaluate(CHART_KINDS)[0] == "contour"
+
+    # The other case: an lr of -1, which torch refuses.
+    formula.fill("x**2+10*y**2")
+    formula.press("Enter")
+    page.wait_for_function("() => !document.body.innerText.includes('Cannot run this')")
+    lr = page.get_by_label("lr", exact=True).first
+    lr.fill("-1")
+    lr.press("Enter")
+    page.get_by_text("Invalid lr value: -1").wait_for()
+    page.get_by_text("last comparison that ran").wait_for()
+    assert page.evaluate(SIGN_CHANGES, "paths") == {"shown": 1000}
 
 
 def test_a_click_on_the_contour_moves_the_start(page, app_url):
