@@ -97,7 +97,8 @@ def finishes_normally(tab, steps: int) -> None:
     tab.get_by_role("heading", name="Inside the trained models").wait_for()
     rows = result_rows(tab, "done")
     assert [r[0] for r in rows] == ["SGD (lr=0.01, momentum=0.9)", "Adam"]
-    assert all(0 <= float(r[i]) <= 1 for r in rows for i in (1, 2)), rows
+    accuracies = [r[i] for r in rows for i in (1, 2)]  # written as percentages: "55.0%"
+    assert all(a.endswith("%") and 0 <= float(a[:-1]) <= 100 for a in accuracies), rows
     expect(sidebar(tab).get_by_role("button", name="Start")).to_be_enabled()
     expect(sidebar(tab).get_by_role("button", name="Stop")).to_be_disabled()
     no_exception(tab)
