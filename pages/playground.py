@@ -5,7 +5,7 @@ import streamlit as st
 from optlab.surface.surfaces import CUSTOM
 from optlab.ui import view
 from optlab.ui.playground import results, settings, views
-from optlab.ui.playground.cache import run_cached
+from optlab.ui.playground.cache import run_seeds
 from optlab.ui.playground.inspector import inspector_section
 from optlab.ui.playground.sidebar import sidebar_settings
 
@@ -54,16 +54,12 @@ def show_progress(trajectories, step):
         views.paths_chart(cfg, trajectories, key=None)
 
 
-runs = cfg.seed_runs()  # one, unless the sidebar asks for several noise seeds
 try:
-    trajectories, finished = run_cached(runs[0], on_progress=show_progress)
-    seeds = [trajectories]
-    for k, run in enumerate(runs[1:], start=2):
-        if not finished:
-            break
-        progress.progress(k / len(runs), text=f"Running seed {k} of {len(runs)}…")
-        more, finished = run_cached(run)
-        seeds.append(more)
+    seeds, finished = run_seeds(
+        cfg,
+        on_progress=show_progress,
+        on_seed=lambda k, n: progress.progress(k / n, text=f"Running seed {k} of {n}…"),
+    )
 except Exception as err:  # an optimizer that raises (a plugin, say) must not crash the page
     progress.empty()
     text = str(err).strip().splitlines()
@@ -71,6 +67,7 @@ except Exception as err:  # an optimizer that raises (a plugin, say) must not cr
     st.stop()
 progress.empty()
 live_chart.empty()
+trajectories = seeds[0]
 if not finished:
     st.warning("This run hit the time limit and stopped early; try fewer steps.")
 

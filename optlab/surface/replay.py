@@ -113,6 +113,11 @@ class _Paths:
                 )
             )
 
+    @property
+    def points(self) -> int:
+        """Points a replay draws of these paths in full (`path_points` of each)."""
+        return sum(len(keep) for *_, keep in self.columns)
+
     def at(self, step: int) -> list[dict[str, Any]]:
         """Two traces per path at ``step``: the path up to it, and the head."""
         traces: list[dict[str, Any]] = []
@@ -123,11 +128,6 @@ class _Paths:
             head_x, head_y = xs[m - 1 : m], ys[m - 1 : m]
             traces.append({"type": "scatter", "x": typed_array(head_x), "y": typed_array(head_y)})
         return traces
-
-
-def replay_points(trajectories: Sequence[Trajectory]) -> int:
-    """Points a replay draws of these paths in full (`path_points` of each)."""
-    return sum(len(path_points(np.asarray(tr.x), np.asarray(tr.y))) for tr in trajectories)
 
 
 def _play(duration: int) -> dict[str, Any]:
@@ -250,7 +250,7 @@ def replay_figure(
     last = max((tr.step[-1] for tr in trajectories), default=0)
     at_step = min(max(int(at_step), 0), last)
     paths = _Paths(trajectories)
-    steps = frame_steps(last, frames or frame_count(replay_points(trajectories), last))
+    steps = frame_steps(last, frames or frame_count(paths.points, last))
     for i, trace in enumerate(paths.at(at_step)):
         k, is_head = divmod(i, 2)
         label = trajectories[k].optimizer.label

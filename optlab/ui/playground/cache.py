@@ -97,3 +97,32 @@ def run_cached(
         for key, tr in zip(missing, collector.snapshot(), strict=True):
             cache.put(key, tr)
     return merged(), finished
+
+
+def run_seeds(
+    cfg: SurfaceRunConfig,
+    on_progress: Progress | None = None,
+    on_seed: Callable[[int, int], None] | None = None,
+) -> tuple[list[list[Trajectory]], bool]:
+    """`run_cached` once per noise seed of ``cfg`` (one, unless it asks for several).
+
+    Args:
+        cfg: The comparison; ``cfg.problem.seeds`` runs of it.
+        on_progress: Passed to the first seed's run, the one the paths show.
+        on_seed: Called with (seed number from 1, seeds) before each further seed.
+
+    Returns:
+        Each seed's trajectories, the first seed's first, and whether every run
+        finished; the seeds stop at the first run the time budget cut.
+    """
+    runs = cfg.seed_runs()
+    first, finished = run_cached(runs[0], on_progress=on_progress)
+    seeds = [first]
+    for k, run in enumerate(runs[1:], start=2):
+        if not finished:
+            break
+        if on_seed is not None:
+            on_seed(k, len(runs))
+        more, finished = run_cached(run)
+        seeds.append(more)
+    return seeds, finished

@@ -11,7 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from optlab.surface import plots
-from optlab.surface.replay import frame_count, frame_steps, replay_figure, replay_points
+from optlab.surface.replay import replay_figure
 from optlab.surface.run import SurfaceRunConfig
 from optlab.surface.trajectory import Trajectory
 from optlab.ui.playground import settings
@@ -61,7 +61,8 @@ def _replay(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
         key=REPLAY_STEP,
         help="Steps one at a time with − and +; ▶ Play goes on from the step shown.",
     )
-    frames = len(frame_steps(last, frame_count(replay_points(trajectories), last)))
+    fig = replay_figure(cfg.resolved_surface, trajectories, at_step=int(step))
+    frames = len(fig.frames)
     note.caption(
         "One frame per step."
         if frames == last + 1
@@ -69,7 +70,7 @@ def _replay(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
         "the box shows any step."
     )
     show_chart(
-        replay_figure(cfg.resolved_surface, trajectories, at_step=int(step)),
+        fig,
         f"{cfg.problem.surface}-replay",
         key="replay",
         presenter_height=PRESENTER_SQUARE_PX + 200,
