@@ -34,8 +34,8 @@ DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot", "solid",
 #: Points drawn of a long path or curve (the first and last always among them).
 MAX_PATH_POINTS = 600
 #: Pixels from a plot's bottom edge to a legend under it: tick labels and the
-#: x axis's title fit between.
-LEGEND_GAP_PX = 56
+#: x axis's title fit between (at 56 px the title touched the legend's first row).
+LEGEND_GAP_PX = 72
 #: Smallest font of a chart in presenter view, in pixels.
 PRESENTER_FONT = 18
 #: How much taller a chart is in presenter view, and how much further down the
