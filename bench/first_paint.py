@@ -13,9 +13,15 @@ times, from the navigation's start:
 
 ``--against DIR`` serves a second checkout (an older commit, say) beside this
 one and alternates the loads between the two, so a noisy machine slows both
-alike; the report gives each one's median and their ratio.
+alike; the report gives each one's median and their ratio. ``--floor`` serves,
+beside them, a bare Streamlit page of one title and one three-point chart:
+Streamlit's own first paint on this machine, which no page of the app can beat.
+``--cached`` keeps one browser context per server, so every load after the
+first finds Streamlit's scripts and fonts in the browser's cache (a returning
+visitor; a class that opened the app once before).
 
-    python -m bench.first_paint [--loads 7] [--against ../before] [--viewport 1024x768]
+    python -m bench.first_paint [--loads 7] [--against ../before] [--floor] [--cached]
+                                [--viewport 1024x768]
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, sync_playwright
 
 from tests.support.server import CHROMIUM, CHROMIUM_ARGS, ROOT, launch_app, stop_app
 
@@ -46,12 +52,26 @@ SETTLED = """() => {
 SINCE_START = "() => performance.now()"
 
 
-def one_load(browser: Browser, url: str, viewport: tuple[int, int]) -> tuple[float, float, int]:
-    """Seconds to the first chart and to a settled page, and the charts drawn."""
+#: The bare page of ``--floor``: Streamlit's least, with one chart to time.
+FLOOR_APP = """import plotly.graph_objects as go
+import streamlit as st
+
+st.title("Floor")
+st.plotly_chart(go.Figure(go.Scatter(x=[1, 2, 3], y=[1, 3, 2])))
+"""
+
+
+def one_load(
+    browser: Browser, url: str, viewport: tuple[int, int], context: BrowserContext | None = None
+) -> tuple[float, float, int]:
+    """Seconds to the first chart and to a settled page, and the charts drawn; in a
+    fresh browser context, or in ``context`` (whose cache earlier loads filled)."""
     width, height = viewport
-    context = browser.new_context(viewport={"width": width, "height": height})
+    own = context is None
+    if own:
+        context = browser.new_context(viewport={"width": width, "height": height})
+    page = context.new_page()
     try:
-        page = context.new_page()
         page.goto(url, wait_until="commit")
         page.wait_for_function(FIRST_CHART, timeout=120_000, polling=50)
         first = page.evaluate(SINCE_START) / 1000
@@ -60,20 +80,29 @@ def one_load(browser: Browser, url: str, viewport: tuple[int, int]) -> tuple[flo
         charts = page.evaluate("() => document.querySelectorAll('.js-plotly-plot').length")
         return first, settled, charts
     finally:
-        context.close()
+        page.close()
+        if own:
+            context.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loads", type=int, default=7, help="timed loads per server (7)")
     parser.add_argument("--against", type=Path, help="a second checkout to serve beside this one")
+    parser.add_argument("--floor", action="store_true", help="also time a bare Streamlit page")
+    parser.add_argument("--cached", action="store_true", help="keep the browser's cache")
     parser.add_argument("--viewport", default="1440x900", help="browser size (1440x900)")
     args = parser.parse_args(argv)
     viewport = tuple(int(v) for v in args.viewport.split("x"))
+    logs = Path(tempfile.mkdtemp(prefix="optlab-first-paint-"))
     roots = {"this tree": ROOT}
     if args.against is not None:
         roots = {f"{args.against}": args.against.resolve(), **roots}
-    logs = Path(tempfile.mkdtemp(prefix="optlab-first-paint-"))
+    if args.floor:
+        floor = logs / "floor"
+        floor.mkdir()
+        (floor / "app.py").write_text(FLOOR_APP)
+        roots = {"bare Streamlit page (floor)": floor, **roots}
     servers = {}
     try:
         for name, root in roots.items():
@@ -81,16 +110,24 @@ def main(argv: list[str] | None = None) -> int:
         times: dict[str, list[tuple[float, float, int]]] = {name: [] for name in roots}
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            for _, url in servers.values():
-                one_load(browser, url, viewport)  # warm: engine, cache, first run
+            width, height = viewport
+            contexts = {
+                name: browser.new_context(viewport={"width": width, "height": height})
+                if args.cached
+                else None
+                for name in servers
+            }
+            for name, (_, url) in servers.items():
+                one_load(browser, url, viewport, contexts[name])  # warm: engine, cache, first run
             for _ in range(args.loads):
                 for name, (_, url) in servers.items():
-                    times[name].append(one_load(browser, url, viewport))
+                    times[name].append(one_load(browser, url, viewport, contexts[name]))
             browser.close()
     finally:
         for i, (proc, _) in enumerate(servers.values()):
             stop_app(proc, logs / f"{i}.log")
-    print(f"home page at {args.viewport}, warm server, median of {args.loads} fresh loads:")
+    loads = "loads, browser cache kept" if args.cached else "fresh loads"
+    print(f"home page at {args.viewport}, warm server, median of {args.loads} {loads}:")
     medians = {}
     for name, rows in times.items():
         first = statistics.median(r[0] for r in rows)
@@ -101,9 +138,9 @@ def main(argv: list[str] | None = None) -> int:
             f"  {name:<28} first chart {first:5.2f} s (range {spread})   "
             f"settled {settled:5.2f} s   charts {rows[-1][2]}"
         )
-    if len(medians) == 2:
-        before, after = medians.values()
-        print(f"  first chart, this tree / {next(iter(medians))}: {after / before:.2f}")
+    for name, median in medians.items():
+        if name != "this tree":
+            print(f"  first chart, this tree / {name}: {medians['this tree'] / median:.2f}")
     return 0
 
 

@@ -47,6 +47,18 @@ LOG_HEADROOM = 1.0
 LINEAR_HEADROOM = 0.08
 #: Most tick labels on a log axis; more overlap at the charts' height.
 MAX_LOG_TICKS = 8
+#: Streamlit's chart theme, which `reserve_margins` sizes for: tick labels 12 px,
+#: axis titles 14 px, titles this far from the tick labels, the plot this far
+#: from its axes (``margin.pad``).
+THEME_TICK_FONT, THEME_TITLE_FONT = 12, 14
+THEME_STANDOFF = {"x": 20, "y": 24}
+THEME_PAD = 8
+#: A tick label's character width and its line's height, in font sizes (a little
+#: over the theme's sans-serif digits, so the estimate errs wide); a rotated axis
+#: title is one font size thick.
+CHAR_EM, LINE_EM = 0.62, 1.3
+#: Characters of an axis's widest tick label when nothing better is known.
+DEFAULT_LABEL_CHARS = 6
 
 
 def color(i: int) -> str:
@@ -79,6 +91,95 @@ def legend_below(fig: Any, gap_px: float = LEGEND_GAP_PX, *, solo: bool = True) 
             itemdoubleclick="toggle" if solo else "toggleothers",
         )
     )
+
+
+def _label_chars(axis: Any) -> float:
+    """The characters of ``axis``'s widest tick label, estimated from its settings."""
+    if axis.ticktext:
+        return max(len(re.sub(r"<[^>]+>", "", str(t))) for t in axis.ticktext)
+    if axis.tickformat and axis.tickformat.endswith("%"):
+        return 4  # "100%"
+    if axis.type == "log":
+        return 5  # "1e−12", or 10 with a superscript exponent
+    if axis.type == "category" or axis.range is None:
+        return DEFAULT_LABEL_CHARS
+    low, high = sorted(float(v) for v in axis.range)
+    span = high - low
+    if not np.isfinite(span) or span <= 0:
+        return DEFAULT_LABEL_CHARS
+    # Plotly's ticks are 1, 2 or 5 times a power of ten; at the finest it uses
+    # here that is about a tenth of the span.
+    step = 10 ** np.floor(np.log10(span / 10))
+    decimals = max(0, -int(np.floor(np.log10(step))))
+    widest = max(abs(low), abs(high))
+    if widest >= 1e4 or axis.exponentformat == "e":
+        return 6  # Plotly writes 20000 as "20k" (or "2e+4")
+    return len(f"{widest:.{decimals}f}") + (1 if low < 0 else 0)
+
+
+def _axes(layout: Any, letter: str) -> list[tuple[str, Any]]:
+    names = [k for k in layout.to_plotly_json() if re.fullmatch(f"{letter}axis\\d*", k)]
+    return [(n, layout[n]) for n in sorted(names)]
+
+
+def _on_edge(axis: Any, layout: Any, other: str) -> bool:
+    """Whether ``axis`` is a visible one on the plot's outer edge (left or bottom)."""
+    if axis.visible is False or axis.showticklabels is False or axis.overlaying:
+        return False
+    anchor = axis.anchor if axis.anchor not in (None, "free") else other
+    partner = layout[anchor.replace("x", "xaxis").replace("y", "yaxis")]
+    return partner.domain is None or float(partner.domain[0]) <= 0.01
+
+
+def reserve_margins(fig: Any) -> Any:
+    """Sets ``fig``'s left and bottom margins to hold its axes' tick labels and
+    titles, and returns it. plotly.js would find the same room with ``automargin``,
+    but by drawing the chart, measuring and drawing it again (twice or more per
+    chart, seconds on a page of charts, the slowest part of a first visit);
+    reserved here it draws once. ``automargin`` stays on: a label wider than the
+    estimate still gets room, at the cost of that redraw. A legend under the plot
+    keeps its distance below the plot in pixels."""
+    layout = fig.layout
+    margin = layout.margin
+    old_b = margin.b or 0
+    base = layout.font.size
+    need_l = need_b = 0.0
+    for _, axis in _axes(layout, "y"):
+        if axis.side == "right" or not _on_edge(axis, layout, "x"):
+            continue
+        tick = axis.tickfont.size or base or THEME_TICK_FONT
+        width = THEME_PAD + _label_chars(axis) * CHAR_EM * tick
+        if axis.title.text:
+            title = axis.title.font.size or base or THEME_TITLE_FONT
+            width += THEME_STANDOFF["y"] + title
+        need_l = max(need_l, width)
+    for _, axis in _axes(layout, "x"):
+        if axis.side == "top" or not _on_edge(axis, layout, "y"):
+            continue
+        tick = axis.tickfont.size or base or THEME_TICK_FONT
+        rows = 1.0
+        if axis.tickangle:
+            slant = abs(np.sin(np.radians(float(axis.tickangle))))
+            rows = max(1.0, _label_chars(axis) * CHAR_EM * slant + 0.5)
+        height = THEME_PAD + rows * LINE_EM * tick
+        if axis.title.text:
+            title = axis.title.font.size or base or THEME_TITLE_FONT
+            height += THEME_STANDOFF["x"] + title
+        need_b = max(need_b, height)
+    if need_l <= (margin.l or 0) and need_b <= old_b:
+        return fig
+    new_b = max(old_b, round(need_b))
+    if new_b != old_b:
+        # Plotly places what sits under the plot (a legend, the replay's buttons
+        # and slider) in fractions of the plot's height, which shrinks: each keeps
+        # its distance below the plot in pixels.
+        height, top = layout.height or 450, margin.t or 0
+        scale = (height - top - old_b) / max(height - top - new_b, 100)
+        for item in (layout.legend, *layout.updatemenus, *layout.sliders):
+            if item.y is not None and item.y < 0:
+                item.y *= scale
+    fig.update_layout(margin=dict(l=max(margin.l or 0, round(need_l)), b=new_b))
+    return fig
 
 
 def presenter_style(fig: Any) -> Any:

@@ -6,14 +6,11 @@ skipped locally but fail under CI=true, where they must run.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.support.resources import under_ci
-from tests.support.server import CHROMIUM, CHROMIUM_ARGS, serve_app
+from tests.support.server import CHROMIUM, CHROMIUM_ARGS, require_chromium, serve_app
 
 
 @pytest.fixture(scope="session")
@@ -26,11 +23,7 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def browser():
     """Headless Debian Chromium driven by Playwright (never `playwright install`)."""
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        message = f"Chromium not found at {CHROMIUM} (make test installs it as root)"
-        if under_ci():
-            pytest.fail(f"{message}; browser tests must run under CI")
-        pytest.skip(message)
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

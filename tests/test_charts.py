@@ -1,13 +1,29 @@
-"""The optimizers' colours and dashes: distinct for every viewer, the same on every chart."""
+"""The optimizers' colours and dashes: distinct for every viewer, the same on every chart;
+the margins reserved for the axes."""
 
 from __future__ import annotations
 
 import itertools
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
+from plotly.subplots import make_subplots
 
-from optlab.charts import COLORS, DASHES, color, dash
+from optlab.charts import (
+    COLORS,
+    DASHES,
+    DEFAULT_LABEL_CHARS,
+    LEGEND_GAP_PX,
+    THEME_STANDOFF,
+    THEME_TICK_FONT,
+    THEME_TITLE_FONT,
+    _label_chars,
+    color,
+    dash,
+    legend_below,
+    reserve_margins,
+)
 
 #: Machado, Oliveira & Fernandes (2009), "A Physiologically-based Model for Simulation
 #: of Color Vision Deficiency", severity 1.0, applied to linear RGB.
@@ -76,3 +92,62 @@ def test_eight_optimizers_get_eight_different_styles() -> None:
     }
     # Past eight the styles repeat, in the same order.
     assert (color(8), dash(8)) == (color(0), dash(0))
+
+
+def _contour_like(**layout) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], name="a"))
+    fig.update_xaxes(range=[-2, 2], title_text="x")
+    fig.update_yaxes(range=[-1, 3], title_text="y")
+    fig.update_layout(height=520, margin=dict(l=10, r=10, t=20, b=10), **layout)
+    return fig
+
+
+def test_reserved_margins_hold_the_axes_and_keep_the_legend_where_it_was() -> None:
+    fig = _contour_like()
+    legend_below(fig)
+    before_gap = -fig.layout.legend.y * (520 - 20 - 10)
+    reserve_margins(fig)
+    margin = fig.layout.margin
+    # "−0.5" at 12 px, the 24 px standoff and the 14 px title: well over 10 px.
+    assert margin.l >= THEME_STANDOFF["y"] + THEME_TITLE_FONT + 4 * 0.5 * THEME_TICK_FONT
+    assert margin.b >= THEME_STANDOFF["x"] + THEME_TITLE_FONT + THEME_TICK_FONT
+    gap = -fig.layout.legend.y * (520 - 20 - margin.b)
+    assert gap == pytest.approx(before_gap) == pytest.approx(LEGEND_GAP_PX)
+
+
+def test_reserving_never_shrinks_a_margin_and_bigger_fonts_get_more() -> None:
+    wide = _contour_like()
+    wide.update_layout(margin=dict(l=300, b=200))
+    reserve_margins(wide)
+    assert (wide.layout.margin.l, wide.layout.margin.b) == (300, 200)
+    small, big = _contour_like(), _contour_like(font=dict(size=18))
+    reserve_margins(small)
+    reserve_margins(big)
+    assert big.layout.margin.l > small.layout.margin.l
+    assert big.layout.margin.b > small.layout.margin.b
+
+
+def test_only_the_outer_axes_of_subplots_take_room() -> None:
+    fig = make_subplots(rows=1, cols=2)
+    fig.update_yaxes(title_text="long title", ticktext=["a" * 40], tickvals=[0], row=1, col=2)
+    fig.update_yaxes(title_text="loss", row=1, col=1)
+    fig.update_layout(margin=dict(l=10, b=10))
+    reserve_margins(fig)
+    # The right-hand plot's labels sit between the plots, not in the margin.
+    assert fig.layout.margin.l < 40 * 0.5 * THEME_TICK_FONT
+
+
+@pytest.mark.parametrize(
+    ("axis", "chars"),
+    [
+        (dict(ticktext=["1e−4", "<b>1e−3</b>"], tickvals=[0, 1]), 4),
+        (dict(tickformat=".0%"), 4),
+        (dict(type="log"), 5),
+        (dict(range=[-1, 3]), 4),  # "−0.5"
+        (dict(range=[0, 100]), 3),  # "100"
+        (dict(range=[0, 0.01]), 5),  # "0.001"
+        (dict(), DEFAULT_LABEL_CHARS),  # autorange: unknown
+    ],
+)
+def test_tick_labels_are_estimated_from_the_axis(axis: dict, chars: int) -> None:
+    assert _label_chars(go.layout.YAxis(**axis)) == chars

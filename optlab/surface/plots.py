@@ -40,6 +40,11 @@ def shown_values(surface: Surface, z: np.ndarray) -> tuple[np.ndarray, str]:
 #: Paths longer than this are drawn with WebGL (``scattergl``): an SVG marker per
 #: step gets slow past a few thousand; every step is drawn either way.
 WEBGL_POINTS = 1000
+#: Paths of up to this many points get a dot per step; a longer one is a line
+#: through every step (each turn is a vertex of it, and hovering names each step).
+#: The dots are an SVG element each: 3 paths of 500 steps cost a first visit
+#: about a second of drawing, and at that density they read as a thick line.
+DOTTED_POINTS = 200
 
 
 def axes_2d(fig: go.Figure, surface: Surface, height: int) -> None:
@@ -124,14 +129,16 @@ def start_picker_trace(surface: Surface, n: int = PICK_GRID) -> go.Scattergl:
 
 
 def path_trace(tr: Trajectory, palette_index: int) -> go.Scatter | go.Scattergl:
-    """Every step of one path, a dot per step, in its optimizer's colour; hovering
-    names the optimizer and the step in a label of that colour."""
+    """Every step of one path in its optimizer's colour, a dot per step on a short
+    path (`DOTTED_POINTS`); hovering names the optimizer and the step in a label of
+    that colour."""
     c = color(palette_index)
-    kind = go.Scattergl if len(tr.x) > WEBGL_POINTS else go.Scatter
+    n = len(tr.x)
+    kind = go.Scattergl if n > WEBGL_POINTS else go.Scatter
     return kind(
         x=np.asarray(tr.x),
         y=np.asarray(tr.y),
-        mode="lines+markers",
+        mode="lines+markers" if n <= DOTTED_POINTS else "lines",
         line=dict(color=c, width=2.5, dash=dash(palette_index)),
         marker=dict(size=4, color=c),
         name=tr.optimizer.label,

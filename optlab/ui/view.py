@@ -14,7 +14,7 @@ from typing import Any
 
 import streamlit as st
 
-from optlab.charts import chart_config, presenter_style
+from optlab.charts import chart_config, presenter_style, reserve_margins
 
 #: The query key and value of presenter view.
 VIEW_KEY, PRESENTER = "view", "presenter"
@@ -89,6 +89,7 @@ def show_chart(
         fig = presenter_style(fig)
         if presenter_height is not None:
             fig.update_layout(height=presenter_height)
+    reserve_margins(fig)
     return st.plotly_chart(fig, config=chart_config(name), key=key, **kwargs)
 
 

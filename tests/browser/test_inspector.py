@@ -17,7 +17,7 @@ from optlab.links import config_from_params
 from optlab.optim.config import OptimizerConfig
 from optlab.surface.inspector import directions, record_steps
 from tests.support.resources import ARTIFACTS
-from tests.support.server import serve_app
+from tests.support.server import open_inspector, serve_app
 
 pytestmark = pytest.mark.browser
 
@@ -60,8 +60,8 @@ def test_the_step_slider_and_the_optimizer_choice_move_the_arrows(browser, tmp_p
             tab.goto(url)  # a fresh server's first request must be / (see conftest)
             tab.get_by_role("heading", name="Surface Playground").wait_for()
             tab.goto(f"{url}/?{QUERY}")
+            open_inspector(tab)
             heading = tab.get_by_role("heading", name="Step inspector")
-            heading.wait_for()
             heading.scroll_into_view_if_needed()
 
             # Step 1 of SGD + momentum: every arrow starts at the start point.
@@ -140,8 +140,8 @@ def test_every_rendered_symbol_is_katex_not_raw_macro_text(browser, tmp_path):
             tab.goto(url)
             tab.get_by_role("heading", name="Surface Playground").wait_for()
             tab.goto(f"{url}/?{SYMBOL_QUERY}")
+            open_inspector(tab)
             heading = tab.get_by_role("heading", name="Step inspector")
-            heading.wait_for()
             heading.scroll_into_view_if_needed()
             picker = tab.get_by_test_id("stMain").get_by_test_id("stSelectbox")
             for index, (text, symbol) in enumerate(SYMBOL_CASES):

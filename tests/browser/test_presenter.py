@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.resources import ARTIFACTS
+from tests.support.server import open_inspector
 
 PROJECTOR = {"width": 1024, "height": 768}
 MIN_FONT = 18
@@ -37,6 +38,9 @@ CHARTS = """() => [...document.querySelectorAll('.js-plotly-plot')]
           : gd._fullData.some(t => t.type === 'surface') ? '3d'
           : gd._fullData.some(t => t.type === 'heatmap') ? 'heatmap' : 'curves',
       font: Math.min(...fonts), legend, plotWidth: L._size.w, right: box.right,
+      // The left margin the server reserved for the y axis, and the one drawn:
+      // equal when the reservation held and plotly.js drew the chart once.
+      reservedLeft: (gd.layout.margin || {}).l, drawnLeft: L._size.l,
     };
   })"""
 
@@ -93,6 +97,8 @@ def assert_legible(charts: list[dict]) -> None:
             beside = legend["x"] >= 1 and legend["xanchor"] == "left"
             assert under or beside, chart
         assert chart["right"] <= PROJECTOR["width"], chart
+        if chart["kind"] != "3d":
+            assert chart["drawnLeft"] == chart["reservedLeft"], chart
 
 
 def assert_nothing_cut(page) -> dict:
@@ -122,7 +128,9 @@ def overlap(a: dict, b: dict) -> bool:
 def test_playground_on_a_projector(projector, app_url):
     page = projector
     page.goto(app_url + "/?view=presenter")
-    charts = wait_for_charts(page, 4)  # the contour, two curves, the inspector
+    wait_for_charts(page, 3)  # the contour and two curves
+    open_inspector(page)
+    charts = wait_for_charts(page, 4)  # and the inspector's
     assert_legible(charts)
     contour = next(c for c in charts if c["kind"] == "contour")
     assert contour["plotWidth"] >= 600, contour

@@ -10,13 +10,15 @@ from optlab.optim.config import OptimizerConfig
 from optlab.surface.inspector import plain, record_steps
 from optlab.surface.problem import Problem
 from optlab.surface.run import SurfaceRunConfig
-from optlab.ui.playground.inspector import _value, numbers_latex, state_lines
+from optlab.ui.playground.inspector import OPEN_KEY, _value, numbers_latex, state_lines
 from tests.support.resources import APP
 
 
 def page(query: dict[str, list[str]]) -> AppTest:
+    """The playground for ``query`` with the step inspector's expander open."""
     at = AppTest.from_file(APP, default_timeout=120)
     at.query_params.update(query)
+    at.session_state[OPEN_KEY] = True
     return at.run()
 
 
@@ -117,3 +119,13 @@ def test_every_state_value_is_shown_with_its_symbol_and_equals_torchs(text):
             shown = f"{symbol.after} = {_value(plain(value))}"
             assert any(shown in line for line in lines), (shown, lines)
         assert r"\lamda" not in numbers_latex(opt, snap)
+
+
+def test_the_inspector_is_built_only_once_opened():
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert not at.exception
+    assert [e for e in at.expander if e.label.startswith("Inspect one step")]
+    assert not any("Step t" in s.label for s in at.slider)
+    at.session_state[OPEN_KEY] = True
+    at.run()
+    assert any("Step t" in s.label for s in at.slider)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -38,11 +39,25 @@ PATH_NAMES = """() => {
     .find(g => g.data && g.data.length && g.data[0].type === 'contour');
   if (!gd) return null;
   return gd.data
-    .filter(t => (t.type === 'scatter' || t.type === 'scattergl') && t.mode === 'lines+markers')
+    .filter(t => (t.type === 'scatter' || t.type === 'scattergl') && t.mode.startsWith('lines'))
     .map(t => t.name);
 }"""
 #: True once the contour chart's paths are exactly ``want`` (a list of names).
 PATHS_ARE = f"(want) => JSON.stringify(({PATH_NAMES})()) === JSON.stringify(want)"
+
+
+def require_chromium() -> None:
+    """Skips the calling test when Chromium is missing; fails it under CI=true, where
+    every browser test must run."""
+    import pytest
+
+    from tests.support.resources import under_ci
+
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        message = f"Chromium not found at {CHROMIUM} (make test installs it as root)"
+        if under_ci():
+            pytest.fail(f"{message}; browser tests must run under CI")
+        pytest.skip(message)
 
 
 def run_args(port: int) -> list[str]:
@@ -136,3 +151,18 @@ def serve_app(log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
         yield url
     finally:
         stop_app(proc, log)
+
+
+def open_inspector(page) -> None:
+    """Opens the playground's step inspector (an expander, built only while open),
+    waits until its chart is drawn and scrolls its heading to the top (a selectbox at
+    the window's bottom edge opens no list that Playwright can click)."""
+    heading = page.get_by_role("heading", name="Step inspector")
+    heading.wait_for()
+    box = page.get_by_test_id("stExpander").filter(has_text="Inspect one step")
+    box.locator("summary").click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.js-plotly-plot')]"
+        ".some(g => g._fullData && (g.layout.annotations || []).some(a => a.showarrow))"
+    )
+    heading.evaluate("h => h.scrollIntoView({block: 'start'})")

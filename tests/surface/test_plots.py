@@ -15,7 +15,13 @@ import pytest
 
 from optlab.surface import plots
 from optlab.surface.curves import distance_figure, loss_figure
-from optlab.surface.plots import WEBGL_POINTS, contour_figure, shown_values, surface3d_figure
+from optlab.surface.plots import (
+    DOTTED_POINTS,
+    WEBGL_POINTS,
+    contour_figure,
+    shown_values,
+    surface3d_figure,
+)
 from optlab.surface.problem import Problem
 from optlab.surface.replay import replay_figure
 from optlab.surface.run import MAX_OPTIMIZERS, SurfaceRunConfig
@@ -126,7 +132,7 @@ def test_contour_shows_the_surface_values(rosen: list[Trajectory]) -> None:
     np.testing.assert_allclose(np.asarray(contour.z, dtype=np.float64), want, rtol=1e-6)
 
 
-@pytest.mark.parametrize("n_steps", [500, 5000])
+@pytest.mark.parametrize("n_steps", [100, 500, 5000])
 def test_every_step_of_a_path_is_drawn(n_steps: int) -> None:
     """No thinning: a path that flips sign on each step keeps every flip (the issue's
     SGD at lr 0.095 on x**2 + 10*y**2 lost 80% of them)."""
@@ -134,9 +140,10 @@ def test_every_step_of_a_path_is_drawn(n_steps: int) -> None:
     (path,) = paths_by_label(contour_figure(ROSENBROCK, [tr]), [tr]).values()
     assert points(path) == [as_drawn(x, y) for x, y in zip(tr.x, tr.y, strict=True)]
     assert sign_changes(np.asarray(path.y)) == n_steps
-    # Past a thousand points the path is drawn with WebGL, every dot still there.
+    # Past a thousand points the path is drawn with WebGL, every step still there;
+    # a short path has a dot per step, a long one is a line with a vertex per step.
     assert path.type == ("scattergl" if n_steps + 1 > WEBGL_POINTS else "scatter")
-    assert "markers" in path.mode
+    assert path.mode == ("lines+markers" if n_steps + 1 <= DOTTED_POINTS else "lines")
 
 
 def test_hovering_a_path_names_its_optimizer_and_step_in_its_colour(

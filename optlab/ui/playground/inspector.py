@@ -22,6 +22,8 @@ from optlab.ui.playground.settings import SLOTS
 from optlab.ui.view import PRESENTER_SQUARE_PX, columns, show_chart
 
 SLOT_KEY, STEP_KEY, SCALE_KEY = "inspect_slot", "inspect_step", "inspect_scale"
+#: Session key of the expander: whether the inspector is open.
+OPEN_KEY = "inspector_open"
 #: The slot id the picker follows, so that it stays on its slot when the slot's
 #: label changes (Streamlit keeps a selectbox's choice by its label).
 FOLLOW_KEY = "inspect_follow"
@@ -154,8 +156,25 @@ def _remember_slot(slot_ids: list[int]) -> None:
 
 
 def inspector_section(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
-    """Pick a slot and a step; see its gradient, state, update and arrows on the contour."""
+    """The inspector under its heading, built only while its expander is open: its
+    contour, tables and typeset rule cost a first visit over a second of drawing,
+    for a section below the fold. Streamlit's own lazy expander keeps it open across
+    reruns once opened."""
     st.subheader("Step inspector")
+    box = st.expander(
+        "Inspect one step: its gradient, torch.optim's state and the update, "
+        "with arrows on the contour",
+        key=OPEN_KEY,
+        on_change="rerun",
+        icon=":material/search:",
+    )
+    if box.open:
+        with box:
+            _inspector(cfg, trajectories)
+
+
+def _inspector(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
+    """Pick a slot and a step; see its gradient, state, update and arrows on the contour."""
     labels = [tr.optimizer.label for tr in trajectories]
     state = st.session_state
     slot_ids = SLOTS.ids(state)
