@@ -50,11 +50,11 @@ MARKER = f"""(name) => {{
   return t ? [t.x[0], t.y[0]] : null;
 }}"""
 
-# The replay chart (a contour) and its path: the one lines+markers trace.
+# The replay chart (a contour) and its path: the one trace drawn as a line.
 REPLAY_PATH = """() => {
   const g = [...document.querySelectorAll('.js-plotly-plot')]
     .find(g => g._fullData && g._fullData.length && g._fullData[0].type === 'contour');
-  const p = g && g._fullData.find(t => t.mode === 'lines+markers');
+  const p = g && g._fullData.find(t => (t.mode || '').startsWith('lines'));
   return p ? {name: p.name, x: Array.from(p.x), y: Array.from(p.y)} : null;
 }"""
 

@@ -95,8 +95,9 @@ def trace(fig: dict, name: str) -> dict:
 
 
 def path_trace(fig: dict) -> dict:
-    """The replayed path on a contour chart (its only lines+markers trace)."""
-    (found,) = [t for t in fig["data"] if t.get("mode") == "lines+markers"]
+    """The replayed path on a contour chart: its only trace drawn as a line (with a
+    dot per step on a short path)."""
+    (found,) = [t for t in fig["data"] if t.get("mode", "").startswith("lines")]
     return found
 
 
