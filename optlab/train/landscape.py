@@ -5,21 +5,36 @@ fixed evaluation batch (images normalised as in training, see
 `optlab.train.data.normalise`), at weights given as flat float32 vectors
 (`optlab.train.planes.flat_parameters`).
 
-`batched_losses` evaluates it at K weight vectors: ``torch.func.functional_call``
-runs the model with weights it is handed instead of its own, and
-``torch.func.vmap`` maps that over a chunk of stacked weight vectors, so one
-call runs a chunk of weights on a chunk of images (the model's buffers, such
-as batch norm's running statistics, are shared, unbatched). `loop_losses` is
-the plain reference: one weight vector at a time, loaded into a copy of the
-model with ``vector_to_parameters``, all images in one forward. A test checks
-that the two agree to float32 precision; ``bench/landscape.py`` times them.
+`batched_losses` evaluates it at K weight vectors, by one of two methods
+(`Evaluation`), both running the model with ``torch.func.functional_call`` on
+weights it is handed instead of its own (the model's buffers, such as batch
+norm's running statistics, are shared, unbatched):
+
+- ``vmap``: ``torch.func.vmap`` maps the call over a chunk of stacked weight
+  vectors, so one call runs a chunk of weights on a chunk of images;
+- ``sequential``: one weight vector per call, on channels-last images in chunks.
+
+``auto`` (the default) is ``sequential`` on the CPU and ``vmap`` elsewhere. On
+the CPU, batching over weights does not pay: a forward of a few hundred
+images already keeps every core busy, and vmap's batching rules copy each
+layer's activations to move the weights' batch into the images' and back
+(``bench/landscape.py`` measures vmap at about the plain loop's speed on two
+cores), while the channels-last memory format makes SeedNet's max-pooling
+about four times faster. On a GPU, where one small forward leaves most of
+the device idle, one vmapped call per chunk is the point of batching (not
+measured here: the benchmark machine has no GPU).
+
+`loop_losses` is the plain reference: one weight vector at a time, loaded
+into a copy of the model with ``vector_to_parameters``, all images in one
+forward. A test checks that both methods agree with it to float32 precision.
 
 Chunks (`chunk_sizes`) are bounded by a memory budget (``CAPS.landscape_chunk_mb``,
-256 MiB by default): a chunk of g weight vectors on n images holds the g
-stacked weight vectors and, per (vector, image) pair, about `VMAP_COPIES`
+256 MiB by default): a call on g weight vectors and n images holds the g
+weight vectors and, per (vector, image) pair, about `ACTIVATION_COPIES`
 times the largest layer's input plus output for one image (measured once per
-call with forward hooks). Up to `POINTS_PER_CHUNK` weight vectors go in one
-chunk; the images fill the rest of the budget.
+evaluation with forward hooks). A vmapped call takes up to
+`POINTS_PER_CHUNK` weight vectors, a sequential one takes one; the images
+fill the rest of the budget.
 
 On a plane (`optlab.train.planes`): `grid_losses` evaluates a G×G grid over
 [a0, a1]×[b0, b1], indexed ``[b][a]``; `grid_passes` yields a 7×7 grid first
@@ -37,6 +52,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -54,14 +70,47 @@ CHUNK_BYTES = CAPS.landscape_chunk_mb << 20
 COARSE_RESOLUTION = 7
 #: The most weight vectors in one vmapped call.
 POINTS_PER_CHUNK = 16
-#: Under vmap a layer's input and output are about copied once more (its batching
-#: rules move the batch of weights into the batch of images and back).
-VMAP_COPIES = 3
+#: Activation memory per (weight vector, image), in units of the largest layer's
+#: input plus output: those two, and under vmap about one more copy of them (its
+#: batching rules move the batch of weights into the batch of images and back).
+ACTIVATION_COPIES = 3
+#: How `batched_losses` runs the model (see the module docstring).
+Method = Literal["auto", "vmap", "sequential"]
+METHODS: tuple[Method, ...] = ("auto", "vmap", "sequential")
 
 #: ``progress(points_done, points_total)``, called after every chunk.
 Progress = Callable[[int, int], None]
 #: ``weights(start, stop)``: the weight vectors ``start:stop`` as float32 ``(stop-start, P)``.
 WeightSource = Callable[[int, int], Tensor]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """How losses are evaluated (the numbers do not depend on it beyond float32 rounding).
+
+    Attributes:
+        method: ``auto``, ``vmap`` or ``sequential`` (see the module docstring).
+        chunk_bytes: Memory one call may use, at most ``CAPS.landscape_chunk_mb`` MiB.
+    """
+
+    method: Method = "auto"
+    chunk_bytes: int = CHUNK_BYTES
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method: must be one of {', '.join(METHODS)}, got {self.method!r}")
+        size = self.chunk_bytes
+        if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= CHUNK_BYTES:
+            raise ValueError(
+                f"chunk_bytes: must be a whole number of bytes in [1, {CHUNK_BYTES}] "
+                f"(CAPS.landscape_chunk_mb), got {size!r}"
+            )
+
+    def resolved(self, device: torch.device) -> Method:
+        """``vmap`` or ``sequential``: what ``auto`` means on ``device``."""
+        if self.method != "auto":
+            return self.method
+        return "sequential" if device.type == "cpu" else "vmap"
 
 
 @dataclass(frozen=True)
@@ -128,9 +177,14 @@ def activation_bytes(model: nn.Module, images: Tensor) -> int:
 
 
 def chunk_sizes(
-    n_params: int, per_image_bytes: int, n_points: int, n_images: int, budget: int = CHUNK_BYTES
+    n_params: int,
+    per_image_bytes: int,
+    n_points: int,
+    n_images: int,
+    budget: int = CHUNK_BYTES,
+    max_points: int = POINTS_PER_CHUNK,
 ) -> Chunks:
-    """Weight vectors and images per vmapped call within a memory budget.
+    """Weight vectors and images per call within a memory budget.
 
     Args:
         n_params: Entries of one weight vector (4 bytes each, stacked per chunk).
@@ -139,13 +193,14 @@ def chunk_sizes(
         n_images: Evaluation images.
         budget: Bytes one call may use (at least one vector on one image is
             always allowed).
+        max_points: The most weight vectors in one call.
 
     Returns:
-        ``points``: up to `POINTS_PER_CHUNK`, as many as fit with one image
-        each; ``images``: as many as then fit.
+        ``points``: up to ``max_points``, as many as fit with one image each;
+        ``images``: as many as then fit.
     """
-    pair = VMAP_COPIES * per_image_bytes
-    points = max(1, min(n_points, POINTS_PER_CHUNK, budget // (4 * n_params + pair)))
+    pair = ACTIVATION_COPIES * per_image_bytes
+    points = max(1, min(n_points, max_points, budget // (4 * n_params + pair)))
     images = (budget - points * 4 * n_params) // (points * pair)
     images = max(1, min(n_images, images))
     return Chunks(points, images, points * (4 * n_params + images * pair))
@@ -156,19 +211,24 @@ def batched_losses(
     thetas: Tensor,
     images: Tensor,
     labels: Tensor,
-    budget: int = CHUNK_BYTES,
+    evaluation: Evaluation = Evaluation(),
     progress: Progress | None = None,
 ) -> Tensor:
-    """The mean cross-entropy at each of K weight vectors, vmapped chunk by chunk.
+    """The mean cross-entropy at each of K weight vectors, chunk by chunk.
+
+    By ``evaluation.method`` (see the module docstring); ``progress`` is
+    called after every call of the model on all images: every
+    `POINTS_PER_CHUNK` vectors with vmap, every vector sequentially.
 
     Args:
-        model: The network; its own parameters are not used (nor changed). Its
-            training flag is set to eval during the call and restored after.
+        model: The network, on the images' device; its own parameters are not
+            used (nor changed). Its training flag is set to eval during the
+            call and restored after.
         thetas: float ``(K, P)`` flat weight vectors (``model.parameters()`` order).
         images: float ``(N, C, H, W)`` normalised evaluation images.
         labels: int64 ``(N,)`` class indices.
-        budget: Bytes one vmapped call may use (see `chunk_sizes`).
-        progress: Called with ``(done, K)`` after each chunk of weight vectors.
+        evaluation: The method and the memory budget of one call.
+        progress: Called with ``(done, K)``.
 
     Returns:
         float64 ``(K,)`` on the CPU.
@@ -183,7 +243,8 @@ def batched_losses(
             f"thetas: must be (K, {n_params}) weight vectors, got "
             f"{tuple(thetas.shape) if isinstance(thetas, Tensor) else type(thetas).__name__}"
         )
-    return _losses(model, len(thetas), lambda i, j: thetas[i:j], images, labels, budget, progress)
+    rows = thetas.detach()
+    return _losses(model, len(rows), lambda i, j: rows[i:j], images, labels, evaluation, progress)
 
 
 def loop_losses(model: nn.Module, thetas: Tensor, images: Tensor, labels: Tensor) -> Tensor:
@@ -229,7 +290,7 @@ def grid_losses(
     resolution: int,
     images: Tensor,
     labels: Tensor,
-    budget: int = CHUNK_BYTES,
+    evaluation: Evaluation = Evaluation(),
     progress: Progress | None = None,
 ) -> LandscapeGrid:
     """The loss over a ``resolution``×``resolution`` grid of a plane.
@@ -245,7 +306,7 @@ def grid_losses(
         resolution: G, points per axis, in [2, ``CAPS.landscape_resolution``].
         images: float ``(N, C, H, W)`` normalised evaluation images.
         labels: int64 ``(N,)``.
-        budget: Bytes one vmapped call may use.
+        evaluation: The method and the memory budget of one call.
         progress: Called with ``(done, G*G)`` after each chunk.
 
     Raises:
@@ -265,7 +326,7 @@ def grid_losses(
     def weights(i: int, j: int) -> Tensor:
         return point(plane, a_flat[i:j], b_flat[i:j])
 
-    losses = _losses(model, resolution**2, weights, images, labels, budget, progress)
+    losses = _losses(model, resolution**2, weights, images, labels, evaluation, progress)
     return LandscapeGrid(
         a=a_values,
         b=b_values,
@@ -284,7 +345,7 @@ def grid_passes(
     images: Tensor,
     labels: Tensor,
     coarse: int = COARSE_RESOLUTION,
-    budget: int = CHUNK_BYTES,
+    evaluation: Evaluation = Evaluation(),
 ) -> Iterator[LandscapeGrid]:
     """Coarse to fine: a ``coarse``×``coarse`` grid, then the full one, same ranges.
 
@@ -310,7 +371,7 @@ def grid_passes(
     _check_range(b_range, "b_range")
     _check_batch(images, labels)
     for size in (coarse, resolution) if resolution > coarse else (resolution,):
-        yield grid_losses(model, plane, a_range, b_range, size, images, labels, budget)
+        yield grid_losses(model, plane, a_range, b_range, size, images, labels, evaluation)
 
 
 def line_losses(
@@ -320,7 +381,7 @@ def line_losses(
     ts: Sequence[float] | Tensor,
     images: Tensor,
     labels: Tensor,
-    budget: int = CHUNK_BYTES,
+    evaluation: Evaluation = Evaluation(),
 ) -> Tensor:
     """The loss along the straight line ``(1 - t)·theta_from + t·theta_to``.
 
@@ -359,7 +420,7 @@ def line_losses(
         s = t[i:j, None].to(start.device)
         return ((1 - s) * start + s * end).float()
 
-    return _losses(model, t.numel(), weights, images, labels, budget, None)
+    return _losses(model, t.numel(), weights, images, labels, evaluation, None)
 
 
 def _losses(
@@ -368,42 +429,52 @@ def _losses(
     weights: WeightSource,
     images: Tensor,
     labels: Tensor,
-    budget: int,
+    evaluation: Evaluation,
     progress: Progress | None,
 ) -> Tensor:
     """Mean cross-entropy at ``weights(0, count)``, chunked over vectors and images."""
     _check_batch(images, labels)
-    if not (isinstance(budget, int) and budget > 0):
-        raise ValueError(f"budget: must be a positive number of bytes, got {budget!r}")
+    if not isinstance(evaluation, Evaluation):
+        raise ValueError(f"evaluation: must be an Evaluation, got {type(evaluation).__name__}")
+    method = evaluation.resolved(images.device)
     names, shapes = zip(*((n, p.shape) for n, p in model.named_parameters()), strict=True)
     sizes = [math.prod(s) for s in shapes]
-    buffers = dict(model.named_buffers())
+    buffers = {name: b.to(images.device) for name, b in model.named_buffers()}
+    if method == "sequential" and images.dim() == 4:
+        images = images.contiguous(memory_format=torch.channels_last)
     was_training = model.training
     model.eval()
     try:
         chunks = chunk_sizes(
-            sum(sizes), activation_bytes(model, images), count, len(labels), budget
+            sum(sizes),
+            activation_bytes(model, images),
+            count,
+            len(labels),
+            evaluation.chunk_bytes,
+            max_points=POINTS_PER_CHUNK if method == "vmap" else 1,
         )
 
-        def chunk_sum(params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+        def summed(params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
             logits = functional_call(model, (params, buffers), (x,))
             return F.cross_entropy(logits, y, reduction="sum")
 
-        batched = vmap(chunk_sum, in_dims=(0, None, None))
+        call = vmap(summed, in_dims=(0, None, None)) if method == "vmap" else summed
         totals = torch.zeros(count, dtype=torch.float64)
         with torch.inference_mode():
             for start in range(0, count, chunks.points):
                 stop = min(count, start + chunks.points)
                 flat = weights(start, stop).to(device=images.device, dtype=images.dtype)
                 pieces = flat.split(sizes, dim=1)
+                # vmap: (g, *shape) stacks; sequential: g == 1, plain (*shape) views.
+                lead = (stop - start,) if method == "vmap" else ()
                 params = {
-                    name: piece.reshape(stop - start, *shape)
+                    name: piece.reshape(*lead, *shape)
                     for name, piece, shape in zip(names, pieces, shapes, strict=True)
                 }
                 for first in range(0, len(labels), chunks.images):
                     x = images[first : first + chunks.images]
                     y = labels[first : first + chunks.images]
-                    totals[start:stop] += batched(params, x, y).double().cpu()
+                    totals[start:stop] += call(params, x, y).double().cpu()
                 if progress is not None:
                     progress(stop, count)
     finally:

@@ -15,10 +15,12 @@ from torch import nn
 
 from optlab.train import landscape
 from optlab.train.landscape import (
+    ACTIVATION_COPIES,
+    CHUNK_BYTES,
     COARSE_RESOLUTION,
     MAX_RESOLUTION,
     POINTS_PER_CHUNK,
-    VMAP_COPIES,
+    Evaluation,
     activation_bytes,
     batched_losses,
     chunk_sizes,
@@ -67,12 +69,16 @@ def plain_loss(model: nn.Module, theta: torch.Tensor, images, labels) -> float:
         return F.cross_entropy(work(images), labels).item()
 
 
-def test_batched_losses_equal_the_one_at_a_time_loop(seednet, batch, runs):
+METHODS = ("vmap", "sequential")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_batched_losses_equal_the_one_at_a_time_loop(seednet, batch, runs, method):
     images, labels = batch
     g = torch.Generator().manual_seed(9)
     theta0 = runs[0]
     thetas = torch.stack([*runs, *(theta0 + 0.1 * torch.randn(4, theta0.numel(), generator=g))])
-    batched = batched_losses(seednet, thetas, images, labels)
+    batched = batched_losses(seednet, thetas, images, labels, Evaluation(method))
     loop = loop_losses(seednet, thetas, images, labels)
     assert batched.dtype == torch.float64 and batched.shape == (7,)
     torch.testing.assert_close(batched, loop, rtol=1e-5, atol=0)
@@ -85,16 +91,34 @@ def test_batched_losses_are_the_same_whatever_the_chunks(seednet, batch, runs):
     per_image = activation_bytes(seednet, images)
     # Room for two weight vectors on two images per call: the 3 vectors and 6 images
     # need several chunks of each.
-    budget = 2 * (4 * runs[0].numel() + 2 * VMAP_COPIES * per_image)
+    budget = 2 * (4 * runs[0].numel() + 2 * ACTIVATION_COPIES * per_image)
     chunks = chunk_sizes(runs[0].numel(), per_image, 3, N_IMAGES, budget)
     assert (chunks.points, chunks.images) == (2, 2)
-    done: list[tuple[int, int]] = []
-    small = batched_losses(
-        seednet, thetas, images, labels, budget=budget, progress=lambda i, n: done.append((i, n))
-    )
-    assert done == [(2, 3), (3, 3)]
-    whole = batched_losses(seednet, thetas, images, labels)
-    torch.testing.assert_close(small, whole, rtol=1e-5, atol=0)
+    whole = batched_losses(seednet, thetas, images, labels, Evaluation("vmap"))
+    for method, calls in (("vmap", [(2, 3), (3, 3)]), ("sequential", [(1, 3), (2, 3), (3, 3)])):
+        done: list[tuple[int, int]] = []
+        small = batched_losses(
+            seednet,
+            thetas,
+            images,
+            labels,
+            Evaluation(method, chunk_bytes=budget),
+            progress=lambda i, n, done=done: done.append((i, n)),
+        )
+        assert done == calls
+        torch.testing.assert_close(small, whole, rtol=1e-5, atol=0)
+
+
+def test_the_evaluation_settings_are_checked_and_auto_is_per_device():
+    assert Evaluation().resolved(torch.device("cpu")) == "sequential"
+    assert Evaluation().resolved(torch.device("cuda")) == "vmap"
+    assert Evaluation("vmap").resolved(torch.device("cpu")) == "vmap"
+    with pytest.raises(ValueError, match="method: must be one of auto, vmap, sequential"):
+        Evaluation("parallel")
+    with pytest.raises(
+        ValueError, match=f"chunk_bytes: must be a whole number of bytes in \\[1, {CHUNK_BYTES}\\]"
+    ):
+        Evaluation(chunk_bytes=CHUNK_BYTES + 1)
 
 
 def test_chunks_stay_within_the_budget():
@@ -104,7 +128,7 @@ def test_chunks_stay_within_the_budget():
         assert 1 <= chunks.points <= POINTS_PER_CHUNK and 1 <= chunks.images <= 1024
         assert chunks.bytes <= budget
         # The images fill the budget: one more would not fit.
-        more = chunks.points * (4 * n_params + (chunks.images + 1) * VMAP_COPIES * per_image)
+        more = chunks.points * (4 * n_params + (chunks.images + 1) * ACTIVATION_COPIES * per_image)
         assert chunks.images == 1024 or more > budget
     assert chunk_sizes(n_params, per_image, 3, 5, 1 << 30).points == 3
     tight = chunk_sizes(n_params, per_image, 625, 1024, 1)  # never less than one of each
@@ -124,7 +148,8 @@ class TinyBatchNormNet(nn.Module):
         return self.head(self.norm(self.conv(x)).relu().mean(dim=(2, 3)))
 
 
-def test_buffers_are_used_unbatched_and_the_model_is_left_as_it_was(batch):
+@pytest.mark.parametrize("method", METHODS)
+def test_buffers_are_used_unbatched_and_the_model_is_left_as_it_was(batch, method):
     images, labels = batch
     with torch.random.fork_rng():
         torch.manual_seed(0)
@@ -136,7 +161,7 @@ def test_buffers_are_used_unbatched_and_the_model_is_left_as_it_was(batch):
     theta = flat_parameters(model)
     noise = torch.randn(theta.numel(), generator=torch.Generator().manual_seed(1))
     thetas = torch.stack([theta, theta + 0.3 * noise, theta * 0.5])
-    batched = batched_losses(model, thetas, images, labels)
+    batched = batched_losses(model, thetas, images, labels, Evaluation(method))
     loop = loop_losses(model, thetas, images, labels)
     torch.testing.assert_close(batched, loop, rtol=1e-5, atol=0)
     # Evaluated with the running statistics (eval mode), not the batch's.
