@@ -18,9 +18,9 @@ norm's running statistics, are shared, unbatched):
 the CPU, batching over weights does not pay: a forward of a few hundred
 images already keeps every core busy, and vmap's batching rules copy each
 layer's activations to move the weights' batch into the images' and back
-(``bench/landscape.py`` measures vmap at about the plain loop's speed on two
-cores), while the channels-last memory format makes SeedNet's max-pooling
-about four times faster. On a GPU, where one small forward leaves most of
+(``bench/landscape.py`` measured vmap at 0.8 times the plain loop's speed
+on two cores), while the channels-last memory format makes SeedNet's
+max-pooling about four times faster. On a GPU, where one small forward leaves most of
 the device idle, one vmapped call per chunk is the point of batching (not
 measured here: the benchmark machine has no GPU).
 
@@ -33,12 +33,13 @@ Chunks (`chunk_sizes`) are bounded by a memory budget (``CAPS.landscape_chunk_mb
 weight vectors and, per (vector, image) pair, about `ACTIVATION_COPIES`
 times the largest layer's input plus output for one image (measured once per
 evaluation with forward hooks). A vmapped call takes up to
-`POINTS_PER_CHUNK` weight vectors, a sequential one takes one; the images
-fill the rest of the budget.
+`POINTS_PER_CHUNK` weight vectors and as many images as then fit; a
+sequential one takes one weight vector and at most `SEQUENTIAL_CALL_BYTES`
+of activations (128 images for SeedNet), which keeps them in cache.
 
 On a plane (`optlab.train.planes`): `grid_losses` evaluates a G×G grid over
 [a0, a1]×[b0, b1], indexed ``[b][a]``; `grid_passes` yields a 7×7 grid first
-(a picture within seconds) and then the full one; `line_losses` evaluates the
+(a picture soon: 49 points instead of G²) and then the full one; `line_losses` evaluates the
 straight line between two weight vectors (Goodfellow, Vinyals, Saxe,
 "Qualitatively characterizing neural network optimization problems", ICLR
 2015). Weight vectors of a grid or a line are built chunk by chunk, never all
@@ -70,6 +71,10 @@ CHUNK_BYTES = CAPS.landscape_chunk_mb << 20
 COARSE_RESOLUTION = 7
 #: The most weight vectors in one vmapped call.
 POINTS_PER_CHUNK = 16
+#: Activations of one sequential call: ``SEQUENTIAL_CALL_BYTES / activation_bytes`` images
+#: (128 for SeedNet) keep a layer's input and output mostly in cache: on two cores,
+#: 128 images per call ran SeedNet about 1.4 times as fast as 512.
+SEQUENTIAL_CALL_BYTES = 20 << 20
 #: Activation memory per (weight vector, image), in units of the largest layer's
 #: input plus output: those two, and under vmap about one more copy of them (its
 #: batching rules move the batch of weights into the batch of images and back).
@@ -183,6 +188,7 @@ def chunk_sizes(
     n_images: int,
     budget: int = CHUNK_BYTES,
     max_points: int = POINTS_PER_CHUNK,
+    max_images: int | None = None,
 ) -> Chunks:
     """Weight vectors and images per call within a memory budget.
 
@@ -194,15 +200,16 @@ def chunk_sizes(
         budget: Bytes one call may use (at least one vector on one image is
             always allowed).
         max_points: The most weight vectors in one call.
+        max_images: The most images in one call (None: as many as fit).
 
     Returns:
         ``points``: up to ``max_points``, as many as fit with one image each;
-        ``images``: as many as then fit.
+        ``images``: as many as then fit, up to ``max_images``.
     """
     pair = ACTIVATION_COPIES * per_image_bytes
     points = max(1, min(n_points, max_points, budget // (4 * n_params + pair)))
     images = (budget - points * 4 * n_params) // (points * pair)
-    images = max(1, min(n_images, images))
+    images = max(1, min(n_images, images, max_images or n_images))
     return Chunks(points, images, points * (4 * n_params + images * pair))
 
 
@@ -445,13 +452,15 @@ def _losses(
     was_training = model.training
     model.eval()
     try:
+        per_image = activation_bytes(model, images)
         chunks = chunk_sizes(
             sum(sizes),
-            activation_bytes(model, images),
+            per_image,
             count,
             len(labels),
             evaluation.chunk_bytes,
             max_points=POINTS_PER_CHUNK if method == "vmap" else 1,
+            max_images=None if method == "vmap" else max(1, SEQUENTIAL_CALL_BYTES // per_image),
         )
 
         def summed(params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:

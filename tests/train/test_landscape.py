@@ -131,6 +131,8 @@ def test_chunks_stay_within_the_budget():
         more = chunks.points * (4 * n_params + (chunks.images + 1) * ACTIVATION_COPIES * per_image)
         assert chunks.images == 1024 or more > budget
     assert chunk_sizes(n_params, per_image, 3, 5, 1 << 30).points == 3
+    one = chunk_sizes(n_params, per_image, 625, 1024, CHUNK_BYTES, max_points=1, max_images=128)
+    assert (one.points, one.images) == (1, 128)
     tight = chunk_sizes(n_params, per_image, 625, 1024, 1)  # never less than one of each
     assert (tight.points, tight.images) == (1, 1)
 
