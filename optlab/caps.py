@@ -41,7 +41,7 @@ saved_runs                  20         interrupted runs kept in the runs folder
 page_runs                   2          2-D runs and sweeps computing at once
 page_run_s                  30         time budget of one 2-D run on a page
 landscape_resolution        51         points per axis of a CNN loss-landscape grid
-                                       (and points along one loss line)
+                                       (a loss line may have its square)
 landscape_images            2048       evaluation images of a loss landscape
 landscape_chunk_mb          256        memory of one batched landscape chunk
                                        (weights x images evaluated at once)

@@ -125,6 +125,13 @@ class Plane:
         if not names or not all(isinstance(n, str) and n for n in names):
             raise ValueError(f"optimizers: must be non-empty names, got {self.optimizers!r}")
         object.__setattr__(self, "optimizers", names)
+        if self.explained is not None and (
+            len(self.explained) != 2 or not all(0 <= v <= 1 for v in self.explained)
+        ):
+            raise ValueError(f"explained: must be two shares in [0, 1], got {self.explained!r}")
+        seed = self.seed
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f"seed: must be an integer or None, got {self.seed!r}")
         basis = torch.stack([self.e1, self.e2]).to(torch.float64)
         gram = basis @ basis.T
         g11, g12, g22 = (float(v) for v in (gram[0, 0], gram[0, 1], gram[1, 1]))

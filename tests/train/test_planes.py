@@ -305,6 +305,8 @@ def test_project_is_vectorised_row_by_row(runs):
         ({"e2": "e1"}, "e1, e2: are parallel"),
         ({"e2": "scaled"}, "e1, e2: must be orthonormal on a plane of kind 'endpoints'"),
         ({"optimizers": ()}, "optimizers: must be non-empty names"),
+        ({"explained": (0.9, 1.2)}, "explained: must be two shares in [0, 1]"),
+        ({"seed": 1.5}, "seed: must be an integer or None"),
     ],
 )
 def test_a_plane_checks_its_fields(changes, fragment):
@@ -325,7 +327,7 @@ def test_a_plane_checks_its_fields(changes, fragment):
         Plane(**fields)
     assert fragment in str(info.value)
     # The same scaled directions are fine on a random plane (their coordinates are multiples).
-    Plane("random", torch.zeros(4), e[0], 2 * e[1], ("sgd",))
+    assert not Plane("random", torch.zeros(4), e[0], 2 * e[1], ("sgd",)).orthonormal
 
 
 def test_fit_ranges_show_every_point_and_the_origin_with_a_margin():
