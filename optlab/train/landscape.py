@@ -76,8 +76,8 @@ POINTS_PER_CHUNK = 16
 #: 128 images per call ran SeedNet about 1.4 times as fast as 512.
 SEQUENTIAL_CALL_BYTES = 20 << 20
 #: Activation memory per (weight vector, image), in units of the largest layer's
-#: input plus output: those two, and under vmap about one more copy of them (its
-#: batching rules move the batch of weights into the batch of images and back).
+#: input plus output: those two, and a margin for vmap, whose batching rules copy
+#: activations to move the batch of weights into the batch of images and back.
 ACTIVATION_COPIES = 3
 #: How `batched_losses` runs the model (see the module docstring).
 Method = Literal["auto", "vmap", "sequential"]
@@ -123,8 +123,8 @@ class Chunks:
     """How a batched evaluation is cut up.
 
     Attributes:
-        points: Weight vectors per vmapped call.
-        images: Images per vmapped call.
+        points: Weight vectors per call of the model.
+        images: Images per call.
         bytes: The estimated memory of one call (weights and activations).
     """
 
@@ -266,7 +266,7 @@ def loop_losses(model: nn.Module, thetas: Tensor, images: Tensor, labels: Tensor
     """
     n_params = _check_model(model)
     _check_batch(images, labels)
-    if thetas.dim() != 2 or thetas.shape[1] != n_params:
+    if not isinstance(thetas, Tensor) or thetas.dim() != 2 or thetas.shape[1] != n_params:
         raise ValueError(f"thetas: must be (K, {n_params}) weight vectors")
     work = copy.deepcopy(model).eval()
     out = torch.empty(len(thetas), dtype=torch.float64)
@@ -356,8 +356,8 @@ def grid_passes(
 ) -> Iterator[LandscapeGrid]:
     """Coarse to fine: a ``coarse``×``coarse`` grid, then the full one, same ranges.
 
-    The coarse grid comes within seconds (49 points instead of, say, 625),
-    so a page can draw a picture while the full grid is computed. When
+    The coarse grid costs 49 evaluations instead of G² (625 for G = 25), so
+    a page can draw a picture while the full grid is computed. When
     ``resolution`` is at most ``coarse``, only the full grid is yielded. The
     consumer may stop iterating after the first grid; nothing more is computed.
 
@@ -369,7 +369,8 @@ def grid_passes(
         The coarse `LandscapeGrid`, then the full one.
 
     Raises:
-        ValueError: as `grid_losses` (checked before the first pass).
+        ValueError: as `grid_losses`, on the first ``next()``, before any
+            pass is computed (the full grid's resolution included).
     """
     _check_resolution(resolution)
     if isinstance(coarse, bool) or not isinstance(coarse, int) or coarse < 2:

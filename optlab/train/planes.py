@@ -58,8 +58,8 @@ DEGENERATE = 1e-5
 ORTHONORMAL_TOLERANCE = 1e-4
 #: The fraction of the grid's span added on each side by `fit_ranges`.
 MARGIN = 0.15
-#: Weight vectors projected or built at once (float64 temporaries of this many
-#: rows: 37 MB for SeedNet's 145,578 parameters).
+#: Weight vectors projected at once by `project` (float64 temporaries of this
+#: many rows: 37 MB for SeedNet's 145,578 parameters).
 ROWS = 32
 #: Columns of the snapshot matrix handled at once by `pca_plane` (its float64
 #: temporaries hold this many columns of every snapshot).
@@ -229,7 +229,9 @@ def pca_plane(initial: Tensor, snapshots: Mapping[str, Tensor]) -> Plane:
     the plane's origin is θ₀, so the plane must contain it; among planes
     through θ₀ this one is closest to all snapshots in least squares (the
     mean-centred plane is closest among all planes, but generally misses θ₀,
-    so the paths would not start at its origin).
+    so the paths would not start at its origin). Li et al. centre their one
+    path on its final point for the same reason; several paths share no final
+    point, but they share θ₀.
 
     The singular vectors come from the eigendecomposition of the n×n Gram
     matrix M Mᵀ in float64 (n snapshots), vᵢ = Mᵀuᵢ/σᵢ: the same directions
