@@ -40,6 +40,11 @@ saved_runs                  20         interrupted runs kept in the runs folder
                                        (the oldest beyond it are deleted)
 page_runs                   2          2-D runs and sweeps computing at once
 page_run_s                  30         time budget of one 2-D run on a page
+landscape_resolution        51         points per axis of a CNN loss-landscape grid
+                                       (a loss line may have its square)
+landscape_images            2048       evaluation images of a loss landscape
+landscape_chunk_mb          256        memory of one batched landscape chunk
+                                       (weights x images evaluated at once)
 ==========================  =========  =============================================
 
 One more rule is not a number: a browser runs one CNN training at a time.
@@ -94,6 +99,9 @@ class Caps:
     saved_runs: int = 20
     page_runs: int = 2
     page_run_s: float = 30.0
+    landscape_resolution: int = 51
+    landscape_images: int = 2048
+    landscape_chunk_mb: int = 256
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> tuple[Caps, list[str]]:
