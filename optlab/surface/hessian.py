@@ -36,10 +36,9 @@ def hessians(surface: Surface, xy: np.ndarray) -> np.ndarray:
     All points are differentiated at once with ``torch.func.vmap`` over
     ``jacrev(jacrev(f))`` (reverse over reverse: ``torch.func.hessian``'s forward
     mode would make torch warn about its deprecated ``torch.jit.script`` on first
-    use, for the same numbers). A surface function that
-    cannot be vmapped (one that reads a tensor's value in Python, say) is
-    differentiated point by point with ``torch.autograd.functional.hessian``
-    instead: same numbers, slower.
+    use, for the same numbers). A surface function that cannot be vmapped (one
+    that reads a tensor's value in Python, say) is differentiated point by point
+    with ``torch.autograd.functional.hessian`` instead: same numbers, slower.
 
     Args:
         surface: The surface; its function is called on ``(2,)`` tensors.
