@@ -431,8 +431,9 @@ def thresholds(optimizer: torch.optim.Optimizer) -> tuple[float | None, float | 
     """``(threshold, threshold_preconditioned)`` for ``optimizer`` as it is now.
 
     SGD has the first (`sgd_threshold`), Adam and AdamW the second
-    (`adam_threshold`): Cohen et al. (2022) found no threshold for Adam's raw
-    sharpness, which Adam's preconditioner lets grow past any 2/η. Every other
+    (`adam_threshold`). Adam's raw sharpness has none: Cohen et al. (2022) see it
+    keep rising into high-curvature regions while the preconditioner adapts to
+    compensate. Every other
     optimizer gets ``(None, None)``: Adamax, NAdam, RAdam, Adafactor, RMSprop,
     Adagrad, Adadelta, Rprop, ASGD and L-BFGS step differently (NAdam's
     Nesterov-style mix, RAdam's rectification, sign steps, line searches), and
@@ -491,9 +492,18 @@ class SharpnessMeter:
             optimizer: Its optimizer, whose current param groups give η, μ, β₁
                 and whose state gives Adam's preconditioner.
             step: Steps taken, for the record.
+
+        Returns:
+            The record; ``lambda_max`` is NaN (and the preconditioned value None)
+            when the weights or the loss are not finite.
+
+        Raises:
+            ValueError: a model with no parameter that requires grad.
         """
         threshold, threshold_pre = thresholds(optimizer)
         params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError(f"model: {type(model).__name__} has no parameter that requires grad")
         device = params[0].device
         hessian = LossHessian(model, self.images.to(device), self.labels.to(device), params)
         top = self._top("hessian", hessian, hessian.dim, params[0])

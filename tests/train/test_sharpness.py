@@ -470,9 +470,12 @@ def test_due_every_k_steps() -> None:
     assert [s for s in range(10) if cfg.due(s)] == [3, 6, 9]
 
 
-def test_meter_checks_its_batch() -> None:
+def test_meter_checks_its_batch_and_model() -> None:
     x, y = batch(4)
     with pytest.raises(ValueError, match="labels"):
         SharpnessMeter(x, y[:3])
     with pytest.raises(ValueError, match="images"):
         SharpnessMeter(x[:0], y[:0])
+    frozen = build(TinyNet).requires_grad_(False)
+    with pytest.raises(ValueError, match="model"):
+        SharpnessMeter(x, y).measure(frozen, torch.optim.SGD([torch.zeros(1)], lr=0.1), 0)
