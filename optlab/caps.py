@@ -24,6 +24,10 @@ train_optimizers            4          optimizers of one CNN comparison
 train_steps                 100000     steps of one CNN comparison
 train_epochs                200        epochs of one CNN comparison
 train_batch                 1024       images per step
+sharpness_images            1024       images whose loss Hessian a sharpness
+                                       estimate takes
+sharpness_iterations        100        Hessian-vector products of one sharpness
+                                       eigenvalue
 formula_length              500        characters of a typed formula
 formula_nodes               300        syntax-tree nodes of a formula
 formula_depth               100        nesting depth of a formula
@@ -87,6 +91,8 @@ class Caps:
     train_steps: int = 100_000
     train_epochs: int = 200
     train_batch: int = 1024
+    sharpness_images: int = 1024
+    sharpness_iterations: int = 100
     formula_length: int = 500
     formula_nodes: int = 300
     formula_depth: int = 100
