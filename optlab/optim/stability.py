@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["sgd_threshold_of"]
+__all__ = ["sgd_threshold_formula", "sgd_threshold_of"]
 
 
 def sgd_threshold_of(group: Mapping[str, Any]) -> float | None:
@@ -60,3 +60,17 @@ def sgd_threshold_of(group: Mapping[str, Any]) -> float | None:
     if dampening >= 1:
         return None
     return (2 + 2 * mu) / ((1 - dampening) * lr)
+
+
+def sgd_threshold_formula(group: Mapping[str, Any]) -> str | None:
+    """`sgd_threshold_of`'s formula for these values, in plain text (η the learning
+    rate, μ the momentum, τ the dampening), or None where it gives no threshold."""
+    if sgd_threshold_of(group) is None:
+        return None
+    if not float(group.get("momentum") or 0.0):
+        return "2/η"
+    if group.get("nesterov"):
+        return "(2+2μ)/((1+2μ)η)"
+    if float(group.get("dampening") or 0.0):
+        return "(2+2μ)/((1−τ)η)"
+    return "(2+2μ)/η"

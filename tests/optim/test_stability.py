@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from optlab.optim.stability import sgd_threshold_of
+from optlab.optim.stability import sgd_threshold_formula, sgd_threshold_of
 from optlab.train.sharpness import sgd_threshold
 
 
@@ -38,3 +38,17 @@ def test_the_threshold_of_a_param_groups_values(group, expected) -> None:
 def test_a_live_sgd_gets_the_same_threshold_as_its_param_group(kwargs) -> None:
     optimizer = torch.optim.SGD([torch.zeros(2)], **kwargs)
     assert sgd_threshold(optimizer) == sgd_threshold_of(optimizer.param_groups[0])
+
+
+@pytest.mark.parametrize(
+    ("group", "formula"),
+    [
+        ({"lr": 0.1}, "2/η"),
+        ({"lr": 0.1, "momentum": 0.9}, "(2+2μ)/η"),
+        ({"lr": 0.1, "momentum": 0.9, "dampening": 0.5}, "(2+2μ)/((1−τ)η)"),
+        ({"lr": 0.1, "momentum": 0.9, "nesterov": True}, "(2+2μ)/((1+2μ)η)"),
+        ({"lr": 0.1, "maximize": True}, None),
+    ],
+)
+def test_the_formula_names_the_branch_the_threshold_took(group, formula) -> None:
+    assert sgd_threshold_formula(group) == formula
