@@ -18,7 +18,7 @@ torch's SGD only; no other optimizer gets a line).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -33,7 +33,14 @@ from optlab.surface.hessian import hessian_eigs
 from optlab.surface.surfaces import Surface
 from optlab.surface.trajectory import Trajectory
 
-__all__ = ["Curvature", "SharpnessPath", "curvature_at", "param_groups", "sharpness_paths"]
+__all__ = [
+    "Curvature",
+    "SharpnessPath",
+    "curvature_at",
+    "param_groups",
+    "sgd_threshold",
+    "sharpness_paths",
+]
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,12 @@ class SharpnessPath:
     weight_decay: float = 0.0
 
 
+def sgd_threshold(opt: OptimizerConfig, group: Mapping[str, Any]) -> float | None:
+    """`sgd_threshold_of` ``group`` when ``opt`` is torch's SGD; None for any other
+    optimizer (a subclass or another rule may step differently)."""
+    return sgd_threshold_of(group) if opt.spec.factory is torch.optim.SGD else None
+
+
 def param_groups(tr: Trajectory, plan: Plan) -> list[dict[str, Any]]:
     """The optimizer's ``param_groups[0]`` values at each recorded point: its settings,
     with the plan's changes applied where `run_surface` applies them (before the
@@ -133,7 +146,7 @@ def sharpness_paths(
                 tr.optimizer,
                 tr.step,
                 lam,
-                threshold=tuple(sgd_threshold_of(g) for g in groups),
+                threshold=tuple(sgd_threshold(tr.optimizer, g) for g in groups),
                 formula=tuple(f for f in dict.fromkeys(formulas) if f is not None),
                 weight_decay=max(float(g.get("weight_decay") or 0.0) for g in groups),
             )
