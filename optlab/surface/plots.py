@@ -347,6 +347,21 @@ def eigen_axes(
     return out
 
 
+def label_ends(curvature: Curvature, arrows: dict[str, tuple[float, float]]) -> tuple[float, float]:
+    """For each axis, the end its label goes at: +1 (along u_k) or −1. The end that
+    points away from the step's arrows, so that no arrow covers the value."""
+    units = [np.asarray(d) / n for d in arrows.values() if (n := float(np.hypot(*d))) > 0]
+    pull = np.sum(units, axis=0) if units else np.zeros(2)
+    return tuple(-1.0 if float(np.dot(pull, u)) > 0 else 1.0 for u in curvature.axes)  # type: ignore[return-value]
+
+
+def _eigen_label_anchor(dx: float, dy: float) -> dict[str, str]:
+    """A label's anchor beyond an axis's end pointing (dx, dy): it grows away from it."""
+    xanchor = "left" if dx > 0.4 else "right" if dx < -0.4 else "center"
+    yanchor = "bottom" if dy > 0.4 else "top" if dy < -0.4 else "middle"
+    return dict(xanchor=xanchor, yanchor=yanchor)
+
+
 def _draw_eigen_axes(fig: go.Figure, curvature: Curvature, diagonal: float) -> None:
     axes = eigen_axes(curvature, diagonal)
     for k, (label, (sx, sy), (ex, ey)) in enumerate(axes):
@@ -369,21 +384,6 @@ def _draw_eigen_axes(fig: go.Figure, curvature: Curvature, diagonal: float) -> N
             text="",
             name=f"{label} axis",
         )
-        # The value at the axis's far end, on a white card so it reads on any grey.
-        ux, uy = curvature.axes[k]
-        fig.add_annotation(
-            x=ex + 0.035 * diagonal * ux,
-            y=ey + 0.035 * diagonal * uy,
-            xref="x",
-            yref="y",
-            showarrow=False,
-            text=f"<b>{label}</b>",
-            font=dict(color=c, size=14),
-            bgcolor="rgba(255,255,255,0.85)",
-            bordercolor=c,
-            borderpad=2,
-            name=f"{label} label",
-        )
         fig.add_scatter(
             x=[None],
             y=[None],
@@ -393,6 +393,37 @@ def _draw_eigen_axes(fig: go.Figure, curvature: Curvature, diagonal: float) -> N
         )
     if not axes:
         fig.add_scatter(x=[None], y=[None], mode="lines", name="Hessian not finite here (no axes)")
+
+
+def _label_eigen_axes(
+    fig: go.Figure,
+    curvature: Curvature,
+    diagonal: float,
+    arrows: dict[str, tuple[float, float]],
+) -> None:
+    """Each axis's eigenvalue on a white card past the end away from the step's arrows,
+    drawn over everything so it reads on any grey and under no arrow."""
+    axes = eigen_axes(curvature, diagonal)
+    ends = label_ends(curvature, arrows)
+    px, py = curvature.point
+    reach = EIGEN_SHARE * diagonal * 1.08
+    for k, (label, _, _) in enumerate(axes):
+        c = EIGEN_COLORS[k]
+        dx, dy = ends[k] * curvature.axes[k][0], ends[k] * curvature.axes[k][1]
+        fig.add_annotation(
+            x=px + reach * dx,
+            y=py + reach * dy,
+            xref="x",
+            yref="y",
+            showarrow=False,
+            text=f"<b>{label}</b>",
+            font=dict(color=c, size=14),
+            bgcolor="rgba(255,255,255,0.9)",
+            bordercolor=c,
+            borderpad=2,
+            name=f"{label} label",
+            **_eigen_label_anchor(dx, dy),
+        )
 
 
 def inspector_figure(
@@ -465,6 +496,8 @@ def inspector_figure(
         marker=INSPECTED_MARKER,
         name="θ<sub>t−1</sub>",
     )
+    if curvature is not None:
+        _label_eigen_axes(fig, curvature, diagonal, arrows)
     factor = next(iter(scales.values()), 1.0)
     title = (
         f"arrows drawn {_factor_text(factor)}, all at one scale"

@@ -73,6 +73,7 @@ def test_the_contour_draws_both_hessian_axes_through_the_inspected_point() -> No
     fig = plots.inspector_figure(surface, tr, 0, snap.point, directions(snap), curvature=curv)
     arrows, labels = _eigen_annotations(fig)
     assert len(arrows) == len(labels) == 2
+    pull = np.sum([np.asarray(d) / math.hypot(*d) for d in directions(snap).values()], axis=0)
     (x0, x1), (y0, y1) = surface.bounds
     half = plots.EIGEN_SHARE * math.hypot(x1 - x0, y1 - y0)
     for k, (arrow, label) in enumerate(zip(arrows, labels, strict=True)):
@@ -88,6 +89,10 @@ def test_the_contour_draws_both_hessian_axes_through_the_inspected_point() -> No
         value = curv.eigenvalues[k]
         assert f"λ{'₁₂'[k]} = {value:.4g}" in label.text
         assert label.font.color == plots.EIGEN_COLORS[k]
+        # The label sits past the axis's end that points away from the step's arrows.
+        lx, ly = label.x - snap.point[0], label.y - snap.point[1]
+        assert lx * uy == pytest.approx(ly * ux, abs=1e-12)
+        assert lx * pull[0] + ly * pull[1] <= 0
     legend = [t.name for t in fig.data if t.name and t.name.startswith("Hessian axis")]
     assert legend == [
         f"Hessian axis u₁: λ₁ = {curv.eigenvalues[0]:.4g}",
