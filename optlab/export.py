@@ -4,11 +4,15 @@ The JSON layout is a stable contract (tests and benchmarks read it)::
 
     {"surface", "expr", "start", "steps", "seed", "noise", "torch_version",
      "runs": [{"optimizer", "hparams", "status", "diverged_at",
-               "x": [...], "y": [...], "loss": [...], "evals": [...]}]}
+               "x": [...], "y": [...], "loss": [...], "evals": [...],
+               "hessian_eigs": [[λ₁, λ₂], ...]}]}
 
 ``x``, ``y`` and ``loss`` hold the start point plus one entry per step taken.
-Non-finite numbers (a diverged last point) are written as null: JSON has no
-NaN or infinity.
+``hessian_eigs`` holds, at each of those points, the two eigenvalues of the
+surface's exact Hessian (autograd, float64: `optlab.surface.hessian`), in
+ascending order, so ``λ₂`` is the sharpness λ_max. Non-finite numbers (a
+diverged last point; the eigenvalues at a NaN point or where the Hessian is not
+finite, ``[null, null]``) are written as null: JSON has no NaN or infinity.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from optlab.files import finite_or_none
+from optlab.surface.hessian import hessian_eigs
 from optlab.surface.run import SurfaceRunConfig
 from optlab.surface.trajectory import Trajectory
 
@@ -32,6 +38,11 @@ def _finite(values: Sequence[float]) -> list[float | None]:
 
 def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
+
+
+def _eigenvalues(cfg: SurfaceRunConfig, tr: Trajectory) -> list[list[float | None]]:
+    eigvals, _ = hessian_eigs(cfg.resolved_surface, np.column_stack([tr.x, tr.y]))
+    return [_finite(row) for row in eigvals.tolist()]
 
 
 def run_to_dict(cfg: SurfaceRunConfig, trajectories: Sequence[Trajectory]) -> dict[str, Any]:
@@ -61,6 +72,7 @@ def run_to_dict(cfg: SurfaceRunConfig, trajectories: Sequence[Trajectory]) -> di
                 "lr": list(tr.lr),
                 "momentum": list(tr.momentum),
                 "evals": list(tr.evals),
+                "hessian_eigs": _eigenvalues(cfg, tr),
             }
             for tr in trajectories
         ],

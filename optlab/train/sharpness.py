@@ -59,6 +59,7 @@ from torch import Tensor, nn
 
 from optlab.caps import CAPS
 from optlab.files import finite_or_none
+from optlab.optim.stability import sgd_threshold_of
 
 __all__ = [
     "MAX_IMAGES",
@@ -361,23 +362,12 @@ def adam_preconditioner(
 def sgd_threshold(optimizer: torch.optim.Optimizer) -> float | None:
     """The sharpness at which torch's SGD turns unstable on a quadratic.
 
-    With learning rate η, momentum μ, dampening d (the values every param group
-    holds now, as a scheduler left them):
-
-    - no momentum: :math:`2/\\eta` (Cohen et al. 2021);
-    - heavy-ball momentum: :math:`(2 + 2\\mu)/\\eta` (Cohen et al. 2021). torch's
-      ``buf = μ buf + (1 − d) g; θ −= η buf`` is the heavy-ball step
-      ``θ' = θ − η(1 − d) g + μ(θ − θ_prev)`` with step size η(1 − d), so with
-      dampening the threshold is :math:`(2 + 2\\mu)/((1 - d)\\eta)`, and none
-      (None) when d ≥ 1;
-    - Nesterov (torch's form, ``g + μ buf``, which torch allows only without
-      dampening): :math:`(2 + 2\\mu)/((1 + 2\\mu)\\eta)`, where the linear update
-      on a quadratic of curvature λ gets an eigenvalue −1 at ηλ = (2 + 2μ)/(1 + 2μ).
-
-    Each value is the point where the step, on a quadratic, gets an eigenvalue
-    of −1 (tested against ``torch.optim.SGD`` itself). Weight decay w adds
-    w‖θ‖²/2 to the loss the step descends, whose Hessian is H + wI: compare
-    ``lambda_max + weight_decay`` with the threshold when it matters.
+    `optlab.optim.stability.sgd_threshold_of` of the values every param group
+    holds now (as a scheduler left them): 2/η without momentum, (2 + 2μ)/η with
+    heavy-ball momentum μ (Cohen et al. 2021), and the dampened and Nesterov
+    forms derived there. Weight decay w adds w‖θ‖²/2 to the loss the step
+    descends: compare ``lambda_max + weight_decay`` with the threshold when it
+    matters.
 
     Returns:
         The threshold, or None: not torch's SGD (a subclass may step
@@ -388,18 +378,7 @@ def sgd_threshold(optimizer: torch.optim.Optimizer) -> float | None:
     if type(optimizer) is not torch.optim.SGD:
         return None
     shared = _shared(optimizer, ("lr", "momentum", "dampening", "nesterov", "maximize"))
-    if shared is None or shared["maximize"]:
-        return None
-    lr, mu, dampening = (float(shared[k]) for k in ("lr", "momentum", "dampening"))
-    if lr <= 0:
-        return None
-    if mu == 0:
-        return 2 / lr
-    if shared["nesterov"]:
-        return (2 + 2 * mu) / ((1 + 2 * mu) * lr)
-    if dampening >= 1:
-        return None
-    return (2 + 2 * mu) / ((1 - dampening) * lr)
+    return None if shared is None else sgd_threshold_of(shared)
 
 
 def adam_threshold(optimizer: torch.optim.Optimizer) -> float | None:

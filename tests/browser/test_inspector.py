@@ -11,11 +11,14 @@ config; the formulas are read from KaTeX's rendered HTML in the DOM.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from optlab.links import config_from_params
 from optlab.optim.config import OptimizerConfig
+from optlab.surface.hessian import hessian_eigs
 from optlab.surface.inspector import directions, record_steps
+from optlab.surface.trajectory import collect
 from tests.support.resources import ARTIFACTS
 from tests.support.server import open_inspector, serve_app
 
@@ -23,16 +26,43 @@ pytestmark = pytest.mark.browser
 
 QUERY = "opt=sgd_momentum:lr=0.001&opt=adam:lr=0.1&steps=200"
 # The inspector chart: the plot whose title (Streamlit wraps it in <b>) starts with
-# "arrows drawn"; its arrows are the annotations with a start point (ax, ay).
-ARROWS = """() => {
-  const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g => g.layout &&
+# "arrows drawn"; its step arrows are the annotations with a start point (ax, ay),
+# less the Hessian's two axes (named "λ₁ = … axis", drawn through the point).
+INSPECTOR_GD = """[...document.querySelectorAll('.js-plotly-plot')].find(g => g.layout &&
     g.layout.title && String(g.layout.title.text || '').replace(/<[^>]*>/g, '')
-      .startsWith('arrows drawn'));
+      .startsWith('arrows drawn'))"""
+ARROWS = f"""() => {{
+  const gd = {INSPECTOR_GD};
   if (!gd) return null;
   return (gd.layout.annotations || [])
-    .filter(a => a.ax !== undefined && a.ay !== undefined)
-    .map(a => ({ax: a.ax, ay: a.ay, x: a.x, y: a.y}));
+    .filter(a => a.ax !== undefined && a.ay !== undefined && !String(a.name).endsWith(' axis'))
+    .map(a => ({{ax: a.ax, ay: a.ay, x: a.x, y: a.y}}));
+}}"""
+# The Hessian's axes on the inspector's contour, and the labels with their values.
+EIGEN = f"""() => {{
+  const gd = {INSPECTOR_GD};
+  if (!gd) return null;
+  const notes = gd.layout.annotations || [];
+  return {{
+    axes: notes.filter(a => String(a.name).endsWith(' axis'))
+      .map(a => ({{name: a.name, ax: a.ax, ay: a.ay, x: a.x, y: a.y}})),
+    labels: notes.filter(a => String(a.name).endsWith(' label')).map(a => a.text),
+  }};
+}}"""
+# The λ_max chart's traces as plotly.js holds them (the plot with a "…: λ_max" trace).
+SHARPNESS = """() => {
+  const gd = [...document.querySelectorAll('.js-plotly-plot')].find(g => g._fullData &&
+    g._fullData.some(t => String(t.name || '').endsWith(': λ_max')));
+  if (!gd) return null;
+  return gd._fullData.map(t => ({name: t.name, x: Array.from(t.x || []),
+                                 y: Array.from(t.y || [])}));
 }"""
+# True once the λ_max chart marks the inspected step's start at the given step.
+MARKED = f"""(step) => {{
+  const traces = ({SHARPNESS})();
+  return !!traces && traces.some(t => t.name.startsWith('θ') && t.x.length === 1 &&
+    t.x[0] === step);
+}}"""
 # True once every arrow starts at the given point.
 ARROWS_FROM = f"""([x, y]) => {{
   const arrows = ({ARROWS})();
@@ -74,6 +104,7 @@ def test_the_step_slider_and_the_optimizer_choice_move_the_arrows(browser, tmp_p
             thumb.focus()
             thumb.press("ArrowRight")
             moved = arrows_at(tab, sgd[1].point)
+            check_curvature(tab, cfg, sgd[1].point, step=1)
             assert (moved[0]["ax"], moved[0]["ay"]) != (first[0]["ax"], first[0]["ay"])
             for arrow in moved:
                 assert (arrow["ax"], arrow["ay"]) == pytest.approx(sgd[1].point, abs=1e-9)
@@ -103,6 +134,35 @@ def test_the_step_slider_and_the_optimizer_choice_move_the_arrows(browser, tmp_p
             tab.screenshot(path=str(ARTIFACTS / "inspector.png"))
         finally:
             context.close()
+
+
+def check_curvature(tab, cfg, point: tuple[float, float], step: int) -> None:
+    """The Hessian's axes go through ``point`` with `hessian_eigs`'s values, and the
+    λ_max chart holds every path's λ_max, SGD + momentum's (2 + 2μ)/η line and a mark
+    at ``step``, all as plotly.js drew them."""
+    tab.wait_for_function(MARKED, arg=step, timeout=30_000)
+    eigvals, eigvecs = hessian_eigs(cfg.resolved_surface, np.array([point]))
+    eigen = tab.evaluate(EIGEN)
+    assert eigen["labels"] == [f"<b>λ{'₁₂'[k]} = {eigvals[0, k]:.4g}</b>" for k in range(2)]
+    for k, axis in enumerate(eigen["axes"]):
+        centre = ((axis["x"] + axis["ax"]) / 2, (axis["y"] + axis["ay"]) / 2)
+        assert centre == pytest.approx(point, abs=1e-9)
+        dx, dy = axis["x"] - axis["ax"], axis["y"] - axis["ay"]
+        ux, uy = eigvecs[0, :, k]
+        assert dx * uy == pytest.approx(dy * ux, abs=1e-9) and dx * ux + dy * uy > 0
+
+    traces = {t["name"]: t for t in tab.evaluate(SHARPNESS)}
+    for tr in collect(cfg):
+        curve = traces[f"{tr.optimizer.label}: λ_max"]
+        lam, _ = hessian_eigs(cfg.resolved_surface, np.column_stack([tr.x, tr.y]))
+        assert curve["x"] == list(tr.step)
+        assert curve["y"] == pytest.approx(lam[:, 1].tolist(), rel=1e-12)
+    # SGD + momentum at lr 0.001, μ 0.9: (2 + 2μ)/η = 3800 at every point; Adam: none.
+    line = traces["SGD (momentum=0.9): (2+2μ)/η = 3800"]
+    assert line["y"] == pytest.approx([3.8 / 0.001] * len(line["x"]))
+    assert not [n for n in traces if n.startswith("Adam") and not n.endswith("λ_max")]
+    (mark,) = [t for n, t in traces.items() if n.startswith("θ")]
+    assert mark["x"] == [step]
 
 
 # Every rendered formula: KaTeX's visible HTML only (its MathML part repeats the

@@ -21,20 +21,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from optlab.cli import main
 from optlab.optim import registry
 from optlab.optim.builtin import PRESETS
 from optlab.optim.config import OptimizerConfig
+from optlab.surface.hessian import hessian_eigs
 from optlab.surface.problem import Problem
 from optlab.surface.run import DIVERGED, DONE, MAX_OPTIMIZERS, SurfaceRunConfig
-from optlab.surface.surfaces import CUSTOM, SURFACES
+from optlab.surface.surfaces import CUSTOM, ROSENBROCK, SURFACES
 from optlab.surface.trajectory import collect
 from tests.support.resources import ROOT
 
 TOP_KEYS = {"surface", "expr", "start", "steps", "seed", "noise", "torch_version", "runs"}
 RUN_KEYS = {"optimizer", "hparams", "status", "diverged_at", "x", "y", "loss", "evals"}
+RUN_KEYS |= {"hessian_eigs"}
 
 STEPS = 40
 #: Adam converges slowly, SGD with lr=1 leaves Rosenbrock at once, LBFGS with a
@@ -130,6 +133,40 @@ def test_out_values_equal_the_engine(full_run: dict[str, Any]) -> None:
         assert run["evals"] == list(tr.evals)
 
 
+def test_hessian_eigs_equal_the_engines_at_every_recorded_point(full_run: dict[str, Any]) -> None:
+    data = strict_loads(full_run["text"])
+    for run, tr in zip(data["runs"], full_run["engine"], strict=True):
+        assert len(run["hessian_eigs"]) == len(run["x"]) == len(tr.x)
+        eigvals, _ = hessian_eigs(ROSENBROCK, np.column_stack([tr.x, tr.y]))
+        expected = [[v if math.isfinite(v) else None for v in row] for row in eigvals.tolist()]
+        assert run["hessian_eigs"] == expected
+        assert all(a <= b for a, b in run["hessian_eigs"] if a is not None and b is not None)
+
+
+@pytest.mark.parametrize(
+    ("expr", "eigenvalues"),
+    [
+        ("x**2 + 10*y**2", [2.0, 20.0]),
+        # (x + y)² + 4(x − y)²: Hessian [[10, −6], [−6, 10]], axes along (1, ±1).
+        ("(x + y)**2 + 4*(x - y)**2", [4.0, 16.0]),
+    ],
+)
+def test_hessian_eigs_of_quadratics_are_their_analytic_values(
+    tmp_path: Path, expr: str, eigenvalues: list[float]
+) -> None:
+    out = tmp_path / "quadratic.json"
+    argv = ["surface", "--expr", expr, "--start", "1.5,-1", "--steps", "25"]
+    argv += ["--opt", "sgd:lr=0.02", "--opt", "adam:lr=0.1", "--opt", "sgd:lr=0.3"]
+    code, _, err = call(*argv, "--out", str(out))
+    assert (code, err) == (0, "")
+    runs = strict_loads(out.read_text(encoding="utf-8"))["runs"]
+    assert len(runs) == 3 and runs[2]["status"] == DIVERGED  # 0.3 > 2/λ_max for both
+    for run in runs:
+        assert len(run["hessian_eigs"]) == len(run["x"])
+        for pair in run["hessian_eigs"]:
+            assert pair == pytest.approx(eigenvalues, rel=1e-12)
+
+
 def test_finished_runs_hold_start_plus_every_step(full_run: dict[str, Any]) -> None:
     data = strict_loads(full_run["text"])
     finished = [r for r in data["runs"] if r["status"] == DONE]
@@ -188,6 +225,7 @@ def test_nan_at_the_start_is_written_as_null(tmp_path: Path) -> None:
     (run,) = data["runs"]
     assert (run["status"], run["diverged_at"]) == (DIVERGED, 0)
     assert run["loss"] == [None]
+    assert run["hessian_eigs"] == [[None, None]]
     assert [run["x"][0], run["y"][0]] == data["start"]
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from optlab.links import config_from_params
 from optlab.optim.config import OptimizerConfig
 from optlab.surface.inspector import plain, record_steps
 from optlab.surface.problem import Problem
 from optlab.surface.run import SurfaceRunConfig
+from optlab.surface.trajectory import collect
 from optlab.ui.playground.inspector import OPEN_KEY, _value, numbers_latex, state_lines
 from tests.support.resources import APP
 
@@ -129,3 +133,86 @@ def test_the_inspector_is_built_only_once_opened():
     at.session_state[OPEN_KEY] = True
     at.run()
     assert any("Step t" in s.label for s in at.slider)
+
+
+def chart(at: AppTest, key: str) -> dict:
+    (found,) = [e for e in at.get("plotly_chart") if e.proto.id.endswith(f"-{key}")]
+    return json.loads(found.proto.spec)
+
+
+BOWL_QUERY = {
+    "surface": ["custom"],
+    "expr": ["x**2 + 10*y**2"],
+    "opt": ["sgd:lr=0.095", "sgd:lr=0.11", "adam:lr=0.1"],
+    "steps": ["40"],
+}
+
+
+def test_the_hessian_and_lambda_max_against_2_over_eta_at_the_inspected_step():
+    """lr 0.095 zig-zags in and lr 0.11 diverges on x² + 10y²: λ_max = 20 against
+    2/η = 21.05 and 18.18, written beside the contour, drawn as the Hessian's axes on it
+    and as one λ_max curve and one threshold line per SGD path."""
+    at = page(BOWL_QUERY)
+    assert not at.exception
+    at.slider(key="inspect_step").set_value(5).run()
+    assert not at.exception
+    cfg = config_from_params(BOWL_QUERY)
+    trajectories = collect(cfg)
+    assert [tr.status for tr in trajectories] == ["done", "diverged", "done"]
+    markdown = " ".join(m.value for m in at.markdown)
+    assert "**λ₁ = 2**, **λ₂ = λ_max = 20** < 2/η = 21.05" in markdown
+
+    # The contour: the Hessian's two axes through θ_4, labelled with their values.
+    snap = record_steps(cfg, 0)[4]
+    contour = chart(at, "inspector_chart")
+    notes = contour["layout"]["annotations"]
+    axes = {n["name"]: n for n in notes if n.get("name", "").endswith(" axis")}
+    assert set(axes) == {"λ₁ = 2 axis", "λ₂ = 20 axis"}
+    for (name, note), (ux, uy) in zip(sorted(axes.items()), [(1, 0), (0, 1)], strict=True):
+        assert ((note["x"] + note["ax"]) / 2, (note["y"] + note["ay"]) / 2) == pytest.approx(
+            snap.point
+        ), name
+        dx, dy = note["x"] - note["ax"], note["y"] - note["ay"]
+        assert dx * uy == pytest.approx(dy * ux) and dx * ux + dy * uy > 0
+    labels = [n["text"] for n in notes if n.get("name", "").endswith(" label")]
+    assert labels == ["<b>λ₁ = 2</b>", "<b>λ₂ = 20</b>"]
+
+    # The λ_max chart: every path's curve, SGD's lines at 2/η, the inspected point.
+    sharp = {t["name"]: t for t in chart(at, "sharpness_chart")["data"]}
+    assert set(sharp) == {
+        "SGD (lr=0.095): λ_max",
+        "SGD (lr=0.095): 2/η = 21.05",
+        "SGD (lr=0.11): λ_max",
+        "SGD (lr=0.11): 2/η = 18.18",
+        "Adam (lr=0.1): λ_max",
+        "θ<sub>t−1</sub> (step 4): λ_max = 20",
+    }
+    for tr in trajectories:
+        curve = sharp[f"{tr.optimizer.label}: λ_max"]
+        assert curve["x"] == list(tr.step) and curve["y"] == [20.0] * len(tr.step)
+    assert sharp["SGD (lr=0.095): 2/η = 21.05"]["y"] == pytest.approx([2 / 0.095] * 41)
+    fast = sharp["SGD (lr=0.11): 2/η = 18.18"]
+    assert fast["y"] == pytest.approx([2 / 0.11] * len(trajectories[1].step))
+    mark = sharp["θ<sub>t−1</sub> (step 4): λ_max = 20"]
+    assert (mark["x"], mark["y"]) == ([4], [20.0])
+    captions = " ".join(c.value for c in at.caption)
+    assert "(2 + 2μ)/η (Cohen et al., ICLR 2021)" in captions
+
+    # The diverging slot: its own step is above its line.
+    at.selectbox(key="inspect_slot").set_value(1).run()
+    markdown = " ".join(m.value for m in at.markdown)
+    assert "**λ₂ = λ_max = 20** > 2/η = 18.18" in markdown
+
+
+def test_momentum_gives_the_heavy_ball_threshold_and_adam_none():
+    query = {**BOWL_QUERY, "opt": ["sgd:lr=0.01,momentum=0.9", "adam:lr=0.1"]}
+    at = page(query)
+    assert not at.exception
+    names = [t["name"] for t in chart(at, "sharpness_chart")["data"]]
+    assert "SGD (lr=0.01, momentum=0.9): (2+2μ)/η = 380" in names
+    assert not [n for n in names if n.startswith("Adam") and "λ_max" not in n]
+    markdown = " ".join(m.value for m in at.markdown)
+    assert "< (2+2μ)/η = 380" in markdown
+    at.selectbox(key="inspect_slot").set_value(1).run()
+    markdown = " ".join(m.value for m in at.markdown)
+    assert "**λ₂ = λ_max = 20** (the arrows" in markdown  # Adam: no threshold written

@@ -14,7 +14,15 @@ import pandas as pd
 import streamlit as st
 
 from optlab.optim.config import OptimizerConfig
+from optlab.optim.stability import sgd_threshold_formula
 from optlab.surface import plots
+from optlab.surface.curvature import (
+    Curvature,
+    SharpnessPath,
+    curvature_at,
+    sgd_threshold,
+    sharpness_paths,
+)
 from optlab.surface.inspector import Plain, StepSnapshot, directions, record_steps
 from optlab.surface.run import SurfaceRunConfig
 from optlab.surface.trajectory import Trajectory
@@ -139,6 +147,36 @@ def _state_table(opt: OptimizerConfig, snap: StepSnapshot) -> pd.DataFrame:
     )
 
 
+def curvature_text(opt: OptimizerConfig, snap: StepSnapshot, curvature: Curvature) -> str:
+    """The Hessian's eigenvalues at θ_{t−1}, and for torch's SGD where λ_max stands
+    against the threshold of this step's own param group."""
+    if not curvature.finite:
+        return f"Hessian at θ_{snap.step - 1}: not finite here."
+    low, high = curvature.eigenvalues
+    text = f"Hessian at θ_{snap.step - 1}: **λ₁ = {low:.4g}**, **λ₂ = λ_max = {high:.4g}**"
+    threshold = sgd_threshold(opt, snap.groups)
+    if threshold is not None:
+        side = "<" if high < threshold else ">" if high > threshold else "="
+        text += f" {side} {sgd_threshold_formula(snap.groups)} = {threshold:.4g}"
+    return text + " (the arrows u₁, u₂ on the contour)."
+
+
+def sharpness_caption(paths: list[SharpnessPath]) -> str:
+    """What the λ_max chart's lines mean, in two sentences (three with weight decay)."""
+    text = (
+        "On a quadratic, SGD with learning rate η (γ in torch's rule) multiplies the error "
+        "along u₂ by 1 − ηλ_max: it zig-zags once λ_max > 1/η and diverges once "
+        "λ_max > 2/η, and heavy-ball momentum μ moves that edge to (2 + 2μ)/η (Cohen et "
+        "al., ICLR 2021). Only torch's SGD gets a threshold line (dotted): the other "
+        "optimizers step differently, and this rule is not theirs."
+    )
+    if any(p.weight_decay > 0 for p in paths if p.threshold):
+        text += (
+            " With weight decay w, SGD descends f + w‖θ‖²/2, whose λ_max is the drawn one plus w."
+        )
+    return text
+
+
 def _follow_slot(slot_ids: list[int]) -> None:
     """Points the picker at the slot it follows, by id, before it is drawn: a slot
     whose optimizer or values changed keeps its place in the picker."""
@@ -162,8 +200,8 @@ def inspector_section(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> 
     reruns once opened."""
     st.subheader("Step inspector")
     box = st.expander(
-        "Inspect one step: its gradient, torch.optim's state and the update, "
-        "with arrows on the contour",
+        "Inspect one step: its gradient, torch.optim's state, the update and the "
+        "Hessian, with arrows on the contour",
         key=OPEN_KEY,
         on_change="rerun",
         icon=":material/search:",
@@ -213,6 +251,7 @@ def _inspector(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
             help="Step t takes θ_{t−1} to θ_t; t is torch's own step counter, from 1.",
         )
     snap = snaps[t - 1]
+    curvature = curvature_at(cfg.resolved_surface, snap.point)
     left, right = columns([3, 2], gap="medium")
     with left:
         scale = st.segmented_control(
@@ -233,6 +272,7 @@ def _inspector(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
                 directions(snap),
                 snap.evaluations,
                 common_scale=scale == ONE_SCALE,
+                curvature=curvature,
             ),
             f"{cfg.problem.surface}-inspector-step{t}",
             key="inspector_chart",
@@ -240,6 +280,7 @@ def _inspector(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
         )
     with right:
         st.markdown(f"**{opt.label}**, step t = {t}: θ_{t - 1} → θ_{t}")
+        st.markdown(curvature_text(opt, snap, curvature))
         if len(snap.evaluations) > 1:
             st.caption(
                 f"f was evaluated {len(snap.evaluations)} times in this step() (the rings on "
@@ -255,6 +296,16 @@ def _inspector(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
             st.dataframe(_state_table(opt, snap), hide_index=True, width="stretch")
         else:
             st.write("Empty: this optimizer keeps nothing between steps.")
+    paths = sharpness_paths(
+        cfg.resolved_surface, trajectories, [cfg.plan(i) for i in range(len(trajectories))]
+    )
+    st.markdown("**λ_max along each path**, against SGD's stability threshold")
+    show_chart(
+        plots.sharpness_figure(paths, mark=(index, snap.step - 1)),
+        f"{cfg.problem.surface}-sharpness",
+        key="sharpness_chart",
+    )
+    st.caption(sharpness_caption(paths))
     rule, numbers = columns([3, 2], gap="medium")
     with rule:
         st.caption("The update rule, as torch implements it:")

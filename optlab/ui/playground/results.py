@@ -115,9 +115,11 @@ def downloads(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
     )
     row.download_button(
         "Download JSON",
-        run_to_json(cfg, trajectories),
+        # Built on click: it holds the exact Hessian's eigenvalues at every point.
+        data=lambda: run_to_json(cfg, trajectories),
         file_name="optlab-run.json",
         mime="application/json",
+        on_click="ignore",
     )
     row.download_button(
         "Download interactive HTML",
