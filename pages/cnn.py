@@ -4,7 +4,7 @@ import streamlit as st
 
 from optlab.train.jobs import FINISHED
 from optlab.ui.address_bar import link_params
-from optlab.ui.cnn import controls, interrupted, jobs, results, settings
+from optlab.ui.cnn import controls, interrupted, jobs, results, settings, trajectories
 from optlab.ui.cnn.datasource import missing_data_notice
 from optlab.ui.cnn.sidebar import sidebar_settings
 
@@ -45,13 +45,19 @@ if job is None:
     st.stop()
 
 
-@st.fragment(run_every=jobs.POLL_S if busy else None)
+# A finished run still polls while its landscape computes (the Trajectories view).
+polling = busy or trajectories.computing(job)
+
+
+@st.fragment(run_every=jobs.POLL_S if polling else None)
 def live() -> None:
     snapshot = job.poll()
     logs = jobs.logs_for(job, snapshot)
     results.live_panel(job, snapshot, logs)
     if busy and snapshot.state in FINISHED:
         st.rerun()  # the whole page: stop polling, show the trained models
+    if polling and not busy and not trajectories.computing(job):
+        st.rerun()  # the landscape is done: stop polling
 
 
 live()

@@ -33,9 +33,7 @@ LANDSCAPE_SCALE = "Greys_r"
 
 
 def _finite(values: Sequence[Sequence[float | None]]) -> np.ndarray:
-    arr = np.asarray(
-        [[np.nan if v is None else v for v in row] for row in values], dtype=float
-    )
+    arr = np.asarray([[np.nan if v is None else v for v in row] for row in values], dtype=float)
     return arr
 
 
@@ -224,17 +222,19 @@ def lines_figure(doc: Mapping, *, height: int = 360) -> go.Figure:
     fig = go.Figure()
     names = [run["optimizer"] for run in doc.get("runs", ())]
     for k, line in enumerate(doc.get("lines", ())):
-        end = line["to"]
+        end, start = line["to"], START_NAMES.get(line["from"], line["from"])
         i = names.index(end) if end in names else k
         between = line["from"] in names
         fig.add_scatter(
             x=line["t"],
             y=line["loss"],
             mode="lines",
-            line=dict(color=color(i), width=3 if between else 2, dash="dot" if between else "solid"),
-            name=f"{line['from']} → {end}",
+            line=dict(
+                color=color(i), width=3 if between else 2, dash="dot" if between else "solid"
+            ),
+            name=f"{start} → {end}",
             hovertemplate=(
-                f"<b>{line['from']} → {end}</b><br>t=%{{x:.3g}}<br>loss %{{y:.4g}}<extra></extra>"
+                f"<b>{start} → {end}</b><br>t=%{{x:.3g}}<br>loss %{{y:.4g}}<extra></extra>"
             ),
         )
     fig.update_layout(
@@ -245,6 +245,10 @@ def lines_figure(doc: Mapping, *, height: int = 360) -> go.Figure:
         legend=dict(orientation="h", yanchor="top", y=-0.22, x=0),
     )
     return fig
+
+
+#: How a line's start is named on the chart (``initial``: the shared θ₀).
+START_NAMES = {"initial": "θ₀"}
 
 
 #: The sharpness a record is drawn with and its threshold's words, by what it measured.
@@ -302,7 +306,9 @@ def sharpness_figure(
                 mode="lines",
                 line=dict(color=color(i), width=2, dash="dash", shape="hv"),
                 name=f"{names[i]} threshold",
-                hovertemplate=f"<b>{names[i]}</b><br>step %{{x}}<br>threshold %{{y:.4g}}<extra></extra>",
+                hovertemplate=(
+                    f"<b>{names[i]}</b><br>step %{{x}}<br>threshold %{{y:.4g}}<extra></extra>"
+                ),
                 row=i + 1,
                 col=1,
             )

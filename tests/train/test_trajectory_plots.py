@@ -35,8 +35,8 @@ def document(loss_scale: float = 1.0, *, grid: bool = True, evaluated: bool = Tr
         for run in runs:
             run["loss"] = [2.3, 1.5, 1.1]
     lines = [
-        {"from": "θ₀", "to": "SGD", "t": [0.0, 0.5, 1.0], "loss": [2.3, 1.6, 1.1]},
-        {"from": "θ₀", "to": "Adam", "t": [0.0, 0.5, 1.0], "loss": [2.3, 1.7, 1.1]},
+        {"from": "initial", "to": "SGD", "t": [0.0, 0.5, 1.0], "loss": [2.3, 1.6, 1.1]},
+        {"from": "initial", "to": "Adam", "t": [0.0, 0.5, 1.0], "loss": [2.3, 1.7, 1.1]},
         {"from": "SGD", "to": "Adam", "t": [0.0, 0.5, 1.0], "loss": [1.1, 1.9, 1.1]},
     ]
     return {

@@ -36,7 +36,12 @@ from optlab.train.report import (
 from optlab.train.run import DIVERGED, IMAGES_PER_S, RUNNING
 from optlab.ui.cnn import jobs
 from optlab.ui.cnn.table import HEADERS, result_columns, row_height
+from optlab.ui.cnn.trajectories import trajectories_panel
 from optlab.ui.view import show_chart
+
+#: The live panel's tabs: the curves, or the paths through the weights (built only
+#: when open).
+VIEW = "cnn_view"
 
 
 def _clock(seconds: float) -> str:
@@ -112,7 +117,8 @@ def results_table(logs: list[RunLog], snapshot: JobSnapshot) -> None:
 
 
 def live_panel(job: Job, snapshot: JobSnapshot, logs: list[RunLog]) -> None:
-    """One redraw of a job: status and progress, the curves, the results table.
+    """One redraw of a job: status and progress, the curves or the trajectories, the
+    results table.
 
     A queued job shows its place in the queue only: a workshop's waiting
     browsers poll too, and must cost the server next to nothing.
@@ -122,7 +128,13 @@ def live_panel(job: Job, snapshot: JobSnapshot, logs: list[RunLog]) -> None:
         return
     if snapshot.state == RUNNING and job.session is not None:
         live_change_form(job, logs)
-    show_chart(train_plots.live_figure(logs), "cnn-curves", key="cnn_live_chart")
+    curves, paths = st.tabs(["Curves", "Trajectories"], key=VIEW, on_change="rerun")
+    if curves.open:
+        with curves:
+            show_chart(train_plots.live_figure(logs), "cnn-curves", key="cnn_live_chart")
+    if paths.open:
+        with paths:
+            trajectories_panel(job, snapshot, [log.label for log in logs])
     st.subheader("Results")
     results_table(logs, snapshot)
 
