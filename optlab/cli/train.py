@@ -213,7 +213,8 @@ def _train_config(args: argparse.Namespace, saved: dict[str, Any] | None) -> Tra
     )
 
 
-def _load_data(args: argparse.Namespace, cfg: TrainRunConfig) -> LoadedData:
+def load_data(args: argparse.Namespace, cfg: TrainRunConfig) -> LoadedData:
+    """The images ``--data``/``--synthetic`` name (else found as `load_cifar10` finds them)."""
     # Only as many synthetic images as the run uses: generating them takes time.
     size = synthetic_size(cfg.train_limit, cfg.test_limit)
     if args.synthetic:
@@ -355,7 +356,7 @@ def run(args: argparse.Namespace) -> int:
         )
         for slot in cfg.slots
     )
-    data = _load_data(args, cfg)
+    data = load_data(args, cfg)
     script = None
     if args.export_script:
         hint = data_folder_hint(data.kind, args.data)

@@ -156,6 +156,15 @@ class EvalRecord:
     test_acc: float
 
 
+def data_digest(*tensors: torch.Tensor) -> str:
+    """A fingerprint of a run's training images, training labels, test images and test
+    labels, in that order (`TrainingSession.data_digest`)."""
+    digest = hashlib.sha256()
+    for t in tensors:
+        digest.update(t.contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
 def steps_per_epoch(cfg: TrainRunConfig, n_train: int) -> int:
     """Full batches per pass over the training images."""
     per_epoch = n_train // cfg.batch_size
@@ -556,10 +565,9 @@ class TrainingSession:
         set instead of CIFAR-10, say) is refused instead of silently mixed.
         """
         if self._digest is None:
-            digest = hashlib.sha256()
-            for t in (self.train_images, self.train_labels, self.test_images, self.test_labels):
-                digest.update(t.contiguous().numpy().tobytes())
-            self._digest = digest.hexdigest()[:32]
+            self._digest = data_digest(
+                self.train_images, self.train_labels, self.test_images, self.test_labels
+            )
         return self._digest
 
     def state_dict(self) -> dict:

@@ -210,7 +210,9 @@ class LandscapeResult:
         }
 
 
-def evaluation_images(data: LoadedData, cfg: TrainRunConfig, m: int) -> tuple[Tensor, Tensor]:
+def evaluation_images(
+    data: LoadedData, cfg: TrainRunConfig, m: int, what: str = "eval images"
+) -> tuple[Tensor, Tensor]:
     """The first ``m`` training images of a run in file order, normalised as in
     training, and their labels: the evaluation batch of its landscape.
 
@@ -219,9 +221,9 @@ def evaluation_images(data: LoadedData, cfg: TrainRunConfig, m: int) -> tuple[Te
             run's training images.
     """
     if isinstance(m, int) and not isinstance(m, bool) and m > MAX_IMAGES:
-        raise ValueError(f"eval images: at most {MAX_IMAGES} (CAPS.landscape_images), got {m}")
+        raise ValueError(f"{what}: at most {MAX_IMAGES} (CAPS.landscape_images), got {m}")
     train = data.train.head(cfg.train_limit)
-    return first_images(train.images, train.labels, m, "eval images")
+    return first_images(train.images, train.labels, m, what)
 
 
 def build_plane(
