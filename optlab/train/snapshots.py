@@ -66,15 +66,16 @@ class Snapshots:
         n_params: Entries of one flat weight vector.
         every: K, the interval between stored snapshots (it doubles past the
             budget, see the module docstring).
-        budget_bytes: The memory all snapshots may take.
+        budget_bytes: The memory all snapshots may take (default `BUDGET_BYTES`).
 
     Raises:
         ValueError: a count, interval or budget that is not a positive whole number.
     """
 
     def __init__(
-        self, n_optimizers: int, n_params: int, every: int, budget_bytes: int = BUDGET_BYTES
+        self, n_optimizers: int, n_params: int, every: int, budget_bytes: int | None = None
     ) -> None:
+        budget_bytes = BUDGET_BYTES if budget_bytes is None else budget_bytes
         for name, value in (
             ("n_optimizers", n_optimizers),
             ("n_params", n_params),
@@ -194,7 +195,7 @@ class Snapshots:
 
     @classmethod
     def from_state(
-        cls, state: Mapping, first_every: int, budget_bytes: int = BUDGET_BYTES
+        cls, state: Mapping, first_every: int, budget_bytes: int | None = None
     ) -> Snapshots:
         """Snapshots from `state` (a checkpoint's), recording on from there.
 
