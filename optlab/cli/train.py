@@ -321,7 +321,8 @@ def _observer_lines(session: TrainingSession) -> list[str]:
         snapshots = session.snapshots
         lines.append(
             f"snapshots: {len(snapshots.steps)} per optimizer (every {snapshots.every} steps "
-            f"and the last), {snapshots.nbytes / 2**20:.1f} MB, {session.snapshot_s:.1f} s"
+            f"and the last), {snapshots.nbytes / 2**20:.1f} MB, "
+            f"{session.observers.snapshot_s:.1f} s"
         )
     if session.cfg.sharpness_every is not None:
         count = sum(len(records) for records in session.sharpness)

@@ -12,15 +12,8 @@ every copy before the next batch is drawn.
 optimizer and scheduler state, the data order's RNG state, history), so that
 N steps, a save, a load in a new process and N more steps equal 2N straight.
 
-Two optional observers run between steps, outside the training's clock (they
-are not in `images_per_s`, and `snapshot_s`, `sharpness_s` say what they cost):
-``snapshot_every`` keeps each optimizer's flattened weights in `snapshots`
-(`optlab.train.snapshots`), ``sharpness_every`` measures each optimizer's
-sharpness into `sharpness` (`optlab.train.sharpness`) on the first
-``sharpness_images`` training images in file order, normalised as in training,
-with the model in training mode (the mode the loss being trained is computed
-in; OptLab's models have no batch norm or dropout, so eval mode gives the same
-Hessian). Both travel in the state dict.
+Snapshots and sharpness (`optlab.train.observers`) are taken between steps,
+outside the clock of `images_per_s`, and kept in the state dict.
 The configs it runs live in `optlab.train.config` (and are importable from here).
 """
 
@@ -48,16 +41,11 @@ from optlab.train.config import (
     TrainSlot,
 )
 from optlab.train.data import LoadedData
-from optlab.train.data.batches import (
-    CIFAR10_MEAN,
-    CIFAR10_STD,
-    augment,
-    first_images,
-    normalise,
-)
-from optlab.train.models import build_model, count_parameters, param_groups
-from optlab.train.sharpness import SharpnessConfig, SharpnessMeter, SharpnessRecord
-from optlab.train.snapshots import Snapshots, flat_weights
+from optlab.train.data.batches import CIFAR10_MEAN, CIFAR10_STD, augment, normalise
+from optlab.train.models import build_model, param_groups
+from optlab.train.observers import RunObservers
+from optlab.train.sharpness import SharpnessRecord
+from optlab.train.snapshots import Snapshots
 
 __all__ = [
     "DEVICES",
@@ -222,60 +210,37 @@ class TrainingSession:
         #: Steps this session ran and their wall-clock seconds (`images_per_s`).
         self.timed_steps = 0
         self.timed_s = 0.0
-        #: Seconds this session spent keeping snapshots and measuring sharpness.
-        self.snapshot_s = 0.0
-        self.sharpness_s = 0.0
-        #: Every optimizer's flattened weights along its path (None: not kept).
-        self.snapshots: Snapshots | None = None
-        if cfg.snapshot_every is not None:
-            n_params = count_parameters(self.models[0])
-            self.snapshots = Snapshots(len(cfg.slots), n_params, cfg.snapshot_every)
-            self._snapshot()
-        #: Per optimizer, its sharpness records so far (empty lists when not measured).
-        self.sharpness: list[list[SharpnessRecord]] = [[] for _ in cfg.slots]
-        self._meters: list[SharpnessMeter] = []
-        if cfg.sharpness_every is not None:
-            x, y = first_images(
-                self.train_images, self.train_labels, cfg.sharpness_images, "sharpness_images"
-            )
-            x, y = x.to(self.device), y.to(self.device)
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            meter_cfg = SharpnessConfig(
-                images=cfg.sharpness_images, every=cfg.sharpness_every, seed=cfg.seed
-            )
-            self._meters = [SharpnessMeter(x, y, meter_cfg) for _ in cfg.slots]
+        #: Weight snapshots and sharpness, between steps (`optlab.train.observers`).
+        self.observers = RunObservers(
+            cfg,
+            self.models,
+            self.train_images,
+            self.train_labels,
+            self.device,
+            self.channels_last,
+            self.total_steps,
+        )
+
+    @property
+    def snapshots(self) -> Snapshots | None:
+        """Every optimizer's flattened weights along its path (None: not kept)."""
+        return self.observers.snapshots
+
+    @property
+    def sharpness(self) -> list[list[SharpnessRecord]]:
+        """Per optimizer, its sharpness records so far (empty when not measured)."""
+        return self.observers.sharpness
+
+    @property
+    def sharpness_s(self) -> float:
+        """Seconds this session spent measuring sharpness (snapshots: ``observers.snapshot_s``)."""
+        return self.observers.sharpness_s
 
     @property
     def train_s(self) -> float:
         """Wall-clock seconds of this session's training (steps and test evaluations),
         the time `images_per_s` divides by; snapshots and sharpness are not in it."""
         return self.timed_s
-
-    def sharpness_due(self, step: int) -> bool:
-        """Whether sharpness is measured after ``step``: every ``sharpness_every``
-        steps and at the last step."""
-        every = self.cfg.sharpness_every
-        return every is not None and step > 0 and (step % every == 0 or step == self.total_steps)
-
-    def _snapshot(self) -> None:
-        started = time.perf_counter()
-        weights = [flat_weights(list(m.parameters())) for m in self.models]
-        self.snapshots.record(self.step, weights)
-        self.snapshot_s += time.perf_counter() - started
-
-    def _observe(self) -> None:
-        """Snapshots and sharpness after a step (outside the training's clock)."""
-        if self.snapshots is not None:
-            self._snapshot()
-        if self._meters and self.sharpness_due(self.step):
-            started = time.perf_counter()
-            for i, status in enumerate(self.status):
-                if status == DIVERGED:
-                    continue
-                record = self._meters[i].measure(self.models[i], self.optimizers[i], self.step)
-                self.sharpness[i].append(record)
-            self.sharpness_s += time.perf_counter() - started
 
     @property
     def live_changes(self) -> list[tuple[int, int, Change]]:
@@ -504,7 +469,7 @@ class TrainingSession:
         self.history.extend(records)
         self.timed_steps += 1
         self.timed_s += time.perf_counter() - started
-        self._observe()
+        self.observers.after_step(self.step, self.status, self.models, self.optimizers)
         return records
 
     def _apply_changes(self) -> None:
@@ -586,12 +551,7 @@ class TrainingSession:
             "schedulers": [s.state_dict() if s is not None else None for s in self.schedulers],
             # Plain dicts: a weights-only load accepts them, not dataclasses.
             "history": [{"kind": type(r).__name__, **asdict(r)} for r in self.history],
-            **({"snapshots": self.snapshots.state()} if self.snapshots is not None else {}),
-            **(
-                {"sharpness": [[asdict(r) for r in records] for records in self.sharpness]}
-                if self.cfg.sharpness_every is not None
-                else {}
-            ),
+            **self.observers.state(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -616,21 +576,7 @@ class TrainingSession:
             if sched is not None:
                 sched.load_state_dict(sd)
         self.history = [_record(r, self.cfg.batch_size) for r in state["history"]]
-        if self.snapshots is not None:
-            if "snapshots" not in state:
-                raise ValueError("checkpoint: it holds no snapshots, but the run keeps them")
-            snapshots = Snapshots.from_state(state["snapshots"], self.cfg.snapshot_every)
-            shape = (snapshots.n_optimizers, snapshots.n_params)
-            if shape != (len(self.models), count_parameters(self.models[0])):
-                raise ValueError("checkpoint: its snapshots do not fit the model")
-            if snapshots.steps[-1] != self.step:
-                raise ValueError("checkpoint: its snapshots end at another step than the run")
-            self.snapshots = snapshots
-        if self.cfg.sharpness_every is not None:
-            saved = state.get("sharpness", [[] for _ in self.models])
-            if len(saved) != len(self.models):
-                raise ValueError("checkpoint: its sharpness records do not fit the optimizers")
-            self.sharpness = [[SharpnessRecord(**r) for r in records] for records in saved]
+        self.observers.load_state(state, self.step)
 
 
 def _record(saved: dict, batch_size: int) -> TrainRecord | EvalRecord:
