@@ -31,7 +31,8 @@ sharpness_iterations        100        Hessian-vector products of one sharpness
 formula_length              500        characters of a typed formula
 formula_nodes               300        syntax-tree nodes of a formula
 formula_depth               100        nesting depth of a formula
-checkpoint_mb               64         size of a checkpoint file (the page's
+checkpoint_mb               64         size of a checkpoint file, plus snapshot_mb
+                                       for its weight snapshots (the page's
                                        upload is also capped by Streamlit's
                                        server.maxUploadSize, 20 MB here)
 download_mb                 1024       size of a CIFAR-10 download
@@ -49,6 +50,9 @@ landscape_resolution        51         points per axis of a CNN loss-landscape g
 landscape_images            2048       evaluation images of a loss landscape
 landscape_chunk_mb          256        memory of one batched landscape chunk
                                        (weights x images evaluated at once)
+snapshot_mb                 200        memory of one CNN job's weight snapshots, all
+                                       optimizers together (past it every second
+                                       one is dropped and the interval doubles)
 ==========================  =========  =============================================
 
 One more rule is not a number: a browser runs one CNN training at a time.
@@ -108,6 +112,7 @@ class Caps:
     landscape_resolution: int = 51
     landscape_images: int = 2048
     landscape_chunk_mb: int = 256
+    snapshot_mb: int = 200
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> tuple[Caps, list[str]]:

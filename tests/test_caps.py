@@ -50,7 +50,7 @@ def test_the_default_caps_are_those_the_modules_use():
     assert CAPS.sweep_resolution == sweep.MAX_RESOLUTION
     assert CAPS.train_batch == train_run.MAX_BATCH
     assert CAPS.formula_length == formula.MAX_FORMULA_LENGTH
-    assert CAPS.checkpoint_mb * 2**20 == checkpoint.MAX_CHECKPOINT_BYTES
+    assert (CAPS.checkpoint_mb + CAPS.snapshot_mb) * 2**20 == checkpoint.MAX_CHECKPOINT_BYTES
 
 
 @pytest.mark.parametrize(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from optlab.caps import CAPS
 from optlab.cli.common import StatusLine, check_output, download_progress, table, warn_unusual
 from optlab.files import write_atomic
 from optlab.optim.config import OptimizerConfig
@@ -58,6 +60,9 @@ _TRAIN_FLAGS = {
     "clip_grad_norm": "--clip-grad-norm",
     "eval_every": "--eval-every",
     "seed": "--seed",
+    "snapshot_every": "--snapshot-every",
+    "sharpness_every": "--sharpness-every",
+    "sharpness_images": "--sharpness-images",
 }
 
 
@@ -139,6 +144,29 @@ def add_parser(sub: Any) -> None:
         metavar="K",
         help=f"test every K steps and at each epoch end ({d['eval_every']})",
     )
+    train.add_argument(
+        "--snapshot-every",
+        type=int,
+        metavar="K",
+        help="keep every optimizer's weights at steps 0, K, 2K, … and the last, in the "
+        f"checkpoint (for `landscape`; at most {CAPS.snapshot_mb} MB: past it every second "
+        "one is dropped and K doubles) (off)",
+    )
+    train.add_argument(
+        "--sharpness-every",
+        type=int,
+        metavar="K",
+        help="measure each optimizer's sharpness (top Hessian eigenvalue) every K steps "
+        "and at the last, into --out (off)",
+    )
+    train.add_argument(
+        "--sharpness-images",
+        type=int,
+        default=d["sharpness_images"],
+        metavar="M",
+        help=f"on the first M training images (≤ {CAPS.sharpness_images}) "
+        f"({d['sharpness_images']})",
+    )
     train.add_argument("--checkpoint", metavar="PATH", help="write a checkpoint at the end")
     train.add_argument(
         "--checkpoint-every", type=int, metavar="N", help="also write it every N steps"
@@ -179,10 +207,14 @@ def _train_config(args: argparse.Namespace, saved: dict[str, Any] | None) -> Tra
         eval_every=args.eval_every,
         seed=args.seed,
         device=args.device.strip().lower(),
+        snapshot_every=args.snapshot_every,
+        sharpness_every=args.sharpness_every,
+        sharpness_images=args.sharpness_images,
     )
 
 
-def _load_data(args: argparse.Namespace, cfg: TrainRunConfig) -> LoadedData:
+def load_data(args: argparse.Namespace, cfg: TrainRunConfig) -> LoadedData:
+    """The images ``--data``/``--synthetic`` name (else found as `load_cifar10` finds them)."""
     # Only as many synthetic images as the run uses: generating them takes time.
     size = synthetic_size(cfg.train_limit, cfg.test_limit)
     if args.synthetic:
@@ -282,6 +314,26 @@ def _train_table(logs: Sequence[RunLog]) -> str:
     return table(list(RESULT_HEADERS.values()), [[row[k] for k in RESULT_HEADERS] for row in cells])
 
 
+def _observer_lines(session: TrainingSession) -> list[str]:
+    """What the snapshots and the sharpness took, beside the training's own time."""
+    lines = []
+    if session.snapshots is not None:
+        snapshots = session.snapshots
+        lines.append(
+            f"snapshots: {len(snapshots.steps)} per optimizer (every {snapshots.every} steps "
+            f"and the last), {snapshots.nbytes / 2**20:.1f} MB, "
+            f"{session.observers.snapshot_s:.1f} s"
+        )
+    if session.cfg.sharpness_every is not None:
+        count = sum(len(records) for records in session.sharpness)
+        share = session.sharpness_s / session.train_s if session.train_s > 0 else math.nan
+        lines.append(
+            f"sharpness: {count} estimates on {session.cfg.sharpness_images} images in "
+            f"{session.sharpness_s:.1f} s, {share:.0%} of the {session.train_s:.1f} s of training"
+        )
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     """Trains (or resumes) the comparison, prints its results, writes what was asked for."""
     check_output("--out", args.out)
@@ -305,7 +357,7 @@ def run(args: argparse.Namespace) -> int:
         )
         for slot in cfg.slots
     )
-    data = _load_data(args, cfg)
+    data = load_data(args, cfg)
     script = None
     if args.export_script:
         hint = data_folder_hint(data.kind, args.data)
@@ -331,6 +383,8 @@ def run(args: argparse.Namespace) -> int:
         f"{len(session.test_labels)} test images ({data.kind}), on {session.device}"
     )
     print(f"speed: {speed_text(session.images_per_s)} ({IMAGES_PER_S})")
+    for line in _observer_lines(session):
+        print(line)
     print(_train_table(logs))
     if args.checkpoint:
         save_checkpoint(session, args.checkpoint)

@@ -2,7 +2,10 @@
 
 A checkpoint is `TrainingSession.state_dict()` saved with `torch.save`:
 weights, optimizer and scheduler ``state_dict()``s, the data order's RNG
-state and the config. Loading uses ``torch.load(weights_only=True)`` (no
+state and the config; with snapshots, ``snapshots`` = ``{"steps": [0, K, …],
+"weights": [tensor(n_snapshots, n_params) per optimizer], "every": K now}``
+(`optlab.train.snapshots`), and with sharpness, ``sharpness`` = per optimizer
+a list of `SharpnessRecord` dicts. Loading uses ``torch.load(weights_only=True)`` (no
 arbitrary pickled code), refuses files over a size cap, and checks the
 contents before anything is restored.
 """
@@ -21,8 +24,9 @@ from optlab.files import write_atomic
 from optlab.train.run import DONE, RUNNING, TrainingSession, TrainRunConfig
 
 #: Larger files are refused before they are read (SeedNet with 4 optimizers
-#: and Adam state is about 6 MB).
-MAX_CHECKPOINT_BYTES = CAPS.checkpoint_mb * 2**20
+#: and Adam state is about 6 MB); a run's weight snapshots may add up to their
+#: own budget (``CAPS.snapshot_mb``).
+MAX_CHECKPOINT_BYTES = (CAPS.checkpoint_mb + CAPS.snapshot_mb) * 2**20
 REQUIRED_KEYS = frozenset(
     {"config", "step", "status", "smooth", "order", "order_gen", "augment_gen", "models"}
     | {"optimizers", "schedulers", "history"}

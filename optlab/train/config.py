@@ -133,6 +133,15 @@ class TrainRunConfig:
         seed: Initial weights, data order and augmentation.
         device: ``auto`` (CUDA, then MPS, then CPU) or a named device.
         channels_last: Use the channels-last memory format on CPU.
+        snapshot_every: Keep every optimizer's flattened weights at steps 0, K,
+            2K, … and the latest step (`optlab.train.snapshots`; None: off). Past
+            ``CAPS.snapshot_mb`` every second one is dropped and K doubles.
+        sharpness_every: Measure every optimizer's sharpness (the top eigenvalue
+            of the training loss Hessian, `optlab.train.sharpness`) after every
+            K-th step and the last one (None: off).
+        sharpness_images: M, the first M training images (file order) the
+            sharpness is measured on, at most ``CAPS.sharpness_images`` and the
+            run's training images.
     """
 
     slots: tuple[TrainSlot, ...]
@@ -148,6 +157,9 @@ class TrainRunConfig:
     seed: int = 0
     device: str = "auto"
     channels_last: bool = True
+    snapshot_every: int | None = None
+    sharpness_every: int | None = None
+    sharpness_images: int = 256
 
     def __post_init__(self) -> None:
         if not isinstance(self.slots, tuple):
@@ -167,6 +179,10 @@ class TrainRunConfig:
                 _check_int(name, getattr(self, name), 1, 10**7)
         _check_int("eval_every", self.eval_every, 1, MAX_STEPS)
         _check_int("seed", self.seed, 0, MAX_EXACT_INT)
+        for name in ("snapshot_every", "sharpness_every"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), 1, MAX_STEPS)
+        _check_int("sharpness_images", self.sharpness_images, 1, CAPS.sharpness_images)
         if self.clip_grad_norm is not None and not (
             isinstance(self.clip_grad_norm, int | float) and 0 < self.clip_grad_norm < math.inf
         ):
@@ -188,6 +204,11 @@ class TrainRunConfig:
             }
             for s in self.slots
         ]
+        # Left out at their defaults (off), so the configs of runs made before they
+        # existed (checkpoints, links) read back equal.
+        for name in _OPTIONAL:
+            if out[name] == _DEFAULTS[name]:
+                del out[name]
         return out
 
     @classmethod
@@ -225,3 +246,8 @@ class TrainRunConfig:
 def _check_int(name: str, value: object, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ValueError(f"{name}: expected a whole number in [{low}, {high}], got {value!r}")
+
+
+#: Settings `TrainRunConfig.to_dict` leaves out at their default.
+_OPTIONAL = ("snapshot_every", "sharpness_every", "sharpness_images")
+_DEFAULTS = {f.name: f.default for f in fields(TrainRunConfig) if f.name in _OPTIONAL}

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from optlab.train.autosave import Autosave
 from optlab.train.data import LoadedData
 from optlab.train.run import EvalRecord, TrainingSession, TrainRecord, TrainRunConfig
+from optlab.train.sharpness import SharpnessRecord
+from optlab.train.snapshots import SnapshotView
 
 QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancelled", "failed"
 FINISHED = frozenset({DONE, CANCELLED, FAILED})
@@ -30,7 +32,13 @@ _ids = itertools.count(1)
 
 @dataclass(frozen=True)
 class JobSnapshot:
-    """What a page needs to draw one poll: immutable, cheap to copy."""
+    """What a page needs to draw one poll: immutable, cheap to copy.
+
+    ``sharpness`` holds, per optimizer, its sharpness records so far (empty
+    tuples when the run does not measure it); ``snapshot_steps`` the steps of
+    the weight snapshots so far (0, K, 2K, … and the latest; empty when the run
+    keeps none): `Job.snapshot_weights` gives the weights themselves.
+    """
 
     state: str
     records: tuple[Record, ...]
@@ -41,6 +49,8 @@ class JobSnapshot:
     elapsed_s: float
     message: str
     images_per_s: float | None = None
+    sharpness: tuple[tuple[SharpnessRecord, ...], ...] = ()
+    snapshot_steps: tuple[int, ...] = ()
 
 
 class Job:
@@ -84,6 +94,10 @@ class Job:
         self._clock = clock
         self._lock = threading.Lock()
         self._records: list[Record] = []
+        #: Per optimizer, its sharpness records so far.
+        self._sharpness: tuple[tuple[SharpnessRecord, ...], ...] = tuple(
+            tuple(s) for s in (session.sharpness if session is not None else [[]] * len(cfg.slots))
+        )
         self._cancel = threading.Event()
         self._finished = threading.Event()
         self.state = QUEUED
@@ -146,8 +160,11 @@ class Job:
         # where it is saved and where it stops.
         while not self.session.finished:
             records = self.session.run_step()
+            sharpness = self.session.sharpness
             with self._lock:
                 self._records.extend(records)
+                if sum(map(len, sharpness)) != sum(map(len, self._sharpness)):
+                    self._sharpness = tuple(tuple(s) for s in sharpness)
             if self.autosave is not None:
                 self.autosave.after_step(self.session)
             if reason := self._should_stop():
@@ -178,7 +195,9 @@ class Job:
         self._last_poll = self._clock()
         with self._lock:
             records = tuple(self._records)
+            sharpness = self._sharpness
         session = self.session
+        snapshots = session.snapshots if session is not None else None
         elapsed = 0.0 if self._started_at is None else self._clock() - self._started_at
         return JobSnapshot(
             state=self.state,
@@ -190,7 +209,24 @@ class Job:
             elapsed_s=elapsed,
             message=self.message,
             images_per_s=session.images_per_s if session else None,
+            sharpness=sharpness,
+            snapshot_steps=snapshots.view().steps if snapshots is not None else (),
         )
+
+    def snapshot_weights(self) -> SnapshotView | None:
+        """The weight snapshots so far, or None when the run keeps none (or has not
+        started).
+
+        A consistent `SnapshotView`: its ``steps`` and, per optimizer, one flat
+        float32 CPU tensor per step, the same tensors the session keeps (no copy;
+        they are never changed in place, so they are safe to read while training
+        goes on). ``rows[i][0]`` is the shared initial weights θ₀; ``rows[i][-1]``
+        optimizer i's weights at the latest step.
+        """
+        session = self.session
+        if session is None or session.snapshots is None:
+            return None
+        return session.snapshots.view()
 
 
 class JobRegistry:

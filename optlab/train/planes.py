@@ -162,9 +162,15 @@ class Plane:
 
 
 def flat_parameters(model: nn.Module) -> Tensor:
-    """A float32 copy of the model's parameters, flattened in ``model.parameters()`` order."""
-    vector = nn.utils.parameters_to_vector(model.parameters()).detach()
-    return vector.to(torch.float32, copy=True)
+    """A float32 copy of the model's parameters, flattened in ``model.parameters()`` order.
+
+    Each parameter is flattened in its logical (row-major) order whatever its memory
+    format, so a channels-last model (as training keeps it on the CPU) gives the same
+    vector as a contiguous one; torch's ``parameters_to_vector`` refuses channels-last
+    tensors.
+    """
+    parts = [p.detach().reshape(-1) for p in model.parameters()]
+    return torch.cat(parts).to(torch.float32)  # cat made the copy
 
 
 def endpoints_plane(initial: Tensor, weights: Mapping[str, Tensor]) -> Plane:

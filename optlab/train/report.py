@@ -198,7 +198,17 @@ def run_document(
             }
             for a in session.applied
         ],
-        "runs": [log.to_dict() for log in logs],
+        "runs": [
+            {
+                **log.to_dict(),
+                **(
+                    {"sharpness": [r.to_dict() for r in records]}
+                    if session.cfg.sharpness_every is not None
+                    else {}
+                ),
+            }
+            for log, records in zip(logs, session.sharpness, strict=True)
+        ],
     }
 
 

@@ -11,6 +11,9 @@ every copy before the next batch is drawn.
 `TrainingSession.state_dict` captures everything needed to resume (weights,
 optimizer and scheduler state, the data order's RNG state, history), so that
 N steps, a save, a load in a new process and N more steps equal 2N straight.
+
+Snapshots and sharpness (`optlab.train.observers`) are taken between steps,
+outside the clock of `images_per_s`, and kept in the state dict.
 The configs it runs live in `optlab.train.config` (and are importable from here).
 """
 
@@ -40,6 +43,9 @@ from optlab.train.config import (
 from optlab.train.data import LoadedData
 from optlab.train.data.batches import CIFAR10_MEAN, CIFAR10_STD, augment, normalise
 from optlab.train.models import build_model, param_groups
+from optlab.train.observers import RunObservers
+from optlab.train.sharpness import SharpnessRecord
+from optlab.train.snapshots import Snapshots
 
 __all__ = [
     "DEVICES",
@@ -138,6 +144,15 @@ class EvalRecord:
     test_acc: float
 
 
+def data_digest(*tensors: torch.Tensor) -> str:
+    """A fingerprint of a run's training images, training labels, test images and test
+    labels, in that order (`TrainingSession.data_digest`)."""
+    digest = hashlib.sha256()
+    for t in tensors:
+        digest.update(t.contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
 def steps_per_epoch(cfg: TrainRunConfig, n_train: int) -> int:
     """Full batches per pass over the training images."""
     per_epoch = n_train // cfg.batch_size
@@ -195,6 +210,37 @@ class TrainingSession:
         #: Steps this session ran and their wall-clock seconds (`images_per_s`).
         self.timed_steps = 0
         self.timed_s = 0.0
+        #: Weight snapshots and sharpness, between steps (`optlab.train.observers`).
+        self.observers = RunObservers(
+            cfg,
+            self.models,
+            self.train_images,
+            self.train_labels,
+            self.device,
+            self.channels_last,
+            self.total_steps,
+        )
+
+    @property
+    def snapshots(self) -> Snapshots | None:
+        """Every optimizer's flattened weights along its path (None: not kept)."""
+        return self.observers.snapshots
+
+    @property
+    def sharpness(self) -> list[list[SharpnessRecord]]:
+        """Per optimizer, its sharpness records so far (empty when not measured)."""
+        return self.observers.sharpness
+
+    @property
+    def sharpness_s(self) -> float:
+        """Seconds this session spent measuring sharpness (snapshots: ``observers.snapshot_s``)."""
+        return self.observers.sharpness_s
+
+    @property
+    def train_s(self) -> float:
+        """Wall-clock seconds of this session's training (steps and test evaluations),
+        the time `images_per_s` divides by; snapshots and sharpness are not in it."""
+        return self.timed_s
 
     @property
     def live_changes(self) -> list[tuple[int, int, Change]]:
@@ -423,6 +469,7 @@ class TrainingSession:
         self.history.extend(records)
         self.timed_steps += 1
         self.timed_s += time.perf_counter() - started
+        self.observers.after_step(self.step, self.status, self.models, self.optimizers)
         return records
 
     def _apply_changes(self) -> None:
@@ -483,10 +530,9 @@ class TrainingSession:
         set instead of CIFAR-10, say) is refused instead of silently mixed.
         """
         if self._digest is None:
-            digest = hashlib.sha256()
-            for t in (self.train_images, self.train_labels, self.test_images, self.test_labels):
-                digest.update(t.contiguous().numpy().tobytes())
-            self._digest = digest.hexdigest()[:32]
+            self._digest = data_digest(
+                self.train_images, self.train_labels, self.test_images, self.test_labels
+            )
         return self._digest
 
     def state_dict(self) -> dict:
@@ -505,6 +551,7 @@ class TrainingSession:
             "schedulers": [s.state_dict() if s is not None else None for s in self.schedulers],
             # Plain dicts: a weights-only load accepts them, not dataclasses.
             "history": [{"kind": type(r).__name__, **asdict(r)} for r in self.history],
+            **self.observers.state(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -529,6 +576,7 @@ class TrainingSession:
             if sched is not None:
                 sched.load_state_dict(sd)
         self.history = [_record(r, self.cfg.batch_size) for r in state["history"]]
+        self.observers.load_state(state, self.step)
 
 
 def _record(saved: dict, batch_size: int) -> TrainRecord | EvalRecord:

@@ -23,7 +23,7 @@ from typing import Literal
 
 from optlab.caps import CIFAR_TEST_IMAGES, CIFAR_TRAIN_IMAGES, SYNTHETIC_IMAGES
 from optlab.train.data import cifar
-from optlab.train.data.batches import CIFAR10_MEAN, CIFAR10_STD, augment, normalise
+from optlab.train.data.batches import CIFAR10_MEAN, CIFAR10_STD, augment, first_images, normalise
 from optlab.train.data.cifar import (
     ARCHIVE_NAME,
     CIFAR10_MD5,
@@ -65,6 +65,7 @@ __all__ = [
     "download",
     "extract_archive",
     "find_cifar10",
+    "first_images",
     "load_batches_dir",
     "load_cifar10",
     "md5_of",

@@ -103,3 +103,25 @@ def augment(
     batch = torch.arange(n, device=images.device)[:, None, None, None]
     channel = torch.arange(images.shape[1], device=images.device)[None, :, None, None]
     return padded[batch, channel, rows, cols]
+
+
+def first_images(
+    images: torch.Tensor, labels: torch.Tensor, n: int, what: str = "images"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` images in file order, normalised as training normalises them,
+    and their labels: the fixed batch a sharpness or a loss landscape is measured on.
+
+    Args:
+        images: uint8 ``(N, C, H, W)``: the training images a run uses.
+        labels: Their classes.
+        n: How many.
+        what: The setting that asked for them, for the message.
+
+    Raises:
+        ValueError: ``n`` below 1 or beyond the ``N`` images there are.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"{what}: must be a whole number >= 1, got {n!r}")
+    if n > len(labels):
+        raise ValueError(f"{what}: {n} asked for, but the run trains on {len(labels)} images")
+    return normalise(images[:n]), labels[:n]
