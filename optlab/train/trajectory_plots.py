@@ -156,7 +156,7 @@ def landscape_figure(doc: Mapping, *, height: int = 520) -> go.Figure:
         ),
     )
     if loss is not None:
-        fig.update_xaxes(range=[doc["a"][0], doc["a"][-1]])
+        fig.update_xaxes(range=[doc["a"][0], doc["a"][-1]], constrain="domain")
         fig.update_yaxes(range=[doc["b"][0], doc["b"][-1]], constrain="domain")
     return fig
 

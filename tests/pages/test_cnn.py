@@ -248,6 +248,12 @@ def test_a_text_file_named_pt_is_refused_not_a_traceback():
 # --- training ------------------------------------------------------------------------------
 
 
+def tab(at: AppTest, label: str):
+    """The page's tab labelled ``label``."""
+    (found,) = [t for t in at.tabs if t.label == label]
+    return found
+
+
 def test_tiny_run_shows_results_and_the_trained_models():
     at = tiny(cnn_page()).run()
     job = start_and_finish(at)
@@ -263,6 +269,8 @@ def test_tiny_run_shows_results_and_the_trained_models():
         assert math.isfinite(float(row["test_loss"])) and math.isfinite(float(row["train_loss"]))
     assert [s.value for s in at.subheader] == ["Results", "Inside the trained models"]
     assert [t.label for t in at.tabs] == [
+        "Curves",
+        "Trajectories",
         "Confusion matrix",
         "Test images",
         "optimizer.state_dict()",
@@ -277,7 +285,7 @@ def test_tiny_run_shows_results_and_the_trained_models():
     assert not button(at, "Start").disabled and button(at, "Stop").disabled
 
     # optimizer.state_dict() of SGD + momentum: one momentum buffer per parameter.
-    state_tab = at.tabs[2]
+    state_tab = tab(at, "optimizer.state_dict()")
     groups, state = (df.value for df in state_tab.dataframe)
     assert list(groups["group"]) == ["features", "classifier"]
     assert set(groups["lr"]) == {"0.01"}
@@ -287,13 +295,13 @@ def test_tiny_run_shows_results_and_the_trained_models():
     # Adam's: step, exp_avg and exp_avg_sq per parameter.
     at.radio(key="cnn_pick").set_value(1).run()
     no_problems(at)
-    groups, state = (df.value for df in at.tabs[2].dataframe)
+    groups, state = (df.value for df in tab(at, "optimizer.state_dict()").dataframe)
     assert set(groups["lr"]) == {"0.001"}
     assert set(state["state"]) == {"step", "exp_avg", "exp_avg_sq"}
     assert len(state) == 3 * n_params
     steps = state.loc[state["state"] == "step", "value"]
     assert set(steps) == {"6"}
-    assert at.tabs[1].caption[0].value.startswith("The first 30 test images")
+    assert tab(at, "Test images").caption[0].value.startswith("The first 30 test images")
 
 
 def test_scheduler_and_classifier_lr_multiple_reach_the_optimizers():
@@ -326,7 +334,7 @@ def test_scheduler_and_classifier_lr_multiple_reach_the_optimizers():
     assert [g["lr"] for g in sgd.param_groups] == pytest.approx([0.0, 0.0], abs=1e-12)
     # The page's own param_groups table says the same.
     at.radio(key="cnn_pick").set_value(1).run()
-    groups = at.tabs[2].dataframe[0].value
+    groups = tab(at, "optimizer.state_dict()").dataframe[0].value
     assert list(groups["lr"]) == ["0.001", "0.01"]
 
 

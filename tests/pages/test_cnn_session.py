@@ -67,6 +67,8 @@ CONFIGS = [
         eval_every=25,
         seed=7,
         device="cpu",
+        # Every page run records snapshots and sharpness at the page's settings.
+        **settings.TRAJECTORIES,
     ),
 ]
 

@@ -95,7 +95,7 @@ def _compute(
                 job.cfg.model,
                 names,
                 view.steps,
-                view.weights(),
+                view.rows,
                 images,
                 labels,
                 task.settings,
@@ -174,7 +174,7 @@ def _paths(job: Job, snapshot: JobSnapshot, names: list[str], plane) -> list[dic
     view = job.snapshot_weights()
     if view is None or len(view.steps) < 2:
         return None
-    runs = [run.to_json() for run in project_runs(plane, view.steps, view.weights(), names)]
+    runs = [run.to_json() for run in project_runs(plane, view.steps, view.rows, names)]
     st.session_state[PATHS] = (key, runs, plane)
     return runs
 
@@ -187,7 +187,7 @@ def _live_plane(job: Job, names: list[str], settings: LandscapeSettings):
     cached = st.session_state.get(PATHS)
     if cached is not None and cached[0][:2] == key[:2] and cached[2].kind == settings.plane:
         return cached[2]
-    return build_plane(settings.plane, job.cfg.model, names, view.weights(), settings.seed)
+    return build_plane(settings.plane, job.cfg.model, names, view.rows, settings.seed)
 
 
 def _due(task: LandscapeTask | None, job: Job, snapshot: JobSnapshot, settings) -> bool:
@@ -215,7 +215,7 @@ def trajectories_panel(job: Job, snapshot: JobSnapshot, names: list[str]) -> Non
             icon=":material/info:",
         )
         return
-    settings, images = _settings(len(names), job.data.train.head(job.cfg.train_limit).size)
+    settings, images = _settings(len(names), len(job.data.train.head(job.cfg.train_limit).labels))
     task: LandscapeTask | None = st.session_state.get(TASK)
     if task is not None and task.job_id != job.id:
         task.stop.set()
