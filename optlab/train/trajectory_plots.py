@@ -23,7 +23,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from optlab.charts import color, dash
+from optlab.charts import color, dash, decade_dtick, decades
 from optlab.numbers import number_text
 
 #: A grid whose loss spans more than this ratio (max / min) is coloured by log10.
@@ -51,7 +51,9 @@ def _colour_bar(loss: np.ndarray, log: bool) -> tuple[np.ndarray, dict]:
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(loss > 0, np.log10(loss), np.nan)
     lo, hi = np.nanmin(z), np.nanmax(z)
-    ticks = [t / 2 for t in range(math.floor(lo * 2), math.ceil(hi * 2) + 1)]
+    # Half decades on a short range, whole ones (at most 8 labels) on a long one.
+    per = 2 if hi - lo < 2 else 1 / decade_dtick(hi - lo)
+    ticks = [t / per for t in range(math.floor(lo * per), math.ceil(hi * per) + 1)]
     return z, dict(
         title=dict(text="loss (log)", side="right"),
         tickvals=ticks,
@@ -209,7 +211,14 @@ def landscape_3d(doc: Mapping, *, height: int = 560) -> go.Figure:
     fig.update_layout(
         height=height,
         margin=dict(l=0, r=0, t=10, b=0),
-        scene=dict(xaxis_title="a", yaxis_title="b", zaxis_title="loss"),
+        scene=dict(
+            xaxis_title="a",
+            yaxis_title="b",
+            zaxis_title="loss",
+            aspectmode="manual",
+            aspectratio=dict(x=1, y=1, z=0.6),
+            camera=dict(eye=dict(x=1.25, y=-1.25, z=0.8)),
+        ),
         legend=dict(orientation="h", yanchor="top", y=0, x=0),
     )
     return fig
@@ -312,7 +321,11 @@ def sharpness_figure(
                 row=i + 1,
                 col=1,
             )
-        fig.update_yaxes(type="log", row=i + 1, col=1)
+        span = decades([r.get(value) for r in recs] + limits)
+        # Whole decades when the panel spans one or more (Plotly's "2, 5" between
+        # decades read as values); within a decade Plotly's own ticks say more.
+        ticks = dict(dtick=decade_dtick(span)) if span >= 1 else {}
+        fig.update_yaxes(type="log", row=i + 1, col=1, **ticks)
     fig.update_xaxes(title_text="step", row=n, col=1)
     fig.update_layout(height=row_height * n + 80, showlegend=False, margin=dict(t=40, r=10))
     return fig
