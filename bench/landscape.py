@@ -20,11 +20,30 @@ note, when the default folder is missing.
    relative deviation of each method's losses from the loop's.
 2. The whole G×G grid as the app computes it (`grid_passes` with the default
    method: a 7×7 pass, then the full grid), once, each pass timed.
+3. What snapshots and sharpness cost beside training (``--train-steps`` > 0): the
+   page's default comparison (SGD with momentum, lr 0.01, and Adam, lr 0.001,
+   batches of 64) trains ``--train-steps`` steps with the page's defaults
+   (`PAGE_SNAPSHOT_EVERY`, `PAGE_SHARPNESS_EVERY`, `PAGE_SHARPNESS_IMAGES`), and
+   the sharpness and snapshot seconds are printed as a share of the training's
+   own seconds (`TrainingSession.train_s`), measured in the same run.
+
+   Measured on the 2-core machine, idle (``python -m bench.landscape --data
+   ../shared/data/cifar10-subset --points 2 --repeats 1 --grid 2 --images 16
+   --train-steps N``): every 200 steps on 64 images, 400 steps took 43.5 s of
+   training and 4.2 s of sharpness (4 estimates) = 9.6%, snapshots every 10
+   steps 0.7%; every 50 steps on 64 images, 100 steps: 43% (one estimate of
+   both optimizers costs about as much as 22 training steps). Hence the page's
+   defaults below: sharpness every 200 steps on 64 images (at most 15% of
+   training time), snapshots every 10 steps (a 624-step page run keeps 63 per
+   optimizer, 73 MB for two). On a loaded machine (another test run on the
+   same cores) the training slowed far more than the sharpness: 1.1% at 200
+   steps, but snapshots 4.2% (copying weights with two threads contending).
 
 Usage::
 
     python -m bench.landscape [--grid 25] [--images 1024] [--points 16] [--repeats 3]
-                              [--data DIR]
+                              [--data DIR] [--train-steps 200] [--sharpness-every K]
+                              [--sharpness-images M] [--snapshot-every K]
 
 Torch keeps its default thread count, as the app does. It exits non-zero if a
 deviation exceeds 1e-5 (relative).
@@ -42,6 +61,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from optlab.optim.config import OptimizerConfig
 from optlab.train.data import (
     CIFAR10_MEAN,
     CIFAR10_STD,
@@ -61,6 +81,7 @@ from optlab.train.landscape import (
 )
 from optlab.train.models import build_model, count_parameters
 from optlab.train.planes import flat_parameters, point, random_plane
+from optlab.train.run import TrainingSession, TrainRunConfig, TrainSlot
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The real-format CIFAR-10 subset beside the checkout.
@@ -74,6 +95,11 @@ TARGET_RATIO = 2.0
 TARGET_GRID_S = 30.0
 TARGET_GRID = (25, 1024)
 ARMS = ("loop", "sequential", "vmap")
+#: The CNN page's proposed defaults (section 3 measures their cost).
+PAGE_SNAPSHOT_EVERY = 10
+PAGE_SHARPNESS_EVERY = 200
+PAGE_SHARPNESS_IMAGES = 64
+TARGET_SHARPNESS_SHARE = 0.15
 
 
 def load_images(data_dir: str | None, n: int) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -134,6 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--points", type=int, default=16, help="points timed three ways (16)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data", default=None, help="a CIFAR-10 folder (default: the subset)")
+    parser.add_argument("--train-steps", type=int, default=200, help="section 3 (0: skip)")
+    parser.add_argument("--snapshot-every", type=int, default=PAGE_SNAPSHOT_EVERY)
+    parser.add_argument("--sharpness-every", type=int, default=PAGE_SHARPNESS_EVERY)
+    parser.add_argument("--sharpness-images", type=int, default=PAGE_SHARPNESS_IMAGES)
     args = parser.parse_args(argv)
     for name in ("grid", "images", "points", "repeats"):
         if getattr(args, name) < (2 if name == "grid" else 1):
@@ -222,9 +252,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"2. grid_passes ({default}, coarse {COARSE_RESOLUTION}x{COARSE_RESOLUTION} first): "
         f"{text}  {verdict}"
     )
+    if args.train_steps > 0:
+        observer_cost(args)
     worst = max(deviation.values())
     print(f"max relative deviation from the loop: {worst:.1e} (tolerance {TOLERANCE:g})")
     return 0 if worst <= TOLERANCE else 1
+
+
+def observer_cost(args: argparse.Namespace) -> None:
+    """Section 3: snapshots and sharpness beside a short real training run."""
+    folder = args.data or str(SUBSET)
+    data = load_cifar10(folder, download=False, synthetic=False)
+    slots = tuple(
+        TrainSlot(OptimizerConfig.create(key, lr=lr))
+        for key, lr in (("sgd_momentum", 0.01), ("adam", 1e-3))
+    )
+    cfg = TrainRunConfig(
+        slots,
+        steps=args.train_steps,
+        epochs=None,
+        train_limit=4000,
+        test_limit=1000,
+        device="cpu",
+        snapshot_every=args.snapshot_every,
+        sharpness_every=args.sharpness_every,
+        sharpness_images=args.sharpness_images,
+    )
+    session = TrainingSession(cfg, data)
+    for _ in session.run():
+        pass
+    estimates = sum(len(r) for r in session.sharpness)
+    share = session.sharpness_s / session.train_s
+    snapshot_s = session.observers.snapshot_s
+    print(
+        f"3. {args.train_steps} steps of SGD+momentum and Adam (batch 64): training "
+        f"{session.train_s:.1f} s; sharpness every {args.sharpness_every} steps on "
+        f"{args.sharpness_images} images: {estimates} estimates, {session.sharpness_s:.1f} s = "
+        f"{share:.1%} of training (target <= {TARGET_SHARPNESS_SHARE:.0%}: "
+        f"{'met' if share <= TARGET_SHARPNESS_SHARE else 'NOT met'}); snapshots every "
+        f"{args.snapshot_every} steps: {snapshot_s:.2f} s = {snapshot_s / session.train_s:.1%}"
+    )
 
 
 if __name__ == "__main__":
