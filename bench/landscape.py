@@ -82,6 +82,7 @@ from optlab.train.landscape import (
 from optlab.train.models import build_model, count_parameters
 from optlab.train.planes import flat_parameters, point, random_plane
 from optlab.train.run import TrainingSession, TrainRunConfig, TrainSlot
+from optlab.ui.cnn.settings import TRAJECTORIES
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The real-format CIFAR-10 subset beside the checkout.
@@ -95,10 +96,10 @@ TARGET_RATIO = 2.0
 TARGET_GRID_S = 30.0
 TARGET_GRID = (25, 1024)
 ARMS = ("loop", "sequential", "vmap")
-#: The CNN page's proposed defaults (section 3 measures their cost).
-PAGE_SNAPSHOT_EVERY = 10
-PAGE_SHARPNESS_EVERY = 200
-PAGE_SHARPNESS_IMAGES = 64
+#: The CNN page's defaults (section 3 measures their cost).
+PAGE_SNAPSHOT_EVERY = TRAJECTORIES["snapshot_every"]
+PAGE_SHARPNESS_EVERY = TRAJECTORIES["sharpness_every"]
+PAGE_SHARPNESS_IMAGES = TRAJECTORIES["sharpness_images"]
 TARGET_SHARPNESS_SHARE = 0.15
 
 
