@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import torch
 
 from tests.support.server import CHROMIUM, CHROMIUM_ARGS, require_chromium, serve_app
 
@@ -42,3 +43,14 @@ def page(browser, app_url):
     tab.set_default_timeout(60_000)
     yield tab
     context.close()
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One intra-op thread for a module of tiny CPU models (``pytestmark =
+    pytest.mark.usefixtures("one_thread")``): they gain nothing from more, and on a
+    busy machine OpenMP's spinning threads can make them many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -38,6 +38,7 @@ CHART_KINDS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(g =
   if ((g.layout.sliders || []).length) return 'replay';
   if (g._fullData.some(t => t.type === 'surface')) return '3d';
   if ((g.layout.annotations || []).some(a => a.showarrow)) return 'inspector';
+  if (((g._fullLayout.yaxis || {}).title || {}).text === 'λ_max of the Hessian') return 'sharpness';
   if (g._fullData.some(t => t.type === 'contour')) return 'contour';
   return 'curves';
 })"""
@@ -101,7 +102,9 @@ def test_home_draws_one_path_per_optimizer(page, app_url):
     assert all(reserved == drawn for reserved, drawn in margins), margins
     page.screenshot(path=str(ARTIFACTS / "playground.png"))
     open_inspector(page)
-    assert page.evaluate(CHART_KINDS) == ["contour", "curves", "curves", "inspector"]
+    # The inspector's step chart and, below it, λ_max along each path.
+    page.wait_for_function(f"() => ({CHART_KINDS})().length === 5")
+    assert page.evaluate(CHART_KINDS) == ["contour", "curves", "curves", "inspector", "sharpness"]
     if target := os.environ.get("OPTLAB_SCREENSHOT"):
         page.screenshot(path=str(Path(target)))
 

@@ -29,12 +29,7 @@ TWO = ["--opt", "sgd:lr=0.05,momentum=0.9", "--opt", "adam:lr=0.002"]
 OBSERVED = ["--snapshot-every", "2", "--sharpness-every", "2", "--sharpness-images", "16"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _train(folder: Path, name: str, *argv: str) -> dict[str, Any]:

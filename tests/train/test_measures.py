@@ -36,15 +36,7 @@ from optlab.train.report import (
 from optlab.train.run import EvalRecord, TrainingSession, TrainRecord, TrainSlot
 from tests.support.training import tiny_data, tiny_train_config
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: these tiny batches gain nothing from more, and on a busy
-    machine OpenMP's spinning threads can make them many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -24,13 +24,7 @@ from tests.support.training import tiny_train_config
 SGD, ADAM = "sgd:lr=0.05,momentum=0.9", "adam:lr=0.002"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: tiny runs gain nothing from more on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
