@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from optlab.optim.hparams import HValue, split_spec
+from optlab.optim.hparams import HParam, HValue, split_spec
 from optlab.optim.registry import choice_spec, get_spec, preset
 from optlab.optim.spec import OptimizerSpec
 
@@ -104,6 +104,25 @@ class OptimizerConfig:
         ]
         return f"{self.key}:{','.join(parts)}" if parts else self.key
 
+    def with_numbers(self, numbers: Mapping[str, float]) -> OptimizerConfig:
+        """This config with numeric knobs set (``lr``, ``momentum``, a pair's element
+        ``betas.0``, as `numeric_knob` names them): what sweeps and studies vary.
+
+        Raises:
+            ValueError: on a name that is not a numeric knob of this optimizer, or
+                values torch refuses.
+        """
+        values = self.kwargs
+        for name, value in numbers.items():
+            hp, element = numeric_knob(self, name)
+            if element is None:
+                values[hp.name] = round(value) if hp.kind == "int" else float(value)
+            else:
+                pair = list(values[hp.name])
+                pair[element] = float(value)
+                values[hp.name] = tuple(pair)
+        return OptimizerConfig(self.key, tuple(values.items()))
+
     @classmethod
     def from_text(cls, text: str) -> OptimizerConfig:
         """Parses ``key[:name=value[,name=value...]]`` (the CLI's --opt and share links).
@@ -115,3 +134,34 @@ class OptimizerConfig:
         base = choice_spec(key)
         values = {name: base.hparam(name).parse(raw) for name, raw in items}
         return cls.create(key, **values)
+
+
+def numeric_knob(opt: OptimizerConfig, name: str) -> tuple[HParam, int | None]:
+    """The numeric knob ``name`` of ``opt`` (``lr``; ``betas.0`` for a pair's element),
+    and the pair element (or None).
+
+    Raises:
+        ValueError: naming what is wrong with ``name``.
+    """
+    base, dot, element = name.partition(".")
+    hp = opt.spec.hparam(base)
+    if hp.kind == "pair":
+        if element not in ("0", "1"):
+            raise ValueError(f"{name}: sweep {base}.0 or {base}.1, one element of the pair")
+        return hp, int(element)
+    if dot:
+        raise ValueError(f"{name}: {base} is not a pair")
+    if hp.kind not in ("float", "int"):
+        raise ValueError(f"{name}: only numeric hyperparameters can be swept, not a {hp.kind}")
+    return hp, None
+
+
+def numeric_knobs(opt: OptimizerConfig) -> list[str]:
+    """The names `numeric_knob` accepts for ``opt``: numeric knobs, pair elements."""
+    names = []
+    for hp in opt.spec.hparams:
+        if hp.kind in ("float", "int"):
+            names.append(hp.name)
+        elif hp.kind == "pair":
+            names += [f"{hp.name}.0", f"{hp.name}.1"]
+    return names

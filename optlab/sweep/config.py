@@ -14,8 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from optlab.caps import CAPS
-from optlab.optim.config import OptimizerConfig
-from optlab.optim.hparams import HParam
+from optlab.optim.config import OptimizerConfig, numeric_knob
 from optlab.surface.problem import Problem
 from optlab.surface.run import SurfaceRunConfig
 from optlab.surface.surfaces import REACH_TOL, Surface
@@ -108,21 +107,6 @@ class Axis:
         return f"{self.name}={self.low:g}:{self.high:g}:{self.scale}:{self.n}"
 
 
-def swept_hparam(opt: OptimizerConfig, name: str) -> tuple[HParam, int | None]:
-    """The optimizer knob an axis sweeps, and the pair element (or None)."""
-    base, dot, element = name.partition(".")
-    hp = opt.spec.hparam(base)
-    if hp.kind == "pair":
-        if element not in ("0", "1"):
-            raise ValueError(f"{name}: sweep {base}.0 or {base}.1, one element of the pair")
-        return hp, int(element)
-    if dot:
-        raise ValueError(f"{name}: {base} is not a pair")
-    if hp.kind not in ("float", "int"):
-        raise ValueError(f"{name}: only numeric hyperparameters can be swept, not a {hp.kind}")
-    return hp, None
-
-
 @dataclass(frozen=True)
 class SweepConfig:
     """Everything that determines a sweep.
@@ -156,7 +140,7 @@ class SweepConfig:
             raise ValueError(f"y: sweeps {names[0]} twice; pick two different quantities")
         for axis in axes:
             if axis.name not in START_AXES:
-                swept_hparam(self.optimizer, axis.name)
+                numeric_knob(self.optimizer, axis.name)
         # Every corner of the grid must be a valid torch.optim configuration;
         # ranges and the optimizer's checks are monotone, so then all cells are.
         for corner in self._corners():
@@ -207,19 +191,9 @@ class SweepConfig:
 
     def cell_optimizer(self, swept: dict[str, float]) -> OptimizerConfig:
         """The plain optimizer config of one cell (validated like any config)."""
-        values = self.optimizer.kwargs
-        for name, value in swept.items():
-            if name in START_AXES:
-                continue
-            hp, element = swept_hparam(self.optimizer, name)
-            if element is None:
-                values[hp.name] = round(value) if hp.kind == "int" else float(value)
-            else:
-                pair = list(values[hp.name])
-                pair[element] = float(value)
-                values[hp.name] = tuple(pair)
+        knobs = {name: value for name, value in swept.items() if name not in START_AXES}
         try:
-            return OptimizerConfig(self.optimizer.key, tuple(values.items()))
+            return self.optimizer.with_numbers(knobs)
         except ValueError as err:
             where = ", ".join(f"{k}={v:g}" for k, v in swept.items())
             raise ValueError(f"at {where}: {err}") from None
@@ -230,17 +204,6 @@ class SweepConfig:
         x0, y0 = self.problem.start
         start = (swept.get("start_x", x0), swept.get("start_y", y0))
         return SurfaceRunConfig((self.cell_optimizer(swept),), replace(self.problem, start=start))
-
-
-def axis_names(opt: OptimizerConfig) -> list[str]:
-    """What can be swept for ``opt``: numeric knobs, pair elements."""
-    names = []
-    for hp in opt.spec.hparams:
-        if hp.kind in ("float", "int"):
-            names.append(hp.name)
-        elif hp.kind == "pair":
-            names += [f"{hp.name}.0", f"{hp.name}.1"]
-    return names
 
 
 def default_axis(opt: OptimizerConfig, name: str, n: int = 40) -> Axis:

@@ -20,12 +20,12 @@ import numpy as np
 import torch
 
 from optlab.numbers import number_text
-from optlab.optim.config import OptimizerConfig
+from optlab.optim.config import OptimizerConfig, numeric_knob
 from optlab.surface.minima import grid_starts, settle, slope_scale
 from optlab.surface.run import divergence_box, noise_generator
 from optlab.surface.surfaces import Surface
 from optlab.sweep.batched import batched_for
-from optlab.sweep.config import START_AXES, SweepConfig, swept_hparam
+from optlab.sweep.config import START_AXES, SweepConfig
 
 #: Points kept per cell's path (for replays; the metrics use every step).
 PATH_POINTS = 51
@@ -186,7 +186,7 @@ def _row_values(cfg: SweepConfig, n: int) -> tuple[dict[str, object], torch.Tens
         if name in START_AXES:
             starts[:, START_AXES.index(name)] = column
             continue
-        hp, element = swept_hparam(cfg.optimizer, name)
+        hp, element = numeric_knob(cfg.optimizer, name)
         if element is None:
             values[hp.name] = column.round() if hp.kind == "int" else column
         else:
@@ -386,7 +386,7 @@ def best_on_edge(result: SweepResult) -> tuple[Edge, ...]:
 
 def _bound_text(cfg: SweepConfig, name: str, value: float, end: str) -> str | None:
     """The knob's allowed range when ``value`` is the bound at that ``end`` of it."""
-    hp, _ = swept_hparam(cfg.optimizer, name)
+    hp, _ = numeric_knob(cfg.optimizer, name)
     bound, is_open = (hp.low, hp.low_open) if end == "low" else (hp.high, hp.high_open)
     return hp.range_text() if bound is not None and not is_open and value == bound else None
 

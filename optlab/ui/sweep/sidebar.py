@@ -10,10 +10,10 @@ from __future__ import annotations
 import streamlit as st
 
 from optlab.links.sweep import MAX_FAIR, sweep_choices
-from optlab.optim.config import OptimizerConfig
+from optlab.optim.config import OptimizerConfig, numeric_knobs
 from optlab.optim.registry import choice_spec
 from optlab.surface.surfaces import CUSTOM, SURFACES, get_surface
-from optlab.sweep.config import MAX_RESOLUTION, SCALES, START_AXES, axis_names, default_axis
+from optlab.sweep.config import MAX_RESOLUTION, SCALES, START_AXES, default_axis
 from optlab.sweep.run import COLOURABLE
 from optlab.ui.slots import choice_config
 from optlab.ui.sweep import settings
@@ -84,7 +84,7 @@ def _on_optimizer_change() -> None:
     choice = state[SLOT.choice_key(0)]
     opt = choice_config(choice)
     SLOT.write(state, 0, opt, choice)
-    names = axis_names(opt)
+    names = numeric_knobs(opt)
     for which, other in (("x", "y"), ("y", "x")):
         name = state[f"sw_{which}_name"]
         if name != NONE and name not in START_AXES and name not in names:
@@ -126,7 +126,7 @@ def _on_axis_name(which: str) -> None:
 def axis_section(which: str, opt: OptimizerConfig) -> None:
     """One axis: what is swept, its range, scale and resolution."""
     state = st.session_state
-    names = axis_names(opt)
+    names = numeric_knobs(opt)
     options = names if which == "x" else [NONE, *names]
     if state[f"sw_{which}_name"] not in options:
         state[f"sw_{which}_name"] = options[0]
