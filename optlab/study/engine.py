@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import platform
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -135,6 +136,7 @@ class RayEngine:
         self.started_s: float | None = None
         self._owns_ray = False
         self._remote: Any = None
+        self._lock = threading.Lock()
 
     def check_address(self) -> None:
         """Refuses, in one line and at once, a cluster address where nothing answers.
@@ -151,8 +153,11 @@ class RayEngine:
         Raises:
             EngineError: if the cluster cannot be reached or Ray fails to start.
         """
-        if self._remote is not None:
-            return
+        with self._lock:
+            if self._remote is None:
+                self._start()
+
+    def _start(self) -> None:
         self.check_address()
         if self.address is None:
             # Ray binds its servers to the node's address; on Linux that is the

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from optlab.study.config import StudyConfig, TrialSpec
-from optlab.study.stats import best_row, edge_notes, expected_best, point_rows
+from optlab.study.stats import best_row, edge_notes, expected_best, point_rows, trial_score
 from optlab.study.store import StudyFolder
 from optlab.train.data import LoadedData
 
@@ -71,7 +71,9 @@ def study_document(
                 "optimizer": slot.optimizer.to_text(),
                 "label": slot.optimizer.spec.label,
                 "space": [d.to_text() for d in mine_dims],
-                "trials": [{k: r.get(k) for k in TRIAL_FIELDS} for r in mine],
+                "trials": [
+                    {**{k: r.get(k) for k in TRIAL_FIELDS}, "score": trial_score(r)} for r in mine
+                ],
                 "points": rows,
                 "expected_best": expected_best([r["score"] for r in rows]),
                 "best": None

@@ -107,8 +107,14 @@ class Dimension:
         return cls(name, lo, hi, scale.lower(), only.strip().lower())
 
     def to_text(self) -> str:
-        """The ``[KEY:]NAME=LOW:HIGH:scale`` form."""
-        return f"{self.label}={self.low:g}:{self.high:g}:{self.scale}"
+        """The ``[KEY:]NAME=LOW:HIGH:scale`` form (numbers exact: it round-trips)."""
+        return f"{self.label}={_exact(self.low)}:{_exact(self.high)}:{self.scale}"
+
+
+def _exact(v: float) -> str:
+    """``v`` as short text that reads back as the same float (``1e-4``, not ``0.0001``)."""
+    short = f"{v:g}"
+    return short if float(short) == v else repr(float(v))
 
 
 def check_dimensions(optimizers: Sequence[OptimizerConfig], dims: Sequence[Dimension]) -> None:

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from optlab.train.autosave import Autosave
 from optlab.train.data import LoadedData
@@ -51,6 +52,26 @@ class JobSnapshot:
     images_per_s: float | None = None
     sharpness: tuple[tuple[SharpnessRecord, ...], ...] = ()
     snapshot_steps: tuple[int, ...] = ()
+
+
+def take_slot(
+    job: object,
+    slots: threading.Semaphore,
+    position: Callable[[Any], int],
+    should_stop: Callable[[], str | None],
+) -> str | None:
+    """Waits until ``job`` heads the queue and a slot is free, and takes it; returns
+    None then, or the reason to stop if one comes first (the slot is not taken).
+
+    First come, first served: only the head of the queue may take a slot (a bare
+    semaphore wakes waiters in any order, so the queue position a page shows would
+    not be true).
+    """
+    while not (position(job) == 1 and slots.acquire(blocking=False)):
+        if reason := should_stop():
+            return reason
+        time.sleep(0.1)
+    return None
 
 
 class Job:
@@ -134,14 +155,9 @@ class Job:
         return None
 
     def _work(self) -> None:
-        # First come, first served: only the head of the queue may take a slot
-        # (a bare semaphore wakes waiters in any order, so the queue position
-        # the page shows would not be true).
-        while not (self._position(self) == 1 and self._slots.acquire(blocking=False)):
-            if reason := self._should_stop():
-                self._finish(CANCELLED, reason)
-                return
-            time.sleep(0.1)
+        if reason := take_slot(self, self._slots, self._position, self._should_stop):
+            self._finish(CANCELLED, reason)
+            return
         try:
             self._train()
         except Exception as err:  # a worker must report, never die silently
@@ -280,13 +296,23 @@ class JobRegistry:
             session,
             autosave,
         )
+        self.add(job)
+        return job
+
+    def add(self, job: Any) -> None:
+        """Queues a job of another kind (a study): anything with a ``state`` and a
+        ``start()`` that waits its turn with `take_slot` on `slots`."""
         with self._lock:
             self._jobs = [j for j in self._jobs if j.state not in FINISHED]
             self._jobs.append(job)
         job.start()
-        return job
 
-    def queue_position(self, job: Job) -> int:
+    @property
+    def slots(self) -> threading.Semaphore:
+        """The semaphore every job takes one unit of while it runs."""
+        return self._slots
+
+    def queue_position(self, job: Any) -> int:
         """1 for the next job to start, 2 after it, ...; 0 when not queued."""
         with self._lock:
             queued = [j for j in self._jobs if j.state == QUEUED]
