@@ -19,7 +19,7 @@ from optlab.study.config import StudyConfig
 from optlab.study.run import Progress, run_study, study_document
 from optlab.study.store import StudyFolder
 from optlab.train.data import LoadedData
-from optlab.train.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, take_slot
+from optlab.train.jobs import CANCELLED, DONE, FAILED, QUEUED, BackgroundJob
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class StudySnapshot:
     elapsed_s: float
 
 
-class StudyJob:
+class StudyJob(BackgroundJob):
     """One study running (or waiting) in a worker thread.
 
     Args:
@@ -49,6 +49,8 @@ class StudyJob:
         data_info: The data's description stored with the study.
     """
 
+    kind = "study"
+
     def __init__(
         self,
         cfg: StudyConfig,
@@ -61,47 +63,15 @@ class StudyJob:
         data_info: dict[str, Any],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__(slots, position, idle_timeout_s, clock=clock)
         self.cfg = cfg
         self.data = data
         self.folder = folder
         self.engine = engine
-        self._slots = slots
-        self._position = position
-        self._idle_timeout_s = idle_timeout_s
         self.data_info = data_info
-        self._clock = clock
-        self._lock = threading.Lock()
         self._results = folder.finished()
         self._resumed = len(self._results)
         self._engine_info: dict[str, Any] = {"name": getattr(engine, "name", "")}
-        self._cancel = threading.Event()
-        self._finished = threading.Event()
-        self.state = QUEUED
-        self.message = ""
-        self._started_at: float | None = None
-        self._last_poll = clock()
-        self._thread = threading.Thread(target=self._work, name="optlab-study", daemon=True)
-
-    def start(self) -> None:
-        """Starts the worker (it waits for its turn first)."""
-        self._thread.start()
-
-    def cancel(self, reason: str = "stopped") -> None:
-        """Asks the study to stop: running trials are cancelled, finished ones stay."""
-        if not self.message:
-            self.message = reason
-        self._cancel.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Blocks until the study has finished; returns whether it has."""
-        return self._finished.wait(timeout)
-
-    def _should_stop(self) -> str | None:
-        if self._cancel.is_set():
-            return self.message or "stopped"
-        if self._clock() - self._last_poll > self._idle_timeout_s:
-            return "stopped: nobody was watching (the page was closed)"
-        return None
 
     def _on_trial(self, progress: Progress) -> None:
         if progress.result["status"] == "failed":
@@ -109,49 +79,32 @@ class StudyJob:
         with self._lock:
             self._results[progress.result["id"]] = progress.result
 
-    def _work(self) -> None:
-        if reason := take_slot(self, self._slots, self._position, self._should_stop):
-            self._end(CANCELLED, reason)
-            return
-        try:
-            self.state = RUNNING
-            self._started_at = self._clock()
-            self.engine.start()
-            self._engine_info = self.engine.info()
-            run_study(
-                self.cfg,
-                self.data,
-                self.folder,
-                self.engine,
-                self.data_info,
-                on_trial=self._on_trial,
-                should_stop=lambda: self._should_stop() is not None,
-            )
-            if reason := self._should_stop():
-                self._end(CANCELLED, reason)
-            elif len(self._results) < self.cfg.n_trials:
-                left = self.cfg.n_trials - len(self._results)
-                self._end(FAILED, f"{left} trials failed (their workers died); resume to retry")
-            else:
-                self._end(DONE, "finished")
-        except Exception as err:  # a worker must report, never die silently
-            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            self._end(FAILED, f"the study failed: {type(err).__name__}: {first}")
-        finally:
-            self._slots.release()
-
-    def _end(self, state: str, message: str) -> None:
-        self.message = message
-        self.state = state
-        self._finished.set()
+    def _run(self) -> None:
+        self.engine.start()
+        self._engine_info = self.engine.info()
+        run_study(
+            self.cfg,
+            self.data,
+            self.folder,
+            self.engine,
+            self.data_info,
+            on_trial=self._on_trial,
+            should_stop=lambda: self._should_stop() is not None,
+        )
+        if reason := self._should_stop():
+            self._finish(CANCELLED, reason)
+        elif len(self._results) < self.cfg.n_trials:
+            left = self.cfg.n_trials - len(self._results)
+            self._finish(FAILED, f"{left} trials failed (their workers died); resume to retry")
+        else:
+            self._finish(DONE, "finished")
 
     def poll(self) -> StudySnapshot:
         """The study so far; also tells the job someone is watching."""
-        self._last_poll = self._clock()
+        elapsed = self._seen()
         with self._lock:
             results = dict(self._results)
         doc = study_document(self.cfg, results, self._engine_info, self._resumed, self.data_info)
-        elapsed = 0.0 if self._started_at is None else self._clock() - self._started_at
         return StudySnapshot(
             state=self.state,
             queue_position=self._position(self) if self.state == QUEUED else 0,
@@ -161,6 +114,3 @@ class StudyJob:
             message=self.message,
             elapsed_s=elapsed,
         )
-
-
-__all__ = ["CANCELLED", "DONE", "FAILED", "QUEUED", "RUNNING", "StudyJob", "StudySnapshot"]
