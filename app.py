@@ -33,6 +33,12 @@ page = st.navigation(
             url_path="sweeps",
         ),
         st.Page(
+            "pages/studies.py",
+            title="Studies",
+            icon=":material/query_stats:",
+            url_path="studies",
+        ),
+        st.Page(
             "pages/update_rules.py",
             title="Update rules",
             icon=":material/functions:",

@@ -382,7 +382,7 @@ SERVE_FLAG = "--_serve-with-probe"
 def _install_probe(path: str) -> None:
     """In the server process: count trainings and jobs, write the counts to ``path``.
 
-    Wraps `Job._train` (a training runs, holding one of the registry's
+    Wraps `Job._run` (a training runs, holding one of the registry's
     slots, while it runs) and `Job._work` (a job is active, queued or
     training, while its worker runs). On SIGUSR1 it also writes the names of the process's Python
     threads to ``path + ".threads"`` (what a thread count is made of). Nothing
@@ -401,7 +401,7 @@ def _install_probe(path: str) -> None:
             json.dump(state, f)
         os.replace(tmp, path)
 
-    original_train = jobs.Job._train
+    original_train = jobs.Job._run
     original_work = jobs.Job._work
 
     def train(self):
@@ -443,7 +443,7 @@ def _install_probe(path: str) -> None:
             json.dump(names, f)
         os.replace(tmp, f"{path}.threads")
 
-    jobs.Job._train = train
+    jobs.Job._run = train
     jobs.Job._work = work
 
     def collect(*_) -> None:

@@ -53,6 +53,10 @@ landscape_chunk_mb          256        memory of one batched landscape chunk
 snapshot_mb                 200        memory of one CNN job's weight snapshots, all
                                        optimizers together (past it every second
                                        one is dropped and the interval doubles)
+study_trials                256        points per optimizer of one tuning study
+study_seeds                 10         training seeds per point of a study
+study_steps                 200000     trained steps of one study, all trials together
+                                       (about 2.5 hours on a 2-core laptop)
 ==========================  =========  =============================================
 
 One more rule is not a number: a browser runs one CNN training at a time.
@@ -113,6 +117,9 @@ class Caps:
     landscape_images: int = 2048
     landscape_chunk_mb: int = 256
     snapshot_mb: int = 200
+    study_trials: int = 256
+    study_seeds: int = 10
+    study_steps: int = 200_000
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> tuple[Caps, list[str]]:

@@ -4,7 +4,8 @@
   `tests.support.imports`): pages -> optlab.ui -> the engine. The shared core
   (caps, files, charts, lookup) imports nothing else of OptLab; ``optlab.optim``
   imports no product; the products ``surface``, ``sweep`` and ``train`` never
-  import one another, except ``sweep`` -> ``surface`` (sweeps run on surfaces);
+  import one another, except ``sweep`` -> ``surface`` (sweeps run on surfaces) and
+  ``study`` -> ``train`` (a study's trials are trainings);
   the integrations (links, export, script, cli) never import the UI. There is
   no import cycle anywhere.
 - A module holds one concept: none is over `MAX_LINES` lines, and no OptLab
@@ -263,6 +264,7 @@ LAYERS = {
     "optlab.surface": "surface",
     "optlab.sweep": "sweep",
     "optlab.train": "train",
+    "optlab.study": "study",
     "optlab.links": "integration",
     "optlab.export": "integration",
     "optlab.script": "integration",
@@ -272,7 +274,7 @@ LAYERS = {
     "pages": "pages",
     "app": "pages",
 }
-PRODUCTS = ("surface", "sweep", "train")
+PRODUCTS = ("surface", "sweep", "train", "study")
 #: What each layer may import (besides itself).
 ALLOWED = {
     "core": {"core"},
@@ -282,6 +284,7 @@ ALLOWED = {
     "surface": {"core", "optim", "surface"},
     "sweep": {"core", "optim", "surface", "sweep"},
     "train": {"core", "optim", "train"},
+    "study": {"core", "optim", "train", "study"},
     "integration": {"core", "optim", *PRODUCTS, "integration"},
     "ui": {"core", "optim", *PRODUCTS, "integration", "ui"},
     "pages": {"core", "optim", *PRODUCTS, "integration", "ui", "pages"},

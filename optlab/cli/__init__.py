@@ -1,9 +1,9 @@
-"""The command line: ``python -m optlab surface|sweep|train|landscape|download|list ...``.
+"""The command line: ``python -m optlab surface|sweep|train|landscape|study|download|list ...``.
 
 A stable contract that tests and benchmarks use. Bad input exits with status
 2 and one line on stderr naming the problem, never a traceback. Each command
 is one module of this package (`surface`, `sweep`, `train`, `landscape`,
-`download`, `list`) with an ``add_parser`` and a ``run``.
+`study`, `download`, `list`) with an ``add_parser`` and a ``run``.
 
 Examples::
 
@@ -20,6 +20,8 @@ Examples::
     python -m optlab landscape --checkpoint run.pt --synthetic --grid 25 --out landscape.json
     python -m optlab sweep --surface rosenbrock --opt sgd:momentum=0.9 \\
         --x lr=1e-5:1e-2:log:50 --y momentum=0:0.99:lin:50 --steps 500 --out sweep.json
+    python -m optlab study --synthetic --steps 200 --opt sgd:momentum=0.9 --opt adam \\
+        --space lr=1e-4:1:log --trials 8 --seeds 2 --dir study1 --out study.json
     python -m optlab list
 """
 
@@ -28,13 +30,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from optlab.cli import download, landscape, surface, sweep, train
+from optlab.cli import download, landscape, study, surface, sweep, train
 from optlab.cli import list as list_command
 from optlab.cli.common import Parser, UsageError
 
 #: The commands, in the order ``--help`` lists them.
 COMMANDS = {"surface": surface, "sweep": sweep, "train": train, "list": list_command}
 COMMANDS["landscape"] = landscape
+COMMANDS["study"] = study
 COMMANDS["download"] = download
 #: Options whose values may start with "-" (a negative start, a formula "-x**2").
 _VALUE_OPTIONS = ("--start", "--bounds", "--expr", "--param", "--opt", "--plan")

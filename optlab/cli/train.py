@@ -76,25 +76,27 @@ def _limit(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
 
 
-def add_parser(sub: Any) -> None:
-    """The command's options."""
+def add_run_options(
+    parser: argparse.ArgumentParser, seed_help: str, opt_required: bool = True
+) -> None:
+    """The options that set up a training run (data, model, optimizers, length...):
+    ``train``'s and ``study``'s alike."""
     d = _TRAIN_DEFAULTS
-    train = sub.add_parser("train", help="train a CIFAR-10 CNN with optimizers side by side")
-    source = train.add_mutually_exclusive_group()
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--data", metavar="DIR", help="a cifar-10-batches-py folder or its parent")
     source.add_argument(
         "--synthetic", action="store_true", help="use the synthetic shapes set, not CIFAR-10"
     )
     models = ", ".join(m.key for m in MODELS)
-    train.add_argument("--model", default=d["model"], help=f"{models} ({d['model']})")
-    train.add_argument(
+    parser.add_argument("--model", default=d["model"], help=f"{models} ({d['model']})")
+    parser.add_argument(
         "--opt",
         action="append",
-        required=True,
+        required=opt_required,
         metavar="SPEC",
         help="key[:name=value,...], e.g. adam:lr=0.002 or sgd:lr=0.05,momentum=0.9 (repeatable)",
     )
-    train.add_argument(
+    parser.add_argument(
         "--classifier-lr-mult",
         type=float,
         default=1.0,
@@ -102,48 +104,55 @@ def add_parser(sub: Any) -> None:
         help="lr multiple of the classifier (linear) layers, for every --opt (1)",
     )
     schedulers = ", ".join(s.key for s in SCHEDULERS)
-    train.add_argument(
+    parser.add_argument(
         "--scheduler",
         default="none",
         metavar="NAME[:k=v,...]",
         help=f"lr scheduler for every --opt: {schedulers} (none)",
     )
-    length = train.add_mutually_exclusive_group()
+    length = parser.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, help="passes over the training images (1)")
     length.add_argument("--steps", type=int, help="optimizer steps, instead of --epochs")
-    train.add_argument(
+    parser.add_argument(
         "--batch-size",
         type=int,
         default=d["batch_size"],
         help=f"images per step ({d['batch_size']})",
     )
     for name, what in (("train", "training"), ("test", "test")):
-        train.add_argument(
+        parser.add_argument(
             f"--{name}-limit",
             type=_limit,
             default=d[f"{name}_limit"],
             metavar="N|all",
             help=f"use the first N {what} images ({d[f'{name}_limit']})",
         )
-    train.add_argument("--seed", type=int, default=d["seed"], help="weights, data order (0)")
-    train.add_argument(
+    parser.add_argument("--seed", type=int, default=d["seed"], help=seed_help)
+    parser.add_argument(
         "--device",
         default=d["device"],
         help=f"{'|'.join(DEVICES)} (auto: CUDA, then MPS, then CPU)",
     )
-    train.add_argument(
+    parser.add_argument(
         "--augment", action="store_true", help="random crop (padding 4) and flip per batch"
     )
-    train.add_argument(
+    parser.add_argument(
         "--clip-grad-norm", type=float, metavar="C", help="clip gradient norms to C (off)"
     )
-    train.add_argument(
+    parser.add_argument(
         "--eval-every",
         type=int,
         default=d["eval_every"],
         metavar="K",
         help=f"test every K steps and at each epoch end ({d['eval_every']})",
     )
+
+
+def add_parser(sub: Any) -> None:
+    """The command's options."""
+    d = _TRAIN_DEFAULTS
+    train = sub.add_parser("train", help="train a CIFAR-10 CNN with optimizers side by side")
+    add_run_options(train, seed_help="weights, data order (0)")
     train.add_argument(
         "--snapshot-every",
         type=int,
@@ -184,7 +193,7 @@ def add_parser(sub: Any) -> None:
     )
 
 
-def _train_config(args: argparse.Namespace, saved: dict[str, Any] | None) -> TrainRunConfig:
+def train_config(args: argparse.Namespace, saved: dict[str, Any] | None) -> TrainRunConfig:
     steps, epochs = args.steps, args.epochs
     if steps is None and epochs is None:
         # A resumed run goes on to its own end unless told otherwise.
@@ -207,9 +216,9 @@ def _train_config(args: argparse.Namespace, saved: dict[str, Any] | None) -> Tra
         eval_every=args.eval_every,
         seed=args.seed,
         device=args.device.strip().lower(),
-        snapshot_every=args.snapshot_every,
-        sharpness_every=args.sharpness_every,
-        sharpness_images=args.sharpness_images,
+        snapshot_every=getattr(args, "snapshot_every", None),
+        sharpness_every=getattr(args, "sharpness_every", None),
+        sharpness_images=getattr(args, "sharpness_images", _TRAIN_DEFAULTS["sharpness_images"]),
     )
 
 
@@ -347,7 +356,7 @@ def run(args: argparse.Namespace) -> int:
     # A bad checkpoint or setting fails before any data is loaded.
     state = load_checkpoint(args.resume) if args.resume is not None else None
     saved = _saved_config(state) if state is not None else None
-    cfg = _train_config(args, saved)
+    cfg = train_config(args, saved)
     if saved is not None:
         _check_same_setup(cfg, saved)
     warn_unusual(

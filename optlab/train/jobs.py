@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from optlab.train.autosave import Autosave
 from optlab.train.data import LoadedData
@@ -53,7 +54,99 @@ class JobSnapshot:
     snapshot_steps: tuple[int, ...] = ()
 
 
-class Job:
+class BackgroundJob:
+    """Work in a worker thread that waits its turn in a `JobRegistry`'s queue.
+
+    The lifecycle every kind of job shares: queued until it heads the queue and
+    a slot is free (first come, first served: a bare semaphore wakes waiters in
+    any order, so the queue position a page shows would not be true), then
+    `_run` holding the slot; it stops when cancelled, when nobody polled it for
+    ``idle_timeout_s`` (a closed tab), or past ``max_runtime_s`` of running.
+    Subclasses implement `_run` and report through `_finish`.
+    """
+
+    #: Names the worker thread; starts the message of an unexpected error.
+    kind = "job"
+
+    def __init__(
+        self,
+        slots: threading.Semaphore,
+        position: Callable[[Any], int],
+        idle_timeout_s: float,
+        max_runtime_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._slots = slots
+        self._position = position
+        self._idle_timeout_s = idle_timeout_s
+        self._max_runtime_s = max_runtime_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._finished = threading.Event()
+        self.state = QUEUED
+        self.message = ""
+        self._started_at: float | None = None
+        self._last_poll = clock()
+        self._thread = threading.Thread(target=self._work, name=f"optlab-{self.kind}", daemon=True)
+
+    def start(self) -> None:
+        """Starts the worker (it waits for a free slot first)."""
+        self._thread.start()
+
+    def cancel(self, reason: str = "stopped") -> None:
+        """Asks the worker to stop at its next chance."""
+        if not self.message:
+            self.message = reason
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Blocks until the job has finished; returns whether it has."""
+        return self._finished.wait(timeout)
+
+    def _should_stop(self) -> str | None:
+        now = self._clock()
+        if self._cancel.is_set():
+            return self.message or "stopped"
+        if now - self._last_poll > self._idle_timeout_s:
+            return "cancelled: nobody was watching (the page was closed)"
+        limit = self._max_runtime_s
+        if limit is not None and self._started_at is not None and now - self._started_at > limit:
+            return f"stopped at the {limit:.0f} s time limit"
+        return None
+
+    def _work(self) -> None:
+        while not (self._position(self) == 1 and self._slots.acquire(blocking=False)):
+            if reason := self._should_stop():
+                self._finish(CANCELLED, reason)
+                return
+            time.sleep(0.1)
+        try:
+            self.state = RUNNING
+            self._started_at = self._clock()
+            self._run()
+        except Exception as err:  # a worker must report, never die silently
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            self._finish(FAILED, f"{self.kind} failed: {type(err).__name__}: {first}")
+        finally:
+            self._slots.release()
+
+    def _run(self) -> None:
+        """The work itself, holding a slot; ends with `_finish`."""
+        raise NotImplementedError
+
+    def _finish(self, state: str, message: str) -> None:
+        self.message = message
+        self.state = state
+        self._finished.set()
+
+    def _seen(self) -> float:
+        """Notes a poll (someone is watching); returns the seconds spent running."""
+        self._last_poll = self._clock()
+        return 0.0 if self._started_at is None else self._last_poll - self._started_at
+
+
+class Job(BackgroundJob):
     """One training comparison running (or waiting) in a worker thread.
 
     Args:
@@ -83,76 +176,24 @@ class Job:
         session: TrainingSession | None = None,
         autosave: Autosave | None = None,
     ) -> None:
+        super().__init__(slots, position, idle_timeout_s, max_runtime_s, clock)
         self.id = next(_ids)
         self.autosave = autosave
         self.cfg = cfg
         self.data = data
-        self._slots = slots
-        self._position = position
-        self._max_runtime_s = max_runtime_s
-        self._idle_timeout_s = idle_timeout_s
-        self._clock = clock
-        self._lock = threading.Lock()
         self._records: list[Record] = []
         #: Per optimizer, its sharpness records so far.
         self._sharpness: tuple[tuple[SharpnessRecord, ...], ...] = tuple(
             tuple(s) for s in (session.sharpness if session is not None else [[]] * len(cfg.slots))
         )
-        self._cancel = threading.Event()
-        self._finished = threading.Event()
-        self.state = QUEUED
-        self.message = ""
         self.session: TrainingSession | None = session
         self._records.extend(session.history if session is not None else ())
-        self._started_at: float | None = None
         self._first_step = session.step if session is not None else 0
-        self._last_poll = clock()
-        self._thread = threading.Thread(target=self._work, name="optlab-train", daemon=True)
 
-    def start(self) -> None:
-        """Starts the worker (it waits for a free slot first)."""
-        self._thread.start()
+    kind = "training"
 
-    def cancel(self, reason: str = "stopped") -> None:
-        """Asks the worker to stop at its next step."""
-        if not self.message:
-            self.message = reason
-        self._cancel.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Blocks until the job has finished; returns whether it has."""
-        return self._finished.wait(timeout)
-
-    def _should_stop(self) -> str | None:
-        now = self._clock()
-        if self._cancel.is_set():
-            return self.message or "stopped"
-        if now - self._last_poll > self._idle_timeout_s:
-            return "cancelled: nobody was watching (the page was closed)"
-        if self._started_at is not None and now - self._started_at > self._max_runtime_s:
-            return f"stopped at the {self._max_runtime_s:.0f} s time limit"
-        return None
-
-    def _work(self) -> None:
-        # First come, first served: only the head of the queue may take a slot
-        # (a bare semaphore wakes waiters in any order, so the queue position
-        # the page shows would not be true).
-        while not (self._position(self) == 1 and self._slots.acquire(blocking=False)):
-            if reason := self._should_stop():
-                self._finish(CANCELLED, reason)
-                return
-            time.sleep(0.1)
-        try:
-            self._train()
-        except Exception as err:  # a worker must report, never die silently
-            self._finish(FAILED, f"training failed: {type(err).__name__}: {err}")
-        finally:
-            self._slots.release()
-
-    def _train(self) -> None:
+    def _run(self) -> None:
         """Trains, holding a slot, until the end or a reason to stop."""
-        self.state = RUNNING
-        self._started_at = self._clock()
         if self.session is None:
             self.session = TrainingSession(self.cfg, self.data)
         self._first_step = self.session.step
@@ -186,19 +227,16 @@ class Job:
                 self.autosave.ended(self.session, resumable, message)
             except Exception as err:  # the job's own outcome matters more
                 message += f" (its autosave could not be updated: {err})"
-        self.message = message
-        self.state = state
-        self._finished.set()
+        super()._finish(state, message)
 
     def poll(self) -> JobSnapshot:
         """The job's progress so far; also tells the job someone is watching."""
-        self._last_poll = self._clock()
+        elapsed = self._seen()
         with self._lock:
             records = tuple(self._records)
             sharpness = self._sharpness
         session = self.session
         snapshots = session.snapshots if session is not None else None
-        elapsed = 0.0 if self._started_at is None else self._clock() - self._started_at
         return JobSnapshot(
             state=self.state,
             records=records,
@@ -280,13 +318,23 @@ class JobRegistry:
             session,
             autosave,
         )
+        self.add(job)
+        return job
+
+    def add(self, job: BackgroundJob) -> None:
+        """Queues a job made with this registry's `slots` and `queue_position` (a
+        training, a study); it starts as soon as it heads the queue and a slot is free."""
         with self._lock:
             self._jobs = [j for j in self._jobs if j.state not in FINISHED]
             self._jobs.append(job)
         job.start()
-        return job
 
-    def queue_position(self, job: Job) -> int:
+    @property
+    def slots(self) -> threading.Semaphore:
+        """The semaphore every job takes one unit of while it runs."""
+        return self._slots
+
+    def queue_position(self, job: Any) -> int:
         """1 for the next job to start, 2 after it, ...; 0 when not queued."""
         with self._lock:
             queued = [j for j in self._jobs if j.state == QUEUED]

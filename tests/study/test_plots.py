@@ -1,0 +1,73 @@
+"""A study's charts draw exactly the study's numbers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from optlab.study.plots import expected_best_figure, trials_box_figure, tuning_figure
+from optlab.study.run import study_document
+from tests.study.test_run import DATA_INFO, STUDY
+
+
+def _result(spec, acc, status="done"):
+    return {
+        "id": spec.id,
+        "optimizer": spec.optimizer,
+        "point": spec.point,
+        "seed": spec.seed,
+        "hparams": dict(spec.hparams),
+        "final_test_acc": acc,
+        "final_test_loss": 1.0,
+        "best_test_acc": acc,
+        "status": status,
+        "diverged_at": None if status == "done" else 3,
+        "chance": 0.1,
+        "seconds": 1.0,
+        "node": "n",
+    }
+
+
+@pytest.fixture
+def doc():
+    results = {}
+    for n, spec in enumerate(STUDY.trial_specs()):
+        status = "diverged" if n == 5 else "done"
+        results[spec.id] = _result(spec, 0.2 + 0.05 * n, status)
+    return study_document(STUDY, results, {"name": "inline"}, 0, DATA_INFO)
+
+
+def test_expected_best_draws_each_optimizer_s_curve(doc):
+    fig = expected_best_figure(doc)
+    assert [t.name for t in fig.data] == ["SGD", "Adam"]
+    for trace, opt in zip(fig.data, doc["optimizers"], strict=True):
+        assert list(trace.x) == [1, 2] and list(trace.y) == opt["expected_best"]
+    assert fig.data[0].line.color != fig.data[1].line.color
+
+
+def test_a_tuning_curve_shows_every_seed_the_mean_and_the_spread(doc):
+    opt = doc["optimizers"][1]
+    fig = tuning_figure(doc, 1)
+    seeds, means, best = fig.data
+    assert sorted(seeds.y) == sorted(s for p in opt["points"] for s in p["seed_scores"])
+    assert list(means.y) == [p["score"] for p in opt["points"]]
+    # The bar runs from the worst seed to the best.
+    for p, up, down, mean in zip(
+        opt["points"], means.error_y.array, means.error_y.arrayminus, means.y, strict=True
+    ):
+        assert mean + up == pytest.approx(max(p["seed_scores"]))
+        assert mean - down == pytest.approx(min(p["seed_scores"]))
+    assert best.y[0] == opt["best"]["score"] and fig.layout.xaxis.type == "log"
+    # The whole searched lr range is on the axis.
+    assert fig.layout.xaxis.range == pytest.approx((-3, math.log10(0.3)))
+    # Its diverged trial (point 1, seed 5) is drawn at chance, 10%.
+    assert 0.1 in list(seeds.y) and opt["points"][1]["diverged"] == 1
+
+
+def test_every_trial_is_a_dot_in_its_optimizer_s_box(doc):
+    fig = trials_box_figure(doc)
+    assert [t.name for t in fig.data] == ["SGD", "Adam"]
+    for trace, opt in zip(fig.data, doc["optimizers"], strict=True):
+        assert sorted(trace.y) == sorted(t["score"] for t in opt["trials"])
+        assert trace.boxpoints == "all"
