@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -121,7 +122,11 @@ def _stop(dirs: list[str]) -> None:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[tuple[str, dict[str, str]]]:
     """A head node and a second node, one CPU each, token authentication on."""
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
+    # The cluster's own token, given to its nodes and to the CLI (a fresh machine has
+    # no ~/.ray/auth_token, and `ray start` does not make one).
+    token = secrets.token_hex(32)
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    env["RAY_USAGE_STATS_ENABLED"] = "0"
     port = _free_port()
     dirs = [tempfile.mkdtemp(prefix="olh-"), tempfile.mkdtemp(prefix="olw-")]
     common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
