@@ -4,7 +4,6 @@ import contextlib
 
 import streamlit as st
 
-from optlab.caps import CAPS
 from optlab.train.jobs import FINISHED
 from optlab.ui.address_bar import link_params, mirror_url
 from optlab.ui.cnn.jobs import cifar_data
@@ -38,11 +37,7 @@ if error:
 else:
     with contextlib.suppress(ValueError):
         mirror_url(settings.share_params(state))
-    st.caption(
-        f"{cfg.n_trials} trials ({len(cfg.base.slots)} optimizers x {cfg.trials} points x "
-        f"{cfg.seeds} seeds) of {cfg.trial_steps} steps: {cfg.total_steps:,} steps in all "
-        f"(this server's cap: {CAPS.study_steps:,})."
-    )
+    st.caption(settings.summary(cfg))
 
 with st.sidebar:
     sidebar.run_buttons(job, busy, cfg)

@@ -47,7 +47,7 @@ def test_a_study_from_a_share_link_runs_on_ray_and_draws_the_fair_answer(browser
             tab.get_by_role("heading", name="Surface Playground").wait_for()
             tab.goto(f"{url}/studies?{query}&view=presenter")
             tab.get_by_role("heading", name="Tuning studies").wait_for()
-            tab.get_by_text("6 trials (2 optimizers x 3 points x 1 seeds)").wait_for()
+            tab.get_by_text("6 trials (2 optimizers x 3 points x 1 seed)").wait_for()
             no_exception(tab)
             # Presenter view starts with the sidebar folded away: open it as a presenter does.
             tab.get_by_test_id("stExpandSidebarButton").click()

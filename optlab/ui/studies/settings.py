@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 
+from optlab.caps import CAPS
 from optlab.links.study import study_from_params, study_to_params
 from optlab.optim.config import OptimizerConfig
 from optlab.study.config import StudyConfig
@@ -114,3 +115,22 @@ def config_from_state(state: State) -> StudyConfig:
 def share_params(state: State) -> dict[str, Any]:
     """The share link of the widgets' study (raises ValueError when it is invalid)."""
     return study_to_params(config_from_state(state), state[DATA])
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n:,} {what}{'' if n == 1 else 's'}"
+
+
+def summary(cfg: StudyConfig) -> str:
+    """The study's size in one line: trials, steps, and the server's cap."""
+    parts = " x ".join(
+        (
+            _count(len(cfg.base.slots), "optimizer"),
+            _count(cfg.trials, "point"),
+            _count(cfg.seeds, "seed"),
+        )
+    )
+    return (
+        f"{_count(cfg.n_trials, 'trial')} ({parts}) of {_count(cfg.trial_steps, 'step')}: "
+        f"{cfg.total_steps:,} steps in all (this server's cap: {CAPS.study_steps:,})."
+    )
