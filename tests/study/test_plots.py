@@ -6,27 +6,16 @@ import math
 
 import pytest
 
+from optlab.study.engine import trial_result
 from optlab.study.plots import expected_best_figure, trials_box_figure, tuning_figure
 from optlab.study.run import study_document
 from tests.study.test_run import DATA_INFO, STUDY
 
 
 def _result(spec, acc, status="done"):
-    return {
-        "id": spec.id,
-        "optimizer": spec.optimizer,
-        "point": spec.point,
-        "seed": spec.seed,
-        "hparams": dict(spec.hparams),
-        "final_test_acc": acc,
-        "final_test_loss": 1.0,
-        "best_test_acc": acc,
-        "status": status,
-        "diverged_at": None if status == "done" else 3,
-        "chance": 0.1,
-        "seconds": 1.0,
-        "node": "n",
-    }
+    outcome = {"final_test_acc": acc, "final_test_loss": 1.0, "best_test_acc": acc}
+    outcome |= {"status": status, "diverged_at": None if status == "done" else 3}
+    return trial_result(spec, {**outcome, "chance": 0.1, "seconds": 1.0}, "n", 0)
 
 
 @pytest.fixture
