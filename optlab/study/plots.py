@@ -76,7 +76,7 @@ def tuning_figure(doc: Mapping[str, Any], index: int) -> go.Figure:
     opt = doc["optimizers"][index]
     rows = opt["points"]
     dims = [Dimension.from_text(text) for text in opt["space"]]
-    second = next((d.name for d in dims if d.name != "lr"), None)
+    second = next((d for d in dims if d.name != "lr"), None)
     fig = go.Figure()
     xs = [r["hparams"]["lr"] for r in rows]
     means = [r["score"] for r in rows]
@@ -84,10 +84,23 @@ def tuning_figure(doc: Mapping[str, Any], index: int) -> go.Figure:
     high = [max(r["seed_scores"]) - r["score"] for r in rows]
     marker: dict[str, Any] = dict(size=11, color=color(index), line=dict(width=1, color="white"))
     if second is not None and rows:
+        values = [r["hparams"][second.name] for r in rows]
+        bar: dict[str, Any] = dict(title=dict(text=second.name, side="right"), thickness=14)
+        if second.scale == "log":  # coloured by decade, labelled in the knob's own values
+            values = [math.log10(v) for v in values]
+            ticks = list(
+                range(math.floor(math.log10(second.low)), math.ceil(math.log10(second.high)) + 1)
+            )
+            bar.update(tickvals=ticks, ticktext=[f"1e{t}" for t in ticks])
+            cmin, cmax = math.log10(second.low), math.log10(second.high)
+        else:
+            cmin, cmax = second.low, second.high
         marker.update(
-            color=[r["hparams"][second] for r in rows],
+            color=values,
+            cmin=cmin,
+            cmax=cmax,
             colorscale=SECOND_DIM_SCALE,
-            colorbar=dict(title=dict(text=second, side="right"), thickness=14),
+            colorbar=bar,
             showscale=True,
         )
     hover = [

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
 from optlab.study.engine import trial_result
 from optlab.study.plots import expected_best_figure, trials_box_figure, tuning_figure
 from optlab.study.run import study_document
+from optlab.study.space import Dimension
 from tests.study.test_run import DATA_INFO, STUDY
 
 
@@ -60,3 +62,14 @@ def test_every_trial_is_a_dot_in_its_optimizer_s_box(doc):
     for trace, opt in zip(fig.data, doc["optimizers"], strict=True):
         assert sorted(trace.y) == sorted(t["score"] for t in opt["trials"])
         assert trace.boxpoints == "all"
+
+
+def test_a_second_log_knob_is_coloured_by_decade():
+    cfg = replace(STUDY, dims=(*STUDY.dims, Dimension("weight_decay", 1e-5, 1e-2, "log")))
+    results = {s.id: _result(s, 0.3) for s in cfg.trial_specs()}
+    doc = study_document(cfg, results, {"name": "inline"}, 0, DATA_INFO)
+    means = tuning_figure(doc, 0).data[1]
+    wd = [p["hparams"]["weight_decay"] for p in doc["optimizers"][0]["points"]]
+    assert list(means.marker.color) == pytest.approx([math.log10(v) for v in wd])
+    assert (means.marker.cmin, means.marker.cmax) == pytest.approx((-5, -2))
+    assert list(means.marker.colorbar.ticktext) == ["1e-5", "1e-4", "1e-3", "1e-2"]
