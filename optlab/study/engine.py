@@ -15,6 +15,7 @@ baseline `bench/study.py` measures Ray's overhead against.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import socket
@@ -103,6 +104,38 @@ def _check_reachable(address: str) -> None:
         ) from None
 
 
+#: Ray's switch for a single-machine node (meant for Windows and macOS): its servers
+#: then bind to 127.0.0.1 instead of the machine's routable address.
+_SINGLE_MACHINE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextlib.contextmanager
+def _loopback_only(local: bool) -> Iterator[Any]:
+    """Imports Ray; for a local Ray, makes the node a single-machine one while it starts
+    (its processes inherit the switch), then restores this process's environment, so
+    that nothing started later (``ray start`` joining a cluster, say) inherits it."""
+    if not local:
+        import ray
+
+        yield ray
+        return
+    saved = os.environ.get(_SINGLE_MACHINE)
+    os.environ[_SINGLE_MACHINE] = "0"
+    import ray
+    from ray._private import ray_constants
+
+    saved_constant = ray_constants.ENABLE_RAY_CLUSTER  # read when Ray was imported
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield ray
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_constant
+        if saved is None:
+            os.environ.pop(_SINGLE_MACHINE, None)
+        else:
+            os.environ[_SINGLE_MACHINE] = saved
+
+
 def _remote_trial(cfg_dict: dict[str, Any], data: LoadedData) -> tuple[dict[str, Any], str, int]:
     """The body of a trial's Ray task (runs in a Ray worker process)."""
     import ray
@@ -159,18 +192,12 @@ class RayEngine:
 
     def _start(self) -> None:
         self.check_address()
-        if self.address is None:
-            # Ray binds its servers to the node's address; on Linux that is the
-            # machine's routable one unless Ray runs as a single-machine (loopback)
-            # node, which this switch (read when Ray is imported) selects.
-            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
         started = time.perf_counter()
-        import ray
-
         try:
-            if not ray.is_initialized():
-                self._init(ray)
-                self._owns_ray = True
+            with _loopback_only(self.address is None) as ray:
+                if not ray.is_initialized():
+                    self._init(ray)
+                    self._owns_ray = True
         except Exception as err:  # Ray raises many kinds; the user gets one line
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray"
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -183,9 +210,6 @@ class RayEngine:
     def _init(self, ray: Any) -> None:
         env = {k: v for k, v in os.environ.items() if k == "OPTLAB_PLUGINS"}
         if self.address is None:
-            from ray._private import ray_constants
-
-            ray_constants.ENABLE_RAY_CLUSTER = False  # if Ray was imported before
             ray.init(
                 num_cpus=self.local_cpus,
                 include_dashboard=False,

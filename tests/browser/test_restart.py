@@ -30,8 +30,8 @@ from tests.support.server import free_port, launch_app, stop_app
 
 pytestmark = pytest.mark.browser
 
-STEPS = 300
-AUTOSAVE = 5
+STEPS = 150
+AUTOSAVE = 25
 
 
 def saved_run(runs: Path) -> tuple[Path, dict]:

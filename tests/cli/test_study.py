@@ -119,6 +119,11 @@ def _stop(dirs: list[str]) -> None:
             time.sleep(0.2)
 
 
+def _ray_start(argv: list[str], env: dict[str, str]) -> None:
+    done = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"{' '.join(argv[1:])} failed:\n{done.stdout}\n{done.stderr}"
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[tuple[str, dict[str, str]]]:
     """A head node and a second node, one CPU each, token authentication on."""
@@ -127,29 +132,15 @@ def cluster() -> Iterator[tuple[str, dict[str, str]]]:
     token = secrets.token_hex(32)
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
     env["RAY_USAGE_STATS_ENABLED"] = "0"
+    assert "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in env  # a local Ray's switch, never leaked
     port = _free_port()
     dirs = [tempfile.mkdtemp(prefix="olh-"), tempfile.mkdtemp(prefix="olw-")]
     common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
     try:
         head = [str(RAY), "start", "--head", "--port", str(port), "--include-dashboard", "false"]
-        subprocess.run(
-            [*head, *common, "--temp-dir", dirs[0]],
-            check=True,
-            env=env,
-            cwd=REPO,
-            capture_output=True,
-            timeout=120,
-        )
-        worker = [
-            str(RAY),
-            "start",
-            "--address",
-            f"127.0.0.1:{port}",
-            *common,
-            "--temp-dir",
-            dirs[1],
-        ]
-        subprocess.run(worker, check=True, env=env, cwd=REPO, capture_output=True, timeout=120)
+        _ray_start([*head, *common, "--temp-dir", dirs[0]], env)
+        worker = [str(RAY), "start", "--address", f"127.0.0.1:{port}", *common]
+        _ray_start([*worker, "--temp-dir", dirs[1]], env)
         yield f"127.0.0.1:{port}", env
     finally:
         _stop(dirs)

@@ -57,6 +57,9 @@ def test_a_local_ray_listens_on_the_loopback_with_token_authentication(engine):
     assert [n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]] == ["127.0.0.1"]
     assert os.environ.get("RAY_AUTH_MODE", "token") == "token"
     assert engine.started_s is not None and engine.started_s > 0
+    # The single-machine switch was only for starting it: nothing this process starts
+    # later (`ray start` joining a cluster) inherits it.
+    assert "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER" not in os.environ
 
 
 def test_trials_on_ray_equal_the_same_trials_in_this_process(tmp_path, engine, data):
