@@ -28,6 +28,7 @@ from optlab.study.config import TrialSpec
 from optlab.study.trial import run_trial
 from optlab.train.config import TrainRunConfig
 from optlab.train.data import LoadedData
+from optlab.train.jobs import first_line
 
 #: The environment variable that names a Ray cluster to join.
 ADDRESS_ENV = "OPTLAB_RAY_ADDRESS"
@@ -200,7 +201,7 @@ class RayEngine:
                     self._owns_ray = True
         except Exception as err:  # Ray raises many kinds; the user gets one line
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray"
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            first = first_line(err, type(err).__name__)
             raise EngineError(f"could not start {where}: {first}") from None
         self.started_s = time.perf_counter() - started
         self._remote = ray.remote(_remote_trial).options(
@@ -267,8 +268,8 @@ class RayEngine:
                     try:
                         outcome, node, pid = ray.get(ref)
                     except ray.exceptions.RayError as err:
-                        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-                        yield trial_result(spec, {"status": "failed", "error": first}, "", 0)
+                        failed = {"status": "failed", "error": first_line(err)}
+                        yield trial_result(spec, failed, "", 0)
                         continue
                     yield trial_result(spec, outcome, node, pid)
         finally:

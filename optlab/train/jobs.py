@@ -54,6 +54,12 @@ class JobSnapshot:
     snapshot_steps: tuple[int, ...] = ()
 
 
+def first_line(err: BaseException, default: str = "") -> str:
+    """An error's first line, for a one-line message (``default`` when it has none)."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else default
+
+
 class BackgroundJob:
     """Work in a worker thread that waits its turn in a `JobRegistry`'s queue.
 
@@ -126,8 +132,7 @@ class BackgroundJob:
             self._started_at = self._clock()
             self._run()
         except Exception as err:  # a worker must report, never die silently
-            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            self._finish(FAILED, f"{self.kind} failed: {type(err).__name__}: {first}")
+            self._finish(FAILED, f"{self.kind} failed: {type(err).__name__}: {first_line(err)}")
         finally:
             self._slots.release()
 
