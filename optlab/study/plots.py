@@ -28,7 +28,9 @@ def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
         hovermode="closest",
     )
     fig.update_xaxes(title_text=x)
-    fig.update_yaxes(title_text=y, tickformat=".0%")
+    # One decimal where the ticks are closer than a point apart, trimmed where whole:
+    # ".0%" printed 0.5% steps as 10%, 10%, 11%, 11%.
+    fig.update_yaxes(title_text=y, tickformat=".1~%")
     return fig
 
 

@@ -35,6 +35,8 @@ def test_expected_best_draws_each_optimizer_s_curve(doc):
     for trace, opt in zip(fig.data, doc["optimizers"], strict=True):
         assert list(trace.x) == [1, 2] and list(trace.y) == opt["expected_best"]
     assert fig.data[0].line.color != fig.data[1].line.color
+    # Ticks half a point apart must not print the same label twice (".0%" did).
+    assert fig.layout.yaxis.tickformat == ".1~%"
 
 
 def test_a_tuning_curve_shows_every_seed_the_mean_and_the_spread(doc):
