@@ -43,6 +43,9 @@ autosave_steps              50         steps between two autosaved checkpoints o
                                        CNN job (what a killed server can lose)
 saved_runs                  20         interrupted runs kept in the runs folder
                                        (the oldest beyond it are deleted)
+result_store_mb             256        finished comparisons kept in the runs folder
+                                       for replay (the least recently replayed
+                                       beyond it are deleted)
 page_runs                   2          2-D runs and sweeps computing at once
 page_run_s                  30         time budget of one 2-D run on a page
 landscape_resolution        51         points per axis of a CNN loss-landscape grid
@@ -111,6 +114,7 @@ class Caps:
     job_idle_s: float = 30.0
     autosave_steps: int = 50
     saved_runs: int = 20
+    result_store_mb: int = 256
     page_runs: int = 2
     page_run_s: float = 30.0
     landscape_resolution: int = 51

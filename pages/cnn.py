@@ -51,7 +51,7 @@ polling = busy or trajectories.computing(job)
 
 @st.fragment(run_every=jobs.POLL_S if polling else None)
 def live() -> None:
-    snapshot = job.poll()
+    snapshot = jobs.poll(job)
     logs = jobs.logs_for(job, snapshot)
     results.live_panel(job, snapshot, logs)
     if busy and snapshot.state in FINISHED:
@@ -62,6 +62,6 @@ def live() -> None:
 
 live()
 if not busy:
-    logs = jobs.logs_for(job, job.poll())
+    logs = jobs.logs_for(job, jobs.poll(job))
     results.downloads(job, logs)
     results.model_panel(job, logs)

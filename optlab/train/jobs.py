@@ -12,15 +12,25 @@ once; the others wait in a queue whose position the page shows.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
 from optlab.train.autosave import Autosave
+from optlab.train.checkpoint import checkpoint_bytes
 from optlab.train.data import LoadedData
-from optlab.train.run import EvalRecord, TrainingSession, TrainRecord, TrainRunConfig
+from optlab.train.run import (
+    EvalRecord,
+    TrainingSession,
+    TrainRecord,
+    TrainRunConfig,
+    steps_per_epoch,
+)
 from optlab.train.sharpness import SharpnessRecord
 from optlab.train.snapshots import SnapshotView
 
@@ -29,6 +39,7 @@ FINISHED = frozenset({DONE, CANCELLED, FAILED})
 
 Record = TrainRecord | EvalRecord
 _ids = itertools.count(1)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,7 @@ class JobSnapshot:
     tuples when the run does not measure it); ``snapshot_steps`` the steps of
     the weight snapshots so far (0, K, 2K, … and the latest; empty when the run
     keeps none): `Job.snapshot_weights` gives the weights themselves.
+    ``watching``: how many browsers watch the job (`Job.watching`).
     """
 
     state: str
@@ -52,6 +64,7 @@ class JobSnapshot:
     images_per_s: float | None = None
     sharpness: tuple[tuple[SharpnessRecord, ...], ...] = ()
     snapshot_steps: tuple[int, ...] = ()
+    watching: int = 0
 
 
 def first_line(err: BaseException, default: str = "") -> str:
@@ -121,8 +134,14 @@ class BackgroundJob:
             return f"stopped at the {limit:.0f} s time limit"
         return None
 
+    def _needs_slot(self) -> bool:
+        """Whether the work takes a slot (and so waits its turn): a job with nothing
+        left to train (a replayed result, a stopped copy) does not."""
+        return True
+
     def _work(self) -> None:
-        while not (self._position(self) == 1 and self._slots.acquire(blocking=False)):
+        slotted = self._needs_slot()
+        while slotted and not (self._position(self) == 1 and self._slots.acquire(blocking=False)):
             if reason := self._should_stop():
                 self._finish(CANCELLED, reason)
                 return
@@ -134,7 +153,8 @@ class BackgroundJob:
         except Exception as err:  # a worker must report, never die silently
             self._finish(FAILED, f"{self.kind} failed: {type(err).__name__}: {first_line(err)}")
         finally:
-            self._slots.release()
+            if slotted:
+                self._slots.release()
 
     def _run(self) -> None:
         """The work itself, holding a slot; ends with `_finish`."""
@@ -167,6 +187,15 @@ class Job(BackgroundJob):
             one built from ``cfg`` in the worker.
         autosave: Saves a checkpoint every few steps and where the job ends
             (kept when the job ended without its user, deleted otherwise).
+        stopped: Makes the job a stopped copy: it trains nothing, evaluates
+            ``session`` where it is (`TrainingSession.evaluate_at_stop`) and
+            ends cancelled with this message, without waiting for a slot.
+        on_finish: Called in the worker as the job ends, with its final state
+            set, before `wait` returns (the shared runs keep a finished result,
+            and forget the job).
+
+    Several browsers may watch one job (`optlab.train.sharing`): each polls it
+    under its own name, and `watching` counts those that polled lately.
     """
 
     def __init__(
@@ -180,10 +209,20 @@ class Job(BackgroundJob):
         clock: Callable[[], float] = time.monotonic,
         session: TrainingSession | None = None,
         autosave: Autosave | None = None,
+        stopped: str | None = None,
+        on_finish: Callable[[Job], None] | None = None,
     ) -> None:
         super().__init__(slots, position, idle_timeout_s, max_runtime_s, clock)
+        if stopped is not None and session is None:
+            raise ValueError("a stopped copy needs the session it stops")
         self.id = next(_ids)
         self.autosave = autosave
+        self._stopped = stopped
+        self._on_finish = on_finish
+        #: Each watcher's name and when it last polled.
+        self._watchers: dict[str, float] = {}
+        #: Checkpoints asked for while training, taken between two steps.
+        self._checkpoint_requests: list[Future[bytes]] = []
         self.cfg = cfg
         self.data = data
         self._records: list[Record] = []
@@ -197,13 +236,23 @@ class Job(BackgroundJob):
 
     kind = "training"
 
+    def _needs_slot(self) -> bool:
+        session = self.session
+        return self._stopped is None and (session is None or not session.finished)
+
     def _run(self) -> None:
         """Trains, holding a slot, until the end or a reason to stop."""
         if self.session is None:
             self.session = TrainingSession(self.cfg, self.data)
         self._first_step = self.session.step
+        if self._stopped is not None:
+            evaluations = self.session.evaluate_at_stop()
+            with self._lock:
+                self._records.extend(evaluations)
+            self._finish(CANCELLED, self._stopped)
+            return
         # Step by step: the session is whole between two steps, so that is
-        # where it is saved and where it stops.
+        # where it is saved, copied and where it stops.
         while not self.session.finished:
             records = self.session.run_step()
             sharpness = self.session.sharpness
@@ -213,6 +262,7 @@ class Job(BackgroundJob):
                     self._sharpness = tuple(tuple(s) for s in sharpness)
             if self.autosave is not None:
                 self.autosave.after_step(self.session)
+            self._serve_checkpoints()
             if reason := self._should_stop():
                 # One evaluation of the weights it stops with: the final test
                 # accuracy and the confusion matrix then describe the same model.
@@ -232,12 +282,61 @@ class Job(BackgroundJob):
                 self.autosave.ended(self.session, resumable, message)
             except Exception as err:  # the job's own outcome matters more
                 message += f" (its autosave could not be updated: {err})"
+        if self._on_finish is not None:
+            # Before anyone waiting learns the job ended: a finished run's result
+            # is kept by the time they look.
+            self.state, self.message = state, message
+            try:
+                self._on_finish(self)
+            except Exception:  # the job has ended either way; say why the hook failed
+                log.exception("optlab: after job %s ended", self.id)
         super()._finish(state, message)
+        # The session rests from here on: a checkpoint asked for during the last
+        # step is taken now (`checkpoint` takes later ones itself).
+        self._serve_checkpoints()
 
-    def poll(self) -> JobSnapshot:
-        """The job's progress so far; also tells the job someone is watching."""
+    def _serve_checkpoints(self) -> None:
+        with self._lock:
+            requests, self._checkpoint_requests = self._checkpoint_requests, []
+        for request in requests:
+            try:
+                request.set_result(checkpoint_bytes(self.session))
+            except Exception as err:  # the asker reports it; training goes on
+                request.set_exception(err)
+
+    def checkpoint(self, timeout: float = 30.0) -> bytes | None:
+        """The job's session as checkpoint bytes, taken between two steps (an
+        in-memory checkpoint that a copy of the run resumes from); None when
+        the job has no session yet (it has trained nothing).
+
+        While the job trains, the worker takes it after its current step, and
+        this waits for it (up to ``timeout`` seconds).
+
+        Raises:
+            TimeoutError: the worker did not get to it in time.
+        """
+        request: Future[bytes] = Future()
+        with self._lock:
+            training = self.state == RUNNING and not self._finished.is_set()
+            if training:
+                self._checkpoint_requests.append(request)
+        if not training:
+            session = self.session
+            return None if session is None or session.step == 0 else checkpoint_bytes(session)
+        try:
+            return request.result(timeout)
+        except FutureTimeout:
+            raise TimeoutError(
+                f"the run did not reach a step boundary in {timeout:.0f} s"
+            ) from None
+
+    def poll(self, watcher: str | None = None) -> JobSnapshot:
+        """The job's progress so far; also tells the job someone (``watcher``, when
+        named) is watching."""
         elapsed = self._seen()
         with self._lock:
+            if watcher is not None:
+                self._watchers[watcher] = self._last_poll
             records = tuple(self._records)
             sharpness = self._sharpness
         session = self.session
@@ -254,7 +353,29 @@ class Job(BackgroundJob):
             images_per_s=session.images_per_s if session else None,
             sharpness=sharpness,
             snapshot_steps=snapshots.view().steps if snapshots is not None else (),
+            watching=self.watching(),
         )
+
+    def watching(self, besides: str | None = None) -> int:
+        """How many named watchers (other than ``besides``) polled within the idle
+        timeout: the job's own rule for someone still watching."""
+        now = self._clock()
+        with self._lock:
+            return sum(
+                now - seen <= self._idle_timeout_s
+                for name, seen in self._watchers.items()
+                if name != besides
+            )
+
+    def leave(self, watcher: str, reason: str = "stopped by you") -> int:
+        """``watcher`` stops watching; the job is cancelled when nobody else still
+        watches. Returns how many others still do."""
+        with self._lock:
+            self._watchers.pop(watcher, None)
+        others = self.watching()
+        if others == 0:
+            self.cancel(reason)
+        return others
 
     def snapshot_weights(self) -> SnapshotView | None:
         """The weight snapshots so far, or None when the run keeps none (or has not
@@ -295,6 +416,8 @@ class JobRegistry:
         self._max_runtime_s = max_runtime_s
         self._idle_timeout_s = idle_timeout_s
         self._clock = clock
+        #: Optimizer-images per second last measured here (`estimated_wait_s`).
+        self._speed: float | None = None
 
     def submit(
         self,
@@ -302,6 +425,8 @@ class JobRegistry:
         data: LoadedData,
         session: TrainingSession | None = None,
         autosave: Autosave | None = None,
+        stopped: str | None = None,
+        on_finish: Callable[[Job], None] | None = None,
     ) -> Job:
         """Queues a comparison; it starts as soon as a slot is free.
 
@@ -311,6 +436,8 @@ class JobRegistry:
             session: Optional prepared session of ``cfg`` (e.g. resumed from
                 a checkpoint) to continue instead of starting afresh.
             autosave: Optional autosaving of the job's checkpoints.
+            stopped: Makes it a stopped copy of ``session`` (see `Job`).
+            on_finish: Called once the job has ended (see `Job`).
         """
         job = Job(
             cfg,
@@ -322,6 +449,8 @@ class JobRegistry:
             self._clock,
             session,
             autosave,
+            stopped,
+            on_finish,
         )
         self.add(job)
         return job
@@ -349,3 +478,46 @@ class JobRegistry:
         """Jobs queued or running."""
         with self._lock:
             return [j for j in self._jobs if j.state not in FINISHED]
+
+    def estimated_wait_s(self, job: BackgroundJob) -> float | None:
+        """About how long a queued training waits for a trainer, from measured speed.
+
+        Every training ahead of it (those running, and those queued before it)
+        still has its remaining steps × batch size × optimizers images to train.
+        The running ones are timed by their own images per second; the queued
+        ones by the speed last measured on this server (per optimizer: a step
+        of k optimizers trains k models). The work is shared among the
+        ``max_running`` trainers. None when the job is not queued, or when no
+        training has measured a speed yet.
+        """
+        position = self.queue_position(job)
+        if position == 0:
+            return None
+        with self._lock:
+            trainings = [j for j in self._jobs if isinstance(j, Job)]
+        ahead = [j for j in trainings if j.state == RUNNING]
+        ahead += [j for j in trainings if 0 < self.queue_position(j) < position]
+        work_s, unknown = 0.0, []
+        for other in ahead:
+            session = other.session
+            speed = session.images_per_s if session is not None else None
+            if session is not None and speed:
+                self._speed = speed * len(other.cfg.slots)
+                work_s += (session.total_steps - session.step) * other.cfg.batch_size / speed
+            else:
+                unknown.append(other)
+        for other in unknown:
+            if not self._speed:
+                return None
+            steps = other.session.total_steps - other.session.step if other.session else None
+            if steps is None:
+                steps = _planned_steps(other.cfg, len(other.data.train.labels))
+            work_s += steps * other.cfg.batch_size * len(other.cfg.slots) / self._speed
+        return work_s / self.max_running
+
+
+def _planned_steps(cfg: TrainRunConfig, n_images: int) -> int:
+    """The steps a comparison will train on ``n_images`` training images."""
+    if cfg.steps is not None:
+        return cfg.steps
+    return cfg.epochs * steps_per_epoch(cfg, min(n_images, cfg.train_limit or n_images))

@@ -41,9 +41,10 @@ TRAIN, TEST, BATCH = 256, 100, 32
 def clean_environment(monkeypatch, tmp_path):
     """An empty cache folder, no data folder, and no CIFAR-10 or job left by another test.
 
-    The loaders and the job registry are process-wide (`st.cache_resource`),
-    and the CIFAR-10 cache is keyed by the folder typed on the page, not by
-    ``$OPTLAB_DATA_DIR``, so a test that loaded the subset must not leak it.
+    The loaders, the job registry and the shared runs are process-wide
+    (`st.cache_resource`), and the CIFAR-10 cache is keyed by the folder typed
+    on the page, not by ``$OPTLAB_DATA_DIR``, so a test that loaded the subset
+    must not leak it.
     """
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -53,9 +54,11 @@ def clean_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("OPTLAB_CIFAR_URL", raising=False)
     jobs._cifar.clear()
     jobs.run_store.clear()
+    jobs.shared_runs.clear()  # its kept results live in the runs folder
     yield
     jobs._cifar.clear()
     jobs.run_store.clear()
+    jobs.shared_runs.clear()
     for job in jobs.job_registry().active():
         job.cancel("test teardown")
         job.wait(30)

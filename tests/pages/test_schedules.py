@@ -188,8 +188,10 @@ def cnn_env(monkeypatch, tmp_path):
     monkeypatch.delenv("OPTLAB_DATA_DIR", raising=False)
     monkeypatch.delenv("OPTLAB_CIFAR_URL", raising=False)
     jobs._cifar.clear()
+    jobs.shared_runs.clear()  # a comparison finished by another test must train again
     yield
     jobs._cifar.clear()
+    jobs.shared_runs.clear()
     for job in jobs.job_registry().active():
         job.cancel("test teardown")
         job.wait(30)

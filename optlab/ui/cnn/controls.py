@@ -64,7 +64,8 @@ def run_buttons(job: Job | None, busy: bool, runs: list[SavedRun], has_data: boo
     right.button(
         "Stop",
         icon=":material/stop:",
-        on_click=lambda: job.cancel("stopped by you"),
+        on_click=jobs.stop,
+        args=(job,),
         disabled=not busy,
         width="stretch",
     )

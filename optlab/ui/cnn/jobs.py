@@ -9,6 +9,7 @@ its session state.
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import streamlit as st
 import torch
 
 from optlab.caps import CAPS, max_running_jobs
+from optlab.optim.plans import Change
 from optlab.train.autosave import Autosave, RunStore, default_runs_dir
 from optlab.train.data import (
     ARCHIVE_NAME,
@@ -32,12 +34,18 @@ from optlab.train.data import (
 )
 from optlab.train.jobs import Job, JobRegistry, JobSnapshot
 from optlab.train.report import RunLog, fold, new_logs, note_live_changes
+from optlab.train.results import ResultStore
 from optlab.train.run import TrainingSession
+from optlab.train.sharing import STARTED, SharedRuns
 
 #: Seconds between two redraws of a running job.
 POLL_S = 1.0
 
 JOB, LOGS, PREDICTIONS = "cnn_job", "cnn_logs", "cnn_predictions"
+#: How this browser's job came to be; its name as a job's watcher; its data choice.
+HOW, WATCHER, CHOICE = "cnn_job_how", "cnn_watcher", "cnn_job_choice"
+#: The runs folder's sub-folder of finished comparisons kept for replay.
+RESULTS_DIR = "results"
 #: This browser's autosaved run (also in its URL, which outlives a server).
 RUN_ID = "cnn_run_id"
 
@@ -129,29 +137,89 @@ def current_job() -> Job | None:
     return st.session_state.get(JOB)
 
 
+def how_started() -> str:
+    """How this browser's job came to be: `STARTED`, `JOINED` or `REPLAYED`."""
+    return st.session_state.get(HOW, STARTED)
+
+
 @st.cache_resource(show_spinner=False)
 def run_store() -> RunStore:
     """The server's runs folder, where jobs autosave their checkpoints."""
     return RunStore(default_runs_dir())
 
 
+@st.cache_resource(show_spinner=False)
+def shared_runs() -> SharedRuns:
+    """The server's shared comparisons, with finished ones kept in the runs folder."""
+    return SharedRuns(job_registry(), ResultStore(default_runs_dir() / RESULTS_DIR))
+
+
+def _watcher() -> str:
+    """This browser's name as a job's watcher (random, per session)."""
+    return st.session_state.setdefault(WATCHER, secrets.token_hex(8))
+
+
+def _own(job: Job, how: str = STARTED, autosave: Autosave | None = None) -> Job:
+    """Makes ``job`` this browser's job. Its run id goes in the URL (which outlives
+    a killed server) only when the job autosaves with this browser's ``autosave``:
+    a joined job's run is resumed by the browser that started it."""
+    state = st.session_state
+    state[JOB], state[HOW] = job, how
+    if autosave is not None and job.autosave is autosave:
+        state[RUN_ID] = autosave.run_id
+    else:
+        state.pop(RUN_ID, None)
+    return job
+
+
 def start(
     session: TrainingSession, data: LoadedData, choice: dict, run_id: str | None = None
 ) -> Job:
-    """Queues ``session`` on the server's registry as this browser's job.
+    """Starts ``session``'s comparison as this browser's job, sharing it when an
+    identical one trains or finished on this server (`SharedRuns.start`).
 
-    The job autosaves into the runs folder as ``run_id`` (a new run unless
+    A new job autosaves into the runs folder as ``run_id`` (a new run unless
     it resumes one); ``choice`` is the page's data choice, saved with it so
     a resume loads the same images.
     """
     store = run_store()
     autosave = Autosave(store, run_id or store.new_id(), choice)
-    job = job_registry().submit(session.cfg, data, session, autosave)
-    st.session_state[JOB] = job
-    st.session_state[RUN_ID] = autosave.run_id
+    started = shared_runs().start(session, data, _watcher(), autosave)
     st.session_state.pop(LOGS, None)
     st.session_state.pop(PREDICTIONS, None)
-    return job
+    st.session_state[CHOICE] = dict(choice)
+    return _own(started.job, started.how, autosave)
+
+
+def poll(job: Job) -> JobSnapshot:
+    """The job's progress, polled as this browser."""
+    return job.poll(_watcher())
+
+
+def stop(job: Job) -> None:
+    """This browser's Stop (a button's callback): the job stops unless others watch
+    it; then this browser keeps a stopped copy of it."""
+    mine = shared_runs().leave(job, _watcher())
+    if mine is not job:
+        st.session_state.pop(LOGS, None)
+        _own(mine)
+
+
+def change(job: Job, index: int, change: Change) -> Job:
+    """Asks for a live change for this browser only: on its own job, or on a fork of
+    a job others watch too (then its own from now on, autosaved as a new run).
+
+    Raises:
+        ValueError: the change does not fit the optimizer.
+        TimeoutError: the shared job did not reach a step boundary in time.
+    """
+    store = run_store()
+    autosave = Autosave(store, store.new_id(), st.session_state.get(CHOICE, {}))
+    mine = shared_runs().change(job, _watcher(), index, change, autosave)
+    if mine is not job:
+        st.session_state.pop(LOGS, None)
+        _own(mine, STARTED, autosave)
+    return mine
 
 
 @dataclass

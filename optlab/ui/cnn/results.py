@@ -34,6 +34,7 @@ from optlab.train.report import (
     state_rows,
 )
 from optlab.train.run import DIVERGED, IMAGES_PER_S, RUNNING
+from optlab.train.sharing import JOINED, REPLAYED
 from optlab.ui.cnn import jobs
 from optlab.ui.cnn.table import HEADERS, result_columns, row_height
 from optlab.ui.cnn.trajectories import trajectories_panel
@@ -42,6 +43,8 @@ from optlab.ui.view import show_chart
 #: The live panel's tabs: the curves, or the paths through the weights (built only
 #: when open).
 VIEW = "cnn_view"
+#: A live change that forked a shared run: the fork's job id and what it changed.
+FORKED = "cnn_forked"
 
 
 def _clock(seconds: float) -> str:
@@ -64,13 +67,59 @@ def _progress(snapshot: JobSnapshot, job: Job) -> None:
     st.progress(min(step / total, 1.0) if total else 0.0, text=" · ".join(parts))
 
 
+def _wait_text(job: Job) -> str:
+    """The estimated wait of a queued job, in words."""
+    wait = jobs.job_registry().estimated_wait_s(job)
+    if wait is None:
+        return "The wait is estimated once a training here has measured its speed."
+    return (
+        f"About {_clock(wait)} to wait, estimated from the speed measured on this server "
+        "and the steps left ahead of you."
+    )
+
+
+def _sharing(snapshot: JobSnapshot, how: str) -> None:
+    """Why this browser sees a run it did not start, and who else watches it."""
+    others = snapshot.watching - 1
+    watching = (
+        f"**{snapshot.watching} people are watching this run.** " if snapshot.watching > 1 else ""
+    )
+    if how == JOINED:
+        st.info(
+            f"{watching}Someone on this server started this identical comparison (the same "
+            "data, model, optimizers and settings, seed and length), so you joined their "
+            "training instead of queueing a second one: you see it from step 1. **Stop** "
+            "stops it for you only; it stops when nobody watches it. Changing a running "
+            "optimizer gives you your own copy of the run from that step.",
+            icon=":material/group:",
+        )
+    elif how == REPLAYED:
+        st.info(
+            "This identical comparison (the same data, model, optimizers and settings, seed "
+            "and length) finished earlier on this server, so its results are replayed at "
+            "once: the same curves and trained models it would train again.",
+            icon=":material/replay:",
+        )
+    elif others > 0 and snapshot.state in (QUEUED, RUNNING):
+        st.info(
+            f"{watching}Others pressed Start on this identical comparison and joined your "
+            "run instead of queueing theirs. **Stop** stops it for you only.",
+            icon=":material/group:",
+        )
+
+
 def _status(snapshot: JobSnapshot, job: Job) -> None:
     state = snapshot.state
+    _sharing(snapshot, jobs.how_started())
+    forked = st.session_state.get(FORKED)
+    if forked is not None and forked[0] == job.id:
+        st.success(forked[1], icon=":material/fork_right:")
     if state == QUEUED:
         running = jobs.job_registry().max_running
         st.info(
             f"Waiting for a free trainer: number {snapshot.queue_position} in the queue "
-            f"({running} training{'s' if running > 1 else ''} at a time on this server).",
+            f"({running} training{'s' if running > 1 else ''} at a time on this server). "
+            + _wait_text(job),
             icon=":material/hourglass_top:",
         )
         return
@@ -78,7 +127,9 @@ def _status(snapshot: JobSnapshot, job: Job) -> None:
     if job.autosave is not None and job.autosave.error:
         st.caption(f"⚠ {job.autosave.error}: a server restart would lose this run's progress.")
     took = f"in {_clock(snapshot.elapsed_s)}"
-    if state == DONE:
+    if state == DONE and jobs.how_started() == REPLAYED:
+        st.success(f"Replayed {snapshot.total_steps:,} steps.", icon=":material/check:")
+    elif state == DONE:
         st.success(f"Finished {snapshot.total_steps:,} steps {took}.", icon=":material/check:")
     elif state == CANCELLED:
         st.warning(
@@ -177,11 +228,18 @@ def live_change_form(job: Job, logs: list[RunLog]) -> None:
         if c3.button("Apply at the next step", key="cnn_live_apply", width="stretch"):
             try:
                 change = Change(session.step, name, float(value), how == "multiply by", group)
-                session.request_change(index, change)
-            except ValueError as err:
+                mine = jobs.change(job, index, change)
+            except (ValueError, TimeoutError) as err:
                 st.error(f"Not applied: {err}")
             else:
                 what = change.describe().split(", ", 1)[1]
+                if mine is not job:
+                    st.session_state[FORKED] = (
+                        mine.id,
+                        f"{labels[index]}: {what} from step {mine.session.step + 1:,}, on your "
+                        "own copy of the shared run (the others' run goes on unchanged).",
+                    )
+                    st.rerun()  # the whole page: it shows the copy from now on
                 st.toast(f"{labels[index]}: {what} at the next step")
         for step, i, change in list(session.live_changes):
             what = change.describe().split(", ", 1)[1]
