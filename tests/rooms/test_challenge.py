@@ -6,7 +6,14 @@ import pytest
 
 from optlab.links.playground import config_to_params
 from optlab.optim.config import OptimizerConfig
-from optlab.rooms.challenge import Challenge, config_for, first_steps, reached_in, verify
+from optlab.rooms.challenge import (
+    Challenge,
+    _first_steps_once,
+    config_for,
+    first_steps,
+    reached_in,
+    verify,
+)
 from optlab.surface.problem import Problem
 from optlab.surface.run import SurfaceRunConfig
 from optlab.surface.trajectory import collect
@@ -101,3 +108,12 @@ def test_what_the_page_shows_is_what_the_server_confirms():
     assert set(claims) == {ADAM}
     params = {k: v if isinstance(v, list) else [v] for k, v in config_to_params(cfg).items()}
     assert {r.settings: r.steps for r in verify(challenge, params, claims)} == claims
+
+
+def test_a_link_the_class_submits_again_is_run_once():
+    challenge = Challenge("rosenbrock", target=0.5)
+    params = link(ADAM, steps=800)
+    first = verify(challenge, params)
+    hits = _first_steps_once.cache_info().hits
+    assert verify(challenge, {**params, "utm_source": ["mail"]}) == first
+    assert _first_steps_once.cache_info().hits == hits + 1

@@ -14,6 +14,7 @@ from optlab.links.playground import config_to_params
 from optlab.rooms import RoomError, config_for, reached_in
 from optlab.surface.run import SurfaceRunConfig
 from optlab.surface.trajectory import Trajectory
+from optlab.ui.engine import engine_slot
 from optlab.ui.room import state as room
 
 
@@ -56,7 +57,9 @@ def submit_section(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> Non
         icon=":material/emoji_events:",
     ):
         try:
-            results = store.submit(me.code, me.attendee, link, claims)
+            # The server's rerun shares the engine's slots with everyone's runs.
+            with engine_slot():
+                results = store.submit(me.code, me.attendee, link, claims)
         except RoomError as err:
             st.error(str(err), icon=":material/error:")
         else:
