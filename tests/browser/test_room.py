@@ -65,8 +65,8 @@ def test_presenter_and_attendee_share_a_setup_and_a_challenge(tabs, app_url):
     ARTIFACTS.mkdir(exist_ok=True)
     guest.screenshot(path=str(ARTIFACTS / "room_attendee_notice.png"))
     assert urlsplit(guest.url).path.endswith("/rooms")
-    guest.get_by_role("button", name="Load").click()
-    guest.wait_for_url(re.compile(r"opt=adam"))
+    guest.get_by_role("button", name="Load", exact=True).click()
+    guest.wait_for_url(re.compile(rf"{re.escape(app_url)}/\?.*opt=adam"))  # the home page
     params = query(guest)
     assert params["opt"] == ["adam:lr=0.05", "sgd"] and params["steps"] == ["1500"]
     assert params["room"] == [code] and "host" not in params
@@ -102,7 +102,7 @@ def test_presenter_and_attendee_share_a_setup_and_a_challenge(tabs, app_url):
     host.set_viewport_size(DESKTOP)
     host.screenshot(path=str(ARTIFACTS / "room_presenter_1440.png"))
     host.get_by_role("button", name="Open it in the playground").click()
-    host.wait_for_url(re.compile(r"opt=adam%3Alr%3D0.05|opt=adam:lr=0.05"))
+    host.wait_for_url(re.compile(rf"{re.escape(app_url)}/\?.*opt=adam(%3A|:)lr(%3D|=)0.05"))
     assert query(host)["host"] == [token]
 
     # Presenter view on a 1024x768 projector: a new session from the presenter's link.

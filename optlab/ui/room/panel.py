@@ -88,13 +88,12 @@ def _check_membership() -> None:
 def keep_room_in_link() -> None:
     """The address bar holds the session's room (page switches drop it), and the
     presenter's token only in the presenter's own address bar."""
-    wanted = room.with_room({})
-    for key in (ROOM_KEY, HOST_KEY):
-        if key in wanted:
-            if st.query_params.get(key) != wanted[key]:
-                st.query_params[key] = wanted[key]
-        elif key in st.query_params:
-            del st.query_params[key]
+    current = link_params()
+    kept = {k: v for k, v in current.items() if k not in (ROOM_KEY, HOST_KEY)}
+    wanted = {**kept, **{k: [v] for k, v in room.with_room({}).items()}}
+    if wanted != current:
+        # One update, so the browser's history gets one entry, not one per key.
+        st.query_params.from_dict(wanted)
 
 
 def open_setup(page: StreamlitPage | str, url_path: str, query: Mapping[str, list[str]]) -> None:
