@@ -117,6 +117,7 @@ def test_an_attendee_joins_by_code_and_leaves(store):
     at.button(key="room_leave").click().run()
     problems(at)
     assert store.state(keys.code).attendees == 1 and room.CODE not in at.session_state
+    assert "room" not in at.query_params and room.PENDING not in at.session_state
 
 
 def test_a_link_offers_to_join_from_the_sidebar_and_keeps_the_room(store):

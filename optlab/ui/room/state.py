@@ -80,9 +80,12 @@ def enter(
 
 
 def leave_session() -> None:
-    """Forgets the session's room (the store is told by the caller)."""
+    """Forgets the session's room, here and in the address bar (the store is told by
+    the caller), so the next run does not offer to join it again."""
     for key in (CODE, TOKEN, ATTENDEE, NAME, PENDING, SEEN, SHOWN_CHALLENGE):
         st.session_state.pop(key, None)
+    for key in (ROOM_KEY, HOST_KEY):
+        st.query_params.pop(key, None)
 
 
 def flash(message: str, kind: str = "info") -> None:
