@@ -90,10 +90,11 @@ def test_presenter_and_attendee_share_a_setup_and_a_challenge(tabs, app_url):
 
     # Someone with the attendees' link (no token) joins and has nothing to push with;
     # a made-up token is refused.
-    eve.goto(f"{app_url}/?room={code}&host=not-the-token")
+    eve.goto(f"{app_url}/rooms?room={code}&host=not-the-token")
     eve.get_by_text("This presenter link is not valid").wait_for()
-    eve.get_by_role("textbox", name="Your name").fill("Ada")
-    eve.get_by_role("button", name="Join").click()
+    sidebar = eve.get_by_test_id("stSidebar")
+    sidebar.get_by_role("textbox", name="Your name").fill("Ada")
+    sidebar.get_by_role("button", name="Join").click()
     eve.get_by_text(f"You joined room {code} as Ada 2 (that name was taken)").wait_for()
     assert eve.get_by_role("button", name="Push this page to the room").count() == 0
     assert "host" not in query(eve)
