@@ -3,6 +3,7 @@
 import streamlit as st
 
 from optlab.ui.engine import warm_up
+from optlab.ui.room.panel import ROOM_PATH, room_panel
 from optlab.ui.view import keep_view_in_link, start_view
 
 start_view()
@@ -12,39 +13,46 @@ warm_up()
 # link named after a file (/update_rules) would run that script without this
 # one. URL paths unlike the file names make such links fall through to app.py,
 # whose st.navigation then routes them (tests/test_browser.py checks this).
-page = st.navigation(
-    [
-        st.Page(
-            "pages/playground.py",
-            title="Surface Playground",
-            icon=":material/landscape:",
-            default=True,
-        ),
-        st.Page(
-            "pages/cnn.py",
-            title="CNN lab",
-            icon=":material/neurology:",
-            url_path="cnn-lab",
-        ),
-        st.Page(
-            "pages/sweep.py",
-            title="Sweeps",
-            icon=":material/grid_on:",
-            url_path="sweeps",
-        ),
-        st.Page(
-            "pages/studies.py",
-            title="Studies",
-            icon=":material/query_stats:",
-            url_path="studies",
-        ),
-        st.Page(
-            "pages/update_rules.py",
-            title="Update rules",
-            icon=":material/functions:",
-            url_path="rules",
-        ),
-    ]
-)
+pages = [
+    st.Page(
+        "pages/playground.py",
+        title="Surface Playground",
+        icon=":material/landscape:",
+        default=True,
+    ),
+    st.Page(
+        "pages/cnn.py",
+        title="CNN lab",
+        icon=":material/neurology:",
+        url_path="cnn-lab",
+    ),
+    st.Page(
+        "pages/sweep.py",
+        title="Sweeps",
+        icon=":material/grid_on:",
+        url_path="sweeps",
+    ),
+    st.Page(
+        "pages/studies.py",
+        title="Studies",
+        icon=":material/query_stats:",
+        url_path="studies",
+    ),
+    st.Page(
+        "pages/update_rules.py",
+        title="Update rules",
+        icon=":material/functions:",
+        url_path="rules",
+    ),
+    st.Page(
+        "pages/room.py",
+        title="Room",
+        icon=":material/groups:",
+        url_path=ROOM_PATH,
+    ),
+]
+page = st.navigation(pages)
 keep_view_in_link()
+# The room panel sits in every page's sidebar, and keeps the room in every link.
+room_panel(page, pages)
 page.run()

@@ -60,6 +60,11 @@ study_trials                256        points per optimizer of one tuning study
 study_seeds                 10         training seeds per point of a study
 study_steps                 200000     trained steps of one study, all trials together
                                        (about 2.5 hours on a 2-core laptop)
+rooms                       50         workshop rooms open at once on one server
+room_attendees              150        attendees who may join one room
+room_entries                1000       leaderboard entries of one challenge
+room_name_length            30         characters of an attendee's display name
+room_idle_s                 14400      a room nobody used for this long (4 h) expires
 ==========================  =========  =============================================
 
 One more rule is not a number: a browser runs one CNN training at a time.
@@ -124,6 +129,11 @@ class Caps:
     study_trials: int = 256
     study_seeds: int = 10
     study_steps: int = 200_000
+    rooms: int = 50
+    room_attendees: int = 150
+    room_entries: int = 1000
+    room_name_length: int = 30
+    room_idle_s: float = 14_400.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> tuple[Caps, list[str]]:

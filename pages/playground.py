@@ -8,6 +8,7 @@ from optlab.ui.playground import results, settings, views
 from optlab.ui.playground.cache import run_seeds
 from optlab.ui.playground.inspector import inspector_section
 from optlab.ui.playground.sidebar import sidebar_settings
+from optlab.ui.room.submit import submit_section
 
 settings.initialise()
 st.title("Surface Playground")
@@ -76,5 +77,7 @@ with view_slot:
 with side:
     results.curves(cfg, trajectories, seeds if finished else [trajectories])
 results.summary(cfg, trajectories)
+if finished:
+    submit_section(cfg, trajectories)
 results.downloads(cfg, trajectories)
 inspector_section(cfg, trajectories)

@@ -265,6 +265,7 @@ LAYERS = {
     "optlab.sweep": "sweep",
     "optlab.train": "train",
     "optlab.study": "study",
+    "optlab.rooms": "rooms",
     "optlab.links": "integration",
     "optlab.export": "integration",
     "optlab.script": "integration",
@@ -286,8 +287,10 @@ ALLOWED = {
     "train": {"core", "optim", "train"},
     "study": {"core", "optim", "train", "study"},
     "integration": {"core", "optim", *PRODUCTS, "integration"},
-    "ui": {"core", "optim", *PRODUCTS, "integration", "ui"},
-    "pages": {"core", "optim", *PRODUCTS, "integration", "ui", "pages"},
+    # Rooms verify challenge entries on surfaces and read playground share links.
+    "rooms": {"core", "optim", "surface", "integration", "rooms"},
+    "ui": {"core", "optim", *PRODUCTS, "integration", "rooms", "ui"},
+    "pages": {"core", "optim", *PRODUCTS, "integration", "rooms", "ui", "pages"},
 }
 
 
