@@ -9,7 +9,10 @@ so each one is drawn for the view the session is in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import streamlit as st
@@ -85,11 +88,74 @@ def show_chart(
     ``optlab-<name>.png``; in presenter view fonts are projector-sized and the
     chart is ``presenter_height`` pixels tall when given (a square plot, such as a
     contour, needs the height to fill the projector's width)."""
+    fig = _styled(fig, presenter_height)
+    return st.plotly_chart(fig, config=chart_config(name), key=key, **kwargs)
+
+
+def _styled(fig: Any, presenter_height: int | None) -> Any:
+    """``fig`` restyled in place for the session's view, margins reserved."""
     if presenter():
         fig = presenter_style(fig)
         if presenter_height is not None:
             fig.update_layout(height=presenter_height)
     reserve_margins(fig)
+    return fig
+
+
+class _SharedFigures:
+    """The latest styled figure of each shared chart, for every session alike."""
+
+    def __init__(self, entries: int = 64) -> None:
+        self.entries = entries
+        self._lock = threading.Lock()
+        self._figures: OrderedDict[Hashable, tuple[int, float, Any]] = OrderedDict()
+
+    def get(self, key: Hashable, version: int, max_age_s: float) -> Any | None:
+        with self._lock:
+            found = self._figures.get(key)
+        if found is None:
+            return None
+        built, at, fig = found
+        fresh = version == built or (max_age_s > 0 and time.monotonic() - at < max_age_s)
+        return fig if fresh and built <= version else None
+
+    def put(self, key: Hashable, version: int, fig: Any) -> None:
+        with self._lock:
+            self._figures[key] = (version, time.monotonic(), fig)
+            self._figures.move_to_end(key)
+            while len(self._figures) > self.entries:
+                self._figures.popitem(last=False)
+
+
+_shared = _SharedFigures()
+
+
+def show_shared_chart(
+    build: Callable[[], Any],
+    share: Hashable,
+    version: int,
+    name: str,
+    *,
+    max_age_s: float = 0.0,
+    key: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """`show_chart` for a chart many sessions draw from the same data at once (a
+    shared CNN run's live curves, polled by every watcher every second).
+
+    The styled figure is built once per ``share`` (and view) and ``version`` of
+    the data, and reused by every session asking for that version; one built
+    less than ``max_age_s`` seconds ago from an older version is reused too, so
+    a chart of data growing step by step is built at most about once per
+    ``max_age_s`` however many watch it. Pass ``max_age_s=0`` once the data
+    stops growing: every step is then drawn. The figure is never changed after
+    it is built (sessions serialise it concurrently).
+    """
+    cache_key = (share, presenter())
+    fig = _shared.get(cache_key, version, max_age_s)
+    if fig is None:
+        fig = _styled(build(), None)
+        _shared.put(cache_key, version, fig)
     return st.plotly_chart(fig, config=chart_config(name), key=key, **kwargs)
 
 

@@ -21,7 +21,7 @@ from optlab.optim.plans import Change
 from optlab.script.train import data_folder_hint, train_script
 from optlab.train import plots as train_plots
 from optlab.train.checkpoint import checkpoint_bytes
-from optlab.train.jobs import CANCELLED, DONE, FAILED, QUEUED, Job, JobSnapshot
+from optlab.train.jobs import CANCELLED, DONE, FAILED, FINISHED, QUEUED, Job, JobSnapshot
 from optlab.train.report import (
     RESULT_HELP,
     RunLog,
@@ -38,7 +38,7 @@ from optlab.train.sharing import JOINED, REPLAYED
 from optlab.ui.cnn import jobs
 from optlab.ui.cnn.table import HEADERS, result_columns, row_height
 from optlab.ui.cnn.trajectories import trajectories_panel
-from optlab.ui.view import show_chart
+from optlab.ui.view import show_chart, show_shared_chart
 
 #: The live panel's tabs: the curves, or the paths through the weights (built only
 #: when open).
@@ -182,7 +182,16 @@ def live_panel(job: Job, snapshot: JobSnapshot, logs: list[RunLog]) -> None:
     curves, paths = st.tabs(["Curves", "Trajectories"], key=VIEW, on_change="rerun")
     if curves.open:
         with curves:
-            show_chart(train_plots.live_figure(logs), "cnn-curves", key="cnn_live_chart")
+            # Every watcher of a shared run polls it each second: the figure is
+            # built at most twice a second for all of them while it trains.
+            show_shared_chart(
+                lambda: train_plots.live_figure(logs),
+                ("cnn-live", job.id),
+                len(snapshot.records) + len(job.session.applied if job.session else ()),
+                "cnn-curves",
+                max_age_s=0.0 if snapshot.state in FINISHED else jobs.POLL_S / 2,
+                key="cnn_live_chart",
+            )
     if paths.open:
         with paths:
             trajectories_panel(job, snapshot, [log.label for log in logs])
