@@ -57,6 +57,9 @@ study_trials                256        points per optimizer of one tuning study
 study_seeds                 10         training seeds per point of a study
 study_steps                 200000     trained steps of one study, all trials together
                                        (about 2.5 hours on a 2-core laptop)
+workshop_replicas           16         `streamlit run` replicas behind HAProxy of one
+                                       ``python -m optlab workshop`` (about one per
+                                       core is useful)
 ==========================  =========  =============================================
 
 One more rule is not a number: a browser runs one CNN training at a time.
@@ -120,6 +123,7 @@ class Caps:
     study_trials: int = 256
     study_seeds: int = 10
     study_steps: int = 200_000
+    workshop_replicas: int = 16
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> tuple[Caps, list[str]]:
