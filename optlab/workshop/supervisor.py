@@ -251,9 +251,15 @@ class Workshop:
             if waiting:
                 time.sleep(0.3)
         self.proxy.start()
-        time.sleep(0.3)
-        if self.proxy.proc.poll() is not None:
-            raise WorkshopError(f"haproxy exited at once:\n{self.proxy.tail()}")
+        # Ready means a browser gets through: HAProxy listens and sees a replica up.
+        while not healthy(f"http://{REPLICA_HOST}:{self.cfg.port}"):
+            if self.proxy.proc.poll() is not None:
+                raise WorkshopError(f"haproxy exited at once:\n{self.proxy.tail()}")
+            if time.monotonic() > deadline:
+                raise WorkshopError(f"haproxy: no replica reachable within {timeout:.0f} s")
+            if self.stopping.is_set():
+                return
+            time.sleep(0.2)
         self.say(f"haproxy: {self.cfg.host}:{self.cfg.port} (pid {self.proxy.proc.pid})")
         self.say(f"{self.cfg.replicas} replica(s) ready: open {self.cfg.url}")
 
