@@ -22,6 +22,7 @@ from optlab.workshop.config import (
     haproxy_config,
 )
 from optlab.workshop.supervisor import WorkshopError, check_ports_free, validate_config
+from tests.support.resources import ROOT
 from tests.support.server import free_port
 
 RUNS = Path("/srv/optlab/runs")
@@ -116,3 +117,25 @@ def test_the_command_refuses_bad_input_in_one_line(tmp_path, capsys, argv, messa
     err = capsys.readouterr().err
     assert status == 2 and err.startswith("optlab: error: ") and message in err, err
     assert err.count("\n") == 1
+
+
+def test_the_compose_recipe_has_the_same_shape_and_haproxy_accepts_it(tmp_path, haproxy):
+    """docs/workshop-compose.yml cannot be run here (no Docker): its HAProxy configuration
+    is checked by HAProxy, and its replicas share the runs folder like the launcher's."""
+    yaml = pytest.importorskip("yaml")
+    recipe = yaml.safe_load((ROOT / "docs" / "workshop-compose.yml").read_text())
+    text = recipe["configs"]["haproxy"]["content"]
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(text)
+    validate_config(haproxy, path)
+    for line in (
+        f"cookie {COOKIE} insert indirect nocache",
+        f"http-check send meth GET uri {HEALTH_PATH}",
+        "option redispatch",
+        "timeout tunnel 1h",
+        f"server-template replica 1-{CAPS.workshop_replicas} app:8501 check",
+    ):
+        assert line in text, line
+    env = recipe["services"]["app"]["environment"]
+    assert env[ROOMS_DB_ENV] == env[RUNS_DIR_ENV] + "/rooms.sqlite"
+    assert "ports" not in recipe["services"]["app"]  # HAProxy is the one door
