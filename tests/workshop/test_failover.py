@@ -32,7 +32,14 @@ from playwright.sync_api import expect
 
 from optlab.train.autosave import CHECKPOINT
 from optlab.workshop.config import COOKIE, REPLICA_HEADER
-from tests.browser.test_cnn import no_exception, server_env, settle, sidebar, tiny_run
+from tests.browser.test_cnn import (
+    no_exception,
+    server_env,
+    set_number,
+    settle,
+    sidebar,
+    tiny_run,
+)
 from tests.browser.test_faults import finishes_normally, open_lab, progress, shown_step, start
 from tests.browser.test_restart import saved_run, uninterrupted_from
 from tests.support.resources import ROOT
@@ -42,6 +49,8 @@ pytestmark = pytest.mark.browser
 
 STEPS = 60
 AUTOSAVE = 10
+#: Small batches: the machine running the tests is shared by two replicas and a browser.
+BATCH = 16
 _REPLICA_LINE = re.compile(r"workshop: (replica\d+): http://127\.0\.0\.1:(\d+) \(pid (\d+)\)")
 _PROXY_LINE = re.compile(r"workshop: haproxy: \S+ \(pid (\d+)\)")
 
@@ -172,6 +181,8 @@ def test_a_killed_replica_s_browser_resumes_its_run_on_the_other(browser, worksh
     try:
         context, tab = open_lab(browser, workshop.url)
         tiny_run(tab, steps=STEPS)
+        set_number(tab, "Batch size", BATCH)
+        settle(tab)
         start(tab)
         progress(tab, STEPS).wait_for()
         tab.wait_for_function("() => /[?&]run=\\d{8}-\\d{6}-[0-9a-f]{6}/.test(location.search)")
