@@ -5,7 +5,7 @@ Example::
     python -m optlab workshop --replicas 4 --port 8501
     python -m optlab workshop --replicas 4 --host 0.0.0.0 --runs-dir /srv/optlab/runs
 
-Runs until Ctrl-C or SIGTERM, which stop HAProxy and every replica. A
+Runs until Ctrl-C, SIGTERM or SIGHUP, which stop HAProxy and every replica. A
 replica that dies is restarted; meanwhile HAProxy sends its browsers to
 another replica, where each attendee resumes their run from its last
 autosave (see `optlab.workshop`).
@@ -92,7 +92,11 @@ def run(args: argparse.Namespace) -> int:
         workshop.say(f"{signal.Signals(signum).name}: stopping")
         workshop.stopping.set()
 
-    previous = {s: signal.signal(s, stop_on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    # A closed terminal (SIGHUP) stops the workshop too: the children run in their
+    # own sessions and would otherwise outlive the launcher.
+    names = ("SIGINT", "SIGTERM", "SIGHUP")
+    stops = [getattr(signal, name) for name in names if hasattr(signal, name)]
+    previous = {s: signal.signal(s, stop_on_signal) for s in stops}
     try:
         workshop.start()
         if workshop.stopping.is_set():

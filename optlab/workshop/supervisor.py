@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -108,12 +108,15 @@ class Child:
     env: dict[str, str] | None = None
     cwd: Path | None = None
     proc: subprocess.Popen | None = None
+    #: When it last started (monotonic seconds).
     started: float = 0.0
+    #: Deaths in a row, each sooner than `STEADY_S` after starting.
     fast_deaths: int = 0
+    #: When a pending restart is due (0: none pending).
     next_start: float = 0.0
-    restarts: int = field(default=0)
 
     def start(self) -> None:
+        """Starts the process in its own session, appending to its log."""
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 self.cmd,
@@ -209,6 +212,7 @@ class Workshop:
         self.stopping = threading.Event()
 
     def say(self, line: str) -> None:
+        """One log line for the presenter."""
         print(f"workshop: {line}", file=self.out, flush=True)
 
     def url_of(self, child: Child) -> str:
@@ -252,7 +256,7 @@ class Workshop:
                 time.sleep(0.3)
         self.proxy.start()
         # Ready means a browser gets through: HAProxy listens and sees a replica up.
-        while not healthy(f"http://{REPLICA_HOST}:{self.cfg.port}"):
+        while not healthy(self.cfg.url):
             if self.proxy.proc.poll() is not None:
                 raise WorkshopError(f"haproxy exited at once:\n{self.proxy.tail()}")
             if time.monotonic() > deadline:
@@ -282,7 +286,6 @@ class Workshop:
                 )
             if now >= child.next_start:
                 child.next_start = 0.0
-                child.restarts += 1
                 child.start()
                 self.say(f"{child.name}: restarted (pid {child.proc.pid})")
 
