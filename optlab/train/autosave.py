@@ -26,9 +26,9 @@ A run saved as running by another process is interrupted once that
 process's heartbeat is older than ``LEASE_S`` seconds (or missing), or at
 once when the heartbeat names a process on this machine that no longer
 exists, or this very process under an older id (a killed replica's
-attendees need not wait for the lease). Claiming
-an interrupted run rewrites its ``run.json`` under an inter-process lock, so
-two replicas never resume the same run.
+attendees need not wait for the lease). Claiming an interrupted run
+rewrites its ``run.json`` under an inter-process lock, so two replicas never
+resume the same run.
 
 The folder is ``$OPTLAB_RUNS_DIR``, else ``runs`` in the data cache folder.
 Nothing here imports Streamlit.

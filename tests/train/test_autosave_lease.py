@@ -44,6 +44,21 @@ _REPLICA = textwrap.dedent(
 )
 
 
+#: Another replica: tries to claim run ``argv[3]``; prints why it cannot, or "claimed".
+_CLAIM = textwrap.dedent(
+    """
+    import sys
+    from optlab.train.autosave import RunError, RunStore
+    try:
+        RunStore(sys.argv[1], server=sys.argv[2]).claim(sys.argv[3])
+    except RunError as err:
+        print(err)
+    else:
+        print("claimed")
+    """
+)
+
+
 def session() -> TrainingSession:
     run = TrainingSession(tiny_train_config("sgd:lr=0.01", steps=6), tiny_data(64, 16))
     run.run_step()
@@ -85,6 +100,15 @@ def test_a_live_replica_s_run_is_not_offered_and_a_killed_one_is_at_once(tmp_pat
     assert (meta["server"], meta["state"], meta["step"]) == ("replica-b", RUNNING, 1)
     beat = json.loads((tmp_path / SERVERS / "replica-b.json").read_text())
     assert beat["pid"] == os.getpid() and time.time() - beat["at"] < LEASE_S
+    # A third replica, in its own process, finds it taken.
+    third = subprocess.run(
+        [sys.executable, "-c", _CLAIM, str(tmp_path), "replica-c", RUN],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert third.stdout.strip() == "run: another browser resumed it first, or it was discarded"
 
 
 def test_another_machine_s_run_is_live_within_its_lease_and_interrupted_after(tmp_path):
