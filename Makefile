@@ -7,8 +7,10 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8501
 CHROMIUM ?= /usr/bin/chromium
+HAPROXY ?= /usr/sbin/haproxy
+REPLICAS ?= 2
 
-.PHONY: run test lint format bench chromium clean screenshot
+.PHONY: run test lint format bench chromium clean screenshot workshop
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +27,23 @@ $(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(BIN)/python
 
 run: $(VENV)/.run-deps
 	$(BIN)/python -m streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+
+# A workshop past one process (docs/workshop.md): REPLICAS streamlit processes on
+# 127.0.0.1:PORT+1..PORT+REPLICAS behind HAProxy on HOST:PORT, sharing one runs
+# folder. Debian's haproxy is installed with apt-get when missing and we are root.
+workshop: $(VENV)/.run-deps
+	@if [ ! -x "$(HAPROXY)" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian haproxy for the workshop"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q haproxy; \
+	  else \
+	    echo "error: $(HAPROXY) is missing and cannot be installed here (not root):" \
+	         "install it with 'sudo apt-get install haproxy'" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+	$(BIN)/python -m optlab workshop --replicas $(REPLICAS) --port $(PORT) --host $(HOST) \
+	  --haproxy $(HAPROXY)
 
 # Browser tests use Debian's Chromium (never `playwright install`, which
 # downloads a browser). Installed with apt-get when missing and we are root.

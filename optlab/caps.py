@@ -65,6 +65,9 @@ room_attendees              150        attendees who may join one room
 room_entries                1000       leaderboard entries of one challenge
 room_name_length            30         characters of an attendee's display name
 room_idle_s                 14400      a room nobody used for this long (4 h) expires
+workshop_replicas           16         `streamlit run` replicas behind HAProxy of one
+                                       ``python -m optlab workshop`` (about one per
+                                       core is useful)
 ==========================  =========  =============================================
 
 One more rule is not a number: a browser runs one CNN training at a time.
@@ -134,6 +137,7 @@ class Caps:
     room_entries: int = 1000
     room_name_length: int = 30
     room_idle_s: float = 14_400.0
+    workshop_replicas: int = 16
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> tuple[Caps, list[str]]:

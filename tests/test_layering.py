@@ -5,7 +5,8 @@
   (caps, files, charts, lookup) imports nothing else of OptLab; ``optlab.optim``
   imports no product; the products ``surface``, ``sweep`` and ``train`` never
   import one another, except ``sweep`` -> ``surface`` (sweeps run on surfaces) and
-  ``study`` -> ``train`` (a study's trials are trainings);
+  ``study`` -> ``train`` (a study's trials are trainings); ``workshop`` (replicas
+  behind HAProxy) imports only the core;
   the integrations (links, export, script, cli) never import the UI. There is
   no import cycle anywhere.
 - A module holds one concept: none is over `MAX_LINES` lines, and no OptLab
@@ -266,6 +267,7 @@ LAYERS = {
     "optlab.train": "train",
     "optlab.study": "study",
     "optlab.rooms": "rooms",
+    "optlab.workshop": "workshop",
     "optlab.links": "integration",
     "optlab.export": "integration",
     "optlab.script": "integration",
@@ -286,11 +288,12 @@ ALLOWED = {
     "sweep": {"core", "optim", "surface", "sweep"},
     "train": {"core", "optim", "train"},
     "study": {"core", "optim", "train", "study"},
-    "integration": {"core", "optim", *PRODUCTS, "integration"},
+    "workshop": {"core", "workshop"},
+    "integration": {"core", "optim", *PRODUCTS, "workshop", "integration"},
     # Rooms verify challenge entries on surfaces and read playground share links.
     "rooms": {"core", "optim", "surface", "integration", "rooms"},
-    "ui": {"core", "optim", *PRODUCTS, "integration", "rooms", "ui"},
-    "pages": {"core", "optim", *PRODUCTS, "integration", "rooms", "ui", "pages"},
+    "ui": {"core", "optim", *PRODUCTS, "workshop", "integration", "rooms", "ui"},
+    "pages": {"core", "optim", *PRODUCTS, "workshop", "integration", "rooms", "ui", "pages"},
 }
 
 

@@ -1,9 +1,9 @@
-"""The command line: ``python -m optlab surface|sweep|train|landscape|study|download|list ...``.
+"""The command line: ``python -m optlab <command> ...``, one module per command.
 
 A stable contract that tests and benchmarks use. Bad input exits with status
 2 and one line on stderr naming the problem, never a traceback. Each command
 is one module of this package (`surface`, `sweep`, `train`, `landscape`,
-`study`, `download`, `list`) with an ``add_parser`` and a ``run``.
+`study`, `download`, `list`, `workshop`) with an ``add_parser`` and a ``run``.
 
 Examples::
 
@@ -23,6 +23,7 @@ Examples::
     python -m optlab study --synthetic --steps 200 --opt sgd:momentum=0.9 --opt adam \\
         --space lr=1e-4:1:log --trials 8 --seeds 2 --dir study1 --out study.json
     python -m optlab list
+    python -m optlab workshop --replicas 4 --port 8501   # replicas behind HAProxy
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from optlab.cli import download, landscape, study, surface, sweep, train
+from optlab.cli import download, landscape, study, surface, sweep, train, workshop
 from optlab.cli import list as list_command
 from optlab.cli.common import Parser, UsageError
 
@@ -39,6 +40,7 @@ COMMANDS = {"surface": surface, "sweep": sweep, "train": train, "list": list_com
 COMMANDS["landscape"] = landscape
 COMMANDS["study"] = study
 COMMANDS["download"] = download
+COMMANDS["workshop"] = workshop
 #: Options whose values may start with "-" (a negative start, a formula "-x**2").
 _VALUE_OPTIONS = ("--start", "--bounds", "--expr", "--param", "--opt", "--plan")
 

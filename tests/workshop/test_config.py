@@ -1,0 +1,141 @@
+"""The workshop's settings, its HAProxy configuration (checked by HAProxy itself) and the
+command's refusals of bad input."""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+
+import pytest
+
+from optlab.caps import CAPS
+from optlab.cli import main
+from optlab.train import autosave
+from optlab.workshop.config import (
+    COOKIE,
+    HEALTH_PATH,
+    REPLICA_HEADER,
+    ROOMS_DB_ENV,
+    RUNS_DIR_ENV,
+    WorkshopConfig,
+    haproxy_config,
+)
+from optlab.workshop.supervisor import WorkshopError, check_ports_free, validate_config
+from tests.support.resources import ROOT
+from tests.support.server import free_port
+
+RUNS = Path("/srv/optlab/runs")
+
+
+@pytest.mark.parametrize(
+    ("replicas", "host"), [(1, "127.0.0.1"), (2, "127.0.0.1"), (CAPS.workshop_replicas, "0.0.0.0")]
+)
+def test_haproxy_accepts_the_configuration(tmp_path, haproxy, replicas, host):
+    cfg = WorkshopConfig(replicas, 8501, RUNS, host)
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(haproxy_config(cfg))
+    validate_config(haproxy, path)  # haproxy -c -f
+    text = path.read_text()
+    assert f"bind {host}:8501\n" in text
+    servers = re.findall(r"^\s+server (\S+) 127\.0\.0\.1:(\d+) check cookie (\S+)$", text, re.M)
+    assert servers == [
+        (f"replica{k}", str(8501 + k), f"replica{k}") for k in range(1, replicas + 1)
+    ]
+    for line in (
+        f"cookie {COOKIE} insert indirect nocache",
+        f"http-check send meth GET uri {HEALTH_PATH}",
+        "option redispatch",
+        "timeout tunnel 1h",
+        f"http-response set-header {REPLICA_HEADER} %[srv_name]",
+    ):
+        assert line in text, line
+
+
+def test_the_configuration_check_can_fail(tmp_path, haproxy):
+    path = tmp_path / "haproxy.cfg"
+    broken = haproxy_config(WorkshopConfig(2, 8501, RUNS)).replace("balance leastconn", "balance x")
+    path.write_text(broken)
+    with pytest.raises(WorkshopError, match=r"(?s)haproxy refuses .*balance only supports"):
+        validate_config(haproxy, path)
+
+
+def test_the_replicas_share_the_runs_folder_and_the_rooms_database():
+    cfg = WorkshopConfig(3, 9000, RUNS)
+    assert RUNS_DIR_ENV == autosave.RUNS_DIR_ENV  # the variable the replicas read
+    assert cfg.replica_env() == {
+        RUNS_DIR_ENV: str(RUNS),
+        ROOMS_DB_ENV: str(RUNS / "rooms.sqlite"),
+    }
+    assert cfg.replica_ports == (9001, 9002, 9003)
+    assert cfg.names == ("replica1", "replica2", "replica3")
+    assert WorkshopConfig(1, 9000, RUNS, "0.0.0.0").url == "http://127.0.0.1:9000"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"replicas": 0}, f"replicas: must be between 1 and {CAPS.workshop_replicas}"),
+        ({"replicas": CAPS.workshop_replicas + 1}, "OPTLAB_CAP_WORKSHOP_REPLICAS"),
+        ({"replicas": 2.0}, "replicas: 2.0 is not a whole number"),
+        ({"replicas": True}, "replicas: True is not a whole number"),
+        ({"port": 0}, "port: must be between 1 and 65533"),
+        ({"port": 65534}, "the replicas take the 2 ports after it"),
+        ({"host": "example.org"}, "host: 'example.org' is not an IPv4 address"),
+        ({"host": "::1"}, "is not an IPv4 address"),
+        ({"host": "127.0.0.1:80"}, "is not an IPv4 address"),
+        ({"runs_dir": Path("runs")}, "runs_dir: 'runs' is not an absolute path"),
+    ],
+)
+def test_bad_settings_are_refused_with_the_field_named(changes, message):
+    settings = {"replicas": 2, "port": 8501, "runs_dir": RUNS, "host": "127.0.0.1", **changes}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        WorkshopConfig(**settings)
+
+
+def test_a_port_in_use_is_refused_before_anything_starts():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for base in (port, port - 2):  # HAProxy's port, then a replica's
+            with pytest.raises(ValueError, match=f"127.0.0.1:{port} is not free"):
+                check_ports_free(WorkshopConfig(2, base, RUNS))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--replicas", "0"], "replicas: must be between 1 and"),
+        (["--replicas", "two"], "argument --replicas: invalid int value: 'two'"),
+        (["--host", "lan"], "host: 'lan' is not an IPv4 address"),
+        (["--haproxy", "/nonexistent/haproxy"], "install it with `sudo apt-get install haproxy`"),
+    ],
+)
+def test_the_command_refuses_bad_input_in_one_line(tmp_path, capsys, argv, message):
+    status = main(["workshop", "--runs-dir", str(tmp_path), "--port", str(free_port()), *argv])
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith("optlab: error: ") and message in err, err
+    assert err.count("\n") == 1
+
+
+def test_the_compose_recipe_has_the_same_shape_and_haproxy_accepts_it(tmp_path, haproxy):
+    """docs/workshop-compose.yml cannot be run here (no Docker): its HAProxy configuration
+    is checked by HAProxy, and its replicas share the runs folder like the launcher's."""
+    yaml = pytest.importorskip("yaml")
+    recipe = yaml.safe_load((ROOT / "docs" / "workshop-compose.yml").read_text())
+    text = recipe["configs"]["haproxy"]["content"]
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(text)
+    validate_config(haproxy, path)
+    for line in (
+        f"cookie {COOKIE} insert indirect nocache",
+        f"http-check send meth GET uri {HEALTH_PATH}",
+        "option redispatch",
+        "timeout tunnel 1h",
+        f"server-template replica 1-{CAPS.workshop_replicas} app:8501 check",
+    ):
+        assert line in text, line
+    env = recipe["services"]["app"]["environment"]
+    assert env[ROOMS_DB_ENV] == env[RUNS_DIR_ENV] + "/rooms.sqlite"
+    assert "ports" not in recipe["services"]["app"]  # HAProxy is the one door

@@ -1,0 +1,250 @@
+"""A workshop of two replicas behind HAProxy, end to end: real processes on 127.0.0.1.
+
+``python -m optlab workshop --replicas 2`` runs as a subprocess for the whole
+module. HAProxy keeps a browser on its replica (its cookie); when that
+replica is killed with SIGKILL mid-training, the open tab reconnects through
+HAProxy to the other replica, which offers the run from its last autosave
+(the shared runs folder: the dead replica's pid is gone, so no lease is
+waited for), and Resume trains it to the end with the results of a run never
+interrupted (as `tests/browser/test_restart.py` checks for one server). The
+launcher restarts the killed replica meanwhile, and SIGTERM stops it all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from playwright.sync_api import expect
+
+from optlab.train.autosave import CHECKPOINT
+from optlab.workshop.config import COOKIE, REPLICA_HEADER
+from tests.browser.test_cnn import (
+    no_exception,
+    server_env,
+    set_number,
+    settle,
+    sidebar,
+    tiny_run,
+)
+from tests.browser.test_faults import finishes_normally, open_lab, progress, shown_step, start
+from tests.browser.test_restart import saved_run, uninterrupted_from
+from tests.support.resources import ROOT
+from tests.support.server import free_port
+
+pytestmark = pytest.mark.browser
+
+STEPS = 60
+AUTOSAVE = 10
+#: Small batches: the machine running the tests is shared by two replicas and a browser.
+BATCH = 16
+_REPLICA_LINE = re.compile(r"workshop: (replica\d+): http://127\.0\.0\.1:(\d+) \(pid (\d+)\)")
+_PROXY_LINE = re.compile(r"workshop: haproxy: \S+ \(pid (\d+)\)")
+
+
+@dataclass
+class Launched:
+    """The launcher's process, its output file, URL and runs folder."""
+
+    proc: subprocess.Popen
+    log: Path
+    url: str
+    runs: Path
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def pids(self) -> dict[str, int]:
+        """Each replica's latest pid, and HAProxy's, as the launcher printed them."""
+        text = self.text()
+        found = {name: int(pid) for name, _, pid in _REPLICA_LINE.findall(text)}
+        found |= {
+            m[0]: int(m[1]) for m in re.findall(r"(replica\d+): restarted \(pid (\d+)\)", text)
+        }
+        found["haproxy"] = int(_PROXY_LINE.findall(text)[-1])
+        return found
+
+
+def three_free_ports() -> int:
+    """A port whose next two ports are free too (HAProxy's and two replicas')."""
+    for _ in range(50):
+        port = free_port()
+        try:
+            for p in (port + 1, port + 2):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        if port + 2 <= 65535:
+            return port
+    raise RuntimeError("no three consecutive free ports")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_launcher(launched: Launched) -> None:
+    """SIGTERM, then SIGKILL for the launcher and every child it printed if it hangs."""
+    if launched.proc.poll() is None:
+        launched.proc.send_signal(signal.SIGTERM)
+        try:
+            launched.proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            launched.proc.kill()
+            launched.proc.wait()
+    for pid in launched.pids().values() if "haproxy:" in launched.text() else ():
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def workshop(tmp_path_factory) -> Iterator[Launched]:
+    """``python -m optlab workshop --replicas 2`` on free loopback ports, until it is ready."""
+    root = tmp_path_factory.mktemp("workshop")
+    env = {
+        **os.environ,
+        **server_env(root / "cache", OPTLAB_MAX_JOBS="1", OPTLAB_CAP_AUTOSAVE_STEPS=str(AUTOSAVE)),
+        # One thread per replica: two replicas and the browser share a small machine.
+        "OMP_NUM_THREADS": "1",
+    }
+    port, log, runs = three_free_ports(), root / "launcher.log", root / "runs"
+    argv = ["--replicas", "2", "--port", str(port), "--runs-dir", str(runs)]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "optlab", "workshop", *argv, "--state-dir", str(root / "state")],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    launched = Launched(proc, log, f"http://127.0.0.1:{port}", runs)
+    try:
+        deadline = time.monotonic() + 120
+        while "ready: open" not in launched.text():
+            assert proc.poll() is None, launched.text()
+            assert time.monotonic() < deadline, launched.text()
+            time.sleep(0.3)
+        yield launched
+    finally:
+        stop_launcher(launched)
+
+
+def served_by(url: str, cookie: str | None = None) -> tuple[str, str | None]:
+    """Which replica answered a health check through HAProxy, and the cookie it set."""
+    request = urllib.request.Request(url + "/_stcore/health")
+    if cookie is not None:
+        request.add_header("Cookie", f"{COOKIE}={cookie}")
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 200
+        set_cookies = " ".join(resp.headers.get_all("Set-Cookie") or [])
+        got = re.search(rf"\b{COOKIE}=(\w+)", set_cookies)
+        return resp.headers[REPLICA_HEADER], got[1] if got else None
+
+
+def test_a_browser_stays_on_its_replica(workshop):
+    first, cookie = served_by(workshop.url)
+    assert cookie == first  # the cookie names the replica that answered
+    assert {served_by(workshop.url, cookie)[0] for _ in range(6)} == {first}
+    other = "replica2" if first == "replica1" else "replica1"
+    assert [served_by(workshop.url, other) for _ in range(6)] == [(other, None)] * 6
+    # No cookie: HAProxy spreads new browsers; each gets the cookie of the one it reached.
+    for _ in range(4):
+        replica, cookie = served_by(workshop.url)
+        assert cookie == replica
+
+
+def session_replica(context) -> str:
+    [cookie] = [c["value"] for c in context.cookies() if c["name"] == COOKIE]
+    return cookie
+
+
+def test_a_killed_replica_s_browser_resumes_its_run_on_the_other(browser, workshop, tmp_path):
+    context = None
+    try:
+        context, tab = open_lab(browser, workshop.url)
+        tiny_run(tab, steps=STEPS)
+        set_number(tab, "Batch size", BATCH)
+        settle(tab)
+        start(tab)
+        progress(tab, STEPS).wait_for()
+        tab.wait_for_function("() => /[?&]run=\\d{8}-\\d{6}-[0-9a-f]{6}/.test(location.search)")
+        run_id = re.search(r"run=([\w-]+)", tab.url)[1]
+        while shown_step(tab, STEPS) < 2 * AUTOSAVE:
+            assert shown_step(tab, STEPS) < STEPS
+            tab.wait_for_timeout(100)
+        folder, meta = saved_run(workshop.runs)
+        assert folder.name == run_id and meta["state"] == "running"
+
+        victim = session_replica(context)
+        os.kill(workshop.pids()[victim], signal.SIGKILL)  # no clean shutdown, no last save
+        folder, meta = saved_run(workshop.runs)
+        saved_step = meta["step"]
+        assert saved_step % AUTOSAVE == 0 and AUTOSAVE <= saved_step < STEPS
+        kept = tmp_path / "at-the-kill.pt"
+        shutil.copy(folder / CHECKPOINT, kept)
+
+        # The tab reconnects by itself, through HAProxy, to the other replica.
+        banner = tab.get_by_text("Your run was interrupted (the server stopped)")
+        banner.wait_for(timeout=60_000)
+        assert session_replica(context) != victim
+        assert f"saved at step {saved_step:,} of {STEPS:,}" in tab.inner_text("body")
+        settle(tab)
+        assert f"run={run_id}" in tab.url
+        no_exception(tab)
+
+        tab.get_by_role("button", name="Resume my run").click()
+        progress(tab, STEPS).wait_for()
+        expect(tab.get_by_text("Your run was interrupted")).to_have_count(0)
+        finishes_normally(tab, STEPS)
+        assert not folder.exists()  # a finished run is not kept
+
+        with tab.expect_download() as download:
+            tab.get_by_role("button", name="Download JSON").click()
+        page_doc = json.loads(Path(download.value.path()).read_text())
+        got = [{"history": r["history"], "evals": r["evals"]} for r in page_doc["runs"]]
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # as the replicas: float sums depend on the thread count
+        try:
+            want = uninterrupted_from(kept)
+        finally:
+            torch.set_num_threads(threads)
+        for mine, theirs in zip(got, want, strict=True):
+            assert len(mine["history"]) == STEPS
+            assert mine == theirs
+        assert sidebar(tab).get_by_role("button", name="Start").is_enabled()
+    finally:
+        if context is not None:
+            context.close()
+    assert re.search(rf"{victim} \(pid \d+\) exited with status -9; restarting it", workshop.text())
+
+
+def test_sigterm_stops_haproxy_and_every_replica(workshop):
+    deadline = time.monotonic() + 60
+    killed = "restarting it" in workshop.text()  # by the test before
+    while killed and "restarted (pid" not in workshop.text():  # the killed replica is back
+        assert time.monotonic() < deadline, workshop.text()
+        time.sleep(0.3)
+    pids = workshop.pids()
+    assert len(pids) == 3 and all(alive(pid) for pid in pids.values())
+    workshop.proc.send_signal(signal.SIGTERM)
+    assert workshop.proc.wait(timeout=40) == 0
+    assert workshop.text().rstrip().endswith("workshop: stopped")
+    assert not [name for name, pid in pids.items() if alive(pid)]
