@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 from optlab.train.data import find_cifar10
+from tests.browser.test_cnn import cnn_lab
 from tests.support.server import CHROMIUM, CHROMIUM_ARGS, serve_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,15 +89,9 @@ def run_cli(data: Path, epochs: int, tmp: Path) -> float:
 
 def run_page(browser, url: str, epochs: int) -> float:
     """The images/s the CNN page shows for its default comparison, watched to the end."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    try:
-        tab = context.new_page()
+    with cnn_lab(browser, url) as tab:
         tab.set_default_timeout(120_000)
-        tab.goto(url)
-        tab.get_by_role("heading", name="Surface Playground").wait_for()
-        tab.get_by_test_id("stSidebarNav").get_by_text("CNN lab").click()
         sidebar = tab.get_by_test_id("stSidebar")
-        sidebar.get_by_role("button", name="Start").wait_for()
         box = sidebar.get_by_label("Epochs", exact=True)
         box.fill(str(epochs))
         box.press("Enter")
@@ -105,8 +100,6 @@ def run_page(browser, url: str, epochs: int) -> float:
         tab.get_by_text(re.compile(r"Finished [\d,]+ steps")).wait_for(timeout=900_000)
         caption = tab.get_by_text(SPEED).first.inner_text()
         return float(SPEED.search(caption)[1].replace(",", ""))
-    finally:
-        context.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from playwright.sync_api import expect
 
 from optlab.train.autosave import CHECKPOINT, META
@@ -56,6 +57,42 @@ def uninterrupted_from(checkpoint: Path) -> list[dict]:
     return [{"history": log.history, "evals": log.evals} for log in logs]
 
 
+def resumes_as_if_never_interrupted(
+    tab, run_id: str, saved_step: int, steps: int, folder: Path, kept: Path, threads: int
+) -> None:
+    """After its server died: the tab, reconnected by itself, offers its run saved at
+    ``saved_step``; Resume trains it to the end, with the results of the checkpoint
+    ``kept`` trained on here uninterrupted (with ``threads`` torch threads, as the
+    server trained: float sums depend on the thread count)."""
+    banner = tab.get_by_text("Your run was interrupted (the server stopped)")
+    banner.wait_for(timeout=90_000)
+    assert f"saved at step {saved_step:,} of {steps:,}" in tab.inner_text("body")
+    settle(tab)
+    assert f"run={run_id}" in tab.url
+    no_exception(tab)
+
+    tab.get_by_role("button", name="Resume my run").click()
+    progress(tab, steps).wait_for()
+    expect(tab.get_by_text("Your run was interrupted")).to_have_count(0)
+    finishes_normally(tab, steps)
+    assert not folder.exists()  # a finished run is not kept
+
+    with tab.expect_download() as download:
+        tab.get_by_role("button", name="Download JSON").click()
+    page_doc = json.loads(Path(download.value.path()).read_text())
+    got = [{"history": r["history"], "evals": r["evals"]} for r in page_doc["runs"]]
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        want = uninterrupted_from(kept)
+    finally:
+        torch.set_num_threads(before)
+    for mine, theirs in zip(got, want, strict=True):
+        assert len(mine["history"]) == steps
+        assert mine == theirs
+    assert sidebar(tab).get_by_role("button", name="Start").is_enabled()
+
+
 def test_a_killed_server_s_run_is_resumed_with_the_same_results(browser, tmp_path):
     env = server_env(
         tmp_path / "cache", OPTLAB_MAX_JOBS="1", OPTLAB_CAP_AUTOSAVE_STEPS=str(AUTOSAVE)
@@ -88,28 +125,9 @@ def test_a_killed_server_s_run_is_resumed_with_the_same_results(browser, tmp_pat
 
         proc, _ = launch_app(log, env, port)  # the same port and folders
         # The tab reconnects by itself; its URL names its run.
-        banner = tab.get_by_text("Your run was interrupted (the server stopped)")
-        banner.wait_for(timeout=90_000)
-        assert f"saved at step {saved_step:,} of {STEPS:,}" in tab.inner_text("body")
-        settle(tab)
-        assert f"run={run_id}" in tab.url
-        no_exception(tab)
-
-        tab.get_by_role("button", name="Resume my run").click()
-        progress(tab, STEPS).wait_for()
-        expect(tab.get_by_text("Your run was interrupted")).to_have_count(0)
-        finishes_normally(tab, STEPS)
-        assert not folder.exists()  # a finished run is not kept
-
-        with tab.expect_download() as download:
-            tab.get_by_role("button", name="Download JSON").click()
-        page_doc = json.loads(Path(download.value.path()).read_text())
-        got = [{"history": r["history"], "evals": r["evals"]} for r in page_doc["runs"]]
-        want = uninterrupted_from(kept)
-        for mine, theirs in zip(got, want, strict=True):
-            assert len(mine["history"]) == STEPS
-            assert mine == theirs
-        assert sidebar(tab).get_by_role("button", name="Start").is_enabled()
+        resumes_as_if_never_interrupted(
+            tab, run_id, saved_step, STEPS, folder, kept, torch.get_num_threads()
+        )
     finally:
         if context is not None:
             context.close()

@@ -17,6 +17,7 @@ from optlab.train.results import ResultStore
 from optlab.train.run import EvalRecord, TrainingSession, TrainRecord, TrainRunConfig
 from optlab.train.sharing import JOINED, REPLAYED, STARTED, SharedRuns, share_key
 from tests.support.training import tiny_data, tiny_train_config
+from tests.train.test_jobs import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +36,6 @@ def config(steps: int = 6, **changes) -> TrainRunConfig:
         eval_every=2,
         **changes,
     )
-
-
-def wait_for(condition, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def train_steps(records) -> list[tuple[int, int]]:
@@ -265,9 +259,7 @@ def test_a_queued_job_s_wait_is_estimated_from_the_measured_speed(data):
 # ------------------------------------------------------------------ the store
 
 
-def test_the_store_keeps_within_its_budget_dropping_the_least_recently_replayed(
-    data, tmp_path
-):
+def test_the_store_keeps_within_its_budget_dropping_the_least_recently_replayed(data, tmp_path):
     session = TrainingSession(config(), data)
     blob = checkpoint_bytes(session)
     store = ResultStore(tmp_path, budget_bytes=int(len(blob) * 2.5))

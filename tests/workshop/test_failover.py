@@ -12,7 +12,6 @@ launcher restarts the killed replica meanwhile, and SIGTERM stops it all.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -27,21 +26,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
-from playwright.sync_api import expect
 
 from optlab.train.autosave import CHECKPOINT
 from optlab.workshop.config import COOKIE, REPLICA_HEADER
 from tests.browser.test_cnn import (
-    no_exception,
     server_env,
     set_number,
     settle,
-    sidebar,
     tiny_run,
 )
-from tests.browser.test_faults import finishes_normally, open_lab, progress, shown_step, start
-from tests.browser.test_restart import saved_run, uninterrupted_from
+from tests.browser.test_faults import open_lab, progress, shown_step, start
+from tests.browser.test_restart import resumes_as_if_never_interrupted, saved_run
 from tests.support.resources import ROOT
 from tests.support.server import free_port
 
@@ -201,35 +196,10 @@ def test_a_killed_replica_s_browser_resumes_its_run_on_the_other(browser, worksh
         kept = tmp_path / "at-the-kill.pt"
         shutil.copy(folder / CHECKPOINT, kept)
 
-        # The tab reconnects by itself, through HAProxy, to the other replica.
-        banner = tab.get_by_text("Your run was interrupted (the server stopped)")
-        banner.wait_for(timeout=60_000)
+        # The tab reconnects by itself, through HAProxy, to the other replica, where
+        # its run resumes as if never interrupted (the replicas train on one thread).
+        resumes_as_if_never_interrupted(tab, run_id, saved_step, STEPS, folder, kept, 1)
         assert session_replica(context) != victim
-        assert f"saved at step {saved_step:,} of {STEPS:,}" in tab.inner_text("body")
-        settle(tab)
-        assert f"run={run_id}" in tab.url
-        no_exception(tab)
-
-        tab.get_by_role("button", name="Resume my run").click()
-        progress(tab, STEPS).wait_for()
-        expect(tab.get_by_text("Your run was interrupted")).to_have_count(0)
-        finishes_normally(tab, STEPS)
-        assert not folder.exists()  # a finished run is not kept
-
-        with tab.expect_download() as download:
-            tab.get_by_role("button", name="Download JSON").click()
-        page_doc = json.loads(Path(download.value.path()).read_text())
-        got = [{"history": r["history"], "evals": r["evals"]} for r in page_doc["runs"]]
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # as the replicas: float sums depend on the thread count
-        try:
-            want = uninterrupted_from(kept)
-        finally:
-            torch.set_num_threads(threads)
-        for mine, theirs in zip(got, want, strict=True):
-            assert len(mine["history"]) == STEPS
-            assert mine == theirs
-        assert sidebar(tab).get_by_role("button", name="Start").is_enabled()
     finally:
         if context is not None:
             context.close()
