@@ -11,6 +11,7 @@ once; the others wait in a queue whose position the page shows.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import logging
 import threading
@@ -40,6 +41,8 @@ FINISHED = frozenset({DONE, CANCELLED, FAILED})
 Record = TrainRecord | EvalRecord
 _ids = itertools.count(1)
 log = logging.getLogger(__name__)
+#: A watcher counts as watching while it polled within this many seconds.
+WATCH_WINDOW_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,11 @@ class BackgroundJob:
             self.message = reason
         self._cancel.set()
 
+    @property
+    def stopping(self) -> bool:
+        """Whether the job was asked to stop (it may still be finishing its step)."""
+        return self._cancel.is_set()
+
     def wait(self, timeout: float | None = None) -> bool:
         """Blocks until the job has finished; returns whether it has."""
         return self._finished.wait(timeout)
@@ -147,7 +155,8 @@ class BackgroundJob:
                 return
             time.sleep(0.1)
         try:
-            self.state = RUNNING
+            with self._lock:  # `Job.checkpoint` decides under it whether training began
+                self.state = RUNNING
             self._started_at = self._clock()
             self._run()
         except Exception as err:  # a worker must report, never die silently
@@ -298,11 +307,18 @@ class Job(BackgroundJob):
     def _serve_checkpoints(self) -> None:
         with self._lock:
             requests, self._checkpoint_requests = self._checkpoint_requests, []
-        for request in requests:
-            try:
-                request.set_result(checkpoint_bytes(self.session))
-            except Exception as err:  # the asker reports it; training goes on
+        if not requests:
+            return
+        try:
+            if self.state == FAILED:  # it may have failed mid-step: no whole state
+                raise RuntimeError(f"the run failed: {self.message}")
+            data = checkpoint_bytes(self.session)  # one for every asker of this step
+        except Exception as err:  # the askers report it; training goes on
+            for request in requests:
                 request.set_exception(err)
+            return
+        for request in requests:
+            request.set_result(data)
 
     def checkpoint(self, timeout: float = 30.0) -> bytes | None:
         """The job's session as checkpoint bytes, taken between two steps (an
@@ -320,9 +336,11 @@ class Job(BackgroundJob):
             training = self.state == RUNNING and not self._finished.is_set()
             if training:
                 self._checkpoint_requests.append(request)
-        if not training:
-            session = self.session
-            return None if session is None or session.step == 0 else checkpoint_bytes(session)
+            else:  # queued (the worker sets RUNNING under this lock) or ended
+                session = self.session
+                if self.state == FAILED:
+                    raise RuntimeError(f"the run failed: {self.message}")
+                return None if session is None or session.step == 0 else checkpoint_bytes(session)
         try:
             return request.result(timeout)
         except FutureTimeout:
@@ -357,14 +375,14 @@ class Job(BackgroundJob):
         )
 
     def watching(self, besides: str | None = None) -> int:
-        """How many named watchers (other than ``besides``) polled within the idle
-        timeout: the job's own rule for someone still watching."""
+        """How many named watchers (other than ``besides``) polled within the last
+        `WATCH_WINDOW_S` seconds (a watching page polls every second or two; a
+        closed tab stops counting within seconds)."""
         now = self._clock()
+        window = min(WATCH_WINDOW_S, self._idle_timeout_s)
         with self._lock:
             return sum(
-                now - seen <= self._idle_timeout_s
-                for name, seen in self._watchers.items()
-                if name != besides
+                now - seen <= window for name, seen in self._watchers.items() if name != besides
             )
 
     def leave(self, watcher: str, reason: str = "stopped by you") -> int:
@@ -372,6 +390,8 @@ class Job(BackgroundJob):
         watches. Returns how many others still do."""
         with self._lock:
             self._watchers.pop(watcher, None)
+            # Idle from the last poll of those who remain, not from the leaver's.
+            self._last_poll = max(self._watchers.values(), default=self._last_poll)
         others = self.watching()
         if others == 0:
             self.cancel(reason)
@@ -482,38 +502,49 @@ class JobRegistry:
     def estimated_wait_s(self, job: BackgroundJob) -> float | None:
         """About how long a queued training waits for a trainer, from measured speed.
 
-        Every training ahead of it (those running, and those queued before it)
-        still has its remaining steps × batch size × optimizers images to train.
-        The running ones are timed by their own images per second; the queued
-        ones by the speed last measured on this server (per optimizer: a step
-        of k optimizers trains k models). The work is shared among the
-        ``max_running`` trainers. None when the job is not queued, or when no
-        training has measured a speed yet.
+        The queue drains as it runs: each of the ``max_running`` trainers frees
+        when its training ends, and the next in the queue takes it. A running
+        training ends after its remaining steps at its own measured images per
+        second; a queued one takes its steps x batch size x optimizers images
+        at the speed last measured on this server per optimizer (a step of k
+        optimizers trains k models). Jobs that take no trainer (a replay, a
+        stopped copy) are not waited for. None when the job is not queued, when
+        no training has measured a speed yet, or when other work (a tuning
+        study) holds or waits for a trainer: its length is not known here.
         """
         position = self.queue_position(job)
         if position == 0:
             return None
         with self._lock:
-            trainings = [j for j in self._jobs if isinstance(j, Job)]
-        ahead = [j for j in trainings if j.state == RUNNING]
-        ahead += [j for j in trainings if 0 < self.queue_position(j) < position]
-        work_s, unknown = 0.0, []
-        for other in ahead:
+            jobs = list(self._jobs)
+        running = [j for j in jobs if j.state == RUNNING and j._needs_slot()]
+        ahead = sorted(
+            (j for j in jobs if 0 < self.queue_position(j) < position and j._needs_slot()),
+            key=self.queue_position,
+        )
+        if any(not isinstance(j, Job) for j in running + ahead):
+            return None
+        free_at = []  # seconds until each trainer is free
+        for other in running:
             session = other.session
             speed = session.images_per_s if session is not None else None
-            if session is not None and speed:
-                self._speed = speed * len(other.cfg.slots)
-                work_s += (session.total_steps - session.step) * other.cfg.batch_size / speed
-            else:
-                unknown.append(other)
-        for other in unknown:
-            if not self._speed:
+            if not speed:
                 return None
-            steps = other.session.total_steps - other.session.step if other.session else None
-            if steps is None:
+            self._speed = speed * len(other.cfg.slots)
+            free_at.append((session.total_steps - session.step) * other.cfg.batch_size / speed)
+        free_at += [0.0] * max(0, self.max_running - len(free_at))
+        heapq.heapify(free_at)
+        if ahead and not self._speed:
+            return None
+        for other in ahead:
+            session = other.session
+            if session is not None:
+                steps = session.total_steps - session.step
+            else:
                 steps = _planned_steps(other.cfg, len(other.data.train.labels))
-            work_s += steps * other.cfg.batch_size * len(other.cfg.slots) / self._speed
-        return work_s / self.max_running
+            took = steps * other.cfg.batch_size * len(other.cfg.slots) / self._speed
+            heapq.heappush(free_at, heapq.heappop(free_at) + took)
+        return free_at[0]
 
 
 def _planned_steps(cfg: TrainRunConfig, n_images: int) -> int:

@@ -97,10 +97,11 @@ class SharedRuns:
         with self._lock:
             if key is not None:
                 job = self._jobs.get(key)
-                if job is not None and job.state not in FINISHED:
+                if job is not None and job.state not in FINISHED and not job.stopping:
                     job.poll(watcher)
                     return Started(job, JOINED)
-                if (replay := self._replay(key, session, data)) is not None:
+                finished = job if job is not None and job.state == DONE else None
+                if (replay := self._replay(key, session, data, finished)) is not None:
                     replay.poll(watcher)
                     return Started(replay, REPLAYED)
             job = self.registry.submit(
@@ -115,9 +116,14 @@ class SharedRuns:
                 self._jobs[key] = job
         return Started(job, STARTED)
 
-    def _replay(self, key: str, session: TrainingSession, data: LoadedData) -> Job | None:
-        """A job that ends at once with the kept result of ``key``, if there is one."""
-        if self.results is None or (state := self.results.get(key)) is None:
+    def _replay(
+        self, key: str, session: TrainingSession, data: LoadedData, finished: Job | None
+    ) -> Job | None:
+        """A job that ends at once with the result of ``key``: that of ``finished``
+        (the identical job, ended but not yet forgotten) or the kept one, if any."""
+        if finished is not None and finished.session is not None:
+            state = read_checkpoint(checkpoint_bytes(finished.session))
+        elif self.results is None or (state := self.results.get(key)) is None:
             return None
         replay = TrainingSession(session.cfg, data)
         try:
@@ -133,36 +139,36 @@ class SharedRuns:
     def _ended(self, job: Job) -> None:
         """A shared job ended: forget it, and keep its result when it finished as the
         comparison it was started as."""
-        key = self._unshare(job)
+        with self._lock:
+            key = next((k for k, shared in self._jobs.items() if shared is job), None)
         session = job.session
-        if key is None or job.state != DONE or self.results is None or session is None:
-            return
-        try:
-            self.results.put(key, checkpoint_bytes(session))
-        except (OSError, ValueError) as err:  # the run itself is fine; only replay is lost
-            log.warning("optlab: the result of job %s was not kept (%s)", job.id, err)
+        if key is not None and job.state == DONE and self.results is not None and session:
+            # Kept before the job is forgotten: an identical Start meanwhile finds
+            # either the job or its result, never neither (and so trains again).
+            try:
+                self.results.put(key, checkpoint_bytes(session))
+            except (OSError, ValueError) as err:  # the run is fine; only replay is lost
+                log.warning("optlab: the result of job %s was not kept (%s)", job.id, err)
+        self._unshare(job)
 
-    def _unshare(self, job: Job) -> str | None:
-        """Stops offering ``job`` to others (its key, or None if it was not offered)."""
+    def _unshare(self, job: Job) -> None:
+        """Stops offering ``job`` to others."""
         with self._lock:
-            for key, shared in self._jobs.items():
-                if shared is job:
-                    del self._jobs[key]
-                    return key
-        return None
+            self._unshare_locked(job)
 
-    def shared_job(self, session: TrainingSession) -> Job | None:
-        """The job that would be joined by starting ``session`` now (None: none)."""
-        key = share_key(session)
-        with self._lock:
-            job = self._jobs.get(key) if key is not None else None
-        return job if job is not None and job.state not in FINISHED else None
+    def _unshare_locked(self, job: Job) -> None:
+        for key, shared in list(self._jobs.items()):
+            if shared is job:
+                del self._jobs[key]
 
     def leave(self, job: Job, watcher: str) -> Job:
         """``watcher`` presses Stop. The job stops when nobody else watches it; when
         others do, it trains on for them and ``watcher`` gets a stopped copy of it
         at its current step (returned; else ``job`` itself)."""
-        others = job.leave(watcher)
+        with self._lock:  # nobody joins between the count and the cancel
+            others = job.leave(watcher)
+            if others == 0:
+                self._unshare_locked(job)
         if others == 0 or job.state in FINISHED:
             return job
         people = "person" if others == 1 else "people"
@@ -199,9 +205,13 @@ class SharedRuns:
         spec = job.cfg.slots[index].optimizer.spec if 0 <= index < len(job.cfg.slots) else None
         if spec is not None:  # an index out of range is `request_change`'s to report
             change.check(spec, grouped=not spec.uses_closure)
-        others = job.watching(besides=watcher)
-        if others == 0 or job.state in FINISHED:
-            self._unshare(job)
+        if job.state in FINISHED or job.stopping:
+            raise ValueError("the run has ended")
+        with self._lock:  # nobody joins between the count and the change
+            alone = job.watching(besides=watcher) == 0
+            if alone:
+                self._unshare_locked(job)
+        if alone:
             job.session.request_change(index, change)
             return job
         fork = self._copy(job, autosave=autosave, change=(index, change))
@@ -224,5 +234,7 @@ class SharedRuns:
         if data is not None:
             restore(session, read_checkpoint(data))
         if change is not None:
+            if session.finished:
+                raise ValueError("the run ended before the change could apply")
             session.request_change(*change)
         return self.registry.submit(job.cfg, job.data, session, autosave, stopped=stopped)

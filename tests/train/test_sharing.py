@@ -99,12 +99,47 @@ def test_an_identical_start_joins_the_running_job_and_sees_it_from_step_1(data):
 
 def test_a_shared_job_trains_exactly_as_a_job_alone(data):
     alone = JobRegistry().submit(config(), data)
-    shared = SharedRuns(JobRegistry())
+    registry = JobRegistry(max_running=1)
+    blocker = registry.submit(config(steps=5000, seed=9), data)  # holds the one trainer
+    shared = SharedRuns(registry)
     started = shared.start(TrainingSession(config(), data), data, "alice")
     joined = shared.start(TrainingSession(config(), data), data, "bob")
-    assert joined.job is started.job or joined.how == REPLAYED
+    assert joined.how == JOINED and joined.job is started.job
+    blocker.cancel()
     assert alone.wait(60) and started.job.wait(60)
     assert untimed(started.job.poll().records) == untimed(alone.poll().records)
+
+
+def test_a_start_never_joins_a_run_that_is_stopping(data):
+    registry = JobRegistry(max_running=1)
+    shared = SharedRuns(registry)
+    job = shared.start(TrainingSession(config(steps=5000), data), data, "alice").job
+    wait_for(lambda: job.poll("alice").step >= 1)
+    assert shared.leave(job, "alice") is job and job.stopping
+    again = shared.start(TrainingSession(config(steps=5000), data), data, "bob")
+    assert again.how == STARTED and again.job is not job
+    assert job.wait(30) and job.state == CANCELLED
+    again.job.cancel()
+    assert again.job.wait(30)
+
+
+def test_a_watcher_who_stopped_polling_stops_counting(data, monkeypatch):
+    monkeypatch.setattr("optlab.train.jobs.WATCH_WINDOW_S", 0.4)
+    shared = SharedRuns(JobRegistry())
+    job = shared.start(TrainingSession(config(steps=5000), data), data, "alice").job
+    shared.start(TrainingSession(config(steps=5000), data), data, "bob")
+    assert job.watching() == 2
+    time.sleep(0.3)
+    job.poll("bob")
+    time.sleep(0.2)  # alice's tab closed 0.5 s ago, bob polled 0.2 s ago
+    assert job.watching() == 1 and job.poll("bob").watching == 1
+    # Alone now, bob's live change changes the run in place: nobody else's run.
+    wait_for(lambda: job.session is not None and job.session.step >= 1)
+    assert shared.change(job, "bob", 0, Change(0, "lr", 0.5)) is job
+    job.cancel()
+    assert job.wait(30)
+    with pytest.raises(ValueError, match="ended"):
+        shared.change(job, "bob", 0, Change(0, "lr", 0.1))
 
 
 # ------------------------------------------------------------------ replay
@@ -244,16 +279,21 @@ def test_a_fork_applies_its_change_and_a_bad_change_forks_nothing(data):
 
 def test_a_queued_job_s_wait_is_estimated_from_the_measured_speed(data):
     registry = JobRegistry(max_running=1)
-    running = registry.submit(config(steps=300), data, TrainingSession(config(steps=300), data))
-    queued = registry.submit(config(steps=6), data, TrainingSession(config(steps=6), data))
+    running = registry.submit(config(steps=400), data, TrainingSession(config(steps=400), data))
+    first = registry.submit(config(steps=30), data, TrainingSession(config(steps=30), data))
+    second = registry.submit(config(steps=6), data, TrainingSession(config(steps=6), data))
     wait_for(lambda: running.session.images_per_s is not None and running.session.step >= 5)
     assert registry.estimated_wait_s(running) is None  # not queued
-    wait = registry.estimated_wait_s(queued)
     session = running.session
-    left = (session.total_steps - session.step) * 32 / session.images_per_s
-    assert wait is not None and 0 < wait <= left * 1.01
+    speed = session.images_per_s
+    wait_first, wait_second = registry.estimated_wait_s(first), registry.estimated_wait_s(second)
+    left = (session.total_steps - session.step) * 32 / speed  # seconds the trainer is busy
+    assert wait_first == pytest.approx(left, rel=0.2)
+    # The second waits for the first too: its 30 steps of 2 optimizers at the
+    # measured speed per optimizer (speed x 2), i.e. 30 x 32 / speed seconds.
+    assert wait_second - wait_first == pytest.approx(30 * 32 / speed, rel=0.2)
     running.cancel()
-    assert queued.wait(60) and queued.state in FINISHED
+    assert second.wait(60) and second.state in FINISHED
 
 
 # ------------------------------------------------------------------ the store

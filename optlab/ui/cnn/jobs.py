@@ -44,6 +44,8 @@ POLL_S = 1.0
 JOB, LOGS, PREDICTIONS = "cnn_job", "cnn_logs", "cnn_predictions"
 #: How this browser's job came to be; its name as a job's watcher; its data choice.
 HOW, WATCHER, CHOICE = "cnn_job_how", "cnn_watcher", "cnn_job_choice"
+#: Why this browser's Stop could not keep a copy of a shared run (shown once).
+STOP_ERROR = "cnn_stop_error"
 #: The runs folder's sub-folder of finished comparisons kept for replay.
 RESULTS_DIR = "results"
 #: This browser's autosaved run (also in its URL, which outlives a server).
@@ -199,7 +201,13 @@ def poll(job: Job) -> JobSnapshot:
 def stop(job: Job) -> None:
     """This browser's Stop (a button's callback): the job stops unless others watch
     it; then this browser keeps a stopped copy of it."""
-    mine = shared_runs().leave(job, _watcher())
+    try:
+        mine = shared_runs().leave(job, _watcher())
+    except (ValueError, RuntimeError, TimeoutError) as err:  # the copy, not the Stop, failed
+        st.session_state[STOP_ERROR] = (
+            f"You left the shared run, but a stopped copy of it could not be made: {err}"
+        )
+        return
     if mine is not job:
         st.session_state.pop(LOGS, None)
         _own(mine)

@@ -84,7 +84,7 @@ def _sharing(snapshot: JobSnapshot, how: str) -> None:
     watching = (
         f"**{snapshot.watching} people are watching this run.** " if snapshot.watching > 1 else ""
     )
-    if how == JOINED:
+    if how == JOINED and snapshot.state in (QUEUED, RUNNING):
         st.info(
             f"{watching}Someone on this server started this identical comparison (the same "
             "data, model, optimizers and settings, seed and length), so you joined their "
@@ -110,6 +110,8 @@ def _sharing(snapshot: JobSnapshot, how: str) -> None:
 
 def _status(snapshot: JobSnapshot, job: Job) -> None:
     state = snapshot.state
+    if error := st.session_state.pop(jobs.STOP_ERROR, None):
+        st.error(error, icon=":material/error:")
     _sharing(snapshot, jobs.how_started())
     forked = st.session_state.get(FORKED)
     if forked is not None and forked[0] == job.id:
