@@ -8,6 +8,7 @@ optimizer has the same colour in every chart of every page.
 from __future__ import annotations
 
 import base64
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,13 @@ THEME_PAD = 8
 #: over the theme's sans-serif digits, so the estimate errs wide); a rotated axis
 #: title is one font size thick.
 CHAR_EM, LINE_EM = 0.62, 1.3
+#: Height of plotly.js's modebar band at a chart's top right (its icons and their
+#: padding: 32 px measured in Chromium, plus a little air): a title in the top
+#: margin sits below it.
+MODEBAR_PX = 34
+#: plotly.js's top margin when a figure sets none, and an annotation's font size
+#: when neither it nor the layout sets one.
+PLOTLY_TOP_MARGIN, ANNOTATION_FONT = 100, 12
 #: Characters of an axis's widest tick label when nothing better is known.
 DEFAULT_LABEL_CHARS = 6
 
@@ -131,6 +139,31 @@ def _on_edge(axis: Any, layout: Any, other: str) -> bool:
     return partner.domain is None or float(partner.domain[0]) <= 0.01
 
 
+def _clear_modebar(fig: Any) -> None:
+    """Moves the plot down until every title in the top margin (a subplot title over
+    the top row) sits under plotly.js's modebar, and makes the chart taller by as
+    much, so the panels keep their size. The modebar spans the chart's top right
+    and a centred title runs under its icons once the title is wider than about
+    half the plot (a long panel title at presenter view's 18 px on a projector)."""
+    layout = fig.layout
+    top = 0.0
+    for note in layout.annotations:
+        if note.yref != "paper" or note.y is None or note.y < 1 or note.yanchor != "bottom":
+            continue  # not in the top margin
+        size = note.font.size or layout.font.size or ANNOTATION_FONT
+        lines = 1 + str(note.text or "").count("<br>")
+        top = max(top, lines * LINE_EM * size + (note.yshift or 0))
+    if not top:
+        return
+    old_t = layout.margin.t if layout.margin.t is not None else PLOTLY_TOP_MARGIN
+    need_t = math.ceil(MODEBAR_PX + top)
+    if need_t <= old_t:
+        return
+    fig.update_layout(margin=dict(t=need_t))
+    if layout.height is not None:
+        fig.update_layout(height=layout.height + need_t - old_t)
+
+
 def reserve_margins(fig: Any) -> Any:
     """Sets ``fig``'s left and bottom margins to hold its axes' tick labels and
     titles, and returns it. plotly.js would find the same room with ``automargin``,
@@ -138,7 +171,9 @@ def reserve_margins(fig: Any) -> Any:
     chart, seconds on a page of charts, the slowest part of a first visit);
     reserved here it draws once. ``automargin`` stays on: a label wider than the
     estimate still gets room, at the cost of that redraw. A legend under the plot
-    keeps its distance below the plot in pixels."""
+    keeps its distance below the plot in pixels. A title over the top row sits
+    under the modebar."""
+    _clear_modebar(fig)
     layout = fig.layout
     margin = layout.margin
     old_b = margin.b or 0

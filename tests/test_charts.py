@@ -15,6 +15,9 @@ from optlab.charts import (
     DASHES,
     DEFAULT_LABEL_CHARS,
     LEGEND_GAP_PX,
+    LINE_EM,
+    MODEBAR_PX,
+    PRESENTER_FONT,
     THEME_STANDOFF,
     THEME_TICK_FONT,
     THEME_TITLE_FONT,
@@ -22,8 +25,10 @@ from optlab.charts import (
     color,
     dash,
     legend_below,
+    presenter_style,
     reserve_margins,
 )
+from optlab.train.trajectory_plots import sharpness_figure
 
 #: Machado, Oliveira & Fernandes (2009), "A Physiologically-based Model for Simulation
 #: of Color Vision Deficiency", severity 1.0, applied to linear RGB.
@@ -135,6 +140,31 @@ def test_only_the_outer_axes_of_subplots_take_room() -> None:
     reserve_margins(fig)
     # The right-hand plot's labels sit between the plots, not in the margin.
     assert fig.layout.margin.l < 40 * 0.5 * THEME_TICK_FONT
+
+
+def test_a_title_over_the_top_row_sits_under_the_modebar() -> None:
+    # The CNN lab's sharpness panels in presenter view: the top panel's long title
+    # ran under the modebar's icons at 1024x768 (margin.t was 40 px).
+    sgd = [{"step": 20, "lambda_max": 57.0, "threshold": 200.0}]
+    adam = [{"step": 20, "lambda_max_preconditioned": 6e3, "threshold_preconditioned": 3.8e3}]
+    names = ["SGD (lr=0.01, momentum=0.9)", "Adam"]
+    fig = presenter_style(sharpness_figure(names, [sgd, adam]))
+    over_bottom = fig.layout.height - fig.layout.margin.t  # the plots and the bottom margin
+    reserve_margins(fig)
+    top = [a for a in fig.layout.annotations if a.y >= 1]
+    assert [a.text.split(":")[0] for a in top] == ["SGD (lr=0.01, momentum=0.9)"]
+    assert top[0].font.size >= PRESENTER_FONT
+    # The title's line (bottom-anchored on the plot's top) fits between the modebar
+    # and the plot.
+    assert fig.layout.margin.t >= MODEBAR_PX + LINE_EM * top[0].font.size
+    # The chart grew by the margin it gained: the panels keep their height.
+    assert fig.layout.height - fig.layout.margin.t == over_bottom
+
+
+def test_a_chart_without_a_title_on_top_keeps_its_top_margin() -> None:
+    fig = _contour_like()
+    reserve_margins(fig)
+    assert (fig.layout.margin.t, fig.layout.height) == (20, 520)
 
 
 @pytest.mark.parametrize(

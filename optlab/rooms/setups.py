@@ -2,8 +2,8 @@
 
 Every page keeps its URL equal to its share link, so a page's path and query
 are the whole setup. What belongs to a person rather than to the setup (the
-room code, the presenter's token, presenter view) is left out, so pushing can
-never hand the token to the class.
+room code, the presenter's token, presenter view, the CNN lab's own run) is left
+out, so pushing can never hand the token to the class.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from optlab.links.table import MAX_VALUE_LENGTH
 
 #: The query key of a room's code, and of the presenter's token.
 ROOM_KEY, HOST_KEY = "room", "host"
-#: Query keys that belong to a person, never to a pushed setup.
-PERSONAL_KEYS = (ROOM_KEY, HOST_KEY, "view")
+#: Query keys that belong to a person, never to a pushed setup: the room, the
+#: token, the view, and the CNN lab's own run (``run=ID``, this browser's training
+#: while it runs; an attendee who loaded it would take the presenter's run as theirs).
+PERSONAL_KEYS = (ROOM_KEY, HOST_KEY, "view", "run")
 #: A page's URL path: lower-case words and dashes ("" is the home page).
 _PAGE_PATH = re.compile(r"[a-z0-9][a-z0-9-]{0,39}|")
 MAX_KEYS, MAX_VALUES, MAX_KEY_LENGTH = 40, 40, 40

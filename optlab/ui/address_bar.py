@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from optlab.links.table import Params
+from optlab.ui.room import push
 from optlab.ui.room.state import with_room
 from optlab.ui.view import with_view
 
@@ -20,8 +21,11 @@ def link_params() -> dict[str, list[str]]:
 
 def mirror_url(params: Params) -> None:
     """Makes the URL's query hold exactly ``params`` (a share link of the page), the
-    view the session is in (``view=presenter``) and its room (``room=CODE``)."""
+    view the session is in (``view=presenter``) and its room (``room=CODE``), and
+    sends the presenter's push if this run asked for one: this is where a page's
+    current settings become its link, after the room panel drew its button."""
     params = with_view(with_room(dict(params)))
     wanted = {k: v if isinstance(v, list) else [v] for k, v in params.items()}
     if link_params() != wanted:
         st.query_params.from_dict(params)
+    push.send(wanted)

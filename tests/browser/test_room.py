@@ -18,6 +18,12 @@ PROJECTOR = {"width": 1024, "height": 768}
 DESKTOP = {"width": 1440, "height": 900}
 
 
+#: Whether the sidebar's inputs named by ``want``'s keys show its values.
+SIDEBAR_VALUES = """(want) => Object.entries(want).every(([label, value]) =>
+  [...document.querySelectorAll('[data-testid=stSidebar] input')]
+    .some(i => i.getAttribute('aria-label') === label && i.value === value))"""
+
+
 def query(tab) -> dict[str, list[str]]:
     return parse_qs(urlsplit(tab.url).query)
 
@@ -120,3 +126,42 @@ def test_presenter_and_attendee_share_a_setup_and_a_challenge(tabs, app_url):
     host.screenshot(path=str(ARTIFACTS / "room_presenter_1024_board.png"))
     overflow = host.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0
+
+
+def test_a_pushed_cnn_lab_carries_the_presenters_settings(tabs, app_url):
+    """The presenter changes CNN lab settings (one committed with Enter, one typed
+    and pushed at once, as a hurried presenter does) and pushes: the attendee's
+    Load opens the CNN lab with exactly those settings, not the lab's defaults."""
+    host, guest, _ = tabs
+    host.goto(app_url)  # a fresh server's first deep link 404s (see conftest)
+    host.get_by_role("heading", name="Surface Playground").wait_for()
+    host.goto(f"{app_url}/rooms")
+    host.get_by_role("button", name="Create a room").click()
+    code = host.get_by_test_id("room-code").inner_text().strip()
+    guest.goto(f"{app_url}/rooms?room={code}")
+    guest.get_by_test_id("stSidebar").get_by_role("textbox", name="Your name").fill("Bo")
+    guest.get_by_test_id("stSidebar").get_by_role("button", name="Join").click()
+    guest.get_by_text(f"You are in room {code} as Bo").wait_for()
+
+    side = host.get_by_test_id("stSidebar")
+    side.get_by_test_id("stSidebarNav").get_by_text("CNN lab").click()
+    host.get_by_role("heading", name="CNN lab").wait_for()
+    batch = side.get_by_label("Batch size", exact=True)
+    batch.fill("32")
+    batch.press("Enter")
+    host.wait_for_url(re.compile(r"[?&]batch=32(&|$)"))
+    # Typed, then Push at once: the number arrives with the click, in the same run.
+    side.get_by_label("Seed", exact=True).fill("7")
+    side.get_by_role("button", name="Push this page to the room").click()
+    host.get_by_text(f"Pushed setup 1 to room {code}").wait_for()
+
+    guest.get_by_text("The presenter shared a new setup: CNN lab").wait_for()
+    guest.get_by_role("button", name="Load", exact=True).click()
+    guest.wait_for_url(re.compile(rf"{re.escape(app_url)}/cnn-lab\?.*seed=7"))
+    params = query(guest)
+    assert params["batch"] == ["32"] and params["seed"] == ["7"], params
+    assert params["room"] == [code] and "host" not in params
+    guest.get_by_role("heading", name="CNN lab").wait_for()
+    # The sidebar's inputs show the pushed values (read in the browser until the
+    # page's run has drawn them: a rerun leaves stale copies until it ends).
+    guest.wait_for_function(SIDEBAR_VALUES, arg={"Batch size": "32", "Seed": "7"})

@@ -265,6 +265,9 @@ def test_setups_drop_personal_keys_and_refuse_malformed_ones():
         "", {"surface": "beale", "room": ["ABCDE"], "host": "t", "view": "presenter"}
     )
     assert setup.query == {"surface": ["beale"]}
+    # The presenter's own CNN run stays theirs.
+    cnn = Setup.from_query("cnn-lab", {"seed": "7", "run": "0123456789abcdef"})
+    assert cnn.query == {"seed": ["7"]}
     assert Setup.from_json(setup.to_json()) == setup
     with pytest.raises(ValueError, match="not a page"):
         Setup("../etc/passwd")

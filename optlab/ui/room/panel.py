@@ -16,10 +16,11 @@ from collections.abc import Mapping, Sequence
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 
-from optlab.rooms import HOST_KEY, ROOM_KEY, RoomError, Setup, normalise_code
+from optlab.rooms import HOST_KEY, ROOM_KEY, RoomError, normalise_code
 from optlab.ui.address_bar import link_params
 from optlab.ui.cnn.settings import INITIALISED as CNN_INITIALISED
 from optlab.ui.playground.settings import INITIALISED as PLAYGROUND_INITIALISED
+from optlab.ui.room import push
 from optlab.ui.room import state as room
 from optlab.ui.studies.settings import INITIALISED as STUDIES_INITIALISED
 from optlab.ui.view import with_view
@@ -127,20 +128,17 @@ def _join_form(code: str) -> None:
             join(code, name)
 
 
-def _presenter_panel(me: room.Member, page: StreamlitPage) -> None:
+def _presenter_panel(me: room.Member, page: StreamlitPage, unsent: bool) -> None:
     st.markdown(f"**Room {me.code}** · you present")
     if page.url_path == ROOM_PATH:
         st.caption("Open the page to share, then push it from here.")
         return
+    if unsent:
+        st.warning(push.NOT_PUSHED, icon=":material/error:")
     if st.button("Push this page to the room", key="room_push", icon=":material/cast:"):
-        try:
-            version = room.room_store().push(
-                me.code, me.token, Setup.from_query(page.url_path, link_params())
-            )
-        except (RoomError, ValueError) as err:
-            st.error(str(err), icon=":material/error:")
-        else:
-            st.toast(f"Pushed setup {version} to room {me.code}.", icon=":material/cast:")
+        # Sent once the page mirrors its link in this run (see optlab.ui.room.push):
+        # a setting changed with this click is not in the address bar yet.
+        push.ask(page.url_path)
 
 
 @st.fragment(run_every=room.POLL_S)
@@ -181,6 +179,9 @@ def room_panel(page: StreamlitPage, pages: Sequence[StreamlitPage]) -> None:
         page: The page about to run (the presenter pushes its link).
         pages: Every page of the app (a pushed setup names one by URL path).
     """
+    # A push asked for in the last run and never sent: its page stopped before it
+    # stated a link (invalid settings).
+    unsent = push.left_over() is not None
     _read_link()
     _check_membership()
     keep_room_in_link()
@@ -197,6 +198,6 @@ def room_panel(page: StreamlitPage, pages: Sequence[StreamlitPage]) -> None:
             if pending:
                 _join_form(pending)
         elif me.presenter:
-            _presenter_panel(me, page)
+            _presenter_panel(me, page, unsent)
         else:
             _attendee_panel(pages)
