@@ -20,7 +20,7 @@ round is:
 - ``lr_change``: types a new learning rate for Adam and waits for the redraw;
 - ``sweep``: opens the Sweeps page with a small grid (20 x 20 cells, 100 steps)
   and waits for the heatmap and the best cell's replay;
-- one session in three also runs ``cnn_page`` (opens the CNN lab on a tiny
+- one session in three (``--cnn-every 3``) also runs ``cnn_page`` (opens the CNN lab on a tiny
   synthetic run) and ``cnn_job`` (presses Start, waits for "Finished"; the
   time includes any wait in the job queue).
 
@@ -82,7 +82,7 @@ import traceback
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
-from bench.load_actions import CNN_STEPS, LoadSession, Numbering, Record, cnn_query
+from bench.load_actions import ACTIONS, CNN_STEPS, LoadSession, Numbering, Record, cnn_query
 from bench.load_protocol import ProtocolSession
 from bench.load_report import Results, report, targets, to_json
 from bench.load_server import Server, http_get, serve
@@ -159,12 +159,12 @@ async def drive(args: argparse.Namespace, server: Server, sampler: Sampler, res:
             # The single session: a warm-up round (its errors count), then measured rounds.
             one = await o.open(0)
             warm = Record()
-            await one.round(warm, cnn=True)
+            await one.round(warm, cnn=args.cnn_every > 0)
             for kind, errs in warm.errors.items():
                 res.single.errors[kind].extend(f"(warm-up) {e}" for e in errs)
             t0 = time.monotonic()
             for _ in range(args.baseline_runs):
-                await one.round(res.single, cnn=True)
+                await one.round(res.single, cnn=args.cnn_every > 0)
             res.cpu["single"] = sampler.machine_use(t0, time.monotonic(), hz)
             await one.close()
             await asyncio.sleep(args.settle_pause)
@@ -194,6 +194,11 @@ async def drive(args: argparse.Namespace, server: Server, sampler: Sampler, res:
             res.probe = server.probe()
 
 
+def trains(args: argparse.Namespace, idx: int) -> bool:
+    """Whether session ``idx`` (from 1) also trains a CNN in its rounds."""
+    return args.cnn_every > 0 and (idx - 1) % args.cnn_every == 0
+
+
 async def load_phase(
     args: argparse.Namespace, server: Server, sampler: Sampler, res: Results, o: Opener, hz: int
 ) -> None:
@@ -214,8 +219,8 @@ async def load_phase(
 
     try:
         await asyncio.gather(
-            # Sessions 1, 4, 7, ...: a third also train a CNN.
-            *(loop(s, res.load, (s.idx - 1) % 3 == 0) for s in sessions),
+            # With --cnn-every 3, sessions 1, 4, 7, ...: a third also train a CNN.
+            *(loop(s, res.load, trains(args, s.idx)) for s in sessions),
             *(loop(b, res.alongside, False) for b in alongside),
         )
     finally:
@@ -302,6 +307,13 @@ def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--cnn-steps", type=int, default=None, help=f"steps of each CNN job ({CNN_STEPS}; 10 quick)"
     )
+    parser.add_argument(
+        "--cnn-every",
+        type=int,
+        default=3,
+        help="one session in K also trains a CNN (3; 0: no CNN actions at all, the "
+        "single session's included)",
+    )
     parser.add_argument("--max-jobs", type=int, default=0, help="OPTLAB_MAX_JOBS (0: default)")
     parser.add_argument("--no-probe", action="store_true", help="plain streamlit run")
     parser.add_argument(
@@ -334,6 +346,8 @@ def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
         args.browsers = DEFAULT_BROWSERS if have and not args.quick else 0
     if min(args.sessions, args.duration, args.soak, args.browsers) < 0:
         parser.error("--sessions, --duration, --soak and --browsers must not be negative")
+    if args.cnn_every < 0:
+        parser.error("--cnn-every must not be negative")
     if args.cnn_steps < 1:
         parser.error("--cnn-steps must be at least 1")
     return args
@@ -346,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Chromium not found at {CHROMIUM} (set OPTLAB_CHROMIUM)", file=sys.stderr)
         return 2
     res = Results(args.sessions, args.duration, os.cpu_count() or 1, args.client)
+    res.actions = ACTIONS if args.cnn_every else ACTIONS[:3]
     res.browsers = args.browsers if args.client == "protocol" and args.sessions else 0
     env = {"OPTLAB_MAX_JOBS": str(args.max_jobs)} if args.max_jobs else {}
     for item in args.server_env:

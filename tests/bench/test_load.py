@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.load import parse_args
+from bench.load import parse_args, trains
 from bench.load_actions import ACTIONS, ERROR_KINDS, adam_lr, cnn_query, sweep_query
 from bench.load_report import soak_reference
 from bench.load_stats import (
@@ -216,7 +216,11 @@ def test_cnn_links_and_the_command_line() -> None:
     assert quick.client == "protocol"
     full = parse_args(["--sessions", "100", "--browsers", "1", "--client", "browser"])
     assert (full.sessions, full.cnn_steps, full.browsers, full.client) == (100, 30, 1, "browser")
-    for bad in (["--sessions", "-1"], ["--cnn-steps", "0"], ["--client", "curl"]):
+    assert [trains(full, i) for i in range(1, 8)] == [1, 0, 0, 1, 0, 0, 1]
+    no_cnn = parse_args(["--cnn-every", "0"])
+    assert not any(trains(no_cnn, i) for i in range(1, 8))
+    bad_args = (["--sessions", "-1"], ["--cnn-steps", "0"], ["--cnn-every", "-1"], ["--client"])
+    for bad in bad_args:
         with pytest.raises(SystemExit):
             parse_args(bad)
 
