@@ -52,7 +52,8 @@ the server by a counting wrapper around `Job._run` and `Job._work`
 server's RSS after run 20 with the RSS after the last one. A soak run is a
 new comparison on the playground (``lr_change``); every fifth is a new sweep
 instead and every tenth a CNN training (``cnn_page`` and ``cnn_job``), each
-followed by ``home`` to come back.
+followed by ``home`` to come back (with ``--cnn-every 0``, a sweep instead of
+the training).
 
 Usage::
 
@@ -153,6 +154,10 @@ async def opener(args: argparse.Namespace, url: str) -> AsyncIterator[Opener]:
 async def drive(args: argparse.Namespace, server: Server, sampler: Sampler, res: Results) -> None:
     """Runs the single session, the N sessions and the soak; fills ``res``."""
     hz = os.sysconf("SC_CLK_TCK")
+    # Two readings at least (the sampler reads every 0.5 s), or "cold" has no CPU figure.
+    waited = time.monotonic()
+    while len(sampler.between(0, time.monotonic())) < 2 and time.monotonic() - waited < 5:
+        await asyncio.sleep(0.25)
     res.cold = usage(sampler.between(0, time.monotonic()), hz)
     async with opener(args, server.url) as o:
         try:
@@ -182,7 +187,7 @@ async def drive(args: argparse.Namespace, server: Server, sampler: Sampler, res:
                 soaker = await o.open(0)
                 t0 = time.monotonic()
                 for i in range(args.soak):
-                    if not await soaker.soak_run(res.soak, i):
+                    if not await soaker.soak_run(res.soak, i, cnn=args.cnn_every > 0):
                         await soaker.act("home", res.soak)  # back to a known page
                     res.soak_rss.append(read_process(server.proc.pid).rss_mb)
                     if (i + 1) % 20 == 0:

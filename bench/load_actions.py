@@ -144,10 +144,11 @@ class LoadSession:
         rec.errors[kind].append(f"session {self.idx}, {name}: {message}")
         return False
 
-    async def soak_run(self, rec: Record, i: int) -> bool:
+    async def soak_run(self, rec: Record, i: int, cnn: bool = True) -> bool:
         """Soak run ``i`` (from 0): a comparison, or every fifth a sweep, every tenth
-        a CNN training; the first (and any after a page change) loads the home page."""
-        if i % 10 == 9:
+        a CNN training (a sweep without ``cnn``); the first (and any after a page
+        change) loads the home page."""
+        if i % 10 == 9 and cnn:
             names = ("cnn_page", "cnn_job", "home")
         elif i % 5 == 4:
             names = ("sweep", "home")

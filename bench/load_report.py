@@ -103,7 +103,9 @@ def targets(res: Results) -> list[Target]:
             )
         )
     probe = res.probe
-    if probe is not None:
+    if "cnn_job" not in res.actions:
+        out.append(Target("job cap honoured, queue positions shown", None, "no CNN jobs run"))
+    elif probe is not None:
         cap, peak = probe.get("cap", 0), probe.get("max_running", 0)
         waited = [w for w in probe.get("waits", []) if w >= QUEUE_SHOWN_AFTER_S]
         shown = res.load.queue_positions | res.soak.queue_positions | res.single.queue_positions
