@@ -1,0 +1,197 @@
+"""The load test's browser sessions: one Chromium context and tab each, driven by
+Playwright's async API (Debian's Chromium, never ``playwright install``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from bench.load_actions import (
+    DEFAULT_PATHS,
+    FINISHED_RE,
+    QUEUED_RE,
+    RUNNING_RE,
+    STOPPED_RE,
+    SWEEP_N,
+    ActionError,
+    LoadSession,
+    Numbering,
+    Record,
+    adam_lr,
+    sweep_query,
+)
+from tests.support.server import CHROMIUM, CHROMIUM_ARGS, PATHS_ARE
+
+# The browser tests' flags, plus no throttling of pages Chromium deems in the background.
+LOAD_CHROMIUM_ARGS = [
+    *CHROMIUM_ARGS,
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
+]
+
+IDLE = "() => !document.querySelector('[data-testid=stStatusWidget]')"
+# The sweep heatmap's grid size and the replay path (tests/browser/test_sweep.py).
+SWEEP_DONE = """([nx, ny]) => {
+  const plots = [...document.querySelectorAll('.js-plotly-plot')];
+  const g = plots.find(g => g._fullData && g._fullData.some(t => t.name === 'cells'));
+  // One clickable point per cell (the heatmap itself is drawn from the cells' edges).
+  if (!g || g._fullData.find(t => t.name === 'cells').x.length !== nx * ny) return false;
+  const r = plots.find(g => g._fullData && g._fullData.length && g._fullData[0].type === 'contour');
+  return !!(r && r._fullData.some(t => t.mode === 'lines+markers'));
+}"""
+MAIN_TEXT = """() => {
+  const m = document.querySelector('[data-testid=stMain]');
+  return {text: m ? m.innerText : '',
+          exceptions: document.querySelectorAll('[data-testid=stException]').length};
+}"""
+
+
+async def launch_chromium(playwright, webgl: bool):
+    """Debian's headless Chromium with the load test's flags (no WebGL unless asked:
+    the playground's hidden 3-D tab would be rendered in software on the server's cores)."""
+    return await playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=LOAD_CHROMIUM_ARGS + ([] if webgl else ["--disable-3d-apis"]),
+        headless=True,
+    )
+
+
+class BrowserSession(LoadSession):
+    """One browser context and its tab, driving the app through the actions."""
+
+    def __init__(self, idx: int, context, page, url: str, timeout_s: float, counter: Numbering):
+        self.idx = idx
+        self.context = context
+        self.page = page
+        self.url = url
+        self.timeout_s = timeout_s
+        self.counter = counter
+        self.sockets: set = set()
+        self.retired: set = set()
+        self.lost: list[str] = []
+        self._reported = 0
+        page.on("websocket", self._on_websocket)
+
+    @classmethod
+    async def open(cls, browser, idx: int, url: str, timeout_s: float, counter: Numbering):
+        context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = await context.new_page()
+        page.set_default_timeout(timeout_s * 1000)
+        return cls(idx, context, page, url, timeout_s, counter)
+
+    def _on_websocket(self, ws) -> None:
+        if "/_stcore/stream" not in ws.url:
+            return
+
+        def closed(_=None) -> None:
+            if ws not in self.retired:
+                self.lost.append(f"websocket closed by the other side ({ws.url})")
+
+        def failed(error=None) -> None:
+            if ws not in self.retired:
+                self.lost.append(f"websocket error: {error}")
+
+        ws.on("close", closed)
+        ws.on("socketerror", failed)
+        self.sockets.add(ws)
+
+    def _retire_sockets(self) -> None:
+        self.retired |= self.sockets
+
+    async def goto(self, path: str) -> None:
+        self._retire_sockets()  # navigating away closes them: not an error
+        await self.page.goto(f"{self.url}{path}")
+
+    async def close(self) -> None:
+        self._retire_sockets()
+        with contextlib.suppress(Exception):
+            await self.context.close()
+
+    async def idle(self) -> None:
+        await self.page.wait_for_function(IDLE)
+
+    # The actions. Each returns when its result is on the page.
+
+    async def home(self, rec: Record) -> None:
+        await self.goto("/")
+        await self.page.wait_for_function(PATHS_ARE, arg=DEFAULT_PATHS)
+        await self.idle()
+
+    async def lr_change(self, rec: Record) -> None:
+        from optlab.optim.config import OptimizerConfig
+
+        value = adam_lr(self.counter())
+        want = list(DEFAULT_PATHS)
+        want[1] = OptimizerConfig.create("adam", lr=float(value)).label
+        box = self.page.get_by_label("lr", exact=True).nth(1)
+        await box.fill(value)
+        await box.press("Enter")
+        await self.page.wait_for_function(PATHS_ARE, arg=want)
+        await self.idle()
+
+    async def sweep(self, rec: Record) -> None:
+        await self.goto(f"/sweeps?{sweep_query(self.counter())}")
+        await self.page.wait_for_function(SWEEP_DONE, arg=[SWEEP_N, SWEEP_N])
+        await self.idle()
+
+    async def cnn_page(self, rec: Record) -> None:
+        await self.goto(f"/cnn-lab?{self.cnn_query}")
+        start = self.page.get_by_test_id("stSidebar").get_by_role("button", name="Start")
+        await start.wait_for()
+        await self.idle()
+        if not await start.is_enabled():
+            raise ActionError("other", "the CNN lab's Start button is disabled")
+
+    async def cnn_job(self, rec: Record) -> None:
+        start = self.page.get_by_test_id("stSidebar").get_by_role("button", name="Start")
+        await start.click()
+        deadline = time.monotonic() + self.timeout_s
+        try:
+            while True:
+                seen = await self.page.evaluate(MAIN_TEXT)
+                text = seen["text"]
+                if seen["exceptions"]:
+                    raise ActionError("exception", "exception box on the CNN lab")
+                if found := QUEUED_RE.search(text):
+                    rec.queue_positions.add(int(found[1]))
+                    rec.caps_shown.add(int(found[2]))
+                    rec.running_now.discard(self.idx)
+                elif FINISHED_RE.search(text):
+                    break
+                elif found := STOPPED_RE.search(text):
+                    raise ActionError("job", f"the CNN job ended: {found[0]}")
+                elif RUNNING_RE.search(text):
+                    rec.running_now.add(self.idx)
+                    rec.max_running_seen = max(rec.max_running_seen, len(rec.running_now))
+                if time.monotonic() > deadline:
+                    raise ActionError("timeout", f"no 'Finished' within {self.timeout_s:.0f} s")
+                await asyncio.sleep(0.5)
+        finally:
+            rec.running_now.discard(self.idx)
+        await self.idle()
+
+    def _lost(self) -> tuple[str, str] | None:
+        """A websocket lost since the last action ended (it explains whatever else happened)."""
+        if len(self.lost) > self._reported:
+            self._reported = len(self.lost)
+            return "websocket", self.lost[-1]
+        return None
+
+    async def check(self) -> tuple[str, str] | None:
+        lost = self._lost()
+        if lost:
+            return lost
+        if await self.page.locator("[data-testid=stException]").count():
+            return "exception", "exception box after the action"
+        return None
+
+    async def explain(self, kind: str, message: str) -> tuple[str, str]:
+        if kind in ("timeout", "other"):  # an exception box explains a wait that never ended
+            with contextlib.suppress(Exception):
+                box = self.page.locator("[data-testid=stException]")
+                if await box.count():
+                    text = (await box.first.inner_text(timeout=5000)).strip()
+                    kind, message = "exception", f"{text[:200]} (after {message})"
+        return self._lost() or (kind, message)
