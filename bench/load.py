@@ -83,7 +83,7 @@ import traceback
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
-from bench.load_actions import ACTIONS, CNN_STEPS, LoadSession, Numbering, Record, cnn_query
+from bench.load_actions import ACTIONS, CNN_STEPS, LoadSession, Numbering, Record
 from bench.load_protocol import ProtocolSession
 from bench.load_report import Results, report, targets, to_json
 from bench.load_server import Server, http_get, serve
@@ -137,7 +137,7 @@ class Opener:
             session = await BrowserSession.open(self.browser, idx, self.url, timeout, self.counter)
         else:
             session = ProtocolSession(idx, self.url, timeout, self.counter)
-        session.cnn_query = cnn_query(self.args.cnn_steps)
+        session.cnn_steps = self.args.cnn_steps
         return session
 
 

@@ -29,13 +29,18 @@ SWEEP_N, SWEEP_STEPS = 20, 100
 CNN_STEPS = 30
 
 
-def cnn_query(steps: int = CNN_STEPS) -> str:
-    """The CNN lab's share link for a tiny synthetic run of ``steps`` steps."""
+def cnn_query(steps: int = CNN_STEPS, seed: int = 0) -> str:
+    """The CNN lab's share link for a tiny synthetic run of ``steps`` steps.
+
+    Each ``seed`` is another comparison: the harness numbers them, so every
+    CNN job trains (identical comparisons would share one training, or replay
+    a finished one at once; ``bench.shared_runs`` measures that instead).
+    """
     if steps < 1:
         raise ValueError(f"a CNN run needs at least one step, not {steps}")
     return (
         "page=cnn&data=synthetic&opt=sgd:lr=0.01,momentum=0.9&opt=adam"
-        f"&steps={steps}&train=512&test=100&batch=64&eval=10"
+        f"&steps={steps}&train=512&test=100&batch=64&eval=10&seed={seed}"
     )
 
 
@@ -105,8 +110,13 @@ class LoadSession:
 
     idx: int
     timeout_s: float
-    #: The CNN lab's link for ``cnn_page`` (`bench.load` sets it from ``--cnn-steps``).
-    cnn_query: str = cnn_query()
+    #: The steps of a ``cnn_page`` run (`bench.load` sets it from ``--cnn-steps``).
+    cnn_steps: int = CNN_STEPS
+    counter: Numbering
+
+    def next_cnn_query(self) -> str:
+        """The CNN lab's link for the next ``cnn_page``: a comparison never run before."""
+        return cnn_query(self.cnn_steps, self.counter())
 
     async def check(self) -> tuple[str, str] | None:
         """An error left on the page after an action that returned: ``(kind, message)``."""

@@ -137,7 +137,7 @@ class BrowserSession(LoadSession):
         await self.idle()
 
     async def cnn_page(self, rec: Record) -> None:
-        await self.goto(f"/cnn-lab?{self.cnn_query}")
+        await self.goto(f"/cnn-lab?{self.next_cnn_query()}")
         start = self.page.get_by_test_id("stSidebar").get_by_role("button", name="Start")
         await start.wait_for()
         await self.idle()

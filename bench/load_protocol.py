@@ -139,7 +139,7 @@ class ProtocolSession(LoadSession):
             raise ActionError("other", "the sweep's heatmap or its best cell's replay is missing")
 
     async def cnn_page(self, rec: Record) -> None:
-        result = await self._guard(self.navigate("cnn-lab", self.cnn_query))
+        result = await self._guard(self.navigate("cnn-lab", self.next_cnn_query()))
         start = [n for n in result.elements("button") if n.proto.label == "Start"]
         if not start:
             raise ActionError("other", "the CNN lab has no Start button")

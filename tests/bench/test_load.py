@@ -209,6 +209,7 @@ def test_soak_compares_with_run_20_or_half_way() -> None:
 
 def test_cnn_links_and_the_command_line() -> None:
     assert "steps=30&" in cnn_query() and "steps=7&" in cnn_query(7)
+    assert cnn_query(7, seed=1) != cnn_query(7, seed=2)  # numbered: every job trains
     with pytest.raises(ValueError, match="at least one step"):
         cnn_query(0)
     quick = parse_args(["--quick"])
