@@ -21,8 +21,10 @@ from optlab.charts import chart_config, presenter_style, reserve_margins
 
 #: The query key and value of presenter view.
 VIEW_KEY, PRESENTER = "view", "presenter"
-#: The session key of the sidebar's toggle.
+#: The session key of the view: plain session state, owned by this module.
 PRESENTER_ON = "presenter_view"
+#: The widget key of the sidebar's toggle, which follows `PRESENTER_ON`.
+TOGGLE_KEY = "presenter_toggle"
 #: Root font size in presenter view (Streamlit's text is sized in rem: 16 px).
 PRESENTER_ROOT_PX = 20
 #: Presenter view's height of the square contour: its plot area fills at least
@@ -51,14 +53,29 @@ def start_view() -> None:
         layout="wide",
         initial_sidebar_state="collapsed" if presenter() else "expanded",
     )
+    # The view is never held by the toggle alone: a widget's id includes the
+    # script hash active when it is drawn, and a server process's first run
+    # (Streamlit's pages/-folder mode, before st.navigation takes over) draws the
+    # toggle under another hash than every later run. The widget of that first
+    # run is then dropped with its value, and the next rerun (an expander
+    # opening, any click) would draw the toggle off. So the toggle is set from
+    # the session's view on every run and writes back only when clicked.
+    state[TOGGLE_KEY] = presenter()
     st.sidebar.toggle(
         "Presenter view",
-        key=PRESENTER_ON,
+        key=TOGGLE_KEY,
+        on_change=_follow_toggle,
         help="Large text and charts for a projector: the link keeps it (view=presenter).",
     )
     if presenter():
         # Streamlit sizes its text in rem; charts get their sizes from show_chart.
         st.html(f"<style>html {{ font-size: {PRESENTER_ROOT_PX}px; }}</style>")
+
+
+def _follow_toggle() -> None:
+    """The toggle's callback: a click turns the session's view on or off."""
+    state = st.session_state
+    state[PRESENTER_ON] = bool(state[TOGGLE_KEY])
 
 
 def keep_view_in_link() -> None:

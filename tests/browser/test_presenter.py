@@ -3,7 +3,8 @@
 Every chart's fonts are at least 18 px and its legend sits beside or under the
 plot; the playground's contour is at least 600 px wide; nothing is cut or
 scrolls sideways (tables, update rules, the 3-D view); the replay's play and
-pause buttons do not overlap its slider.
+pause buttons do not overlap its slider. Presenter view lasts through every
+rerun of a fresh server's first session, and its toggle turns it off and on.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.resources import ARTIFACTS
-from tests.support.server import open_inspector
+from tests.support.server import open_inspector, serve_app
 
 PROJECTOR = {"width": 1024, "height": 768}
 MIN_FONT = 18
@@ -192,3 +193,51 @@ def test_cnn_lab_on_a_projector(projector, app_url):
     assert_nothing_cut(page)
     assert_legible(page.evaluate(CHARTS))
     shoot(page, "cnn")
+
+
+#: The root font size, and whether the sidebar's presenter toggle is on.
+VIEW_SHOWN = """() => ({
+  rootFont: parseFloat(getComputedStyle(document.documentElement).fontSize),
+  toggle: document.querySelector('.st-key-presenter_toggle input')?.checked ?? null,
+})"""
+
+
+def wait_for_view(page, on: bool) -> None:
+    """Waits until the page shows presenter view ``on`` (20 px root font) or off (16 px)."""
+    font = 20 if on else 16
+    page.wait_for_function(f"() => ({VIEW_SHOWN})().rootFont === {font}")
+
+
+def test_presenter_view_survives_a_rerun_and_follows_its_toggle(projector, tmp_path):
+    # A server of its own: only a process's first run is Streamlit's pages/-folder
+    # mode, which drew the toggle under another widget id than every later run, so
+    # the view held by the toggle was lost on the session's first rerun.
+    with serve_app(tmp_path / "server.log") as url:
+        page = projector
+        page.goto(url + "/rules?view=presenter")
+        page.get_by_role("heading", name="Adafactor").wait_for()
+        wait_for_view(page, on=True)
+        # Streamlit's rerun shortcut: the same full rerun as an expander opening.
+        # A fresh process's first run at a page's path also says "Page not found"
+        # (the pages/-folder mode knows no /rules) while st.navigation draws the page.
+        dialog = page.get_by_role("dialog")
+        if dialog.count():
+            page.keyboard.press("Escape")
+            dialog.wait_for(state="detached")
+        page.get_by_role("heading", name="Adafactor").click()
+        page.keyboard.press("r")
+        page.wait_for_timeout(2000)  # the rerun's delta arrives well within this
+        assert page.evaluate(VIEW_SHOWN)["rootFont"] == 20
+        assert "view=presenter" in page.evaluate("location.search")
+
+        page.get_by_test_id("stExpandSidebarButton").click()
+        toggle = page.locator(".st-key-presenter_toggle label")
+        toggle.wait_for()
+        assert page.evaluate(VIEW_SHOWN)["toggle"] is True
+        toggle.click()
+        wait_for_view(page, on=False)
+        page.wait_for_function("() => !location.search.includes('view=presenter')")
+        toggle.click()
+        wait_for_view(page, on=True)
+        page.wait_for_function("() => location.search.includes('view=presenter')")
+        assert page.evaluate(VIEW_SHOWN)["toggle"] is True
