@@ -45,17 +45,21 @@ if job is None:
     st.stop()
 
 
-# A finished run still polls while its landscape computes (the Trajectories view).
+# A finished run still polls while its landscape computes (the Trajectories view);
+# a run many browsers watch is redrawn less often.
 polling = busy or trajectories.computing(job)
+interval = jobs.poll_interval(job.watching()) if busy else jobs.POLL_S
 
 
-@st.fragment(run_every=jobs.POLL_S if polling else None)
+@st.fragment(run_every=interval if polling else None)
 def live() -> None:
     snapshot = jobs.poll(job)
     logs = jobs.logs_for(job, snapshot)
-    results.live_panel(job, snapshot, logs)
+    results.live_panel(job, snapshot, logs, interval)
     if busy and snapshot.state in FINISHED:
         st.rerun()  # the whole page: stop polling, show the trained models
+    if busy and jobs.poll_interval(snapshot.watching) != interval:
+        st.rerun()  # the whole page: poll at the new interval
     if polling and not busy and not trajectories.computing(job):
         st.rerun()  # the landscape is done: stop polling
 

@@ -5,7 +5,6 @@ the engine never does.
 """
 
 import os
-import sys
 
 # The server trains in a worker thread while script threads build pages on the
 # same cores. GNU OpenMP's threads spin-wait between torch's parallel regions
@@ -15,11 +14,3 @@ import sys
 # loads it, and this package is imported before any torch module on every
 # page; an operator's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-# The training thread gives up the interpreter lock for every torch op, and
-# takes it back only when a script thread building a page offers it: by
-# default every 5 ms, which a class polling a run turns into a convoy (a step
-# of hundreds of ops waits 5 ms at each). A 0.2 ms switch interval trained 5x
-# faster beside a busy page-building thread on 2 cores (bench/shared_runs.py
-# measures the class).
-sys.setswitchinterval(0.0002)

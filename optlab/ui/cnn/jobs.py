@@ -8,6 +8,7 @@ its session state.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import threading
@@ -40,6 +41,21 @@ from optlab.train.sharing import STARTED, SharedRuns
 
 #: Seconds between two redraws of a running job.
 POLL_S = 1.0
+#: Redraws per second one shared job serves at most, all its watchers together.
+REDRAWS_PER_S = 5.0
+
+
+def poll_interval(watching: int) -> float:
+    """Seconds between two redraws of a job ``watching`` browsers watch: `POLL_S`,
+    longer past `REDRAWS_PER_S` watchers, in whole seconds.
+
+    A redraw costs the server tens of milliseconds of Python, which holds the
+    interpreter lock the training thread needs between its torch ops: thirty
+    browsers redrawing every second slowed a shared run eightfold
+    (`bench.shared_runs`). Spread out, a class costs what five watchers do.
+    """
+    return max(POLL_S, float(math.ceil(watching / REDRAWS_PER_S)))
+
 
 JOB, LOGS, PREDICTIONS = "cnn_job", "cnn_logs", "cnn_predictions"
 #: How this browser's job came to be; its name as a job's watcher; its data choice.

@@ -169,7 +169,9 @@ def results_table(logs: list[RunLog], snapshot: JobSnapshot) -> None:
         st.caption(f"Speed: {speed_text(snapshot.images_per_s)}, {IMAGES_PER_S}.")
 
 
-def live_panel(job: Job, snapshot: JobSnapshot, logs: list[RunLog]) -> None:
+def live_panel(
+    job: Job, snapshot: JobSnapshot, logs: list[RunLog], interval: float = jobs.POLL_S
+) -> None:
     """One redraw of a job: status and progress, the curves or the trajectories, the
     results table.
 
@@ -177,6 +179,11 @@ def live_panel(job: Job, snapshot: JobSnapshot, logs: list[RunLog]) -> None:
     browsers poll too, and must cost the server next to nothing.
     """
     _status(snapshot, job)
+    if interval > jobs.POLL_S and snapshot.state in (QUEUED, RUNNING):
+        st.caption(
+            f"Redrawn every {interval:.0f} s while {snapshot.watching} people watch, so the "
+            "server's time goes to the training."
+        )
     if snapshot.state == QUEUED:
         return
     if snapshot.state == RUNNING and job.session is not None:
@@ -191,7 +198,7 @@ def live_panel(job: Job, snapshot: JobSnapshot, logs: list[RunLog]) -> None:
                 ("cnn-live", job.id),
                 len(snapshot.records) + len(job.session.applied if job.session else ()),
                 "cnn-curves",
-                max_age_s=0.0 if snapshot.state in FINISHED else jobs.POLL_S / 2,
+                max_age_s=0.0 if snapshot.state in FINISHED else interval / 2,
                 key="cnn_live_chart",
             )
     if paths.open:
