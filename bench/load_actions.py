@@ -114,6 +114,26 @@ class LoadSession:
     cnn_steps: int = CNN_STEPS
     counter: Numbering
 
+    def job_finished(self, text: str, rec: Record) -> bool:
+        """Reads the CNN lab's text during ``cnn_job``: notes a queue position shown or
+        this session training; whether it says the job finished.
+
+        Raises:
+            ActionError: the job ended other than finished.
+        """
+        if found := QUEUED_RE.search(text):
+            rec.queue_positions.add(int(found[1]))
+            rec.caps_shown.add(int(found[2]))
+            rec.running_now.discard(self.idx)
+        elif FINISHED_RE.search(text):
+            return True
+        elif found := STOPPED_RE.search(text):
+            raise ActionError("job", f"the CNN job ended: {found[0]}")
+        elif RUNNING_RE.search(text):
+            rec.running_now.add(self.idx)
+            rec.max_running_seen = max(rec.max_running_seen, len(rec.running_now))
+        return False
+
     def next_cnn_query(self) -> str:
         """The CNN lab's link for the next ``cnn_page``: a comparison never run before."""
         return cnn_query(self.cnn_steps, self.counter())

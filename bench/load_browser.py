@@ -9,10 +9,6 @@ import time
 
 from bench.load_actions import (
     DEFAULT_PATHS,
-    FINISHED_RE,
-    QUEUED_RE,
-    RUNNING_RE,
-    STOPPED_RE,
     SWEEP_N,
     ActionError,
     LoadSession,
@@ -154,17 +150,8 @@ class BrowserSession(LoadSession):
                 text = seen["text"]
                 if seen["exceptions"]:
                     raise ActionError("exception", "exception box on the CNN lab")
-                if found := QUEUED_RE.search(text):
-                    rec.queue_positions.add(int(found[1]))
-                    rec.caps_shown.add(int(found[2]))
-                    rec.running_now.discard(self.idx)
-                elif FINISHED_RE.search(text):
+                if self.job_finished(text, rec):
                     break
-                elif found := STOPPED_RE.search(text):
-                    raise ActionError("job", f"the CNN job ended: {found[0]}")
-                elif RUNNING_RE.search(text):
-                    rec.running_now.add(self.idx)
-                    rec.max_running_seen = max(rec.max_running_seen, len(rec.running_now))
                 if time.monotonic() > deadline:
                     raise ActionError("timeout", f"no 'Finished' within {self.timeout_s:.0f} s")
                 await asyncio.sleep(0.5)

@@ -18,10 +18,6 @@ from typing import TypeVar
 
 from bench.load_actions import (
     DEFAULT_PATHS,
-    FINISHED_RE,
-    QUEUED_RE,
-    RUNNING_RE,
-    STOPPED_RE,
     SWEEP_N,
     ActionError,
     LoadSession,
@@ -155,17 +151,8 @@ class ProtocolSession(LoadSession):
                 text = self.last.text
                 if self.last.exceptions:
                     raise ActionError("exception", "exception element on the CNN lab")
-                if found := QUEUED_RE.search(text):
-                    rec.queue_positions.add(int(found[1]))
-                    rec.caps_shown.add(int(found[2]))
-                    rec.running_now.discard(self.idx)
-                elif FINISHED_RE.search(text):
+                if self.job_finished(text, rec):
                     break
-                elif found := STOPPED_RE.search(text):
-                    raise ActionError("job", f"the CNN job ended: {found[0]}")
-                elif RUNNING_RE.search(text):
-                    rec.running_now.add(self.idx)
-                    rec.max_running_seen = max(rec.max_running_seen, len(rec.running_now))
                 if not session.fragments:
                     raise ActionError("job", "the page stopped polling without 'Finished'")
                 if time.monotonic() > deadline:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import statistics
 import sys
@@ -38,6 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.load_stats import read_process
 from bench.st_protocol import Session
 from tests.support.server import launch_app, stop_app
 
@@ -80,9 +82,8 @@ async def attend(url: str, delay: float, seed: int, epochs: int, timeout_s: floa
 
 
 def cpu_s(pid: int) -> float:
-    """A process's CPU seconds so far (user + system, from /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100
+    """A process's CPU seconds so far (user + system)."""
+    return read_process(pid).cpu_ticks / os.sysconf("SC_CLK_TCK")
 
 
 async def class_of(url: str, n: int, spread: float, seed: int, epochs: int) -> list[dict]:
