@@ -49,10 +49,11 @@ def poll_interval(watching: int) -> float:
     """Seconds between two redraws of a job ``watching`` browsers watch: `POLL_S`,
     longer past `REDRAWS_PER_S` watchers, in whole seconds.
 
-    A redraw costs the server tens of milliseconds of Python, which holds the
-    interpreter lock the training thread needs between its torch ops: thirty
-    browsers redrawing every second slowed a shared run eightfold
-    (`bench.shared_runs`). Spread out, a class costs what five watchers do.
+    A redraw costs the server milliseconds of Python, which holds the
+    interpreter lock the training thread needs between its torch ops, and
+    thirty browsers redrawing every second add up. Spread out, a class costs
+    what five watchers do (`bench.shared_runs`: thirty attendees all saw the
+    run finish within 1.28 x one run's time).
     """
     return max(POLL_S, float(math.ceil(watching / REDRAWS_PER_S)))
 
