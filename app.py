@@ -41,6 +41,12 @@ pages = [
         url_path="studies",
     ),
     st.Page(
+        "pages/lessons.py",
+        title="Lessons",
+        icon=":material/school:",
+        url_path="lessons",
+    ),
+    st.Page(
         "pages/update_rules.py",
         title="Update rules",
         icon=":material/functions:",
