@@ -40,8 +40,9 @@ pages = [
         icon=":material/query_stats:",
         url_path="studies",
     ),
+    # Not pages/lessons.py: /lessons must never name a file (see above).
     st.Page(
-        "pages/lessons.py",
+        "pages/lessons_page.py",
         title="Lessons",
         icon=":material/school:",
         url_path="lessons",

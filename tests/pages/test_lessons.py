@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from optlab.lessons import LESSONS, get_lesson, run_lesson
 from optlab.lessons.link import lesson_from_params, lesson_to_params
+from optlab.rooms import DB_ENV, RoomStore
+from optlab.ui.room import state as room
 from tests.support.resources import APP
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -16,7 +20,7 @@ def open_lessons(**query: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
     for key, value in query.items():
         at.query_params[key] = value
-    at.switch_page("pages/lessons.py").run()
+    at.switch_page("pages/lessons_page.py").run()
     assert not at.exception, [e.message for e in at.exception]
     return at
 
@@ -66,3 +70,40 @@ def test_the_link_round_trips() -> None:
     with pytest.raises(ValueError, match="factor: expected a number"):
         lesson_from_params({"lesson": ["change-lr"], "factor": ["big"]})
     assert get_lesson("closure").control("line_search").parse("none") == "none"
+
+
+def test_a_presenter_pushes_a_lesson_and_an_attendee_loads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(DB_ENV, str(tmp_path / "rooms.sqlite"))
+    room.room_store.clear()
+    store = RoomStore(tmp_path / "rooms.sqlite")
+    try:
+        keys = store.create()
+        host = AppTest.from_file(APP, default_timeout=180)
+        host.query_params.update({"room": keys.code, "host": keys.token})
+        host.run()  # the presenter's link, on the playground
+        host.switch_page("pages/lessons_page.py").run()
+        host.selectbox(key="lessons_chosen").set_value("momentum").run()
+        host.number_input(key="lessons_momentum_momentum").set_value(1.05).run()
+        host.button(key="room_push").click().run()
+        assert not host.exception
+        setup = store.state(keys.code).setup
+        assert setup.page == "lessons"
+        assert setup.query == {"lesson": ["momentum"], "momentum": ["1.05"]}
+        # An attendee on lesson 1 loads it: the page reads the pushed link afresh.
+        ada = store.join(keys.code, "Ada")
+        at = AppTest.from_file(APP, default_timeout=180)
+        at.session_state[room.CODE], at.session_state[room.ATTENDEE] = keys.code, ada.id
+        at.session_state[room.NAME], at.session_state[room.TOKEN] = ada.name, None
+        at.query_params.update({"room": keys.code})
+        at.run()
+        at.switch_page("pages/lessons_page.py").run()
+        assert at.header[0].value == "1. The training loop"
+        at.button(key="room_load").click().run()
+        assert not at.exception, [e.message for e in at.exception]
+        assert at.header[0].value == "7. Momentum in a ravine"
+        assert at.number_input(key="lessons_momentum_momentum").value == 1.05
+    finally:
+        store.close()
+        room.room_store.clear()

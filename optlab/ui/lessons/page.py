@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+# Imported before any figure is built: plotly checks for pandas without importing it
+# (sys.modules), so while another session's thread is still importing pandas it
+# would find the half-initialised module and fail; an import waits for it instead.
+import pandas  # noqa: F401
 import streamlit as st
 from torch import Tensor
 
@@ -168,7 +172,15 @@ def _draw(run: LessonRun, *, pending: bool) -> None:
         row = figures[first : first + width]
         for column, (name, fig) in zip(view.columns([1] * len(row)), row, strict=True):
             with column:
-                view.show_chart(fig, name, key=f"{name}-{'pending' if pending else 'done'}")
+                # A contour is square: in presenter view it needs the height to fill
+                # the projector's width.
+                square = any(trace.type == "contour" for trace in fig.data)
+                view.show_chart(
+                    fig,
+                    name,
+                    key=f"{name}-{'pending' if pending else 'done'}",
+                    presenter_height=view.PRESENTER_SQUARE_PX if square else None,
+                )
     cnn_missing = [
         i
         for i, p in enumerate(run.programs)
@@ -196,7 +208,7 @@ def _draw(run: LessonRun, *, pending: bool) -> None:
     for program, source in zip(run.programs, run.scripts(), strict=True):
         name = f"lesson{lesson.number}_{program.function}.py"
         st.markdown(f"**{program.title}** · `{name}`")
-        st.code(source, language="python", height=420)
+        st.code(source, language="python", height=520)
         st.download_button(
             f"Download {name}",
             source,
