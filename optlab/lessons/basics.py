@@ -77,9 +77,10 @@ def _loop_figures(results: Results, v: Values) -> list[tuple[str, Any]]:
             (
                 "loop-cnn",
                 plots.curves_figure(
-                    [(r["label"], r["losses"]) for r in cnn["runs"]],
+                    [(r["label"], r["grad_norms"]) for r in cnn["runs"]],
                     x_title=f"step (a batch of {CNN_BATCH} CIFAR-10 images)",
-                    y_title="batch loss",
+                    y_title="gradient norm step() sees",
+                    log=True,
                     title=f"CNN: the same two loops, {_CNN_STEPS} batches",
                     mode="lines+markers",
                 ),

@@ -113,7 +113,7 @@ def curves_figure(
             hovertemplate=f"<b>{name}</b><br>%{{x}}: %{{y:.4g}}<extra></extra>",
         )
     fig.update_xaxes(title_text=x_title)
-    fig.update_yaxes(title_text=y_title, type="log" if log else "linear", exponentformat="power")
+    fig.update_yaxes(title_text=y_title, type="log" if log else "linear", exponentformat="e")
     fig.update_layout(
         height=CURVES_HEIGHT,
         margin=dict(l=10, r=10, t=40 if title else 20, b=10),

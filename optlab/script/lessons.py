@@ -216,5 +216,6 @@ def lesson_script(program: LessonProgram) -> str:
     if isinstance(loss, CnnData):
         about += "\n\nRun it with:  python <this file> /path/to/cifar-10-batches-py"
     header = f'"""{about}\n"""\n\nfrom __future__ import annotations\n\n{sorted_imports(imports)}'
-    parts = [header, loss_code, classes, loop, call]
+    # The lesson's loop first, where a reader looks; what it is called with after it.
+    parts = [header, loop, classes, loss_code, call]
     return checked("\n\n\n".join(textwrap.dedent(p).strip("\n") for p in parts if p) + "\n")
