@@ -364,7 +364,8 @@ def _scheduler_figures(results: Results, v: Values) -> list[tuple[str, Any]]:
         [(r["label"], r["lrs"]) for r in runs],
         x_title=f"batch ({_BATCHES} per epoch)",
         y_title="lr",
-        log=True,
+        # Linear: on a log axis the per-batch lr's hundred decades would flatten
+        # the per-epoch staircase.
         title="The lr each batch used",
     )
     losses = plots.curves_figure(
