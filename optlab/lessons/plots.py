@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from optlab.charts import color, dash, legend_below
+from optlab.charts import color, dash, decade_dtick, decades, legend_below
 from optlab.surface.plots import minima_trace, shown_values
 from optlab.surface.surfaces import Surface
 
@@ -114,6 +114,23 @@ def curves_figure(
         )
     fig.update_xaxes(title_text=x_title)
     fig.update_yaxes(title_text=y_title, type="log" if log else "linear", exponentformat="e")
+    shown = [v for _, values in curves for v in finite(values) if v is not None and v > 0]
+    if log and shown:
+        # Plotly labels the ticks between decades ("2, 3, ..., 9") in a smaller font a
+        # projector cannot show: over a few decades, 1, 2 and 5 of each are labelled
+        # in full; over more, whole decades only.
+        span = decades(shown)
+        if span < 3:
+            low, high = min(shown), max(shown)
+            ticks = [
+                m * 10.0**k
+                for k in range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+                for m in (1, 2, 5)
+                if low <= m * 10.0**k <= high
+            ]
+            fig.update_yaxes(tickvals=ticks, ticktext=[f"{t:.3g}" for t in ticks])
+        else:
+            fig.update_yaxes(dtick=decade_dtick(span))
     fig.update_layout(
         height=CURVES_HEIGHT,
         margin=dict(l=10, r=10, t=40 if title else 20, b=10),

@@ -216,6 +216,7 @@ def lesson_script(program: LessonProgram) -> str:
     if isinstance(loss, CnnData):
         about += "\n\nRun it with:  python <this file> /path/to/cifar-10-batches-py"
     header = f'"""{about}\n"""\n\nfrom __future__ import annotations\n\n{sorted_imports(imports)}'
-    # The lesson's loop first, where a reader looks; what it is called with after it.
-    parts = [header, loop, classes, loss_code, call]
+    # What the lesson is about first, where a reader looks: an optimizer written for it
+    # (Lion, Adam without bias correction), then the loop; what they run on after.
+    parts = [header, classes, loop, loss_code, call]
     return checked("\n\n\n".join(textwrap.dedent(p).strip("\n") for p in parts if p) + "\n")

@@ -149,16 +149,24 @@ def show(lesson: Lesson, values: dict[str, Any]) -> None:
     started = time.perf_counter()
     results: list[dict | None] = [None] * len(programs)
     later = [i for i, p in enumerate(programs) if isinstance(p.loss, CnnData)]
-    for i in range(len(programs)):
-        if i not in later:
-            results[i] = _result(lesson.key, i, items)
+    try:
+        for i in range(len(programs)):
+            if i not in later:
+                results[i] = _result(lesson.key, i, items)
+    except Exception as err:  # a plugin that raises, say: never a crashed page
+        st.error(f"This lesson failed to run: {type(err).__name__}: {str(err)[:300]}")
+        return
     if later:
         # First paint fast: the surface half is drawn while the CNN trains.
         with body.container():
             _draw(LessonRun(lesson, values, programs, tuple(results), 0.0), pending=True)
         with st.spinner("Training the CNN on a few batches…"):
-            for i in later:
-                results[i] = _result(lesson.key, i, items)
+            try:
+                for i in later:
+                    results[i] = _result(lesson.key, i, items)
+            except Exception as err:  # shown, and the surface half stays on screen
+                st.error(f"The CNN half failed: {type(err).__name__}: {str(err)[:300]}")
+                return
     run = LessonRun(lesson, values, programs, tuple(results), time.perf_counter() - started)
     with body.container():
         _draw(run, pending=False)
