@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -11,10 +13,11 @@ from optlab.lessons.lesson import OpenLink
 from optlab.links import config_to_params, train_to_params
 from optlab.optim.config import OptimizerConfig
 from optlab.optim.plans import Plan
-from optlab.script.lessons import CnnData, SurfaceLoss
+from optlab.script.lessons import FIRST_FILE, CnnData, SurfaceLoss
 from optlab.surface.problem import Problem, resolve_surface
 from optlab.surface.run import SurfaceRunConfig
 from optlab.train.config import TrainRunConfig, TrainSlot
+from optlab.train.data import DATA_DIR_ENV, FOLDER_NAME, default_cache_dir, resolve_data_dir
 
 #: The CNN lessons' images: the first this many of data_batch_1, in batches of BATCH.
 CNN_IMAGES, CNN_BATCH = 128, 16
@@ -90,3 +93,16 @@ def cnn_lab(
     except ValueError as err:
         return OpenLink(label, "cnn-lab", None, str(err))
     return OpenLink(label, "cnn-lab", train_to_params(cfg, "cifar10"))
+
+
+def cifar_folder() -> tuple[Path | None, str]:
+    """The CIFAR-10 folder the CNN lessons read (``$OPTLAB_DATA_DIR``, else the cache),
+    or None and why; only its ``data_batch_1`` is read, never downloaded."""
+    named = os.environ.get(DATA_DIR_ENV)
+    try:
+        folder = resolve_data_dir(named) if named else default_cache_dir() / FOLDER_NAME
+    except ValueError as err:  # DataError: a path the system cannot look at
+        return None, str(err)
+    if (folder / FIRST_FILE).is_file():
+        return folder, ""
+    return None, f"no {FIRST_FILE} in {folder} (set ${DATA_DIR_ENV} to a {FOLDER_NAME} folder)"

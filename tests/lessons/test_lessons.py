@@ -20,6 +20,7 @@ from optlab.examples.adam_no_bias import AdamNoBiasCorrection
 from optlab.examples.lion import Lion
 from optlab.lessons import LESSONS, get_lesson, run_lesson
 from optlab.lessons.parts import BOWL, CNN_BATCH, CNN_IMAGES, ROSENBROCK
+from optlab.lessons.parts import cifar_folder as lesson_cifar_folder
 from optlab.lessons.plots import step_lengths
 from optlab.lessons.rules import RAVINE, TINY
 from optlab.links import config_from_params
@@ -297,3 +298,14 @@ def test_every_link_opens_its_page() -> None:
                     {k: v if isinstance(v, list) else [v] for k, v in link.params.items()}
                 )
     assert RAVINE.values == (("kappa", 50.0),)
+
+
+def test_the_cnn_lessons_find_cifar_where_the_server_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = cifar_folder()
+    monkeypatch.setenv("OPTLAB_DATA_DIR", str(folder))
+    assert lesson_cifar_folder() == (folder, "")
+    monkeypatch.setenv("OPTLAB_DATA_DIR", str(tmp_path))
+    found, why = lesson_cifar_folder()
+    assert found is None and f"no data_batch_1 in {tmp_path}" in why

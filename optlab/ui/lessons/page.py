@@ -9,9 +9,7 @@ images of lesson 1's CNN half are read once per server.
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,9 +23,8 @@ from torch import Tensor
 from optlab.lessons import LESSONS, Lesson, LessonRun, get_lesson
 from optlab.lessons.lesson import Control, OpenLink
 from optlab.lessons.link import lesson_from_params, lesson_to_params
-from optlab.lessons.parts import CNN_IMAGES
-from optlab.script.lessons import FIRST_FILE, CnnData, first_images
-from optlab.train.data import DATA_DIR_ENV, FOLDER_NAME, default_cache_dir, resolve_data_dir
+from optlab.lessons.parts import CNN_IMAGES, cifar_folder
+from optlab.script.lessons import CnnData, first_images
 from optlab.ui import view
 from optlab.ui.address_bar import link_params, mirror_url
 from optlab.ui.room.state import with_room
@@ -104,16 +101,6 @@ def controls(lesson: Lesson) -> dict[str, Any]:
 def publish(lesson: Lesson, values: dict[str, Any]) -> None:
     """Mirrors the lesson in the address bar (a share link; a room's push sends it)."""
     mirror_url(lesson_to_params(lesson, values))
-
-
-def cifar_folder() -> tuple[Path | None, str]:
-    """The CIFAR-10 folder lesson 1's CNN half reads (``$OPTLAB_DATA_DIR``, else the
-    cache), or None and why."""
-    named = os.environ.get(DATA_DIR_ENV)
-    folder = resolve_data_dir(named) if named else default_cache_dir() / FOLDER_NAME
-    if (folder / FIRST_FILE).is_file():
-        return folder, ""
-    return None, f"no {FIRST_FILE} in {folder} (set ${DATA_DIR_ENV} to a {FOLDER_NAME} folder)"
 
 
 @st.cache_resource(show_spinner=False, max_entries=1)
