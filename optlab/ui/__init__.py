@@ -14,3 +14,9 @@ import os
 # loads it, and this package is imported before any torch module on every
 # page; an operator's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# Plotly checks for pandas without importing it (it looks in sys.modules), so a
+# session building a figure while another session's thread is still importing
+# pandas would find the half-initialised module and fail. Importing it here, in
+# the package every page imports first, finishes that import before any figure.
+import pandas  # noqa: F401

@@ -13,10 +13,6 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-# Imported before any figure is built: plotly checks for pandas without importing it
-# (sys.modules), so while another session's thread is still importing pandas it
-# would find the half-initialised module and fail; an import waits for it instead.
-import pandas  # noqa: F401
 import streamlit as st
 from torch import Tensor
 
