@@ -127,8 +127,13 @@ def add_features(
     (`LR_KEYS`) divided by ``classifier_lr_mult`` (the features train at the
     base lr; a multiple of 1 copies them exactly), and joins ``scheduler``:
     the group's ``initial_lr`` (set by every scheduler but
-    ReduceLROnPlateau) is appended to its ``base_lrs``. See the module's
-    docstring for why.
+    ReduceLROnPlateau) is appended to its ``base_lrs``. So the features
+    follow the classifier's schedule from where it is, with their own lr.
+    A bare ``add_param_group({"params": ..., "lr": lr})`` would not: torch's
+    schedulers keep per-group keys (OneCycleLR's ``max_lr``: a KeyError at
+    its next step) and ``base_lrs`` sized when they were built (LambdaLR:
+    an error), and the chainable ones (StepLR, CosineAnnealingLR...) would
+    scale the new group from ``lr``, missing every decay before the add.
 
     Args:
         model: The model, with ``features`` and ``classifier`` submodules.

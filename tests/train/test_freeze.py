@@ -10,6 +10,7 @@ Synthetic images, SeedNet, 4 steps of 16 images per epoch: each run takes about 
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -24,6 +25,8 @@ from optlab.train.data import LoadedData
 from optlab.train.data.batches import CIFAR10_MEAN, CIFAR10_STD, normalise
 from optlab.train.freeze import Freeze
 from optlab.train.models import build_model
+from optlab.train.plots import live_figure
+from optlab.train.report import RunLog
 from optlab.train.run import TrainingSession, TrainRecord, TrainRunConfig, TrainSlot
 from tests.support.training import tiny_data, tiny_train_config
 
@@ -274,3 +277,20 @@ def test_a_freeze_in_the_other_unit_is_checked_against_the_run_length(data):
     cfg = config(slot("sgd", "epoch1", "2:features.lr=0.1"), steps=10, epochs=None)
     with pytest.raises(ValueError, match="frozen until step 4"):
         TrainingSession(cfg, data)
+
+
+def test_the_charts_mark_the_add_and_the_features_lr_starts_there(data):
+    cfg = config(slot("sgd:lr=0.05", "3"), slot("adam:lr=0.002"), epochs=2)
+    logs = [RunLog(s, "running", BATCH) for s in cfg.slots]
+    for record in TrainingSession(cfg, data).run():
+        logs[record.index].add(record)
+    assert logs[0].features_added_at == 4 and logs[1].features_added_at is None
+    assert [r["lrs"] for r in logs[0].history[2:4]] == [[None, 0.05], [0.05, 0.05]]
+    assert logs[0].history[0]["lr"] == 0.05  # the first group the step trained
+    json.dumps(logs[0].history, allow_nan=False)  # JSON-ready: the frozen group's lr is null
+    fig = live_figure(logs)
+    # A dotted line between step 3 and step 4 on the loss (x) and lr (x3) panels.
+    assert [(s.x0, s.xref) for s in fig.layout.shapes] == [(3.5, "x"), (3.5, "x3")]
+    assert any(a.text == "+ features" for a in fig.layout.annotations)
+    features_lr = [t for t in fig.data if t.name == f"{logs[0].label} (features)"]
+    assert len(features_lr) == 1 and features_lr[0].y[:4] == (None, None, None, 0.05)
