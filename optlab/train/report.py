@@ -147,6 +147,9 @@ class RunLog:
             "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in opt.values},
             "classifier_lr_mult": self.slot.classifier_lr_mult,
             "scheduler": self.slot.scheduler.to_text(),
+            # The freeze as the CLI takes it (None: off) and the step the features joined.
+            "freeze": None if self.slot.freeze is None else self.slot.freeze.to_text(),
+            "features_added_at": self.features_added_at,
             "status": self.status,
             "diverged_at": self.diverged_at,
             "history": self.history,
