@@ -460,7 +460,18 @@ class TrainingSession:
         next step, and `live_changes` records when it did.
 
         Raises:
-            ValueError: no such optimizer, or a value its optimizer rejects.
+            ValueError: as `check_change`.
+        """
+        self.check_change(index, change)
+        with self._requests_lock:
+            self._requests.append((index, change))
+
+    def check_change(self, index: int, change: Change) -> None:
+        """Checks that `request_change` can take ``change`` for optimizer ``index`` now.
+
+        Raises:
+            ValueError: no such optimizer, a value its optimizer rejects, or a change
+                of its features group while they are frozen.
         """
         if not 0 <= index < len(self.cfg.slots):
             raise ValueError(f"optimizer: index {index} is not one of the {len(self.cfg.slots)}")
@@ -472,8 +483,6 @@ class TrainingSession:
                 f"change {change.to_text()}: the features are frozen until step {added:,} "
                 "(they have no param group yet); change them once they are added"
             )
-        with self._requests_lock:
-            self._requests.append((index, change))
 
     def freeze_step(self, index: int) -> int | None:
         """The step (0-based) before which optimizer ``index`` gets the features, None
