@@ -14,20 +14,22 @@ optimizer with torch's own ``optimizer.add_param_group``::
 
 The new group joins the schedule where it is. torch's schedulers keep per-group
 settings in the param groups and a list ``base_lrs`` sized when they were
-built, so a bare ``add_param_group({"params": ..., "lr": lr})`` (measured with
-torch 2.13): OneCycleLR fails at its next step with ``KeyError: 'max_lr'``;
+built, so after a bare ``add_param_group({"params": ..., "lr": lr})`` (measured
+with torch 2.13) OneCycleLR fails at its next step with ``KeyError: 'max_lr'``;
 LambdaLR fails (``zip`` of two groups with one base lr); StepLR, ExponentialLR,
-LinearLR and CosineAnnealingLR go on but scale the new group from ``lr``, so
-it misses every decay (or warm-up factor) before N; ReduceLROnPlateau extends
-its ``min_lrs``. `add_features` therefore gives the features group the
-classifier group's current options (every key but ``params`` and ``name``:
-momentum, betas, weight decay, OneCycleLR's ``max_lr``/``min_lr``/momentum
-bounds, ``initial_lr``), its lr-valued ones divided by the classifier's lr
-multiple, and appends the group's ``initial_lr`` to the scheduler's
-``base_lrs``: the features then follow the same schedule as the classifier,
-as if they had been in the optimizer from step 0, with their own lr. Their
-optimizer state (momentum buffers, Adam's moments and step count) starts
-empty at N, as torch keeps state per parameter.
+LinearLR and CosineAnnealingLR go on but scale the new group from ``lr``, so it
+misses every decay (or warm-up factor) before N; ReduceLROnPlateau extends its
+``min_lrs`` and goes on likewise. `add_features` therefore gives the features
+group the classifier group's current options (every key but ``params`` and
+``name``: momentum, betas, weight decay, OneCycleLR's
+``max_lr``/``min_lr``/momentum bounds, ``initial_lr``), its lr-valued ones
+divided by the classifier's lr multiple, and appends the group's ``initial_lr``
+to the scheduler's ``base_lrs``: the features then follow the same schedule as
+the classifier, as if they had been in the optimizer from step 0, with their
+own lr (a live change that set the classifier's lr to a value during the freeze
+reaches them divided by the multiple too). Their optimizer state (momentum
+buffers, Adam's moments and step count) starts empty at N, as torch keeps state
+per parameter.
 
 `freeze_features` and `add_features` are embedded as they are in exported
 scripts (`optlab.script.train`), so a script freezes and adds exactly as the

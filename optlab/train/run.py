@@ -12,6 +12,10 @@ every copy before the next batch is drawn.
 optimizer and scheduler state, the data order's RNG state, history), so that
 N steps, a save, a load in a new process and N more steps equal 2N straight.
 
+A slot may train its classifier alone for its first steps and then add the
+features with ``optimizer.add_param_group`` (`optlab.train.freeze`); its
+records keep the (features, classifier) order, NaN for a group not added yet.
+
 Snapshots and sharpness (`optlab.train.observers`) are taken between steps,
 outside the clock of `images_per_s`, and kept in the state dict.
 The configs it runs live in `optlab.train.config` (and are importable from here).

@@ -294,3 +294,26 @@ def test_the_charts_mark_the_add_and_the_features_lr_starts_there(data):
     assert any(a.text == "+ features" for a in fig.layout.annotations)
     features_lr = [t for t in fig.data if t.name == f"{logs[0].label} (features)"]
     assert len(features_lr) == 1 and features_lr[0].y[:4] == (None, None, None, 0.05)
+
+
+def test_a_bare_add_param_group_breaks_or_misses_a_schedule_as_the_docs_say():
+    """What `add_features` exists for, measured on torch itself (optlab.train.freeze)."""
+
+    def bare(make_scheduler):
+        head, new = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+        optimizer = torch.optim.SGD([head], lr=0.1, momentum=0.9)
+        scheduler = make_scheduler(optimizer)
+        for _ in range(3):
+            optimizer.step()
+            scheduler.step()
+        optimizer.add_param_group({"params": [new], "lr": 0.1})
+        optimizer.step()
+        scheduler.step()
+        return [g["lr"] for g in optimizer.param_groups]
+
+    lr_scheduler = torch.optim.lr_scheduler
+    with pytest.raises(KeyError, match="max_lr"):
+        bare(lambda opt: lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=10))
+    # StepLR halved the first group twice before the add; the new one starts from 0.1.
+    head, new = bare(lambda opt: lr_scheduler.StepLR(opt, step_size=1, gamma=0.5))
+    assert head == pytest.approx(0.1 / 16) and new == pytest.approx(0.1 / 2)
