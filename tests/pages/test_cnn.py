@@ -343,6 +343,9 @@ def test_scheduler_and_classifier_lr_multiple_reach_the_optimizers():
 
 def test_a_frozen_slot_trains_its_classifier_first_and_an_overlong_freeze_is_refused():
     at = tiny(cnn_page(), steps=6)
+    # One optimizer: the run's one sharpness measurement (at its last step) is most of
+    # its time on a busy machine.
+    at.button(key="cnn_slot1_remove").click().run()
     at.checkbox(key="cnn_slot0_freeze_on").check().run()  # draws the length and the unit
     at.number_input(key="cnn_slot0_freeze_at").set_value(6).run()
     (error,) = at.error
@@ -362,10 +365,9 @@ def test_a_frozen_slot_trains_its_classifier_first_and_an_overlong_freeze_is_ref
     assert results(at)[0]["optimizer"] == (
         "SGD (lr=0.01, momentum=0.9) + features frozen for 4 steps"
     )
-    frozen, plain = job_document(job)["runs"]
+    (frozen,) = job_document(job)["runs"]
     assert frozen["freeze"] == "4" and frozen["features_added_at"] == 5
     assert [h["lrs"][0] for h in frozen["history"]] == [None] * 4 + [0.01] * 2
-    assert plain["freeze"] is None and plain["features_added_at"] is None
     sgd = job.session.optimizers[0]
     assert [g["name"] for g in sgd.param_groups] == ["classifier", "features"]
     # The page's param_groups table lists both groups, the classifier's first.
