@@ -20,7 +20,8 @@ from torch import nn
 from optlab.optim.config import OptimizerConfig
 from optlab.optim.plans import Change
 from optlab.optim.schedulers import SCHEDULERS, SchedulerConfig
-from optlab.train.checkpoint import checkpoint_bytes, read_checkpoint, restore
+from optlab.train.autosave import RunStore
+from optlab.train.checkpoint import checkpoint_bytes, read_checkpoint, restore, resume
 from optlab.train.data import LoadedData
 from optlab.train.data.batches import CIFAR10_MEAN, CIFAR10_STD, normalise
 from optlab.train.freeze import Freeze
@@ -317,3 +318,24 @@ def test_a_bare_add_param_group_breaks_or_misses_a_schedule_as_the_docs_say():
     # StepLR halved the first group twice before the add; the new one starts from 0.1.
     head, new = bare(lambda opt: lr_scheduler.StepLR(opt, step_size=1, gamma=0.5))
     assert head == pytest.approx(0.1 / 16) and new == pytest.approx(0.1 / 2)
+
+
+def test_an_autosaved_run_resumes_mid_freeze_and_after_the_add_as_if_never_stopped(tmp_path, data):
+    cfg = config(slot("sgd:lr=0.05,momentum=0.9", "5", scheduler=SchedulerConfig("cosine")))
+    straight = TrainingSession(cfg, data)
+    list(straight.run())
+    choice = {"source": "synthetic", "dir": ""}
+    for stop, run_id in ((3, "20261204-120000-aaaaaa"), (7, "20261204-120000-bbbbbb")):
+        killed = TrainingSession(cfg, data)
+        while killed.step < stop:
+            killed.run_step()
+        RunStore(tmp_path, server="dead").save(run_id, killed, choice)
+        store = RunStore(tmp_path, server="new")
+        _, state = store.load(run_id)
+        resumed = TrainingSession(TrainRunConfig.from_dict(state["config"]), data)
+        resume(resumed, state)
+        list(resumed.run())
+        assert_same_weights(straight.models[0], resumed.models[0])
+        assert repr([r.lrs for r in trained(resumed.history, 0)]) == repr(
+            [r.lrs for r in trained(straight.history, 0)]
+        )
