@@ -551,12 +551,11 @@ class TrainingSession:
         for model, sd in zip(self.models, state["models"], strict=True):
             model.load_state_dict(sd)
         for i, (opt, sd) in enumerate(zip(self.optimizers, state["optimizers"], strict=True)):
-            if self.cfg.slots[i].freeze is not None and len(sd["param_groups"]) > 1:
+            slot = self.cfg.slots[i]
+            if slot.freeze is not None and len(sd["param_groups"]) > len(opt.param_groups):
                 # Saved after the features were added: torch loads a state dict into
                 # an optimizer with as many groups only (values and state come from sd).
-                add_features(
-                    self.models[i], opt, self.schedulers[i], self.cfg.slots[i].classifier_lr_mult
-                )
+                add_features(self.models[i], opt, self.schedulers[i], slot.classifier_lr_mult)
             opt.load_state_dict(sd)
         for sched, sd in zip(self.schedulers, state["schedulers"], strict=True):
             if sched is not None:
