@@ -225,7 +225,8 @@ def live_change_form(job: Job, logs: list[RunLog]) -> None:
         spec = job.cfg.slots[index].optimizer.spec
         numeric = [hp.name for hp in spec.hparams if hp.kind in ("float", "int")]
         name = c2.selectbox("Option", numeric, key="cnn_live_name", persist_state="session")
-        groups = {None: "both groups", "features": "features", "classifier": "classifier"}
+        # "every group": while its features are frozen, a slot has the classifier's alone.
+        groups = {None: "every group", "features": "features", "classifier": "classifier"}
         group = c3.selectbox(
             "Group",
             list(groups),
