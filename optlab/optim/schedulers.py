@@ -361,8 +361,7 @@ class SchedulerConfig:
             raise ValueError(f"{spec.label} cannot drive {label}: {err}") from None
 
     def _probe(self, optimizer: OptimizerSpec) -> torch.optim.Optimizer:
-        point = torch.zeros(2, dtype=torch.float64, requires_grad=True)
-        return optimizer.build([point], optimizer.defaults)
+        return optimizer.build([optimizer.probe_point()], optimizer.defaults)
 
     def check(self, optimizer: OptimizerSpec) -> None:
         """Checks that this scheduler can drive ``optimizer``, by building both in torch.
