@@ -159,14 +159,8 @@ X_{k+1} &= a X_k + \left(b\, X_k X_k^\top + c\,(X_k X_k^\top)^2\right) X_k,
         "torch's code keeps an exponential average, B_t = μB_{t−1} + (1−μ)g_t "
         "(buf.lerp_(grad, 1 − μ)), and Nesterov steps along (1−μ)g_t + μB_t; its docstring "
         "writes μB_{t−1} + g_t and g_t + μB_t. The rule shown is the code's.",
-        "Muon takes 2-D parameters only (its constructor refuses others), so on a surface the "
-        "point is a 1 × 2 matrix. On one row X X^T is the number ‖X‖², so Newton–Schulz only "
-        "rescales the normalised update: Muon here is normalised (Nesterov) momentum, every "
-        f"step about {ROW_STEP}γ long (torch's bfloat16 gives {ROW_STEP_RANGE[0]}γ to "
-        f"{ROW_STEP_RANGE[1]}γ; {row_step_length():.3f}γ in exact arithmetic), whatever the "
-        "gradient's size.",
-        "The orthogonalisation runs in bfloat16 (8 significant bits): the update's direction "
-        "is the momentum's rounded to about 0.4%, even for float64 parameters.",
+        "The orthogonalisation runs in bfloat16 (8 significant bits): each entry of the update "
+        "is rounded to about 0.2%, even for float64 parameters.",
         "Weight decay uses γ, the update the adjusted γ′; for a 1 × 2 point γ′ = γ with "
         "adjust_lr_fn none/original and 0.2√2·γ ≈ 0.28γ with match_rms_adamw.",
         "On a network torch's Muon takes only the 2-D weights (Linear layers); conv kernels, "
@@ -187,4 +181,16 @@ X_{k+1} &= a X_k + \left(b\, X_k X_k^\top + c\,(X_k X_k^\top)^2\right) X_k,
     state=(StateSymbol("momentum_buffer", "B_t", "B_{t-1}", "momentum buffer: average of g"),),
     warn=_warn,
     point_shape=(1, 2),
+    on_surface=(
+        "Muon takes 2-D parameters only (its constructor refuses others), so on a surface the "
+        "point is a 1 × 2 matrix. On one row X Xᵀ is the number ‖X‖², so each Newton–Schulz "
+        "iteration multiplies X by a + b‖X‖² + c‖X‖⁴: it never turns the row, it only rescales "
+        "it. Muon on a surface is therefore normalised (Nesterov) momentum: every step points "
+        f"along −B̃_t and is about {ROW_STEP}γ long whatever the gradient's size (torch's "
+        f"bfloat16 gives {ROW_STEP_RANGE[0]:.3f}γ to {ROW_STEP_RANGE[1]:.3f}γ over 5,000 "
+        f"directions and sizes; {row_step_length():.3f}γ in exact arithmetic), so it never "
+        "settles closer to a minimum than a step of that length unless γ decays (a "
+        "scheduler). torch computes the orthogonalisation in bfloat16 even for float64 "
+        "points, which is why the length varies slightly from step to step."
+    ),
 )

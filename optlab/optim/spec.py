@@ -78,6 +78,8 @@ class OptimizerSpec:
             ``(2,)`` for most; ``(1, 2)``, a one-row matrix, for an optimizer
             that takes 2-D parameters only (Muon). A view of the same two
             numbers either way (`as_param`), so paths do not depend on it.
+        on_surface: What the rule reduces to on a 2-D point, where that is not
+            the rule itself (Muon's Newton–Schulz on one row); "" for nothing.
     """
 
     key: str
@@ -94,6 +96,7 @@ class OptimizerSpec:
     state: tuple[StateSymbol, ...] = ()
     warn: Callable[[Mapping[str, HValue]], list[str]] | None = None
     point_shape: tuple[int, ...] = (2,)
+    on_surface: str = ""
 
     def hparam(self, name: str) -> HParam:
         """Returns the hyperparameter called ``name``.
