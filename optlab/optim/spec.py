@@ -132,6 +132,12 @@ class OptimizerSpec:
         """torch's default for every hyperparameter."""
         return {hp.name: hp.default for hp in self.hparams}
 
+    @property
+    def matrices_only(self) -> bool:
+        """Whether it takes 2-D parameters only (Muon): on a network it trains the
+        matrices and another optimizer the rest (`optlab.optim.split`)."""
+        return len(self.point_shape) == 2
+
     def as_param(self, point: torch.Tensor) -> torch.Tensor:
         """A 2-element point as this optimizer takes it: a view in `point_shape`
         (the same storage, so in-place updates land in ``point``)."""

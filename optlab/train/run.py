@@ -42,8 +42,9 @@ from optlab.train.config import (
 )
 from optlab.train.data import LoadedData
 from optlab.train.data.batches import CIFAR10_MEAN, CIFAR10_STD, augment, normalise
-from optlab.train.models import build_model, param_groups
+from optlab.train.models import build_model
 from optlab.train.observers import RunObservers
+from optlab.train.optimizers import slot_optimizer
 from optlab.train.sharpness import SharpnessRecord
 from optlab.train.snapshots import Snapshots
 
@@ -264,10 +265,7 @@ class TrainingSession:
         return torch.contiguous_format
 
     def _optimizer(self, slot: TrainSlot, model: nn.Module) -> torch.optim.Optimizer:
-        if slot.optimizer.spec.uses_closure:
-            return slot.optimizer.build(model.parameters())
-        lr = slot.optimizer.kwargs.get("lr")
-        return slot.optimizer.build(param_groups(model, lr, slot.classifier_lr_mult))
+        return slot_optimizer(slot, model)
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         position = self.step % self.per_epoch
@@ -487,7 +485,8 @@ class TrainingSession:
             if self.status[i] == RUNNING:
                 optimizer = self.optimizers[i]
                 change.apply(optimizer)
-                groups = optimizer.param_groups
+                # The groups that have the option (Muon's, not AdamW's, for momentum).
+                groups = [g for g in optimizer.param_groups if change.name in g]
                 self.applied.append(
                     AppliedChange(
                         self.step,
