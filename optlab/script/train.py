@@ -15,6 +15,8 @@ import os
 import torch
 
 from optlab import __version__
+from optlab.optim.config import OptimizerConfig
+from optlab.optim.split import SplitOptimizer, split_groups
 from optlab.script.plans import changes_literal, scheduler_source
 from optlab.script.runtime import train as runtime
 from optlab.script.source import (
@@ -61,7 +63,38 @@ the trained weights, for torch.load). On the run's device, with torch
 """'''
 
 
-def _setup_source(number: int, slot: TrainSlot, cls: str) -> str:
+def _groups_source(slot: TrainSlot, opt: OptimizerConfig, name: str = "groups") -> list[str]:
+    """``groups = [...]``: the two named param groups, the classifier's lr multiplied."""
+    head = f'"name": {string(CLASSIFIER)}, "params": list(model.{CLASSIFIER}.parameters())'
+    lines = [
+        "    # Two param groups, as in torch.optim's per-parameter options example.",
+        f"    {name} = [",
+        f'        {{"name": {string(FEATURES)}, "params": list(model.{FEATURES}.parameters())}},',
+    ]
+    if slot.classifier_lr_mult != 1:
+        lr = opt.kwargs.get("lr")
+        if isinstance(lr, bool) or not isinstance(lr, int | float):
+            raise ValueError(f"export as script: {opt.spec.label} has no lr to multiply")
+        mult = slot.classifier_lr_mult
+        lines.append(f"        # The classifier's own lr: {lr!r} x {mult!r}.")
+        head += f', "lr": {literal(lr * mult)}'
+    return [*lines, f"        {{{head}}},", "    ]"]
+
+
+def _constructor(opt: OptimizerConfig, cls: str, params: str, indent: str = "    ") -> list[str]:
+    """``cls(params, name=value, ...)`` over several lines."""
+    for name in opt.kwargs:
+        if not name.isidentifier():
+            raise ValueError(f"export as script: {name!r} is not a keyword argument name")
+    return [
+        f"{cls}(",
+        f"{indent}    {params},",
+        *(f"{indent}    {k}={literal(v)}," for k, v in opt.kwargs.items()),
+        f"{indent})",
+    ]
+
+
+def _setup_source(number: int, slot: TrainSlot, cls: str, embedded: Embedded) -> str:
     """``def setup_N(model, total_steps)``: the slot's optimizer and scheduler."""
     opt = slot.optimizer
     lines = [
@@ -70,36 +103,46 @@ def _setup_source(number: int, slot: TrainSlot, cls: str) -> str:
     ]
     if opt.spec.uses_closure:
         # torch's L-BFGS takes one param group only.
-        params = "model.parameters()"
+        first, *rest = _constructor(opt, cls, "model.parameters()")
+        lines += [f"    optimizer = {first}", *rest]
+    elif slot.companion is not None:
+        lines += _split_source(slot, cls, embedded)
     else:
-        head = f'"name": {string(CLASSIFIER)}, "params": list(model.{CLASSIFIER}.parameters())'
-        lines += [
-            "    # Two param groups, as in torch.optim's per-parameter options example.",
-            "    groups = [",
-            f'        {{"name": {string(FEATURES)}, '
-            f'"params": list(model.{FEATURES}.parameters())}},',
-        ]
-        if slot.classifier_lr_mult != 1:
-            lr = opt.kwargs.get("lr")
-            if isinstance(lr, bool) or not isinstance(lr, int | float):
-                raise ValueError(f"export as script: {opt.spec.label} has no lr to multiply")
-            mult = slot.classifier_lr_mult
-            lines.append(f"        # The classifier's own lr: {lr!r} x {mult!r}.")
-            head += f', "lr": {literal(lr * mult)}'
-        lines += [f"        {{{head}}},", "    ]"]
-        params = "groups"
-    for name in opt.kwargs:
-        if not name.isidentifier():
-            raise ValueError(f"export as script: {name!r} is not a keyword argument name")
+        lines += _groups_source(slot, opt)
+        first, *rest = _constructor(opt, cls, "groups")
+        lines += [f"    optimizer = {first}", *rest]
     lines += [
-        f"    optimizer = {cls}(",
-        f"        {params},",
-        *(f"        {k}={literal(v)}," for k, v in opt.kwargs.items()),
-        "    )",
         f"    scheduler = {scheduler_source(slot.scheduler)}",
         "    return optimizer, scheduler",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _split_source(slot: TrainSlot, cls: str, embedded: Embedded) -> list[str]:
+    """Muon on the 2-D parameters and AdamW on the rest, as torch's Muon docs pair
+    them, stepped together by OptLab's `SplitOptimizer` (embedded)."""
+    companion = slot.companion
+    assert companion is not None
+    embedded.add(SplitOptimizer, split_groups)
+    other = optimizer_class(companion, embedded)
+    muon = _constructor(slot.optimizer, cls, "split_groups(matrix_groups, matrices=True)", " " * 8)
+    rest = _constructor(companion, other, "split_groups(other_groups, matrices=False)", " " * 8)
+    return [
+        *_groups_source(slot, slot.optimizer, "matrix_groups"),
+        *_groups_source(slot, companion, "other_groups"),
+        f"    # {slot.optimizer.spec.label} takes the 2-D parameters (the Linear weights) and "
+        f"{companion.spec.label}",
+        "    # the rest (conv kernels, biases), the split torch's Muon docs show. SplitOptimizer",
+        "    # steps both in one step(), and a scheduler sees both optimizers' param groups.",
+        "    optimizer = SplitOptimizer(",
+        f"        {muon[0]}",
+        *muon[1:-1],
+        f"{muon[-1]},",
+        f"        {rest[0]}",
+        *rest[1:-1],
+        f"{rest[-1]},",
+        "    )",
+    ]
 
 
 def data_folder_hint(kind: str, data_dir: str | os.PathLike[str] | None = None) -> str | None:
@@ -193,7 +236,7 @@ def train_script(cfg: TrainRunConfig, data_dir_hint: str | None, *, data_kind: s
     )
     classes = [optimizer_class(slot.optimizer, embedded) for slot in cfg.slots]
     setups = [
-        _setup_source(i, slot, cls)
+        _setup_source(i, slot, cls, embedded)
         for i, (slot, cls) in enumerate(zip(cfg.slots, classes, strict=True), 1)
     ]
     optimizer_code = embedded.take(*setups)
