@@ -10,6 +10,7 @@ checkpoints keep seeing one optimizer per slot.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -17,7 +18,7 @@ from torch import nn
 
 from optlab.optim.split import SplitOptimizer, is_matrix, split_groups
 from optlab.train.config import TrainSlot
-from optlab.train.models import param_groups
+from optlab.train.models import build_model, get_model_spec, param_groups
 
 
 def slot_optimizer(slot: TrainSlot, model: nn.Module) -> torch.optim.Optimizer:
@@ -75,4 +76,30 @@ def ownership(model: nn.Module) -> Ownership:
         tuple(n for n, _ in rest),
         sum(p.numel() for _, p in mats),
         sum(p.numel() for _, p in rest),
+    )
+
+
+@functools.cache
+def model_ownership(model: str) -> Ownership:
+    """`ownership` of a registered model (built once per process: it never changes)."""
+    return ownership(build_model(model, 0))
+
+
+def ownership_text(model: str, matrices: str = "Muon", rest: str = "AdamW") -> str:
+    """What a split slot's two optimizers train on ``model``, in one paragraph.
+
+    Raises:
+        ValueError: an unknown model key.
+    """
+    label = get_model_spec(model).label
+    owned = model_ownership(model)
+    names = ", ".join(owned.matrices) or "none"
+    share = owned.matrix_count / owned.total if owned.total else 0.0
+    return (
+        f"On {label}, {matrices} trains the {len(owned.matrices)} 2-D weights ({names}): "
+        f"{owned.matrix_count:,} of {owned.total:,} parameters ({share:.0%}). {rest} trains "
+        f"the other {len(owned.rest)} tensors ({owned.rest_count:,} parameters), every one "
+        f"that is not 2-D: conv kernels, biases. torch's {matrices} takes 2-D parameters "
+        "only, so it never sees a conv kernel (4-D); Keller Jordan's recipe flattens "
+        "kernels into matrices for Muon, which OptLab does not do."
     )

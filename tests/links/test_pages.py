@@ -31,6 +31,11 @@ CONFIGS = [
                 changes=(Change(2, "lr", 0.1, True, "classifier", epoch=True),),
             ),
             TrainSlot(OptimizerConfig.create("adam", lr=3e-4, betas=(0.8, 0.99))),
+            TrainSlot(
+                OptimizerConfig.create("muon", lr=0.02, nesterov=False),
+                companion=OptimizerConfig.create("adamw", lr=1e-3, betas=(0.85, 0.98)),
+            ),
+            TrainSlot(OptimizerConfig.create("muon")),  # AdamW at its defaults: no "rest"
         ),
         model="seednet-relu",
         batch_size=32,
@@ -70,6 +75,9 @@ def test_training_configs_round_trip_through_links(cfg):
         ({"augment": ["maybe"]}, "augment: true or false"),
         ({"plan": ["cosine", "none|x:lr=1"]}, "expected STEP:NAME=VALUE"),
         ({"seed": ["1", "2"]}, "given 2 times"),
+        ({"opt": ["muon", "adam"], "rest": ["adamw"]}, "rest: one per optimizer"),
+        ({"opt": ["adam"], "rest": ["adamw"]}, "companion: Adam trains every parameter"),
+        ({"opt": ["muon"], "rest": ["lbfgs"]}, "companion: L-BFGS cannot train"),
         ({"model": ["x" * 2000]}, "too long"),
     ],
 )
