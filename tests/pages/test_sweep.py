@@ -481,3 +481,12 @@ def test_coming_back_from_another_page_keeps_working():
     at.switch_page("pages/sweep.py").run()
     no_problems(at)
     assert "sw_heatmap" in charts(at)
+
+
+def test_the_page_says_why_muon_cannot_be_swept():
+    at = sweep_page()
+    assert "muon" not in at.selectbox(key="sw_slot0_choice").options
+    notes = " ".join(e.label for e in at.expander) + " ".join(m.value for m in at.markdown)
+    assert "Not sweepable" in notes
+    assert "**Muon**: torch computes its Newton–Schulz step in bfloat16" in notes
+    assert "**L-BFGS**: its step(closure)" in notes

@@ -20,7 +20,13 @@ from optlab.optim import registry
 from optlab.optim.config import OptimizerConfig
 from optlab.optim.registry import get_spec
 from optlab.surface.surfaces import Surface, get_surface
-from optlab.sweep.batched import BATCHED, BatchedOptimizer, batched_for, sweepable
+from optlab.sweep.batched import (
+    BATCHED,
+    BatchedOptimizer,
+    batched_for,
+    not_sweepable,
+    sweepable,
+)
 from optlab.sweep.batched.sgd import BatchedSGD
 from tests.support.inputs import inputs
 
@@ -260,3 +266,11 @@ def test_registry_twins_and_documentation() -> None:
         opt = cls(points, {})
         assert opt.spec is get_spec(key) and opt.rule == cls.rule
         assert f"``{key}`` rule" in (cls.__doc__ or ""), f"{cls.__name__} should cite the rule"
+
+
+def test_optimizers_without_a_twin_are_listed_with_why() -> None:
+    missing = not_sweepable()
+    assert set(missing) == {s.label for s in registry.optimizers() if s.key not in BATCHED}
+    assert "bfloat16" in missing["Muon"] and "closure" in missing["L-BFGS"]
+    with pytest.raises(ValueError, match="'muon' has no batched version"):
+        batched_for("muon")
