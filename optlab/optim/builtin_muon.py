@@ -40,7 +40,9 @@ NS_STEPS = 5
 #: The length of one Muon step on a single row, in units of γ′, as torch computes
 #: it in bfloat16 with its defaults: the smallest and largest over 5,000 random
 #: directions with ‖B̃‖ from 1e-4 to 1e4 (mean 0.690); `row_step_length` gives
-#: 0.696 in exact arithmetic. A test measures torch against these figures.
+#: 0.696 in exact arithmetic. A test measures torch against these figures. Tiny
+#: momenta stray further (0.730 at ‖B̃‖ = 1e-6 along an axis; up to about 1.15
+#: below ε, where the clamped norm no longer normalises).
 ROW_STEP_RANGE = (0.680, 0.719)
 #: The measured mean of `ROW_STEP_RANGE`'s sample, the figure the pages quote.
 ROW_STEP = 0.69
@@ -188,9 +190,12 @@ X_{k+1} &= a X_k + \left(b\, X_k X_k^\top + c\,(X_k X_k^\top)^2\right) X_k,
         "it. Muon on a surface is therefore normalised (Nesterov) momentum: every step points "
         f"along −B̃_t and is about {ROW_STEP}γ long whatever the gradient's size (torch's "
         f"bfloat16 gives {ROW_STEP_RANGE[0]:.3f}γ to {ROW_STEP_RANGE[1]:.3f}γ over 5,000 "
-        f"directions and sizes; {row_step_length():.3f}γ in exact arithmetic), so it never "
-        "settles closer to a minimum than a step of that length unless γ decays (a "
-        "scheduler). torch computes the orthogonalisation in bfloat16 even for float64 "
-        "points, which is why the length varies slightly from step to step."
+        "directions with ‖B̃_t‖ from 1e-4 to 1e4; "
+        f"{row_step_length():.3f}γ in exact arithmetic), so it never settles closer to a "
+        "minimum than a step of that length unless γ decays (a scheduler). torch computes "
+        "the orthogonalisation in bfloat16 even for float64 points, which is why the length "
+        "varies slightly from step to step; for tiny momenta it varies more (0.73γ at "
+        "‖B̃_t‖ = 1e-6 along an axis, and below ε = 1e-7 the clamped norm no longer "
+        "normalises B̃_t)."
     ),
 )

@@ -93,6 +93,8 @@ def test_one_row_step_is_the_normalised_momentum_of_the_stated_length() -> None:
     low, high = ROW_STEP_RANGE
     assert round(min(lengths), 3) == low and round(max(lengths), 3) == high
     assert round(sum(lengths) / len(lengths), 2) == ROW_STEP
+    # The caveat the page states: tiny momenta stray further.
+    assert _one_step_length(torch.tensor([1e-6, 0.0])) == 0.73046875
 
 
 def test_newton_schulz_never_turns_a_row_only_rescales_it() -> None:
