@@ -558,6 +558,8 @@ def test_a_muon_slot_trains_with_adamw_on_the_rest_and_says_who_owns_what():
     muon, adamw = job.session.optimizers[0].parts
     assert type(muon) is torch.optim.Muon and type(adamw) is torch.optim.AdamW
     at.radio(key="cnn_pick").set_value(0).run()
-    groups = tab(at, "optimizer.state_dict()").dataframe[0].value
+    state_tab = tab(at, "optimizer.state_dict()")
+    assert any("`torch.optim.Muon` on the 2-D weights" in m.value for m in state_tab.markdown)
+    groups = state_tab.dataframe[0].value
     assert list(groups["optimizer"]) == ["Muon", "AdamW", "AdamW"]
     assert list(groups["lr"]) == ["0.02", "0.002", "0.002"]

@@ -18,6 +18,7 @@ import streamlit as st
 from optlab.charts import color
 from optlab.export import figures_html
 from optlab.optim.plans import Change
+from optlab.optim.split import SplitOptimizer
 from optlab.script.train import data_folder_hint, train_script
 from optlab.train import plots as train_plots
 from optlab.train.checkpoint import checkpoint_bytes
@@ -274,6 +275,13 @@ def _optimizer_state(job: Job, index: int) -> None:
         "keeps per parameter between steps (keyed by parameter index in the "
         "`state_dict()`; named here)."
     )
+    if isinstance(optimizer, SplitOptimizer):
+        matrices, rest = (type(part).__name__ for part in optimizer.parts)
+        st.markdown(
+            f"Two optimizers in one step(): `torch.optim.{matrices}` on the 2-D weights (the "
+            f"Linear layers) and `torch.optim.{rest}` on the rest (conv kernels, biases); each "
+            "group below names its own, and `state_dict()` holds both."
+        )
     st.caption("param_groups")
     st.dataframe(pd.DataFrame(param_group_rows(optimizer)), hide_index=True, width="stretch")
     rows = state_rows(optimizer, model)
