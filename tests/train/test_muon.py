@@ -16,7 +16,8 @@ from optlab.optim.config import OptimizerConfig
 from optlab.optim.plans import Change
 from optlab.optim.schedulers import SchedulerConfig
 from optlab.optim.split import SplitOptimizer
-from optlab.train.checkpoint import load_checkpoint, restore, save_checkpoint
+from optlab.train.autosave import RunStore
+from optlab.train.checkpoint import load_checkpoint, restore, resume, save_checkpoint
 from optlab.train.config import TrainRunConfig, TrainSlot, default_companion
 from optlab.train.data import LoadedData
 from optlab.train.data.batches import CIFAR10_MEAN, CIFAR10_STD, normalise
@@ -29,6 +30,7 @@ from tests.support.training import tiny_data, tiny_train_config
 MUON = OptimizerConfig.create("muon", lr=0.02)
 ADAMW = OptimizerConfig.create("adamw", lr=1e-3, betas=(0.85, 0.99), weight_decay=0.05)
 STEPS = 10  # 8 steps an epoch: the data order is redrawn once
+CHOICE = {"source": "synthetic", "dir": ""}
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +173,24 @@ def test_the_state_view_names_each_parameters_optimizer(data) -> None:
     assert ("classifier.1.weight", "exp_avg") not in kinds
     owners = [r["optimizer"] for r in param_group_rows(split)]
     assert owners == ["Muon", "AdamW", "AdamW"]
+
+
+def test_an_autosaved_muon_run_resumes_exactly(data, tmp_path) -> None:
+    """The server's autosave (a run folder), loaded by another server, goes on as an
+    unbroken run: the config's companion and both optimizers' state come back."""
+    cfg = _config(TrainSlot(MUON, companion=ADAMW), augment=True)
+    unbroken = TrainingSession(cfg, data)
+    list(unbroken.run())
+    killed = TrainingSession(cfg, data)
+    for _ in range(5):
+        killed.run_step()
+    RunStore(tmp_path, server="dead").save("20261204-120000-aaaaaa", killed, CHOICE)
+    store = RunStore(tmp_path, server="new")
+    _, state = store.load("20261204-120000-aaaaaa")
+    again = TrainRunConfig.from_dict(state["config"])
+    assert again.slots[0].companion == ADAMW
+    session = TrainingSession(again, data)
+    resume(session, state)
+    list(session.run())
+    for a, b in zip(session.models[0].parameters(), unbroken.models[0].parameters(), strict=True):
+        assert torch.equal(a, b)
