@@ -234,6 +234,13 @@ def live_change_form(job: Job, logs: list[RunLog]) -> None:
             key="cnn_live_group",
             persist_state="session",
         )
+        companion = job.cfg.slots[index].companion
+        if companion is not None:
+            st.caption(
+                f"{spec.label} and {companion.spec.label} step together: a change reaches "
+                "every group of either that has the option (lr and weight_decay both, "
+                f"momentum {spec.label}'s only)."
+            )
         c1, c2, c3 = st.columns([2, 2, 3])
         how = c1.radio(
             "How",
