@@ -15,6 +15,7 @@ from optlab.sweep.batched.adagrad import BatchedAdagrad
 from optlab.sweep.batched.adam import BatchedAdam, BatchedAdamW
 from optlab.sweep.batched.adamax import BatchedAdamax
 from optlab.sweep.batched.base import BatchedOptimizer
+from optlab.sweep.batched.muon import BatchedMuon
 from optlab.sweep.batched.nadam import BatchedNAdam
 from optlab.sweep.batched.radam import BatchedRAdam
 from optlab.sweep.batched.rmsprop import BatchedRMSprop
@@ -30,6 +31,7 @@ _CLASSES: tuple[type[BatchedOptimizer], ...] = (
     BatchedAdagrad,
     BatchedAdadelta,
     BatchedRMSprop,
+    BatchedMuon,
 )
 
 #: The batched optimizers by the registry key of their torch twin.
@@ -60,10 +62,6 @@ def sweepable() -> list[str]:
 WHY_NOT_BATCHED: dict[str, str] = {
     "lbfgs": "its step(closure) runs its own line search, evaluating f as often as it "
     "needs: every point would need a closure of its own",
-    "muon": "torch computes its Newton–Schulz step in bfloat16, so a twin is exact only if "
-    "its batched bfloat16 products round exactly as torch's per-point ones; sweeps offer "
-    "only twins a test holds equal to torch.optim row by row, and Muon has none yet (on "
-    "a surface Muon is normalised Nesterov momentum: compare it in the playground)",
 }
 #: What an optimizer without a batched twin and without a reason above gets.
 NOT_YET = "no batched twin yet"
