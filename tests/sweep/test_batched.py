@@ -314,3 +314,6 @@ def test_muon_rows_are_one_row_matrices_in_bfloat16_like_torch() -> None:
         assert torch.equal(points[row], theta.detach()[0])
     with pytest.raises(ValueError, match="adjust_lr_fn is a choice and cannot vary per row"):
         BATCHED["muon"](points, {"adjust_lr_fn": torch.zeros(3)})
+    steps = torch.tensor([5.0, 99.0, 100.0])
+    with pytest.raises(ValueError, match=r"ns_steps value: 100.*OptLab's limit.* in row 2"):
+        BATCHED["muon"](points, {"ns_steps": steps})

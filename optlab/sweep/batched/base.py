@@ -86,6 +86,11 @@ def _column(hp: HParam, value: object, n: int) -> Tensor:
         ok &= column < hp.high if hp.high_open else column <= hp.high
     if hp.integer:
         ok &= column == column.round()
+    if hp.limit is not None:  # OptLab's own range (Muon's ns_steps ≤ 99, torch's step() rule)
+        if hp.limit.low is not None:
+            ok &= column >= hp.limit.low
+        if hp.limit.high is not None:
+            ok &= column <= hp.limit.high
     if not bool(ok.all()):
         flat = int((~ok).flatten().nonzero()[0])
         bad, row = float(column.flatten()[flat]), flat // width
