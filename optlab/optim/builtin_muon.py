@@ -67,8 +67,8 @@ def _warn(values: Mapping[str, HValue]) -> list[str]:
     out = []
     if values["adjust_lr_fn"] == "match_rms_adamw":
         out.append(
-            "adjust_lr_fn: match_rms_adamw scales the update by 0.2·√max(A, B): 0.2·√2 ≈ 0.28 "
-            "for a 1 × 2 point, √(out features) × 0.2 for a Linear weight"
+            "adjust_lr_fn: match_rms_adamw scales the update by 0.2·√max(A, B) for an A × B "
+            "weight: 0.2·√2 ≈ 0.28 for a 1 × 2 point, where none/original give 1"
         )
     return out
 
