@@ -40,7 +40,9 @@ def plain_loop(cfg: SurfaceRunConfig) -> list[list[tuple[float, float, float]]]:
     surface = cfg.resolved_surface
     out = []
     for opt_cfg in cfg.optimizers:
-        p = torch.tensor(cfg.problem.start, dtype=torch.float64, requires_grad=True)
+        # The point in the optimizer's shape: Muon takes a 1 × 2 matrix.
+        start = torch.tensor(cfg.problem.start, dtype=torch.float64)
+        p = start.reshape(opt_cfg.spec.point_shape).requires_grad_(True)
         opt = opt_cfg.build([p])
         gen = noise_generator(cfg.problem.seed)
 
@@ -58,14 +60,14 @@ def plain_loop(cfg: SurfaceRunConfig) -> list[list[tuple[float, float, float]]]:
                 # step(closure) evaluates wherever its line search goes, so
                 # the point reached is measured separately.
                 with torch.no_grad():
-                    path.append((*p.tolist(), surface(p).item()))
+                    path.append((*p.detach().view(-1).tolist(), surface(p).item()))
                 opt.step(closure)
             else:
                 loss = closure()
-                path.append((*p.tolist(), loss.item()))
+                path.append((*p.detach().view(-1).tolist(), loss.item()))
                 opt.step()
         with torch.no_grad():
-            path.append((*p.tolist(), surface(p).item()))
+            path.append((*p.detach().view(-1).tolist(), surface(p).item()))
         out.append(path)
     return out
 

@@ -45,6 +45,8 @@ for spec in optimizers():
         for hp in spec.hparams
     ]
     st.table(pd.DataFrame(rows), hide_index=True)
+    if spec.on_surface:
+        st.markdown(f"**On a 2-D surface**\n\n{spec.on_surface}")
     if spec.notes:
         st.markdown(
             "**Where torch differs from the textbook**\n\n"

@@ -193,6 +193,13 @@ def add_parser(sub: Any) -> None:
         help=f"on the first M training images (≤ {CAPS.sharpness_images}) "
         f"({d['sharpness_images']})",
     )
+    train.add_argument(
+        "--rest",
+        metavar="SPEC",
+        help="for an optimizer of 2-D weights only (muon): the optimizer of every other "
+        "parameter (conv kernels, biases), e.g. adamw:lr=0.001 "
+        "(adamw:lr=0.0003,weight_decay=0.01, as in torch's Muon docs)",
+    )
     train.add_argument("--checkpoint", metavar="PATH", help="write a checkpoint at the end")
     train.add_argument(
         "--checkpoint-every", type=int, metavar="N", help="also write it every N steps"
@@ -216,14 +223,20 @@ def train_config(args: argparse.Namespace, saved: dict[str, Any] | None) -> Trai
         # A resumed run goes on to its own end unless told otherwise.
         steps, epochs = (saved.get("steps"), saved.get("epochs")) if saved else (None, 1)
     scheduler = SchedulerConfig.from_text(args.scheduler)
+    given = getattr(args, "rest", None)
+    rest = OptimizerConfig.from_text(given) if given else None
+    optimizers = [OptimizerConfig.from_text(spec) for spec in args.opt]
+    if rest is not None and not any(opt.spec.matrices_only for opt in optimizers):
+        raise ValueError("--rest: no optimizer of 2-D weights only (muon) among --opt")
     slots = tuple(
         TrainSlot(
-            OptimizerConfig.from_text(spec),
+            opt,
             args.classifier_lr_mult,
             scheduler,
             freeze=getattr(args, "freeze_features", None),
+            companion=rest if opt.spec.matrices_only else None,
         )
-        for spec in args.opt
+        for opt in optimizers
     )
     return TrainRunConfig(
         slots=slots,
@@ -283,6 +296,8 @@ def _setting(name: str, value: Any) -> str:
             extra.append(f"--scheduler {slot.get('scheduler')}")
         if "freeze" in slot:
             extra.append(f"--freeze-features {slot.get('freeze')}")
+        if slot.get("companion"):
+            extra.append(f"--rest {slot.get('companion')}")
         texts.append(" ".join([str(slot.get("optimizer")), *extra]))
     return " / ".join(texts)
 

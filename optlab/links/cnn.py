@@ -21,6 +21,7 @@ from optlab.links.table import (
 )
 from optlab.optim.config import OptimizerConfig
 from optlab.optim.plans import Plan
+from optlab.train.config import default_companion
 from optlab.train.freeze import OFF, Freeze
 from optlab.train.run import MAX_SLOTS, TrainRunConfig, TrainSlot
 
@@ -73,12 +74,13 @@ def _cnn(values: dict[str, Any]) -> CnnLink:
     n = len(opts)
     clrs, plans = values.get("clr", [1.0] * n), values.get("plan", [Plan()] * n)
     freezes = values.get("freeze", [None] * n)
-    for key, got in (("clr", clrs), ("plan", plans), ("freeze", freezes)):
+    rests = values.get("rest", [None] * n)
+    for key, got in (("clr", clrs), ("plan", plans), ("freeze", freezes), ("rest", rests)):
         if len(got) != n:
             raise ValueError(f"{key}: one per optimizer, the link has {len(got)} for {n}")
     slots = tuple(
-        TrainSlot(opt, clr, plan.scheduler, plan.changes, freeze)
-        for opt, clr, plan, freeze in zip(opts, clrs, plans, freezes, strict=True)
+        TrainSlot(opt, clr, plan.scheduler, plan.changes, freeze=freeze, companion=rest)
+        for opt, clr, plan, freeze, rest in zip(opts, clrs, plans, freezes, rests, strict=True)
     )
     steps, epochs = values.get("steps"), values.get("epochs")
     cfg = TrainRunConfig(
@@ -97,6 +99,15 @@ def _cnn(values: dict[str, Any]) -> CnnLink:
     )
     data = values.get("data", "synthetic")
     return CnnLink(cfg, data, values.get("dir", "") if data == "cifar10" else "")
+
+
+def _rest(text: str, what: str) -> OptimizerConfig | None:
+    """A slot's companion (the optimizer of the non-2-D weights beside Muon), or none."""
+    return None if text.strip().lower() == "none" else OptimizerConfig.from_text(text)
+
+
+def _rest_text(value: OptimizerConfig | None) -> str:
+    return "none" if value is None else value.to_text()
 
 
 def _limit(name: str) -> Callable[[CnnLink], int | str]:
@@ -148,6 +159,16 @@ CNN: LinkTable[CnnLink] = LinkTable(
             most=MAX_SLOTS,
             counted=PER_OPTIMIZER,
             check=page_takes(*CLR_RANGE),
+        ),
+        LinkField(
+            "rest",
+            "config.slots[].companion",
+            _rest,
+            _rest_text,
+            _per_slot(lambda s: s.companion, lambda c: c is not None and c != default_companion()),
+            many=True,
+            most=MAX_SLOTS,
+            counted=PER_OPTIMIZER,
         ),
         LinkField(
             "plan",

@@ -1,8 +1,8 @@
 """The built-in optimizers: every `torch.optim` optimizer OptLab offers, as specs.
 
 Adding an optimizer is one entry here (or in `optlab.optim.builtin_adam`,
-`optlab.optim.builtin_lbfgs`) plus one line in `_OPTIMIZERS`; it then shows
-up in every page, the CLI and the parametrised tests. Variants are
+`optlab.optim.builtin_lbfgs`, `optlab.optim.builtin_muon`) plus one line in
+`_OPTIMIZERS`; it then shows up in every page, the CLI and the parametrised tests. Variants are
 parameters, not copies: Nesterov is SGD with ``nesterov=True``, offered as a
 `Preset`.
 
@@ -21,6 +21,7 @@ import torch
 from optlab.optim import knobs
 from optlab.optim.builtin_adam import ADAFACTOR, ADAM, ADAMAX, ADAMW, NADAM, RADAM, STEP
 from optlab.optim.builtin_lbfgs import LBFGS
+from optlab.optim.builtin_muon import MUON
 from optlab.optim.hparams import TORCH_CHECK, Caution, HParam, HValue
 from optlab.optim.spec import OptimizerSpec, Paper, Preset, StateSymbol
 
@@ -423,6 +424,7 @@ _OPTIMIZERS: list[OptimizerSpec] = [
     RPROP,
     ASGD,
     LBFGS,
+    MUON,
 ]
 
 if ADAFACTOR is not None:  # torch >= 2.5

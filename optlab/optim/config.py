@@ -13,10 +13,6 @@ from optlab.optim.registry import choice_spec, get_spec, preset
 from optlab.optim.spec import OptimizerSpec
 
 
-def _probe_params() -> list[torch.Tensor]:
-    return [torch.zeros(2, dtype=torch.float64, requires_grad=True)]
-
-
 @dataclass(frozen=True)
 class OptimizerConfig:
     """A registered optimizer with every hyperparameter's value.
@@ -47,7 +43,7 @@ class OptimizerConfig:
         try:
             # torch's own constructor checks catch combinations no single
             # range can express (nesterov needs momentum > 0, 0 < eta- < 1 < eta+).
-            spec.build(_probe_params(), dict(full))
+            spec.build([spec.probe_point()], dict(full))
         except (ValueError, TypeError, RuntimeError) as err:
             raise ValueError(f"{spec.label}: {err}") from None
 

@@ -101,9 +101,16 @@ class Change:
         return self.at * per_epoch if self.epoch else self.at
 
     def apply(self, optimizer: torch.optim.Optimizer) -> None:
-        """Edits ``optimizer.param_groups`` exactly as the tutorials show."""
+        """Edits ``optimizer.param_groups`` exactly as the tutorials show.
+
+        Every group that has the option: all of them for one optimizer; for Muon
+        with AdamW (`optlab.optim.split`) ``lr`` and ``weight_decay`` reach both,
+        ``momentum`` only Muon's groups (AdamW has β₁ instead).
+        """
         for group in optimizer.param_groups:
             if self.group is not None and group.get("name") != self.group:
+                continue
+            if self.name not in group:
                 continue
             if self.multiply:
                 group[self.name] = group[self.name] * self.value

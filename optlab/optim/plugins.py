@@ -55,6 +55,8 @@ PLUGINS_ENV = "OPTLAB_PLUGINS"
 PLUGIN_ATTRIBUTE = "OPTLAB_OPTIMIZERS"
 
 _KEY = re.compile(r"[a-z][a-z0-9_]*")
+#: The shapes a 2-D point may be given in: a vector, or a one-row matrix (Muon-like).
+POINT_SHAPES = ((2,), (1, 2))
 _MODULE_PREFIX = "_optlab_plugin_"
 _MAX_REASON = 300
 _log = logging.getLogger(__name__)
@@ -203,6 +205,10 @@ def _check_metadata(spec: OptimizerSpec) -> str:
         return "notes must be a tuple of strings"
     if spec.paper is not None and not isinstance(spec.paper, Paper):
         return "paper must be a Paper or None"
+    if spec.point_shape not in POINT_SHAPES:
+        shapes = " or ".join(map(str, POINT_SHAPES))
+        shown = spec.point_shape
+        return f"point_shape must be {shapes} (a 2-D point as a vector or one row), not {shown!r}"
     return ""
 
 
@@ -215,7 +221,7 @@ def _smoke_test(spec: OptimizerSpec) -> None:
     if not isinstance(evals, int) or isinstance(evals, bool) or evals < 1:
         raise ValueError(f"evals_per_step gave {evals!r} (expected an integer >= 1)")
     start = torch.tensor([1.0, -2.0], dtype=torch.float64)
-    point = start.clone().requires_grad_(True)
+    point = spec.as_param(start.clone()).requires_grad_(True)
     opt = spec.build([point], values)
     if not isinstance(opt, torch.optim.Optimizer):
         raise TypeError(f"the factory returned {type(opt).__name__}, not an Optimizer")
@@ -230,7 +236,7 @@ def _smoke_test(spec: OptimizerSpec) -> None:
         # in a process costs about a second, for a check that runs at start-up.
         opt.zero_grad()
         with torch.no_grad():
-            point.grad = scale * point
+            point.grad = spec.as_param(scale) * point
             return 0.5 * (scale * point * point).sum()
 
     if spec.uses_closure:

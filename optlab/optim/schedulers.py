@@ -341,8 +341,15 @@ class SchedulerConfig:
         """The registered spec."""
         return get_scheduler_spec(self.key)
 
-    def build(self, optimizer: torch.optim.Optimizer, total_steps: int) -> Any:
+    def build(
+        self, optimizer: torch.optim.Optimizer, total_steps: int, label: str | None = None
+    ) -> Any:
         """The torch scheduler over ``optimizer``, or None for a constant lr.
+
+        Args:
+            optimizer: What it drives.
+            total_steps: The run's length in steps.
+            label: The optimizer's name in messages (default: its class name).
 
         Raises:
             ValueError: the scheduler cannot drive this optimizer; the message
@@ -351,7 +358,7 @@ class SchedulerConfig:
         spec = self.spec
         if spec.factory is None:
             return None
-        label = type(optimizer).__name__
+        label = label or type(optimizer).__name__
         why = spec.needs(dict(self.values), optimizer, label) if spec.needs else ""
         if why:
             raise ValueError(f"{spec.label} cannot drive {label}: {why}")
@@ -361,8 +368,7 @@ class SchedulerConfig:
             raise ValueError(f"{spec.label} cannot drive {label}: {err}") from None
 
     def _probe(self, optimizer: OptimizerSpec) -> torch.optim.Optimizer:
-        point = torch.zeros(2, dtype=torch.float64, requires_grad=True)
-        return optimizer.build([point], optimizer.defaults)
+        return optimizer.build([optimizer.probe_point()], optimizer.defaults)
 
     def check(self, optimizer: OptimizerSpec) -> None:
         """Checks that this scheduler can drive ``optimizer``, by building both in torch.
@@ -370,17 +376,27 @@ class SchedulerConfig:
         Raises:
             ValueError: naming the scheduler and the optimizer, and what to change.
         """
+        if self.spec.factory is None:
+            return
+        self.check_built(self._probe(optimizer), optimizer.label)
+
+    def check_built(self, probe: torch.optim.Optimizer, label: str) -> None:
+        """Checks that this scheduler can drive ``probe`` (a throwaway optimizer: a
+        scheduler edits its groups), named ``label`` in the message.
+
+        Raises:
+            ValueError: naming the scheduler and ``label``, and what to change.
+        """
         spec = self.spec
         if spec.factory is None:
             return
-        probe = self._probe(optimizer)
-        why = spec.needs(dict(self.values), probe, optimizer.label) if spec.needs else ""
+        why = spec.needs(dict(self.values), probe, label) if spec.needs else ""
         if why:
-            raise ValueError(f"{spec.label} cannot drive {optimizer.label}: {why}")
+            raise ValueError(f"{spec.label} cannot drive {label}: {why}")
         try:
             spec.factory(probe, _PROBE_STEPS, dict(self.values))
         except (ValueError, TypeError, KeyError, ZeroDivisionError) as err:
-            raise ValueError(f"{spec.label} cannot drive {optimizer.label}: {err}") from None
+            raise ValueError(f"{spec.label} cannot drive {label}: {err}") from None
 
     def effects(self, optimizer: OptimizerSpec) -> tuple[str, ...]:
         """What this scheduler changes in ``optimizer`` that a user may not expect

@@ -74,6 +74,12 @@ class OptimizerSpec:
         state: The symbols of ``optimizer.state[p]``'s entries (`StateSymbol`).
         warn: Says what is unusual about a combination of valid values
             (one line each); single values warn through their `HParam`.
+        point_shape: The shape a 2-D point is given to the optimizer in:
+            ``(2,)`` for most; ``(1, 2)``, a one-row matrix, for an optimizer
+            that takes 2-D parameters only (Muon). A view of the same two
+            numbers either way (`as_param`), so paths do not depend on it.
+        on_surface: What the rule reduces to on a 2-D point, where that is not
+            the rule itself (Muon's Newton–Schulz on one row); "" for nothing.
     """
 
     key: str
@@ -89,6 +95,8 @@ class OptimizerSpec:
     symbols: tuple[tuple[str, str], ...] = ()
     state: tuple[StateSymbol, ...] = ()
     warn: Callable[[Mapping[str, HValue]], list[str]] | None = None
+    point_shape: tuple[int, ...] = (2,)
+    on_surface: str = ""
 
     def hparam(self, name: str) -> HParam:
         """Returns the hyperparameter called ``name``.
@@ -123,6 +131,22 @@ class OptimizerSpec:
     def defaults(self) -> dict[str, HValue]:
         """torch's default for every hyperparameter."""
         return {hp.name: hp.default for hp in self.hparams}
+
+    @property
+    def matrices_only(self) -> bool:
+        """Whether it takes 2-D parameters only (Muon): on a network it trains the
+        matrices and another optimizer the rest (`optlab.optim.split`)."""
+        return len(self.point_shape) == 2
+
+    def as_param(self, point: torch.Tensor) -> torch.Tensor:
+        """A 2-element point as this optimizer takes it: a view in `point_shape`
+        (the same storage, so in-place updates land in ``point``)."""
+        return point.view(self.point_shape)
+
+    def probe_point(self) -> torch.Tensor:
+        """A zero float64 point in `point_shape` that needs a gradient: what
+        construction checks build the optimizer over."""
+        return torch.zeros(self.point_shape, dtype=torch.float64, requires_grad=True)
 
     def build(self, params: Iterable[Any], values: Mapping[str, HValue]) -> torch.optim.Optimizer:
         """Constructs the torch optimizer over ``params`` with ``values``."""

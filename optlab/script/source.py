@@ -23,7 +23,7 @@ import os
 import pickle
 import sys
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,8 @@ _KNOWN_GLOBALS: dict[str, tuple[object, str]] = {
     "lr_scheduler": (lr_scheduler, "from torch.optim import lr_scheduler"),
     "_ConvNd": (_ConvNd, "from torch.nn.modules.conv import _ConvNd"),
     "_NormBase": (_NormBase, "from torch.nn.modules.batchnorm import _NormBase"),
+    "Mapping": (Mapping, "from collections.abc import Mapping"),
+    "Any": (Any, "from typing import Any"),
 }
 
 

@@ -83,6 +83,7 @@ def _optimizer_entry(cfg: SurfaceRunConfig, index: int, cls: str) -> str:
         f'        "label": {string(opt.label)},\n'
         f'        "class": {cls},\n'
         f'        "kwargs": {kwargs_literal(kwargs, 8)},\n'
+        f'        "shape": {literal(opt.spec.point_shape)},  # the point: (2,), or one row\n'
         f'        "closure": {opt.spec.uses_closure!r},  # step(closure) instead of step()\n'
         f'        "changes": {changes_literal(plan.changes)},  # see apply_changes\n'
         f'        "scheduler": {scheduler_factory(plan.scheduler)},\n'

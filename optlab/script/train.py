@@ -15,6 +15,8 @@ import os
 import torch
 
 from optlab import __version__
+from optlab.optim.config import OptimizerConfig
+from optlab.optim.split import SplitOptimizer, split_groups
 from optlab.script.plans import changes_literal, scheduler_source
 from optlab.script.runtime import train as runtime
 from optlab.script.source import (
@@ -62,7 +64,36 @@ the trained weights, for torch.load). On the run's device, with torch
 """'''
 
 
-def _setup_source(number: int, slot: TrainSlot, cls: str) -> str:
+def _groups_source(slot: TrainSlot, opt: OptimizerConfig, name: str = "groups") -> list[str]:
+    """``groups = [...]``: the two named param groups, the classifier's lr multiplied."""
+    head = f'"name": {string(CLASSIFIER)}, "params": list(model.{CLASSIFIER}.parameters())'
+    lines = [
+        "    # Two param groups, as in torch.optim's per-parameter options example.",
+        f"    {name} = [",
+        f'        {{"name": {string(FEATURES)}, "params": list(model.{FEATURES}.parameters())}},',
+    ]
+    if slot.classifier_lr_mult != 1:
+        lines.append(
+            f"        # The classifier's own lr: {opt.kwargs.get('lr')!r} x "
+            f"{slot.classifier_lr_mult!r}."
+        )
+    return [*lines, f"        {{{head}{_classifier_lr(slot, opt)}}},", "    ]"]
+
+
+def _constructor(opt: OptimizerConfig, cls: str, params: str, indent: str = "    ") -> list[str]:
+    """``cls(params, name=value, ...)`` over several lines."""
+    for name in opt.kwargs:
+        if not name.isidentifier():
+            raise ValueError(f"export as script: {name!r} is not a keyword argument name")
+    return [
+        f"{cls}(",
+        f"{indent}    {params},",
+        *(f"{indent}    {k}={literal(v)}," for k, v in opt.kwargs.items()),
+        f"{indent})",
+    ]
+
+
+def _setup_source(number: int, slot: TrainSlot, cls: str, embedded: Embedded) -> str:
     """``def setup_N(model, total_steps)``: the slot's optimizer and scheduler."""
     opt = slot.optimizer
     lines = [
@@ -71,60 +102,73 @@ def _setup_source(number: int, slot: TrainSlot, cls: str) -> str:
     ]
     if opt.spec.uses_closure:
         # torch's L-BFGS takes one param group only.
-        params = "model.parameters()"
+        first, *rest = _constructor(opt, cls, "model.parameters()")
+        lines += [f"    optimizer = {first}", *rest]
+    elif slot.companion is not None:
+        lines += _split_source(slot, cls, embedded)
     elif slot.freeze is not None:
         head = f'"name": {string(CLASSIFIER)}, "params": freeze_features(model)'
         lines += [
             f"    # Fine-tuning: {slot.freeze.describe()}, the classifier group alone",
             "    # until then; the loop then calls add_features (add_param_group).",
             "    groups = [",
+            f"        {{{head}{_classifier_lr(slot, opt)}}},",
+            "    ]",
         ]
-        head += _classifier_lr(slot)
-        lines += [f"        {{{head}}},", "    ]"]
-        params = "groups"
+        first, *rest = _constructor(opt, cls, "groups")
+        lines += [f"    optimizer = {first}", *rest]
     else:
-        head = f'"name": {string(CLASSIFIER)}, "params": list(model.{CLASSIFIER}.parameters())'
-        lines += [
-            "    # Two param groups, as in torch.optim's per-parameter options example.",
-            "    groups = [",
-            f'        {{"name": {string(FEATURES)}, '
-            f'"params": list(model.{FEATURES}.parameters())}},',
-        ]
-        if slot.classifier_lr_mult != 1:
-            lines.append(
-                f"        # The classifier's own lr: {opt.kwargs.get('lr')!r} x "
-                f"{slot.classifier_lr_mult!r}."
-            )
-        head += _classifier_lr(slot)
-        lines += [f"        {{{head}}},", "    ]"]
-        params = "groups"
-    for name in opt.kwargs:
-        if not name.isidentifier():
-            raise ValueError(f"export as script: {name!r} is not a keyword argument name")
+        lines += _groups_source(slot, opt)
+        first, *rest = _constructor(opt, cls, "groups")
+        lines += [f"    optimizer = {first}", *rest]
     lines += [
-        f"    optimizer = {cls}(",
-        f"        {params},",
-        *(f"        {k}={literal(v)}," for k, v in opt.kwargs.items()),
-        "    )",
         f"    scheduler = {scheduler_source(slot.scheduler)}",
         "    return optimizer, scheduler",
     ]
     return "\n".join(lines) + "\n"
 
 
-def _classifier_lr(slot: TrainSlot) -> str:
-    """The classifier group's ``"lr"`` entry when it has its own lr, else ""."""
+def _classifier_lr(slot: TrainSlot, opt: OptimizerConfig) -> str:
+    """The classifier group's ``"lr"`` entry (``opt``'s lr times the slot's
+    multiple) when it has its own lr, else ""."""
     if slot.classifier_lr_mult == 1:
         return ""
-    lr = slot.optimizer.kwargs.get("lr")
+    lr = opt.kwargs.get("lr")
     if isinstance(lr, bool) or not isinstance(lr, int | float):
-        raise ValueError(f"export as script: {slot.optimizer.spec.label} has no lr to multiply")
+        raise ValueError(f"export as script: {opt.spec.label} has no lr to multiply")
     return f', "lr": {literal(lr * slot.classifier_lr_mult)}'
 
 
 def _freeze_literal(slot: TrainSlot) -> str:
     """``(at, in_epochs)`` of the slot's freeze, or None."""
     return "None" if slot.freeze is None else literal((slot.freeze.at, slot.freeze.epoch))
+
+
+def _split_source(slot: TrainSlot, cls: str, embedded: Embedded) -> list[str]:
+    """Muon on the 2-D parameters and AdamW on the rest, as torch's Muon docs pair
+    them, stepped together by OptLab's `SplitOptimizer` (embedded)."""
+    companion = slot.companion
+    assert companion is not None
+    embedded.add(SplitOptimizer, split_groups)
+    other = optimizer_class(companion, embedded)
+    muon = _constructor(slot.optimizer, cls, "split_groups(matrix_groups, matrices=True)", " " * 8)
+    rest = _constructor(companion, other, "split_groups(other_groups, matrices=False)", " " * 8)
+    return [
+        *_groups_source(slot, slot.optimizer, "matrix_groups"),
+        *_groups_source(slot, companion, "other_groups"),
+        f"    # {slot.optimizer.spec.label} takes the 2-D parameters (the Linear weights) and "
+        f"{companion.spec.label}",
+        "    # the rest (conv kernels, biases), the split torch's Muon docs show. SplitOptimizer",
+        "    # steps both in one step(), and a scheduler sees both optimizers' param groups.",
+        "    optimizer = SplitOptimizer(",
+        f"        {muon[0]}",
+        *muon[1:-1],
+        f"{muon[-1]},",
+        f"        {rest[0]}",
+        *rest[1:-1],
+        f"{rest[-1]},",
+        "    )",
+    ]
 
 
 def data_folder_hint(kind: str, data_dir: str | os.PathLike[str] | None = None) -> str | None:
@@ -220,7 +264,7 @@ def train_script(cfg: TrainRunConfig, data_dir_hint: str | None, *, data_kind: s
     if any(slot.freeze is not None for slot in cfg.slots):
         embedded.add(freeze_features)
     setups = [
-        _setup_source(i, slot, cls)
+        _setup_source(i, slot, cls, embedded)
         for i, (slot, cls) in enumerate(zip(cfg.slots, classes, strict=True), 1)
     ]
     optimizer_code = embedded.take(*setups)

@@ -105,7 +105,9 @@ def record_steps(cfg: SurfaceRunConfig, index: int) -> list[StepSnapshot]:
         raise ValueError(f"optimizer: index {index} is not one of the {len(cfg.optimizers)}")
     opt_cfg = cfg.optimizers[index]
     surface = cfg.resolved_surface
-    p = torch.tensor(cfg.problem.start, dtype=torch.float64, requires_grad=True)
+    # In the optimizer's own shape ((1, 2) for Muon); read back flattened.
+    p = opt_cfg.spec.as_param(torch.tensor(cfg.problem.start, dtype=torch.float64))
+    p.requires_grad_(True)
     optimizer = _build_single_tensor(opt_cfg, p)
     gen = noise_generator(cfg.problem.seed)
     xlo, xhi, ylo, yhi = divergence_box(surface)
@@ -122,13 +124,13 @@ def record_steps(cfg: SurfaceRunConfig, index: int) -> list[StepSnapshot]:
         value.backward()
         if cfg.problem.noise > 0:
             p.grad = add_noise(p.grad, cfg.problem.noise, gen)
-        evaluations.append(tuple(p.detach().tolist()))
+        evaluations.append(tuple(p.detach().view(-1).tolist()))
         if not seen:
-            seen.append(tuple(p.grad.tolist()))
+            seen.append(tuple(p.grad.view(-1).tolist()))
         return value
 
     for step in range(cfg.problem.steps):
-        x, y = p.detach().tolist()
+        x, y = p.detach().view(-1).tolist()
         with torch.no_grad():
             loss = float(surface(p.detach()))
         if not (xlo <= x <= xhi and ylo <= y <= yhi and math.isfinite(loss)):
@@ -150,7 +152,7 @@ def record_steps(cfg: SurfaceRunConfig, index: int) -> list[StepSnapshot]:
                 scheduler.step()
         if not seen or not all(math.isfinite(v) for v in seen[0]):
             break
-        nx, ny = p.detach().tolist()
+        nx, ny = p.detach().view(-1).tolist()
         out.append(
             StepSnapshot(
                 step=step + 1,

@@ -219,13 +219,19 @@ def run_surface(cfg: SurfaceRunConfig) -> Iterator[StepRecord]:
     # One (K, 2) storage holds every point. Each optimizer gets a leaf that is
     # a detached view of its row, so its in-place updates land in the shared
     # storage and the next step evaluates all K points with one forward and
-    # one backward over a single leaf, with no stacking or copying.
+    # one backward over a single leaf, with no stacking or copying. An
+    # optimizer of matrices (Muon) gets its row as a (1, 2) view of the same
+    # two numbers (`OptimizerSpec.as_param`); every other one its (2,) row.
     points = torch.tensor([problem.start] * k, dtype=torch.float64)
-    params = [row.detach().requires_grad_(True) for row in points.unbind(0)]
+    params = [
+        opt.spec.as_param(row.detach()).requires_grad_(True)
+        for opt, row in zip(cfg.optimizers, points.unbind(0), strict=True)
+    ]
     optimizers = [
         _build_single_tensor(opt, p) for opt, p in zip(cfg.optimizers, params, strict=True)
     ]
     closures = [opt.spec.uses_closure for opt in cfg.optimizers]
+    shapes = [opt.spec.point_shape for opt in cfg.optimizers]
     evals = [0] * k
     # Every non-closure optimizer draws exactly once per step, so one shared
     # generator gives each of them the sequence its own generator would.
@@ -299,7 +305,8 @@ def run_surface(cfg: SurfaceRunConfig) -> Iterator[StepRecord]:
             if closures[i]:
                 optimizers[i].step(step_closures[i])
             else:
-                params[i].grad = grad_rows[i] + drawn if noisy else grad_rows[i]
+                grad = grad_rows[i] + drawn if noisy else grad_rows[i]
+                params[i].grad = grad.view(shapes[i])
                 optimizers[i].step()
                 evals[i] += 1
             if schedulers[i] is not None:

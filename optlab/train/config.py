@@ -13,10 +13,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 
+import torch
+
 from optlab.caps import CAPS, MAX_EXACT_INT
 from optlab.optim.config import OptimizerConfig
 from optlab.optim.plans import Change, Plan
 from optlab.optim.schedulers import SchedulerConfig
+from optlab.optim.split import SplitOptimizer
 from optlab.train.freeze import Freeze
 from optlab.train.models import FEATURES, get_model_spec
 
@@ -25,14 +28,43 @@ MAX_STEPS = CAPS.train_steps
 MAX_EPOCHS = CAPS.train_epochs
 MAX_BATCH = CAPS.train_batch
 DEVICES = ("auto", "cpu", "cuda", "mps")
+#: The companion of an optimizer of matrices (Muon) on the CNN: AdamW with the
+#: values of torch's Muon docs example (``AdamW(other_params, lr=3e-4,
+#: weight_decay=0.01)``), for the conv kernels, biases and other non-2-D weights.
+COMPANION_KEY = "adamw"
+COMPANION_DEFAULTS: tuple[tuple[str, float], ...] = (("lr", 3e-4), ("weight_decay", 0.01))
+#: The companion's knobs the CNN lab shows (its secondary hyperparameters).
+COMPANION_KNOBS = ("lr", "betas", "weight_decay")
+
+
+def default_companion() -> OptimizerConfig:
+    """AdamW as torch's Muon docs pair it with Muon (`COMPANION_DEFAULTS`)."""
+    return OptimizerConfig.create(COMPANION_KEY, **dict(COMPANION_DEFAULTS))
+
+
+def _probe_split(optimizer: OptimizerConfig, companion: OptimizerConfig) -> SplitOptimizer:
+    """A throwaway split optimizer with the slot's values (for the scheduler check)."""
+    rest = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    return SplitOptimizer(optimizer.build([optimizer.spec.probe_point()]), companion.build([rest]))
 
 
 @dataclass(frozen=True)
 class TrainSlot:
     """One optimizer of a comparison, with its classifier lr multiple and scheduler.
 
-    ``freeze`` (None: off) trains the classifier alone for its first steps (or
-    epochs), then adds the features as a param group (`optlab.train.freeze`).
+    Attributes:
+        optimizer: The optimizer (of every parameter, or of the 2-D ones when it
+            takes matrices only: Muon).
+        classifier_lr_mult: The classifier group's lr is the optimizer's × this
+            (each optimizer's own lr, with a companion).
+        scheduler: Drives every param group (both optimizers' with a companion).
+        changes: Planned mid-run edits of ``param_groups``.
+        freeze: None (off), or train the classifier alone for the first steps (or
+            epochs), then add the features as a param group (`optlab.train.freeze`).
+        companion: For an optimizer of matrices only, the optimizer of every
+            other parameter (conv kernels, biases), stepped in the same step
+            (`optlab.optim.split.SplitOptimizer`); AdamW with
+            `COMPANION_DEFAULTS` when not given. None for any other optimizer.
     """
 
     optimizer: OptimizerConfig
@@ -40,6 +72,7 @@ class TrainSlot:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     changes: tuple[Change, ...] = ()
     freeze: Freeze | None = None
+    companion: OptimizerConfig | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.changes, tuple):
@@ -48,8 +81,12 @@ class TrainSlot:
         object.__setattr__(self, "changes", Plan(self.scheduler, self.changes).changes)
         for change in self.changes:
             change.check(self.optimizer.spec, grouped=not self.optimizer.spec.uses_closure)
+        self._check_companion()
         # Before any data loads: "OneCycleLR cannot drive Adagrad: ...", not torch's words.
-        self.scheduler.check(self.optimizer.spec)
+        if self.companion is None:
+            self.scheduler.check(self.optimizer.spec)
+        else:
+            self.scheduler.check_built(_probe_split(self.optimizer, self.companion), self.label)
         mult = self.classifier_lr_mult
         if not (isinstance(mult, int | float) and 0 < mult <= 1000 and math.isfinite(mult)):
             raise ValueError(f"classifier_lr_mult: must be in (0, 1000], got {mult!r}")
@@ -70,6 +107,15 @@ class TrainSlot:
                 f"freeze: {spec.label} optimizes one param group only (torch's LBFGS), "
                 "so the features cannot be added mid-run; turn the freeze off"
             )
+        if spec.matrices_only:
+            # The features' conv kernels and biases would join the companion, with
+            # an lr and options of its own that the add (one optimizer's group
+            # copied) does not know: not offered rather than half right.
+            raise ValueError(
+                f"freeze: a {spec.label} slot splits its weights between {spec.label} and "
+                "its companion, and freezing the features is not offered for it; turn "
+                "the freeze off"
+            )
         for change in self.changes:
             same_unit = change.epoch == freeze.epoch
             if change.group == FEATURES and same_unit and change.at < freeze.at:
@@ -78,6 +124,27 @@ class TrainSlot:
                     f"{freeze.to_text()} (they have no param group before), so change "
                     "them from then on"
                 )
+
+    def _check_companion(self) -> None:
+        spec = self.optimizer.spec
+        if not spec.matrices_only:
+            if self.companion is not None:
+                raise ValueError(
+                    f"companion: {spec.label} trains every parameter itself; only an "
+                    "optimizer of 2-D parameters (Muon) takes a companion"
+                )
+            return
+        if self.companion is None:
+            object.__setattr__(self, "companion", default_companion())
+        companion = self.companion
+        if not isinstance(companion, OptimizerConfig):
+            raise ValueError(f"companion: expected OptimizerConfig, got {companion!r}")
+        other = companion.spec
+        if other.uses_closure or other.matrices_only:
+            raise ValueError(
+                f"companion: {other.label} cannot train the non-2-D parameters beside "
+                f"{spec.label} (it needs a closure or takes matrices only); use AdamW"
+            )
 
     @property
     def label(self) -> str:
@@ -119,6 +186,8 @@ class TrainSlot:
         if self.freeze is not None:
             extra.append(self.freeze.describe())
         text = f"{spec.label} ({', '.join(parts)})" if parts else spec.label
+        if self.companion is not None:
+            text += f" + {self.companion.label}"
         return text + (f" + {', '.join(extra)}" if extra else "")
 
 
@@ -271,8 +340,9 @@ class TrainRunConfig:
                 "classifier_lr_mult": s.classifier_lr_mult,
                 "scheduler": s.scheduler.to_text(),
                 **({"changes": [c.to_text() for c in s.changes]} if s.changes else {}),
-                # Only when set, so configs from before it existed read back equal.
+                # Only when set, so configs from before they existed read back equal.
                 **({"freeze": s.freeze.to_text()} if s.freeze is not None else {}),
+                **({"companion": s.companion.to_text()} if s.companion is not None else {}),
             }
             for s in self.slots
         ]
@@ -308,12 +378,18 @@ class TrainRunConfig:
                     SchedulerConfig.from_text(str(s.get("scheduler", "none"))),
                     tuple(Change.from_text(str(c)) for c in s.get("changes", ())),
                     Freeze.from_text(str(s.get("freeze", "off"))),
+                    _companion(s.get("companion")),
                 )
                 for s in raw_slots
             )
             return cls(slots=slots, **{k: v for k, v in data.items() if k != "slots"})
         except (TypeError, AttributeError) as err:
             raise ValueError(f"config: {err}") from None
+
+
+def _companion(text: object) -> OptimizerConfig | None:
+    """A saved companion (its SPEC text), or None where none was saved."""
+    return None if text is None else OptimizerConfig.from_text(str(text))
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:

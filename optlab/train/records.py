@@ -82,8 +82,10 @@ def by_group(optimizer: torch.optim.Optimizer, read: Callable[[dict], float | No
     """``read`` of each param group, the named ``features`` and ``classifier`` groups
     in that order whatever order the optimizer holds them in (NaN for a group it
     does not hold yet: frozen features); an optimizer with other groups (L-BFGS's
-    single unnamed one) in its own order."""
+    single unnamed one) or with a name twice (Muon's classifier group and its
+    companion's) in its own order."""
+    names = [g.get("name") for g in optimizer.param_groups]
     groups = {g.get("name"): g for g in optimizer.param_groups}
-    if not set(groups) <= set(GROUP_ORDER):
+    if len(groups) != len(names) or not set(groups) <= set(GROUP_ORDER):
         return tuple(read(g) for g in optimizer.param_groups)
     return tuple(read(groups[name]) if name in groups else math.nan for name in GROUP_ORDER)

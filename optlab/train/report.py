@@ -20,6 +20,7 @@ from torch import nn
 
 from optlab.files import finite_or_none
 from optlab.numbers import number_text
+from optlab.optim.split import SplitOptimizer
 from optlab.train.run import (
     DIVERGED,
     IMAGES_PER_S,
@@ -364,10 +365,16 @@ def _value_text(value: Any) -> str:
 
 
 def param_group_rows(optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
-    """``optimizer.param_groups`` as rows: each group's options, its parameters counted."""
+    """``optimizer.param_groups`` as rows: each group's options, its parameters counted.
+
+    For Muon with AdamW (`SplitOptimizer`) each row also names the optimizer
+    that owns the group.
+    """
     rows = []
     for i, group in enumerate(optimizer.param_groups):
         row: dict[str, Any] = {"group": str(group.get("name", i))}
+        if isinstance(optimizer, SplitOptimizer):
+            row["optimizer"] = type(optimizer.owner(group)).__name__
         row["params"] = f"{len(group['params'])} tensors"
         for key, value in group.items():
             if key not in ("params", "name"):

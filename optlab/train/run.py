@@ -45,9 +45,10 @@ from optlab.train.config import (
 )
 from optlab.train.data import LoadedData
 from optlab.train.data.batches import CIFAR10_MEAN, CIFAR10_STD, augment, normalise
-from optlab.train.freeze import add_features, freeze_features
-from optlab.train.models import FEATURES, build_model, param_groups
+from optlab.train.freeze import add_features
+from optlab.train.models import FEATURES, build_model
 from optlab.train.observers import RunObservers
+from optlab.train.optimizers import slot_optimizer
 from optlab.train.records import EvalRecord, TrainRecord, by_group, data_digest, momentum_of
 from optlab.train.sharpness import SharpnessRecord
 from optlab.train.snapshots import Snapshots
@@ -213,15 +214,7 @@ class TrainingSession:
         return torch.contiguous_format
 
     def _optimizer(self, slot: TrainSlot, model: nn.Module) -> torch.optim.Optimizer:
-        if slot.optimizer.spec.uses_closure:
-            return slot.optimizer.build(model.parameters())
-        lr = slot.optimizer.kwargs.get("lr")
-        groups = param_groups(model, lr, slot.classifier_lr_mult)
-        if slot.freeze is not None:
-            # Fine-tuning: the classifier group alone until `_apply_changes` adds the features.
-            freeze_features(model)
-            groups = groups[1:]
-        return slot.optimizer.build(groups)
+        return slot_optimizer(slot, model)
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         position = self.step % self.per_epoch
@@ -446,7 +439,8 @@ class TrainingSession:
             if self.status[i] == RUNNING:
                 optimizer = self.optimizers[i]
                 change.apply(optimizer)
-                groups = optimizer.param_groups
+                # The groups that have the option (Muon's, not AdamW's, for momentum).
+                groups = [g for g in optimizer.param_groups if change.name in g]
                 self.applied.append(
                     AppliedChange(
                         self.step,

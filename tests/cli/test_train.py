@@ -205,6 +205,17 @@ def test_freeze_features_trains_the_classifier_alone_then_adds_the_features(
         assert column(run, "lrs")[2:] == [[pytest.approx(lr), pytest.approx(2 * lr)]] * 2
 
 
+def test_rest_names_the_optimizer_beside_muon(capsys, tmp_path) -> None:
+    args = [*TINY, "--opt", "muon:lr=0.02", "--opt", "adam", "--steps", "2"]
+    data = run_json(capsys, tmp_path / "run.json", *args, "--rest", "adamw:lr=0.002")
+    muon, adam = data["config"]["slots"]
+    assert muon["companion"] == "adamw:lr=0.002" and "companion" not in adam
+    # Muon's classifier group, then AdamW's features and classifier groups.
+    assert column(data["runs"][0], "lrs")[0] == [0.02, 0.002, 0.002]
+    code, _, err = train(capsys, *TINY, "--opt", "adam", "--rest", "adamw", "--steps", "1")
+    assert code == 2 and "--rest: no optimizer of 2-D weights only" in err
+
+
 def test_a_diverged_optimizer_stops_and_the_other_goes_on(capsys, tmp_path) -> None:
     args = [*TINY, "--opt", "sgd:lr=1000,momentum=0.9", "--opt", "adam:lr=0.002"]
     out = tmp_path / "run.json"

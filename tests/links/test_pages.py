@@ -34,6 +34,10 @@ CONFIGS = [
             ),
             TrainSlot(OptimizerConfig.create("adam", lr=3e-4, betas=(0.8, 0.99))),
             TrainSlot(OptimizerConfig.create("adamw", lr=1e-3), freeze=Freeze(200)),
+            TrainSlot(
+                OptimizerConfig.create("muon", lr=0.02, nesterov=False),
+                companion=OptimizerConfig.create("adamw", lr=1e-3, betas=(0.85, 0.98)),
+            ),
         ),
         model="seednet-relu",
         batch_size=32,
@@ -73,6 +77,9 @@ def test_training_configs_round_trip_through_links(cfg):
         ({"augment": ["maybe"]}, "augment: true or false"),
         ({"plan": ["cosine", "none|x:lr=1"]}, "expected STEP:NAME=VALUE"),
         ({"seed": ["1", "2"]}, "given 2 times"),
+        ({"opt": ["muon", "adam"], "rest": ["adamw"]}, "rest: one per optimizer"),
+        ({"opt": ["adam"], "rest": ["adamw"]}, "companion: Adam trains every parameter"),
+        ({"opt": ["muon"], "rest": ["lbfgs"]}, "companion: L-BFGS cannot train"),
         ({"model": ["x" * 2000]}, "too long"),
         ({"freeze": ["soon", "off"]}, "expected a step count N, epochN or off"),
         ({"freeze": ["100"]}, "freeze: one per optimizer"),
@@ -111,7 +118,7 @@ def test_the_cnn_page_opens_a_link_and_mirrors_its_settings(monkeypatch, tmp_pat
     assert at.radio(key="cnn_slot0_freeze_unit").value == "epochs"
     assert not at.checkbox(key="cnn_slot1_freeze_on").value
     assert at.number_input(key="cnn_slot2_freeze_at").value == 200
-    assert dict(at.query_params)["freeze"] == ["epoch1", "off", "200"]
+    assert dict(at.query_params)["freeze"] == ["epoch1", "off", "200", "off"]
     # The address bar is the link again.
     assert dict(at.query_params)["steps"] == "700"
     bad = open_page("pages/cnn.py", {"page": ["cnn"], "opt": ["nope"]}, monkeypatch, tmp_path)

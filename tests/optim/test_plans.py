@@ -21,10 +21,11 @@ from tests.support.inputs import SURFACES, first_inputs
 def run_by_hand(cfg: SurfaceRunConfig, index: int) -> tuple[list[tuple[float, float]], list[float]]:
     """The tutorial loop with the plan applied by hand: edits, step, scheduler.step()."""
     plan, surface = cfg.plan(index), cfg.resolved_surface
-    p = torch.tensor(cfg.problem.start, dtype=torch.float64, requires_grad=True)
+    spec = cfg.optimizers[index].spec
+    p = spec.as_param(torch.tensor(cfg.problem.start, dtype=torch.float64)).requires_grad_(True)
     opt = cfg.optimizers[index].build([p])
     sched = plan.scheduler.build(opt, cfg.problem.steps)
-    path, lrs = [tuple(p.tolist())], []
+    path, lrs = [tuple(p.view(-1).tolist())], []
     for step in range(cfg.problem.steps):
         for change in plan.changes:
             if change.at == step:
@@ -53,7 +54,7 @@ def run_by_hand(cfg: SurfaceRunConfig, index: int) -> tuple[list[tuple[float, fl
                 sched.step(loss.item())
             else:
                 sched.step()
-        path.append(tuple(p.tolist()))
+        path.append(tuple(p.view(-1).tolist()))
     return path, lrs
 
 

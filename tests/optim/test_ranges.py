@@ -82,9 +82,8 @@ def _with(spec: OptimizerSpec, hp: HParam, index: int | None, value: Any) -> dic
 
 
 def _torch_accepts(spec: OptimizerSpec, values: dict[str, Any]) -> bool:
-    point = torch.zeros(2, dtype=torch.float64, requires_grad=True)
     try:
-        spec.factory([point], **values)
+        spec.factory([spec.probe_point()], **values)
     except (ValueError, TypeError):
         return False
     return True
@@ -159,7 +158,7 @@ CHOICES = [(spec, hp) for spec in BUILTIN_OPTIMIZERS for hp in spec.hparams if h
 )
 def test_choices_are_what_torchs_step_supports(spec, hp) -> None:
     def one_step(choice: str | None) -> None:
-        point = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+        point = spec.as_param(torch.tensor([1.0, 2.0], dtype=torch.float64)).requires_grad_(True)
         optimizer = spec.factory([point], **{**spec.defaults, hp.name: choice})
 
         def closure() -> torch.Tensor:
@@ -172,6 +171,12 @@ def test_choices_are_what_torchs_step_supports(spec, hp) -> None:
 
     for choice in hp.choices:
         one_step(choice)  # every offered choice steps
+    if hp.origin == TORCH_CHECK:  # refused by torch's constructor (Muon's adjust_lr_fn)
+        with pytest.raises(ValueError):
+            one_step("backtracking")
+        with pytest.raises(ValueError, match=f"one of: .*; {TORCH_CHECK}"):
+            OptimizerConfig(spec.key, ((hp.name, "backtracking"),))
+        return
     with pytest.raises(RuntimeError):
         one_step("backtracking")  # torch's constructor took it; its step() does not
     with pytest.raises(ValueError, match="torch's step\\(\\) supports only these"):

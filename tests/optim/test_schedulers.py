@@ -84,8 +84,7 @@ def test_one_cycle_drives_lr_and_momentum_exactly_as_torch(text: str, key: str) 
 
 
 def _torch_refuses_one_cycle(spec: OptimizerSpec) -> bool:
-    point = torch.zeros(2, dtype=torch.float64, requires_grad=True)
-    optimizer = spec.build([point], spec.defaults)
+    optimizer = spec.build([spec.probe_point()], spec.defaults)
     try:
         lr_scheduler.OneCycleLR(optimizer, max_lr=1.0, total_steps=10)
     except ValueError:

@@ -572,3 +572,29 @@ def test_discarding_my_interrupted_run_deletes_it(tmp_path):
     assert not (tmp_path / "runs" / run_id).exists()
     assert not at.warning and not [e for e in at.expander if "Interrupted" in e.label]
     assert "run" not in at.query_params
+
+
+def test_a_muon_slot_trains_with_adamw_on_the_rest_and_says_who_owns_what():
+    at = tiny(cnn_page(), steps=4)
+    at.button(key="cnn_slot1_remove").click().run()  # Muon alone: a shorter run
+    at.selectbox(key="cnn_slot0_choice").set_value("muon").run()
+    no_problems(at)
+    captions = " ".join(c.value for c in at.caption)
+    assert "66,176 of 145,578 parameters" in captions
+    assert "never sees a conv kernel" in captions and "Keller Jordan" in captions
+    at.number_input(key="cnn_slot0_rest_lr").set_value(0.002)
+    at.number_input(key="cnn_slot0_lr").set_value(0.02).run()
+    no_problems(at)
+    job = start_and_finish(at)
+    assert job.state == DONE, job.message
+    assert results(at)[0]["optimizer"] == "Muon (lr=0.02) + AdamW (lr=0.002)"
+    doc = job_document(job)
+    assert doc["config"]["slots"][0]["companion"] == "adamw:lr=0.002"
+    muon, adamw = job.session.optimizers[0].parts
+    assert type(muon) is torch.optim.Muon and type(adamw) is torch.optim.AdamW
+    at.radio(key="cnn_pick").set_value(0).run()
+    state_tab = tab(at, "optimizer.state_dict()")
+    assert any("`torch.optim.Muon` on the 2-D weights" in m.value for m in state_tab.markdown)
+    groups = state_tab.dataframe[0].value
+    assert list(groups["optimizer"]) == ["Muon", "AdamW", "AdamW"]
+    assert list(groups["lr"]) == ["0.02", "0.002", "0.002"]

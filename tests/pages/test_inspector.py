@@ -99,6 +99,7 @@ STATE_CASES = [
     "adagrad",
     "adamax",
     "radam",
+    "muon:lr=0.05",
 ]
 
 
@@ -108,7 +109,8 @@ def test_every_state_value_is_shown_with_its_symbol_and_equals_torchs(text):
     opt = cfg.optimizers[0]
     snaps = record_steps(cfg, 0)
     # torch's own optimizer, stepped by hand to the same step.
-    p = torch.tensor(cfg.problem.start, dtype=torch.float64, requires_grad=True)
+    start = torch.tensor(cfg.problem.start, dtype=torch.float64)
+    p = opt.spec.as_param(start).requires_grad_(True)  # Muon: a (1, 2) matrix
     torch_opt = opt.build([p])
     surface = cfg.resolved_surface
     for snap in snaps:

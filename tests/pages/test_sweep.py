@@ -481,3 +481,18 @@ def test_coming_back_from_another_page_keeps_working():
     at.switch_page("pages/sweep.py").run()
     no_problems(at)
     assert "sw_heatmap" in charts(at)
+
+
+def test_muon_is_swept_and_its_best_cell_replays_with_torch_optim():
+    """Muon's lr × momentum grid on the page; the best cell's replay (torch.optim.Muon
+    on a 1 × 2 matrix) ends where the batched sweep's row did."""
+    at = sweep_page()
+    at.selectbox(key="sw_slot0_choice").set_value("muon").run()
+    small_grid(at, nx=8, ny=6, steps=60)
+    cfg = page_config(at)
+    assert (cfg.optimizer.key, cfg.x.name, cfg.y.name) == ("muon", "lr", "momentum")
+    result = run_sweep(cfg)
+    check_replay(at, cfg, result, result.best_cell())
+    notes = " ".join(e.label for e in at.expander) + " ".join(m.value for m in at.markdown)
+    assert "Not sweepable" in notes and "**L-BFGS**: its step(closure)" in notes
+    assert "**Muon**" not in notes

@@ -49,3 +49,19 @@ def test_the_notes_say_what_torch_does(rules_page: AppTest) -> None:
     assert "u_t = max(β₂u_{t−1}, |g_t| + ε)" in text
     assert "√(u_{t−1} + ε) / √(v_t + ε)" in text
     assert "max_eval + 1 times" in text
+
+
+def test_muon_says_what_its_rule_is_on_one_row(rules_page: AppTest) -> None:
+    text = " ".join(m.value for m in rules_page.markdown)
+    assert "**On a 2-D surface**" in text
+    assert "normalised (Nesterov) momentum" in text and "bfloat16" in text
+    assert "0.69γ" in text and "0.680γ to 0.719γ" in text
+    assert "buf.lerp_(grad, 1 − μ)" in text  # the code's average, not the docstring's sum
+    tables = {
+        spec.key: {r["hyperparameter"]: r for r in t.value.to_dict("records")}
+        for spec, t in zip(registry.optimizers(), rules_page.table, strict=True)
+    }
+    muon = tables["muon"]
+    assert muon["momentum"]["default"] == "0.95" and muon["weight_decay"]["default"] == "0.1"
+    assert "OptLab's limit: at most 99" in muon["ns_steps"]["allowed"]
+    assert muon["adjust_lr_fn"]["allowed"] == "none, original, match_rms_adamw"

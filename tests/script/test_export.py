@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 import torch
+from torch import nn
 
 from optlab.cli import main
 from optlab.optim.config import OptimizerConfig
@@ -44,6 +45,7 @@ from optlab.surface.surfaces import Surface
 from optlab.surface.trajectory import Trajectory, collect
 from optlab.train.data import load_batches_dir, load_cifar10
 from optlab.train.models import build_model, param_groups
+from optlab.train.optimizers import slot_optimizer
 from optlab.train.run import EvalRecord, TrainingSession, TrainRunConfig, TrainSlot
 from tests.support.inputs import SURFACES, first_inputs
 from tests.support.resources import register, require_cifar_subset
@@ -471,3 +473,45 @@ def test_optional_values_and_one_cycle_knobs_reach_the_script(text, plan, tmp_pa
     mine = runpy.run_path(str(script), run_name="exported")
     (result,) = [mine["run"](opt, mine["f"], mine["SETTINGS"]) for opt in mine["OPTIMIZERS"]]
     assert_same_ends(ends(collect(cfg)), {"runs": [result]})
+
+
+def test_a_muon_slot_is_written_as_muon_and_adamw_stepped_together(tmp_path: Path) -> None:
+    """The script's setup builds the engine's pair (Muon on the Linear weights, AdamW on
+    the rest, each with its own classifier lr) and steps it to the same weights."""
+    slot = TrainSlot(
+        OptimizerConfig.from_text("muon:lr=0.02,nesterov=false"),
+        2.0,
+        SchedulerConfig("cosine"),
+        companion=OptimizerConfig.from_text("adamw:lr=0.001,betas=0.8/0.99"),
+    )
+    cfg = dataclasses.replace(tiny_cnn_config(), slots=(slot,), steps=3)
+    source = train_script(cfg, None, data_kind="folder")
+    assert imported_modules(source) <= ALLOWED_IMPORTS
+    script = tmp_path / "muon.py"
+    script.write_text(source, encoding="utf-8")
+    mine = runpy.run_path(str(script), run_name="exported")
+    model = mine["build_model"](mine["make_model"], mine["SETTINGS"]["seed"])
+    optimizer, scheduler = mine["setup_1"](model, cfg.steps)
+    muon, adamw = optimizer.parts
+    assert type(muon) is torch.optim.Muon and type(adamw) is torch.optim.AdamW
+    assert [g["lr"] for g in optimizer.param_groups] == [0.04, 0.001, 0.002]
+
+    reference = build_model(cfg.model, cfg.seed)
+    engine_optimizer = slot_optimizer(slot, reference)
+    engine_scheduler = slot.scheduler.build(engine_optimizer, cfg.steps)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(cfg.steps):
+        x = torch.randn(8, 3, 32, 32, generator=gen)
+        y = torch.randint(0, 10, (8,), generator=gen)
+        for net, opt, sched in (
+            (model, optimizer, scheduler),
+            (reference, engine_optimizer, engine_scheduler),
+        ):
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+            sched.step()
+    for (name, a), b in zip(
+        model.state_dict().items(), reference.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name

@@ -303,6 +303,19 @@ INPUTS: dict[str, tuple[OptimizerInput, ...]] = {
             ("max_eval", {"line_search_fn": "strong_wolfe", "max_iter": 10, "max_eval": 8}, ROSEN),
         ],
     ),
+    # Muon's steps are normalised (about 0.69γ long), so no configuration diverges.
+    "muon": _inputs(
+        "muon",
+        [
+            ("defaults", {}, E),
+            ("lr", {"lr": 0.05}, E),
+            ("plain_momentum", {"lr": 0.02, "nesterov": False, "weight_decay": 0.0}, E),
+            ("few_ns_steps", {"lr": 0.03, "ns_steps": 2, "eps": 1e-3, "momentum": 0.8}, E),
+            ("no_ns_steps", {"lr": 0.01, "ns_steps": 0}, E),
+            ("match_rms_adamw", {"lr": 0.05, "adjust_lr_fn": "match_rms_adamw"}, E),
+            ("original", {"lr": 0.04, "adjust_lr_fn": "original", "momentum": 0.0}, E),
+        ],
+    ),
     "adafactor": _inputs(
         "adafactor",
         [

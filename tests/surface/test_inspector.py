@@ -41,7 +41,8 @@ def test_recorded_state_at_step_t_is_that_of_torch_optim_stepped_t_times(key):
     surface = cfg.resolved_surface
     for t in (0, 1, 7, cfg.problem.steps - 1):
         # A fresh optimizer, stepped t times the textbook way.
-        p = torch.tensor(cfg.problem.start, dtype=torch.float64, requires_grad=True)
+        start = torch.tensor(cfg.problem.start, dtype=torch.float64)
+        p = cfg.optimizers[0].spec.as_param(start).requires_grad_(True)
         opt = cfg.optimizers[0].build([p])
         gen = noise_generator(cfg.problem.seed)
         for _ in range(t):
@@ -51,17 +52,17 @@ def test_recorded_state_at_step_t_is_that_of_torch_optim_stepped_t_times(key):
             opt.step()
         snap = snapshots[t]
         assert snap.step == t + 1  # step t + 1 takes θ_t to θ_{t+1}
-        assert snap.point == tuple(p.detach().tolist())
+        assert snap.point == tuple(p.detach().view(-1).tolist())
         assert snap.state_before == {k: plain(v) for k, v in opt.state.get(p, {}).items()}
         opt.zero_grad()
         surface(p).backward()
         p.grad = add_noise(p.grad, cfg.problem.noise, gen)
-        assert snap.grad == tuple(p.grad.tolist())
+        assert snap.grad == tuple(p.grad.view(-1).tolist())
         opt.step()
         assert snap.state_after == {k: plain(v) for k, v in opt.state[p].items()}
         if "step" in snap.state_after:  # torch's own counter is the inspector's t
             assert snap.state_after["step"] == snap.step
-        moved = tuple(p.detach().tolist())
+        moved = tuple(p.detach().view(-1).tolist())
         assert snap.update == (moved[0] - snap.point[0], moved[1] - snap.point[1])
         assert snap.groups["lr"] == opt.param_groups[0]["lr"]
         assert snap.evaluations == (snap.point,)
@@ -137,7 +138,8 @@ def test_every_inputs_state_is_torchs_own_state_step_by_step(found):
     cfg = SurfaceRunConfig((found.config,), problem=problem)
     snapshots = record_steps(cfg, 0)
     surface = cfg.resolved_surface
-    p = torch.tensor(cfg.problem.start, dtype=torch.float64, requires_grad=True)
+    start = torch.tensor(cfg.problem.start, dtype=torch.float64)
+    p = cfg.optimizers[0].spec.as_param(start).requires_grad_(True)
     opt = cfg.optimizers[0].build([p])
 
     def closure() -> torch.Tensor:

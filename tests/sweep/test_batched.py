@@ -9,6 +9,7 @@ tested with no new test code. The reference is always a plain single-tensor
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Mapping, Sequence
 
@@ -20,7 +21,14 @@ from optlab.optim import registry
 from optlab.optim.config import OptimizerConfig
 from optlab.optim.registry import get_spec
 from optlab.surface.surfaces import Surface, get_surface
-from optlab.sweep.batched import BATCHED, BatchedOptimizer, batched_for, sweepable
+from optlab.sweep.batched import (
+    BATCHED,
+    NOT_YET,
+    BatchedOptimizer,
+    batched_for,
+    not_sweepable,
+    sweepable,
+)
 from optlab.sweep.batched.sgd import BatchedSGD
 from tests.support.inputs import inputs
 
@@ -40,15 +48,30 @@ def rows_on(key: str, surface: str) -> list[Values]:
 
 
 def _stack(cls: type[BatchedOptimizer], rows: Sequence[Mapping[str, object]]) -> Values:
-    """Per-row tensors for every knob any row sets; the others stay torch's defaults."""
+    """Per-row tensors for every knob any row sets; the others stay torch's defaults.
+    A choice knob (one value for every row) is passed as that value."""
     defaults = cls.spec.defaults
     out: Values = {}
     for name in sorted({name for row in rows for name in row}):
         column = [row.get(name, defaults[name]) for row in rows]
         kind = cls.spec.hparam(name).kind
+        if kind == "choice":
+            (out[name],) = set(column)
+            continue
         dtype = torch.bool if kind == "bool" else torch.float64
         out[name] = torch.tensor(column, dtype=dtype)
     return out
+
+
+def _by_choices(cls: type[BatchedOptimizer], rows: list[Values]) -> list[list[Values]]:
+    """``rows`` in batches that share their choice knobs' values (which cannot vary
+    per row)."""
+    choices = [hp.name for hp in cls.spec.hparams if hp.kind == "choice"]
+    defaults = cls.spec.defaults
+    batches: dict[tuple, list[Values]] = {}
+    for row in rows:
+        batches.setdefault(tuple(row.get(n, defaults[n]) for n in choices), []).append(row)
+    return list(batches.values())
 
 
 def _gradient(surface: Surface, points: Tensor) -> Tensor:
@@ -75,14 +98,18 @@ def _batched_path(
 def _torch_path(key: str, values: Mapping[str, object], surface: Surface, steps: int) -> Tensor:
     """``(steps + 1, 2)``: a plain single-tensor torch.optim run of one configuration."""
     cfg = OptimizerConfig.create(key, **values)  # type: ignore[arg-type]
-    param = torch.tensor(surface.start, dtype=torch.float64, requires_grad=True)
-    opt = cfg.spec.factory([param], **cfg.kwargs, foreach=False)
-    path = [param.detach().clone()]
+    start = torch.tensor(surface.start, dtype=torch.float64)
+    param = cfg.spec.as_param(start).requires_grad_(True)  # Muon: a 1 × 2 matrix
+    kwargs = cfg.kwargs
+    if "foreach" in inspect.signature(cfg.spec.factory).parameters:
+        kwargs["foreach"] = False
+    opt = cfg.spec.factory([param], **kwargs)
+    path = [param.detach().view(2).clone()]
     for _ in range(steps):
         opt.zero_grad()
-        surface(param).backward()
+        surface(param).sum().backward()
         opt.step()
-        path.append(param.detach().clone())
+        path.append(param.detach().view(2).clone())
     return torch.stack(path)
 
 
@@ -96,14 +123,14 @@ def test_every_variant_matches_torch(key: str, surface_key: str) -> None:
     """All inputs as rows of one batch; each row's path equals torch's to 1e-9."""
     cls = BATCHED[key]
     surface = get_surface(surface_key)
-    rows = rows_on(key, surface_key)
-    batched = _batched_path(cls, _stack(cls, rows), surface, len(rows), STEPS)
-    assert bool(torch.isfinite(batched).all()), f"{key} on {surface_key} left the finite range"
-    for i, row in enumerate(rows):
-        expected = _torch_path(key, row, surface, STEPS)
-        diff = _max_diff(batched[:, i], expected)
-        assert diff <= TOLERANCE, f"{key} row {i} {row} on {surface_key}: off by {diff:.3g}"
-        assert _max_diff(expected[-1], expected[0]) > 1e-6, f"{key} row {i} {row} never moved"
+    for rows in _by_choices(cls, rows_on(key, surface_key)):
+        batched = _batched_path(cls, _stack(cls, rows), surface, len(rows), STEPS)
+        assert bool(torch.isfinite(batched).all()), f"{key} on {surface_key} left finite range"
+        for i, row in enumerate(rows):
+            expected = _torch_path(key, row, surface, STEPS)
+            diff = _max_diff(batched[:, i], expected)
+            assert diff <= TOLERANCE, f"{key} row {i} {row} on {surface_key}: off by {diff:.3g}"
+            assert _max_diff(expected[-1], expected[0]) > 1e-6, f"{key} row {i} {row} never moved"
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -260,3 +287,33 @@ def test_registry_twins_and_documentation() -> None:
         opt = cls(points, {})
         assert opt.spec is get_spec(key) and opt.rule == cls.rule
         assert f"``{key}`` rule" in (cls.__doc__ or ""), f"{cls.__name__} should cite the rule"
+
+
+def test_optimizers_without_a_twin_are_listed_with_why() -> None:
+    missing = not_sweepable()
+    assert set(missing) == {s.label for s in registry.optimizers() if s.key not in BATCHED}
+    assert "closure" in missing["L-BFGS"] and missing["Rprop"] == NOT_YET
+    with pytest.raises(ValueError, match="'lbfgs' has no batched version"):
+        batched_for("lbfgs")
+
+
+def test_muon_rows_are_one_row_matrices_in_bfloat16_like_torch() -> None:
+    """A choice knob is one value for every row; Muon's batched Newton–Schulz runs in
+    bfloat16, and one step of a row equals torch's on a (1, 2) matrix bit for bit."""
+    points = torch.tensor([[1.0, -2.0], [3e-3, 4e-3], [0.0, 0.0]], dtype=torch.float64)
+    grad = torch.tensor([[0.5, 2.0], [-1e-4, 3e-4], [0.0, 0.0]], dtype=torch.float64)
+    opt = BATCHED["muon"](points, {"lr": 0.1, "adjust_lr_fn": "match_rms_adamw"})
+    assert opt.choices == {"adjust_lr_fn": "match_rms_adamw"}
+    before = points.clone()
+    opt.step(grad)
+    for row in range(3):
+        theta = before[row].view(1, 2).clone().requires_grad_(True)
+        torch_opt = torch.optim.Muon([theta], lr=0.1, adjust_lr_fn="match_rms_adamw")
+        theta.grad = grad[row].view(1, 2).clone()
+        torch_opt.step()
+        assert torch.equal(points[row], theta.detach()[0])
+    with pytest.raises(ValueError, match="adjust_lr_fn is a choice and cannot vary per row"):
+        BATCHED["muon"](points, {"adjust_lr_fn": torch.zeros(3)})
+    steps = torch.tensor([5.0, 99.0, 100.0])
+    with pytest.raises(ValueError, match=r"ns_steps value: 100.*OptLab's limit.* in row 2"):
+        BATCHED["muon"](points, {"ns_steps": steps})

@@ -24,14 +24,18 @@ from optlab.script.runtime.changes import apply_changes
 
 def run(optimizer: dict, f: Callable[[Tensor], Tensor], settings: dict) -> dict:
     """Runs one optimizer from the start for the run's steps; returns where it ended."""
-    xy = torch.tensor(settings["start"], dtype=torch.float64, requires_grad=True)
+    # The point in the optimizer's shape: (2,), or one row (1, 2) for an optimizer
+    # of matrices only (torch.optim.Muon); f reads the last axis either way.
+    start = torch.tensor(settings["start"], dtype=torch.float64)
+    xy = start.view(optimizer["shape"]).requires_grad_(True)
     opt = optimizer["class"]([xy], **optimizer["kwargs"])
     noise = torch.Generator().manual_seed(settings["seed"])
     sigma, steps, box = settings["noise"], settings["steps"], settings["box"]
 
     def add_noise() -> None:
         if sigma > 0:
-            xy.grad = xy.grad + sigma * torch.randn(2, generator=noise, dtype=torch.float64)
+            draw = torch.randn(2, generator=noise, dtype=torch.float64)
+            xy.grad = xy.grad + sigma * draw.view(xy.shape)
 
     def closure() -> Tensor:
         # L-BFGS calls this as often as it needs f and its gradient in one
@@ -51,9 +55,9 @@ def run(optimizer: dict, f: Callable[[Tensor], Tensor], settings: dict) -> dict:
         loss = f(xy)
         loss.backward()
         # Where the optimizer is now, with the true (noise-free) gradient.
-        x, y = xy.tolist()
+        x, y = xy.detach().view(-1).tolist()
         value = loss.item()
-        grad_norm = math.hypot(*xy.grad.tolist())
+        grad_norm = math.hypot(*xy.grad.view(-1).tolist())
         # NaN fails every comparison, so the box test also catches a NaN point.
         inside = box[0] <= x <= box[1] and box[2] <= y <= box[3]
         if not (inside and math.isfinite(value) and math.isfinite(grad_norm)):

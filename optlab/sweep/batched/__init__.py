@@ -9,11 +9,13 @@ in this package plus one line in `_CLASSES`.
 from __future__ import annotations
 
 from optlab.optim.config import OptimizerConfig
+from optlab.optim.registry import optimizers
 from optlab.sweep.batched.adadelta import BatchedAdadelta
 from optlab.sweep.batched.adagrad import BatchedAdagrad
 from optlab.sweep.batched.adam import BatchedAdam, BatchedAdamW
 from optlab.sweep.batched.adamax import BatchedAdamax
 from optlab.sweep.batched.base import BatchedOptimizer
+from optlab.sweep.batched.muon import BatchedMuon
 from optlab.sweep.batched.nadam import BatchedNAdam
 from optlab.sweep.batched.radam import BatchedRAdam
 from optlab.sweep.batched.rmsprop import BatchedRMSprop
@@ -29,6 +31,7 @@ _CLASSES: tuple[type[BatchedOptimizer], ...] = (
     BatchedAdagrad,
     BatchedAdadelta,
     BatchedRMSprop,
+    BatchedMuon,
 )
 
 #: The batched optimizers by the registry key of their torch twin.
@@ -55,4 +58,30 @@ def sweepable() -> list[str]:
     return list(BATCHED)
 
 
-__all__ = ["BATCHED", "BatchedOptimizer", "batched_for", "sweepable"]
+#: Why an optimizer has no batched twin, where there is more to say than "not yet".
+WHY_NOT_BATCHED: dict[str, str] = {
+    "lbfgs": "its step(closure) runs its own line search, evaluating f as often as it "
+    "needs: every point would need a closure of its own",
+}
+#: What an optimizer without a batched twin and without a reason above gets.
+NOT_YET = "no batched twin yet"
+
+
+def not_sweepable() -> dict[str, str]:
+    """Every registered optimizer without a batched twin: its label -> why."""
+    return {
+        spec.label: WHY_NOT_BATCHED.get(spec.key, NOT_YET)
+        for spec in optimizers()
+        if spec.key not in BATCHED
+    }
+
+
+__all__ = [
+    "BATCHED",
+    "NOT_YET",
+    "WHY_NOT_BATCHED",
+    "BatchedOptimizer",
+    "batched_for",
+    "not_sweepable",
+    "sweepable",
+]

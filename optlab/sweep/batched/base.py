@@ -63,8 +63,6 @@ def _column(hp: HParam, value: object, n: int) -> Tensor:
             return torch.full((n, 1), bool(checked), dtype=torch.bool)
         if kind == "pair":
             return torch.tensor([checked], dtype=torch.float64).expand(n, 2).clone()
-        if kind == "choice":
-            raise ValueError(f"{hp.name} is a choice and cannot be batched")
         return torch.full((n, 1), float(checked), dtype=torch.float64)  # type: ignore[arg-type]
 
     width = 2 if kind == "pair" else 1
@@ -78,8 +76,6 @@ def _column(hp: HParam, value: object, n: int) -> Tensor:
         if value.dtype != torch.bool:
             raise ValueError(f"Invalid {hp.name} value: a {value.dtype} tensor (expected bool)")
         return value.reshape(n, 1).clone()
-    if kind == "choice":
-        raise ValueError(f"{hp.name} is a choice and cannot vary per row")
     if value.dtype == torch.bool or value.is_complex():
         raise ValueError(f"Invalid {hp.name} value: a {value.dtype} tensor (expected numbers)")
     column = value.detach().to(torch.float64).reshape(n, width).clone()
@@ -90,6 +86,11 @@ def _column(hp: HParam, value: object, n: int) -> Tensor:
         ok &= column < hp.high if hp.high_open else column <= hp.high
     if hp.integer:
         ok &= column == column.round()
+    if hp.limit is not None:  # OptLab's own range (Muon's ns_steps ≤ 99, torch's step() rule)
+        if hp.limit.low is not None:
+            ok &= column >= hp.limit.low
+        if hp.limit.high is not None:
+            ok &= column <= hp.limit.high
     if not bool(ok.all()):
         flat = int((~ok).flatten().nonzero()[0])
         bad, row = float(column.flatten()[flat]), flat // width
@@ -107,6 +108,17 @@ def _column(hp: HParam, value: object, n: int) -> Tensor:
     return column
 
 
+def _choice(hp: HParam, value: object) -> object:
+    """A choice knob's one value for every row (a choice cannot vary per row).
+
+    Raises:
+        ValueError: a tensor, or a value the registry's `HParam` rejects.
+    """
+    if isinstance(value, Tensor):
+        raise ValueError(f"{hp.name} is a choice and cannot vary per row")
+    return hp.validate(value)
+
+
 class BatchedOptimizer(ABC):
     """N independent copies of one `torch.optim` optimizer, one per row of a points tensor.
 
@@ -117,7 +129,9 @@ class BatchedOptimizer(ABC):
     Attributes:
         points: The ``(N, 2)`` float64 tensor, updated in place by `step`.
         knobs: Every knob by registry name: ``(N, 1)`` float64 or bool columns,
-            ``(N, 2)`` for pairs (column 0 is the first element).
+            ``(N, 2)`` for pairs (column 0 is the first element); choice knobs
+            are in `choices` instead.
+        choices: Each choice knob's value, the same for every row.
         active: ``(N,)`` bool; a row that is False is frozen: `step` leaves its
             point and its state exactly as they were (a row made active again
             resumes from them, with the shared step count `t`).
@@ -158,7 +172,15 @@ class BatchedOptimizer(ABC):
         n = points.shape[0]
         self.points = points
         self.knobs: dict[str, Tensor] = {
-            hp.name: _column(hp, values.get(hp.name, hp.default), n) for hp in spec.hparams
+            hp.name: _column(hp, values.get(hp.name, hp.default), n)
+            for hp in spec.hparams
+            if hp.kind != "choice"
+        }
+        #: Choice knobs (Muon's ``adjust_lr_fn``): one value for every row.
+        self.choices: dict[str, object] = {
+            hp.name: _choice(hp, values.get(hp.name, hp.default))
+            for hp in spec.hparams
+            if hp.kind == "choice"
         }
         for name, value in self.fixed.items():
             self.knobs[name] = torch.full((n, 1), value, dtype=torch.bool)

@@ -18,6 +18,7 @@ import streamlit as st
 from optlab.charts import color
 from optlab.export import figures_html
 from optlab.optim.plans import Change
+from optlab.optim.split import SplitOptimizer
 from optlab.script.train import data_folder_hint, train_script
 from optlab.train import plots as train_plots
 from optlab.train.checkpoint import checkpoint_bytes
@@ -234,6 +235,13 @@ def live_change_form(job: Job, logs: list[RunLog]) -> None:
             key="cnn_live_group",
             persist_state="session",
         )
+        companion = job.cfg.slots[index].companion
+        if companion is not None:
+            st.caption(
+                f"{spec.label} and {companion.spec.label} step together: a change reaches "
+                "every group of either that has the option (lr and weight_decay both, "
+                f"momentum {spec.label}'s only)."
+            )
         c1, c2, c3 = st.columns([2, 2, 3])
         how = c1.radio(
             "How",
@@ -275,6 +283,13 @@ def _optimizer_state(job: Job, index: int) -> None:
         "keeps per parameter between steps (keyed by parameter index in the "
         "`state_dict()`; named here)."
     )
+    if isinstance(optimizer, SplitOptimizer):
+        matrices, rest = (type(part).__name__ for part in optimizer.parts)
+        st.markdown(
+            f"Two optimizers in one step(): `torch.optim.{matrices}` on the 2-D weights (the "
+            f"Linear layers) and `torch.optim.{rest}` on the rest (conv kernels, biases); each "
+            "group below names its own, and `state_dict()` holds both."
+        )
     st.caption("param_groups")
     st.dataframe(pd.DataFrame(param_group_rows(optimizer)), hide_index=True, width="stretch")
     rows = state_rows(optimizer, model)

@@ -17,10 +17,13 @@ import torch
 from optlab.caps import CIFAR_TEST_IMAGES, CIFAR_TRAIN_IMAGES
 from optlab.links.cnn import CNN, train_to_params
 from optlab.optim.config import OptimizerConfig
+from optlab.optim.hparams import HParam
 from optlab.optim.plans import Plan
+from optlab.optim.registry import choice_spec
+from optlab.train.config import COMPANION_KNOBS, default_companion
 from optlab.train.freeze import Freeze
 from optlab.train.run import MAX_SLOTS, TrainRunConfig, TrainSlot
-from optlab.ui.slots import SlotGroup
+from optlab.ui.slots import SlotGroup, read_values, write_values
 
 State = MutableMapping[str, Any]
 
@@ -79,8 +82,37 @@ FREEZE_UNITS = ("steps", "epochs")
 FREEZE_DEFAULT = 100
 
 
+def rest_key(slot: int) -> str:
+    """Session key of the companion (AdamW beside Muon) a slot was last written with,
+    as SPEC text: its knobs the sidebar does not show (eps, amsgrad) come from it."""
+    return SLOTS.key(slot, "rest")
+
+
+def rest_knobs(slot: int) -> list[tuple[HParam, tuple[str, ...]]]:
+    """The companion's knobs the sidebar shows (lr, betas, weight decay), with keys."""
+    spec = default_companion().spec
+    return [
+        (hp, SLOTS.hp_keys(slot, hp, base=f"rest_{hp.name}"))
+        for hp in spec.hparams
+        if hp.name in COMPANION_KNOBS
+    ]
+
+
+def write_rest(state: State, slot: int, companion: OptimizerConfig) -> None:
+    """Writes a slot's companion (its shown knobs and the whole config)."""
+    state[rest_key(slot)] = companion.to_text()
+    write_values(state, rest_knobs(slot), companion.kwargs)
+
+
+def ensure_rest(state: State, slot: int) -> None:
+    """Gives a slot the default companion's values where it has none yet (a slot
+    switched to Muon in the sidebar)."""
+    if rest_key(slot) not in state:
+        write_rest(state, slot, default_companion())
+
+
 def write_train_slot(state: State, slot: int, cfg: TrainSlot) -> None:
-    """Writes a whole training slot (optimizer, multiple, scheduler, freeze)."""
+    """Writes a whole training slot (optimizer, multiple, scheduler, freeze, companion)."""
     SLOTS.write(state, slot, cfg.optimizer)
     state[clr_key(slot)] = float(cfg.classifier_lr_mult)
     SLOTS.write_plan(state, slot, Plan(cfg.scheduler, cfg.changes))
@@ -88,6 +120,7 @@ def write_train_slot(state: State, slot: int, cfg: TrainSlot) -> None:
     state[on] = cfg.freeze is not None
     state[at] = cfg.freeze.at if cfg.freeze is not None else FREEZE_DEFAULT
     state[unit] = FREEZE_UNITS[1] if cfg.freeze is not None and cfg.freeze.epoch else "steps"
+    write_rest(state, slot, cfg.companion or default_companion())
 
 
 def read_freeze(state: State, slot: int) -> Freeze | None:
@@ -112,8 +145,21 @@ def read_train_slot(state: State, slot: int) -> TrainSlot:
     plan = SLOTS.read_plan(state, slot)
     closure = optimizer.spec.uses_closure  # L-BFGS: one param group, so neither
     mult = 1.0 if closure else float(state.get(clr_key(slot), 1.0))
-    freeze = None if closure else read_freeze(state, slot)
-    return TrainSlot(optimizer, mult, plan.scheduler, plan.changes, freeze)
+    freeze = None if closure or optimizer.spec.matrices_only else read_freeze(state, slot)
+    companion = None
+    if optimizer.spec.matrices_only:
+        ensure_rest(state, slot)
+        base = OptimizerConfig.from_text(state[rest_key(slot)])
+        shown = read_values(state, rest_knobs(slot))
+        companion = OptimizerConfig(base.key, tuple({**base.kwargs, **shown}.items()))
+    return TrainSlot(
+        optimizer, mult, plan.scheduler, plan.changes, freeze=freeze, companion=companion
+    )
+
+
+def takes_matrices_only(state: State, slot: int) -> bool:
+    """Whether the slot's chosen optimizer trains 2-D weights only (Muon)."""
+    return choice_spec(state[SLOTS.choice_key(slot)]).matrices_only
 
 
 def add_train_slot(state: State, cfg: TrainSlot) -> int:

@@ -16,10 +16,11 @@ from optlab.links.cnn import CLIP_MIN, CLR_RANGE
 from optlab.optim.registry import choice_spec
 from optlab.train.data import LoadedData
 from optlab.train.models import MODELS, get_model_spec
+from optlab.train.optimizers import ownership_text
 from optlab.train.run import MAX_BATCH, MAX_EPOCHS, MAX_STEPS, TrainSlot
 from optlab.ui.cnn import jobs, settings
 from optlab.ui.slots import choice_config
-from optlab.ui.widgets import plan_widgets, slots_section
+from optlab.ui.widgets import hparam_widget, plan_widgets, slots_section
 
 SOURCE_LABELS = {settings.CIFAR: "CIFAR-10", settings.SYNTHETIC: "Synthetic shapes (offline)"}
 LENGTH_LABELS = {"epochs": "epochs", "steps": "steps"}
@@ -150,7 +151,11 @@ def _slot_extras(slot: int) -> None:
             "the convolutions at lr. Two param groups, as in torch.optim's "
             "per-parameter options.",
         )
-        _freeze_widgets(slot)
+        if not settings.takes_matrices_only(state, slot):
+            # Not offered beside a companion (TrainSlot's freeze check says why).
+            _freeze_widgets(slot)
+    if settings.takes_matrices_only(state, slot):
+        _rest_widgets(slot)
     plan_widgets(
         settings.SLOTS,
         slot,
@@ -194,6 +199,16 @@ def _freeze_widgets(slot: int) -> None:
             horizontal=True,
             label_visibility="hidden",
         )
+
+
+def _rest_widgets(slot: int) -> None:
+    """The companion's knobs (AdamW beside Muon) and which weights each one trains."""
+    state = st.session_state
+    settings.ensure_rest(state, slot)
+    st.markdown("**AdamW for the other weights**")
+    for hp, keys in settings.rest_knobs(slot):
+        hparam_widget(hp, keys, label=f"AdamW {hp.name}")
+    st.caption(ownership_text(state[settings.MODEL]))
 
 
 def _add_slot() -> None:

@@ -13,6 +13,7 @@ from optlab.links.sweep import MAX_FAIR, sweep_choices
 from optlab.optim.config import OptimizerConfig, numeric_knobs
 from optlab.optim.registry import choice_spec
 from optlab.surface.surfaces import CUSTOM, SURFACES, get_surface
+from optlab.sweep.batched import not_sweepable
 from optlab.sweep.config import MAX_RESOLUTION, SCALES, START_AXES, default_axis
 from optlab.sweep.run import COLOURABLE
 from optlab.ui.slots import choice_config
@@ -108,12 +109,22 @@ def optimizer_section(swept: tuple[str, ...] = ()) -> None:
         help="Optimizers with a batched twin (tested equal to torch.optim row by row).",
     )
     spec = choice_spec(choice)
+    _not_sweepable_note()
     with st.expander("Fixed values", expanded=False):
         for hp in spec.hparams:
             if hp.name in {s.partition(".")[0] for s in swept} and hp.kind != "pair":
                 st.caption(f"{hp.name}: swept")
                 continue
             hparam_widget(hp, SLOT.hp_keys(0, hp))
+
+
+def _not_sweepable_note() -> None:
+    """Which optimizers the list leaves out, and why (Muon's bfloat16, L-BFGS's closure)."""
+    missing = not_sweepable()
+    if missing:
+        lines = "\n".join(f"- **{label}**: {why}" for label, why in missing.items())
+        with st.expander(f"Not sweepable ({len(missing)})", expanded=False):
+            st.markdown(lines)
 
 
 def _on_axis_name(which: str) -> None:
@@ -170,6 +181,7 @@ def fair_section() -> None:
         max_selections=MAX_FAIR,
         help="Each keeps its torch defaults except the learning rate, which is tuned.",
     )
+    _not_sweepable_note()
     st.header("Learning-rate grid")
     c1, c2 = st.columns(2)
     c1.number_input("lr from", key=FAIR_LOW, persist_state="session", min_value=1e-12, format="%g")
