@@ -676,6 +676,9 @@ LINK_VALUES: dict[str, st.SearchStrategy[str]] = {
     "data": st.sampled_from(["cifar10", "synthetic", "CIFAR10"]),
     "model": st.sampled_from([m.key for m in MODELS]),
     "clr": _floats(1e-3, 1000),
+    "freeze": st.one_of(
+        st.sampled_from(["off", "OFF", "epoch1", " epoch2 ", "0"]), _ints(1, 5_000)
+    ),
     "batch": _ints(1, 1024),
     "epochs": _ints(1, 200),
     "train": st.one_of(st.sampled_from(["all", "ALL", " all "]), _ints(1, 10**7)),
@@ -805,6 +808,7 @@ def test_train_from_params_returns_a_config_or_raises_value_error_fast(
     [
         {"opt": ["adam"] * (MAX_SLOTS + 1)},
         {"opt": ["lbfgs"], "clr": ["2"]},
+        {"opt": ["lbfgs", "adam"], "freeze": ["5", "epoch1"], "steps": ["5"]},
         {"opt": ["adam"], "train": ["9" * MAX_VALUE_LENGTH]},
         {"opt": ["adam"], "plan": ["epoch3:classifier.lr*=0.1"], "data": ["../../etc"]},
         {"opt": ["adam"], "device": ["cuda:0"]},

@@ -19,6 +19,7 @@ from optlab.optim.schedulers import SCHEDULERS, SchedulerConfig
 from optlab.script.train import data_folder_hint, train_script
 from optlab.train.checkpoint import CheckpointError, load_checkpoint, resume, save_checkpoint
 from optlab.train.data import LoadedData, load_cifar10, synthetic_data, synthetic_size
+from optlab.train.freeze import Freeze
 from optlab.train.models import MODELS, get_model_spec
 from optlab.train.report import (
     RESULT_HEADERS,
@@ -76,6 +77,14 @@ def _limit(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected a number or 'all', got {text!r}") from None
 
 
+def _freeze(text: str) -> Freeze | None:
+    """A ``--freeze-features`` value: N steps, ``epochN`` or ``off``."""
+    try:
+        return Freeze.from_text(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def add_run_options(
     parser: argparse.ArgumentParser, seed_help: str, opt_required: bool = True
 ) -> None:
@@ -102,6 +111,14 @@ def add_run_options(
         default=1.0,
         metavar="M",
         help="lr multiple of the classifier (linear) layers, for every --opt (1)",
+    )
+    parser.add_argument(
+        "--freeze-features",
+        type=_freeze,
+        default=None,
+        metavar="N|epochN",
+        help="train the classifier alone for N steps (or epochs), then add the features "
+        "with optimizer.add_param_group, for every --opt (off)",
     )
     schedulers = ", ".join(s.key for s in SCHEDULERS)
     parser.add_argument(
@@ -200,7 +217,12 @@ def train_config(args: argparse.Namespace, saved: dict[str, Any] | None) -> Trai
         steps, epochs = (saved.get("steps"), saved.get("epochs")) if saved else (None, 1)
     scheduler = SchedulerConfig.from_text(args.scheduler)
     slots = tuple(
-        TrainSlot(OptimizerConfig.from_text(spec), args.classifier_lr_mult, scheduler)
+        TrainSlot(
+            OptimizerConfig.from_text(spec),
+            args.classifier_lr_mult,
+            scheduler,
+            freeze=getattr(args, "freeze_features", None),
+        )
         for spec in args.opt
     )
     return TrainRunConfig(
@@ -259,6 +281,8 @@ def _setting(name: str, value: Any) -> str:
             extra.append(f"--classifier-lr-mult {slot.get('classifier_lr_mult'):g}")
         if slot.get("scheduler", "none") != "none":
             extra.append(f"--scheduler {slot.get('scheduler')}")
+        if "freeze" in slot:
+            extra.append(f"--freeze-features {slot.get('freeze')}")
         texts.append(" ".join([str(slot.get("optimizer")), *extra]))
     return " / ".join(texts)
 

@@ -21,6 +21,7 @@ from optlab.links.table import (
 )
 from optlab.optim.config import OptimizerConfig
 from optlab.optim.plans import Plan
+from optlab.train.freeze import OFF, Freeze
 from optlab.train.run import MAX_SLOTS, TrainRunConfig, TrainSlot
 
 #: Where a CNN link's images come from.
@@ -71,12 +72,13 @@ def _cnn(values: dict[str, Any]) -> CnnLink:
         raise ValueError("opt: the link names no optimizer")
     n = len(opts)
     clrs, plans = values.get("clr", [1.0] * n), values.get("plan", [Plan()] * n)
-    for key, got in (("clr", clrs), ("plan", plans)):
+    freezes = values.get("freeze", [None] * n)
+    for key, got in (("clr", clrs), ("plan", plans), ("freeze", freezes)):
         if len(got) != n:
             raise ValueError(f"{key}: one per optimizer, the link has {len(got)} for {n}")
     slots = tuple(
-        TrainSlot(opt, clr, plan.scheduler, plan.changes)
-        for opt, clr, plan in zip(opts, clrs, plans, strict=True)
+        TrainSlot(opt, clr, plan.scheduler, plan.changes, freeze)
+        for opt, clr, plan, freeze in zip(opts, clrs, plans, freezes, strict=True)
     )
     steps, epochs = values.get("steps"), values.get("epochs")
     cfg = TrainRunConfig(
@@ -157,6 +159,16 @@ CNN: LinkTable[CnnLink] = LinkTable(
             most=MAX_SLOTS,
             counted=PER_OPTIMIZER,
         ),
+        LinkField(
+            "freeze",
+            "config.slots[].freeze",
+            lambda t, w: Freeze.from_text(t),
+            lambda v: OFF if v is None else v.to_text(),
+            _per_slot(lambda s: s.freeze, lambda v: v is not None),
+            many=True,
+            most=MAX_SLOTS,
+            counted=PER_OPTIMIZER,
+        ),
         LinkField("batch", "config.batch_size", parse_int, str, lambda k: k.config.batch_size),
         LinkField("steps", "config.steps", parse_int, str, lambda k: k.config.steps),
         LinkField(
@@ -191,7 +203,8 @@ CNN: LinkTable[CnnLink] = LinkTable(
     ),
     build=_cnn,
 )
-#: Query keys of a training comparison (one ``opt``, ``clr`` and ``plan`` per optimizer).
+#: Query keys of a training comparison (one ``opt``, ``clr``, ``plan`` and ``freeze`` per
+#: optimizer).
 TRAIN_KEYS = CNN.keys
 
 

@@ -30,6 +30,7 @@ from optlab.script.source import (
 )
 from optlab.train.data import DATA_DIR_ENV, FOLDER_NAME, default_cache_dir, resolve_data_dir
 from optlab.train.data.batch_file import read_batch
+from optlab.train.freeze import freeze_features
 from optlab.train.models import CLASSIFIER, FEATURES, get_model_spec, init_parameters
 from optlab.train.run import TrainRunConfig, TrainSlot
 
@@ -71,6 +72,16 @@ def _setup_source(number: int, slot: TrainSlot, cls: str) -> str:
     if opt.spec.uses_closure:
         # torch's L-BFGS takes one param group only.
         params = "model.parameters()"
+    elif slot.freeze is not None:
+        head = f'"name": {string(CLASSIFIER)}, "params": freeze_features(model)'
+        lines += [
+            f"    # Fine-tuning: {slot.freeze.describe()}, the classifier group alone",
+            "    # until then; the loop then calls add_features (add_param_group).",
+            "    groups = [",
+        ]
+        head += _classifier_lr(slot)
+        lines += [f"        {{{head}}},", "    ]"]
+        params = "groups"
     else:
         head = f'"name": {string(CLASSIFIER)}, "params": list(model.{CLASSIFIER}.parameters())'
         lines += [
@@ -80,12 +91,11 @@ def _setup_source(number: int, slot: TrainSlot, cls: str) -> str:
             f'"params": list(model.{FEATURES}.parameters())}},',
         ]
         if slot.classifier_lr_mult != 1:
-            lr = opt.kwargs.get("lr")
-            if isinstance(lr, bool) or not isinstance(lr, int | float):
-                raise ValueError(f"export as script: {opt.spec.label} has no lr to multiply")
-            mult = slot.classifier_lr_mult
-            lines.append(f"        # The classifier's own lr: {lr!r} x {mult!r}.")
-            head += f', "lr": {literal(lr * mult)}'
+            lines.append(
+                f"        # The classifier's own lr: {opt.kwargs.get('lr')!r} x "
+                f"{slot.classifier_lr_mult!r}."
+            )
+        head += _classifier_lr(slot)
         lines += [f"        {{{head}}},", "    ]"]
         params = "groups"
     for name in opt.kwargs:
@@ -100,6 +110,21 @@ def _setup_source(number: int, slot: TrainSlot, cls: str) -> str:
         "    return optimizer, scheduler",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _classifier_lr(slot: TrainSlot) -> str:
+    """The classifier group's ``"lr"`` entry when it has its own lr, else ""."""
+    if slot.classifier_lr_mult == 1:
+        return ""
+    lr = slot.optimizer.kwargs.get("lr")
+    if isinstance(lr, bool) or not isinstance(lr, int | float):
+        raise ValueError(f"export as script: {slot.optimizer.spec.label} has no lr to multiply")
+    return f', "lr": {literal(lr * slot.classifier_lr_mult)}'
+
+
+def _freeze_literal(slot: TrainSlot) -> str:
+    """``(at, in_epochs)`` of the slot's freeze, or None."""
+    return "None" if slot.freeze is None else literal((slot.freeze.at, slot.freeze.epoch))
 
 
 def data_folder_hint(kind: str, data_dir: str | os.PathLike[str] | None = None) -> str | None:
@@ -192,6 +217,8 @@ def train_script(cfg: TrainRunConfig, data_dir_hint: str | None, *, data_kind: s
         f"    return {model_call}\n"
     )
     classes = [optimizer_class(slot.optimizer, embedded) for slot in cfg.slots]
+    if any(slot.freeze is not None for slot in cfg.slots):
+        embedded.add(freeze_features)
     setups = [
         _setup_source(i, slot, cls)
         for i, (slot, cls) in enumerate(zip(cfg.slots, classes, strict=True), 1)
@@ -204,6 +231,8 @@ def train_script(cfg: TrainRunConfig, data_dir_hint: str | None, *, data_kind: s
         f'        "setup": setup_{i},\n'
         f'        "closure": {slot.optimizer.spec.uses_closure!r},  # step(closure), as L-BFGS\n'
         f'        "changes": {changes_literal(slot.changes)},  # see apply_changes\n'
+        f'        "freeze": {_freeze_literal(slot)},  # (N, in epochs): see add_features\n'
+        f'        "classifier_lr_mult": {literal(slot.classifier_lr_mult)},\n'
         "    },"
         for i, slot in enumerate(cfg.slots, 1)
     )

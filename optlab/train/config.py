@@ -17,7 +17,8 @@ from optlab.caps import CAPS, MAX_EXACT_INT
 from optlab.optim.config import OptimizerConfig
 from optlab.optim.plans import Change, Plan
 from optlab.optim.schedulers import SchedulerConfig
-from optlab.train.models import get_model_spec
+from optlab.train.freeze import Freeze
+from optlab.train.models import FEATURES, get_model_spec
 
 MAX_SLOTS = CAPS.train_optimizers
 MAX_STEPS = CAPS.train_steps
@@ -28,12 +29,17 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 @dataclass(frozen=True)
 class TrainSlot:
-    """One optimizer of a comparison, with its classifier lr multiple and scheduler."""
+    """One optimizer of a comparison, with its classifier lr multiple and scheduler.
+
+    ``freeze`` (None: off) trains the classifier alone for its first steps (or
+    epochs), then adds the features as a param group (`optlab.train.freeze`).
+    """
 
     optimizer: OptimizerConfig
     classifier_lr_mult: float = 1.0
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     changes: tuple[Change, ...] = ()
+    freeze: Freeze | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.changes, tuple):
@@ -50,6 +56,28 @@ class TrainSlot:
         if self.optimizer.spec.uses_closure and mult != 1:
             # torch's LBFGS refuses more than one param group.
             raise ValueError(f"classifier_lr_mult: {self.optimizer.spec.label} takes one lr only")
+        if self.freeze is not None:
+            self._check_freeze(self.freeze)
+
+    def _check_freeze(self, freeze: Freeze) -> None:
+        if not isinstance(freeze, Freeze):
+            raise ValueError(f"freeze: expected a Freeze or None, got {freeze!r}")
+        spec = self.optimizer.spec
+        if spec.uses_closure:
+            # LBFGS keeps param_groups[0]["params"] from its construction and refuses
+            # a second group there: one added later would never be stepped.
+            raise ValueError(
+                f"freeze: {spec.label} optimizes one param group only (torch's LBFGS), "
+                "so the features cannot be added mid-run; turn the freeze off"
+            )
+        for change in self.changes:
+            same_unit = change.epoch == freeze.epoch
+            if change.group == FEATURES and same_unit and change.at < freeze.at:
+                raise ValueError(
+                    f"change {change.to_text()}: the features are frozen until "
+                    f"{freeze.to_text()} (they have no param group before), so change "
+                    "them from then on"
+                )
 
     @property
     def label(self) -> str:
@@ -88,6 +116,8 @@ class TrainSlot:
             extra.append(self.scheduler.spec.label)
         if self.changes:
             extra.append(f"{len(self.changes)} change{'s' if len(self.changes) > 1 else ''}")
+        if self.freeze is not None:
+            extra.append(self.freeze.describe())
         text = f"{spec.label} ({', '.join(parts)})" if parts else spec.label
         return text + (f" + {', '.join(extra)}" if extra else "")
 
@@ -191,6 +221,46 @@ class TrainRunConfig:
             )
         if self.device not in DEVICES:
             raise ValueError(f"device: one of {', '.join(DEVICES)}, got {self.device!r}")
+        for slot in self.slots:
+            self._check_freeze_length(slot.freeze)
+
+    def _check_freeze_length(self, freeze: Freeze | None) -> None:
+        """A freeze as long as the run (in the run's own unit) would never add the
+        features; one in the other unit is checked once the steps per epoch are known
+        (`optlab.train.run.TrainingSession`)."""
+        if freeze is None:
+            return
+        length, unit = (self.epochs, "epochs") if freeze.epoch else (self.steps, "steps")
+        if length is not None and freeze.at >= length:
+            raise ValueError(
+                f"freeze: {freeze.describe()} is not before the run's end ({length} {unit}): "
+                "the features would never be added"
+            )
+
+    def check_freezes(self, per_epoch: int, total_steps: int) -> None:
+        """Checks every slot's freeze against the run's length once the steps per epoch
+        are known (a freeze in epochs of a run in steps, or the other way round).
+
+        Raises:
+            ValueError: a freeze that reaches the run's end (the features would never
+                be added), or a planned change of the features group before they are.
+        """
+        for number, slot in enumerate(self.slots, 1):
+            if slot.freeze is None:
+                continue
+            at = slot.freeze.step_of(per_epoch)
+            if at >= total_steps:
+                raise ValueError(
+                    f"freeze: optimizer {number} ({slot.optimizer.spec.label}) has its "
+                    f"{slot.freeze.describe()} (step {at:,}), not before the run's end at "
+                    f"step {total_steps:,}: the features would never be added"
+                )
+            for change in slot.changes:
+                if change.group == FEATURES and change.step_of(per_epoch) < at:
+                    raise ValueError(
+                        f"change {change.to_text()}: the features are frozen until step "
+                        f"{at:,} (they have no param group before), so change them from then on"
+                    )
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (optimizer and scheduler values as SPEC texts)."""
@@ -201,6 +271,8 @@ class TrainRunConfig:
                 "classifier_lr_mult": s.classifier_lr_mult,
                 "scheduler": s.scheduler.to_text(),
                 **({"changes": [c.to_text() for c in s.changes]} if s.changes else {}),
+                # Only when set, so configs from before it existed read back equal.
+                **({"freeze": s.freeze.to_text()} if s.freeze is not None else {}),
             }
             for s in self.slots
         ]
@@ -235,6 +307,7 @@ class TrainRunConfig:
                     s.get("classifier_lr_mult", 1.0),
                     SchedulerConfig.from_text(str(s.get("scheduler", "none"))),
                     tuple(Change.from_text(str(c)) for c in s.get("changes", ())),
+                    Freeze.from_text(str(s.get("freeze", "off"))),
                 )
                 for s in raw_slots
             )

@@ -249,7 +249,35 @@ def _clip_axis(fig: go.Figure, clip: Clip | None, at: tuple[int, int], title: st
 
 
 def _varies(log: RunLog) -> bool:
-    return len({tuple(r["momenta"]) for r in log.momenta}) > 1
+    """Whether a group's momentum changes (a group that joins mid-run, None before,
+    is not a change)."""
+    width = max((len(r["momenta"]) for r in log.momenta), default=0)
+    return any(
+        len({r["momenta"][g] for r in log.momenta if r["momenta"][g] is not None}) > 1
+        for g in range(width)
+    )
+
+
+def _mark_added(fig: go.Figure, i: int, log: RunLog) -> None:
+    """A dotted line in the optimizer's colour across the loss and lr panels where its
+    frozen features were added to the optimizer (``add_param_group``), labelled on
+    the lr panel (where the features' own lr line starts)."""
+    step = log.features_added_at
+    if step is None:
+        return
+    line = {"color": color(i), "dash": "dot", "width": 1.5}
+    # Between the last frozen step and the first with the features: drawn at step - 0.5.
+    fig.add_vline(x=step - 0.5, line=line, row=1, col=1)
+    fig.add_vline(
+        x=step - 0.5,
+        line=line,
+        annotation_text="+ features",
+        annotation_position="top right",
+        annotation_font={"size": 11, "color": color(i)},
+        annotation_hovertext=f"{log.label}: features added (add_param_group) at step {step:,}",
+        row=2,
+        col=1,
+    )
 
 
 def live_figure(
@@ -263,7 +291,9 @@ def live_figure(
     accuracy. Below: the learning rate (each param group's, where they differ)
     and the gradient norm, both on log axes; and, when a momentum or β₁
     changes during the run (a OneCycleLR, a live change), a panel of every
-    optimizer's momentum under the learning rate.
+    optimizer's momentum under the learning rate. A slot that froze its
+    features gets a dotted line in its colour on the loss and lr panels where
+    they were added ("+ features"); its features' lr line starts there.
 
     When a curve would flatten the others (a diverging optimizer's, or any loss
     past `LOSS_CAP_FACTOR` times the first step's, gradient norm past
@@ -294,6 +324,7 @@ def live_figure(
         _line(fig, i, name, norms, (2, 2), line={"width": 1.5})
         if norm_clip is not None:
             _mark_excursions(fig, i, name, rows, "grad_norm", norm_clip, (2, 2), True)
+        _mark_added(fig, i, log)
         if momentum and log.momenta:
             _group_lines(fig, i, name, log.momenta, "momenta", (3, 1), group_names)
     fig.update_yaxes(title_text="accuracy", tickformat=".0%", range=[0, 1.02], row=1, col=2)

@@ -44,6 +44,9 @@ class RunLog:
         momenta: ``{"step", "momenta"}`` per training step of an optimizer with a
             momentum or β₁ (`optlab.train.run.momentum_of`), per param group.
         live: The changes made to this optimizer while it trained, as applied.
+        features_added_at: The first step (1-based) whose update included the
+            features of a slot that froze them (`optlab.train.freeze`); None
+            before (or without) the add.
         seconds: This optimizer's own compute time: the sum of its steps' seconds.
         timed: How many of its steps were timed.
     """
@@ -58,6 +61,7 @@ class RunLog:
     smooth_loss: float = math.nan
     train_loss: float = math.nan
     diverged_at: int | None = None
+    features_added_at: int | None = None
     seconds: float = 0.0
     timed: int = 0
 
@@ -82,7 +86,11 @@ class RunLog:
             self.timed += 1
             self.seconds += record.step_s
         if record.momenta:
-            self.momenta.append({"step": record.step, "momenta": list(record.momenta)})
+            momenta = [finite_or_none(m) for m in record.momenta]
+            self.momenta.append({"step": record.step, "momenta": momenta})
+        lrs = [finite_or_none(v) for v in record.lrs]  # None: a group not added yet
+        if self.slot.freeze is not None and self.features_added_at is None and lrs[0] is not None:
+            self.features_added_at = record.step
         self.history.append(
             {
                 "step": record.step,
@@ -90,8 +98,8 @@ class RunLog:
                 "train_loss": finite_or_none(record.train_loss),
                 "smooth_loss": finite_or_none(record.smooth_loss),
                 "train_acc": record.train_acc,
-                "lr": record.lrs[0],
-                "lrs": list(record.lrs),
+                "lr": next((v for v in lrs if v is not None), None),
+                "lrs": lrs,
                 "grad_norm": finite_or_none(record.grad_norm),
                 "update_ratio": finite_or_none(record.update_ratio),
             }
@@ -139,6 +147,9 @@ class RunLog:
             "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in opt.values},
             "classifier_lr_mult": self.slot.classifier_lr_mult,
             "scheduler": self.slot.scheduler.to_text(),
+            # The freeze as the CLI takes it (None: off) and the step the features joined.
+            "freeze": None if self.slot.freeze is None else self.slot.freeze.to_text(),
+            "features_added_at": self.features_added_at,
             "status": self.status,
             "diverged_at": self.diverged_at,
             "history": self.history,

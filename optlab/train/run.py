@@ -12,6 +12,10 @@ every copy before the next batch is drawn.
 optimizer and scheduler state, the data order's RNG state, history), so that
 N steps, a save, a load in a new process and N more steps equal 2N straight.
 
+A slot may train its classifier alone for its first steps and then add the
+features with ``optimizer.add_param_group`` (`optlab.train.freeze`); its
+records keep the (features, classifier) order, NaN for a group not added yet.
+
 Snapshots and sharpness (`optlab.train.observers`) are taken between steps,
 outside the clock of `images_per_s`, and kept in the state dict.
 The configs it runs live in `optlab.train.config` (and are importable from here).
@@ -19,12 +23,11 @@ The configs it runs live in `optlab.train.config` (and are importable from here)
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 
 import torch
 from torch import nn
@@ -42,8 +45,10 @@ from optlab.train.config import (
 )
 from optlab.train.data import LoadedData
 from optlab.train.data.batches import CIFAR10_MEAN, CIFAR10_STD, augment, normalise
-from optlab.train.models import build_model, param_groups
+from optlab.train.freeze import add_features, freeze_features
+from optlab.train.models import FEATURES, build_model, param_groups
 from optlab.train.observers import RunObservers
+from optlab.train.records import EvalRecord, TrainRecord, by_group, data_digest, momentum_of
 from optlab.train.sharpness import SharpnessRecord
 from optlab.train.snapshots import Snapshots
 
@@ -96,63 +101,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-@dataclass(frozen=True, slots=True)
-class TrainRecord:
-    """One optimizer's training step.
-
-    ``train_loss`` and ``train_acc`` are measured on the step's batch before
-    the update, ``lrs`` are the learning rates that update used (one per param
-    group) and ``momenta`` its momentum or β₁ (`momentum_of`; empty for an
-    optimizer with neither), ``update_ratio`` is ‖Δθ‖ / ‖θ‖ of the update, and
-    ``step_s`` the seconds this optimizer's step took (its compute cost alone:
-    for the run's images/s see `TrainingSession.images_per_s`).
-    """
-
-    step: int
-    index: int
-    epoch: int
-    train_loss: float
-    smooth_loss: float
-    train_acc: float
-    lrs: tuple[float, ...]
-    grad_norm: float
-    update_ratio: float
-    step_s: float
-    status: str
-    momenta: tuple[float, ...] = ()
-
-
-def momentum_of(group: dict) -> float | None:
-    """A param group's momentum as torch's OneCycleLR and CyclicLR cycle it: β₁ =
-    ``betas[0]`` where the group has ``betas`` (the Adam family), else ``momentum``
-    (SGD, RMSprop); None with neither (Adagrad, say)."""
-    betas = group.get("betas")
-    if isinstance(betas, tuple | list) and betas:
-        return float(betas[0])
-    if "momentum" in group:
-        return float(group["momentum"])
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class EvalRecord:
-    """One optimizer's test-set evaluation after ``step`` steps."""
-
-    step: int
-    index: int
-    test_loss: float
-    test_acc: float
-
-
-def data_digest(*tensors: torch.Tensor) -> str:
-    """A fingerprint of a run's training images, training labels, test images and test
-    labels, in that order (`TrainingSession.data_digest`)."""
-    digest = hashlib.sha256()
-    for t in tensors:
-        digest.update(t.contiguous().numpy().tobytes())
-    return digest.hexdigest()[:32]
-
-
 def steps_per_epoch(cfg: TrainRunConfig, n_train: int) -> int:
     """Full batches per pass over the training images."""
     per_epoch = n_train // cfg.batch_size
@@ -179,6 +127,7 @@ class TrainingSession:
         self.per_epoch = steps_per_epoch(cfg, len(self.train_labels))
         self.total_steps = cfg.steps if cfg.steps is not None else cfg.epochs * self.per_epoch
         self.channels_last = cfg.channels_last and self.device.type == "cpu"
+        cfg.check_freezes(self.per_epoch, self.total_steps)
         self.models: list[nn.Module] = [
             build_model(cfg.model, cfg.seed).to(self.device, memory_format=self._format(slot))
             for slot in cfg.slots
@@ -267,7 +216,12 @@ class TrainingSession:
         if slot.optimizer.spec.uses_closure:
             return slot.optimizer.build(model.parameters())
         lr = slot.optimizer.kwargs.get("lr")
-        return slot.optimizer.build(param_groups(model, lr, slot.classifier_lr_mult))
+        groups = param_groups(model, lr, slot.classifier_lr_mult)
+        if slot.freeze is not None:
+            # Fine-tuning: the classifier group alone until `_apply_changes` adds the features.
+            freeze_features(model)
+            groups = groups[1:]
+        return slot.optimizer.build(groups)
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         position = self.step % self.per_epoch
@@ -305,8 +259,8 @@ class TrainingSession:
             closure()
             opt.step()
         # What this step used, before a scheduler moves it for the next one.
-        lrs = tuple(float(g["lr"]) for g in opt.param_groups)
-        momenta = tuple(momentum_of(g) for g in opt.param_groups)
+        lrs = by_group(opt, lambda g: float(g["lr"]))
+        momenta = by_group(opt, momentum_of)
         if sched is not None and not self.cfg.slots[i].scheduler.spec.on_plateau:
             sched.step()
         elapsed = time.perf_counter() - started
@@ -480,6 +434,11 @@ class TrainingSession:
         for i, slot in enumerate(self.cfg.slots):
             if self.status[i] != RUNNING:
                 continue
+            if slot.freeze is not None and self.freeze_step(i) == self.step:
+                # Before the changes due now, so that they may edit the features group.
+                add_features(
+                    self.models[i], self.optimizers[i], self.schedulers[i], slot.classifier_lr_mult
+                )
             for change in slot.changes:
                 if change.step_of(self.per_epoch) == self.step:
                     change.apply(self.optimizers[i])
@@ -505,14 +464,35 @@ class TrainingSession:
         next step, and `live_changes` records when it did.
 
         Raises:
-            ValueError: no such optimizer, or a value its optimizer rejects.
+            ValueError: as `check_change`.
+        """
+        self.check_change(index, change)
+        with self._requests_lock:
+            self._requests.append((index, change))
+
+    def check_change(self, index: int, change: Change) -> None:
+        """Checks that `request_change` can take ``change`` for optimizer ``index`` now.
+
+        Raises:
+            ValueError: no such optimizer, a value its optimizer rejects, or a change
+                of its features group while they are frozen.
         """
         if not 0 <= index < len(self.cfg.slots):
             raise ValueError(f"optimizer: index {index} is not one of the {len(self.cfg.slots)}")
         optimizer = self.cfg.slots[index].optimizer
         change.check(optimizer.spec, grouped=not optimizer.spec.uses_closure)
-        with self._requests_lock:
-            self._requests.append((index, change))
+        added = self.freeze_step(index)
+        if change.group == FEATURES and added is not None and self.step < added:
+            raise ValueError(
+                f"change {change.to_text()}: the features are frozen until step {added:,} "
+                "(they have no param group yet); change them once they are added"
+            )
+
+    def freeze_step(self, index: int) -> int | None:
+        """The step (0-based) before which optimizer ``index`` gets the features, None
+        when it trains them from the start."""
+        freeze = self.cfg.slots[index].freeze
+        return None if freeze is None else freeze.step_of(self.per_epoch)
 
     def evaluates_after(self, step: int) -> bool:
         """Whether the test set is evaluated after ``step`` (every ``eval_every``
@@ -570,7 +550,12 @@ class TrainingSession:
         self.augment_gen.set_state(state["augment_gen"])
         for model, sd in zip(self.models, state["models"], strict=True):
             model.load_state_dict(sd)
-        for opt, sd in zip(self.optimizers, state["optimizers"], strict=True):
+        for i, (opt, sd) in enumerate(zip(self.optimizers, state["optimizers"], strict=True)):
+            slot = self.cfg.slots[i]
+            if slot.freeze is not None and len(sd["param_groups"]) > len(opt.param_groups):
+                # Saved after the features were added: torch loads a state dict into
+                # an optimizer with as many groups only (values and state come from sd).
+                add_features(self.models[i], opt, self.schedulers[i], slot.classifier_lr_mult)
             opt.load_state_dict(sd)
         for sched, sd in zip(self.schedulers, state["schedulers"], strict=True):
             if sched is not None:

@@ -202,9 +202,8 @@ class SharedRuns:
         """
         if job.session is None:
             raise ValueError("the run has not started yet: change its settings instead")
-        spec = job.cfg.slots[index].optimizer.spec if 0 <= index < len(job.cfg.slots) else None
-        if spec is not None:  # an index out of range is `request_change`'s to report
-            change.check(spec, grouped=not spec.uses_closure)
+        # Before anything is unshared or forked: the optimizer, the value, the groups.
+        job.session.check_change(index, change)
         if job.state in FINISHED or job.stopping:
             raise ValueError("the run has ended")
         with self._lock:  # nobody joins between the count and the change

@@ -193,6 +193,18 @@ def test_classifier_lr_mult_gives_the_classifier_its_own_lr(capsys, tmp_path) ->
     assert column(run, "lrs") == [[0.001, pytest.approx(0.01)]] * 4
 
 
+def test_freeze_features_trains_the_classifier_alone_then_adds_the_features(
+    capsys, tmp_path
+) -> None:
+    args = [*TINY, *TWO, "--freeze-features", "2", "--steps", "4", "--classifier-lr-mult", "2"]
+    runs = run_json(capsys, tmp_path / "run.json", *args)["runs"]
+    for run, lr in zip(runs, (0.05, 0.002), strict=True):
+        assert run["freeze"] == "2" and run["features_added_at"] == 3
+        # null: the features had no param group; then their lr beside the classifier's.
+        assert column(run, "lrs")[:2] == [[None, pytest.approx(2 * lr)]] * 2
+        assert column(run, "lrs")[2:] == [[pytest.approx(lr), pytest.approx(2 * lr)]] * 2
+
+
 def test_a_diverged_optimizer_stops_and_the_other_goes_on(capsys, tmp_path) -> None:
     args = [*TINY, "--opt", "sgd:lr=1000,momentum=0.9", "--opt", "adam:lr=0.002"]
     out = tmp_path / "run.json"
@@ -347,6 +359,11 @@ BAD_INPUT = [
     pytest.param([*ADAM, "--out", "/no/such/folder/run.json"], "--out", id="out-folder"),
     pytest.param(
         [*TINY, "--opt", "lbfgs", "--classifier-lr-mult", "10"], "one lr only", id="lbfgs-mult"
+    ),
+    pytest.param([*ADAM, "--freeze-features", "soon"], "epochN or off", id="freeze-text"),
+    pytest.param([*ADAM, "--freeze-features", "2"], "not before the run's end", id="freeze-2"),
+    pytest.param(
+        [*TINY, "--opt", "lbfgs", "--freeze-features", "1"], "one param group", id="lbfgs-freeze"
     ),
 ]
 

@@ -11,6 +11,7 @@ from optlab.links import train_from_params, train_to_params
 from optlab.optim.config import OptimizerConfig
 from optlab.optim.plans import Change
 from optlab.optim.schedulers import SchedulerConfig
+from optlab.train.freeze import Freeze
 from optlab.train.run import TrainRunConfig, TrainSlot
 from optlab.ui.cnn import settings
 from tests.support.resources import APP
@@ -29,8 +30,10 @@ CONFIGS = [
                 classifier_lr_mult=10.0,
                 scheduler=SchedulerConfig("cosine", (("eta_min", 1e-4),)),
                 changes=(Change(2, "lr", 0.1, True, "classifier", epoch=True),),
+                freeze=Freeze(1, epoch=True),
             ),
             TrainSlot(OptimizerConfig.create("adam", lr=3e-4, betas=(0.8, 0.99))),
+            TrainSlot(OptimizerConfig.create("adamw", lr=1e-3), freeze=Freeze(200)),
         ),
         model="seednet-relu",
         batch_size=32,
@@ -71,6 +74,9 @@ def test_training_configs_round_trip_through_links(cfg):
         ({"plan": ["cosine", "none|x:lr=1"]}, "expected STEP:NAME=VALUE"),
         ({"seed": ["1", "2"]}, "given 2 times"),
         ({"model": ["x" * 2000]}, "too long"),
+        ({"freeze": ["soon", "off"]}, "expected a step count N, epochN or off"),
+        ({"freeze": ["100"]}, "freeze: one per optimizer"),
+        ({"opt": ["lbfgs", "adam"], "freeze": ["5", "off"]}, "L-BFGS optimizes one param"),
     ],
 )
 def test_bad_training_links_are_refused_clearly(change, fragment):
@@ -99,6 +105,13 @@ def test_the_cnn_page_opens_a_link_and_mirrors_its_settings(monkeypatch, tmp_pat
     assert settings.config_from_state(at.session_state) == replace(cfg, **settings.TRAJECTORIES)
     assert at.session_state[settings.DATA] == settings.SYNTHETIC
     assert at.text_area(key="cnn_slot0_changes").value == "epoch2:classifier.lr*=0.1"
+    # The freezes show as the sidebar's widgets: on, for how long, in which unit.
+    assert at.checkbox(key="cnn_slot0_freeze_on").value
+    assert at.number_input(key="cnn_slot0_freeze_at").value == 1
+    assert at.radio(key="cnn_slot0_freeze_unit").value == "epochs"
+    assert not at.checkbox(key="cnn_slot1_freeze_on").value
+    assert at.number_input(key="cnn_slot2_freeze_at").value == 200
+    assert dict(at.query_params)["freeze"] == ["epoch1", "off", "200"]
     # The address bar is the link again.
     assert dict(at.query_params)["steps"] == "700"
     bad = open_page("pages/cnn.py", {"page": ["cnn"], "opt": ["nope"]}, monkeypatch, tmp_path)

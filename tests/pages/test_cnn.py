@@ -341,6 +341,41 @@ def test_scheduler_and_classifier_lr_multiple_reach_the_optimizers():
     assert list(groups["lr"]) == ["0.001", "0.01"]
 
 
+def test_a_frozen_slot_trains_its_classifier_first_and_an_overlong_freeze_is_refused():
+    at = tiny(cnn_page(), steps=6)
+    # One optimizer: the run's one sharpness measurement (at its last step) is most of
+    # its time on a busy machine.
+    at.button(key="cnn_slot1_remove").click().run()
+    at.checkbox(key="cnn_slot0_freeze_on").check().run()  # draws the length and the unit
+    at.number_input(key="cnn_slot0_freeze_at").set_value(6).run()
+    (error,) = at.error
+    assert "frozen for 6 steps is not before the run's end (6 steps)" in error.value
+    assert button(at, "Start").disabled
+    # 1 epoch of 8 steps (256 / 32) is checked once the epoch's length is known: at Start.
+    at.radio(key="cnn_slot0_freeze_unit").set_value("epochs").run()
+    at.number_input(key="cnn_slot0_freeze_at").set_value(1).run()
+    no_problems(at)
+    button(at, "Start").click().run()
+    assert "not before the run's end at step 6" in at.error[0].value
+    at.radio(key="cnn_slot0_freeze_unit").set_value("steps")
+    at.number_input(key="cnn_slot0_freeze_at").set_value(4).run()
+    no_problems(at)
+    job = start_and_finish(at)
+    assert job.state == DONE, job.message
+    assert results(at)[0]["optimizer"] == (
+        "SGD (lr=0.01, momentum=0.9) + features frozen for 4 steps"
+    )
+    (frozen,) = job_document(job)["runs"]
+    assert frozen["freeze"] == "4" and frozen["features_added_at"] == 5
+    assert [h["lrs"][0] for h in frozen["history"]] == [None] * 4 + [0.01] * 2
+    sgd = job.session.optimizers[0]
+    assert [g["name"] for g in sgd.param_groups] == ["classifier", "features"]
+    # The page's param_groups table lists both groups, the classifier's first.
+    at.radio(key="cnn_pick").set_value(0).run()
+    groups = tab(at, "optimizer.state_dict()").dataframe[0].value
+    assert len(groups) == 2
+
+
 # --- resuming a checkpoint -----------------------------------------------------------------
 
 

@@ -3,7 +3,8 @@
 The script defines ``SETTINGS`` (batch size, length, subsets, augmentation,
 clipping, evaluation, seed, device, the CIFAR-10 folder), ``make_model`` and
 ``RUNS`` (per optimizer: a ``setup`` that builds the optimizer and its
-scheduler over a model, and the planned changes), then calls `main`. Each
+scheduler over a model, the planned changes and the features' freeze), then
+calls `main`. Each
 optimizer trains its own copy from the same initial weights on the same
 batches in the same order, as in the engine (`optlab.train.run`), whose
 numbers it reproduces on the run's device.
@@ -26,6 +27,7 @@ from torch.optim import lr_scheduler
 from optlab.script.runtime.changes import apply_changes
 from optlab.train.data.batch_file import read_batch
 from optlab.train.data.batches import CIFAR10_MEAN, CIFAR10_STD, augment, normalise
+from optlab.train.freeze import add_features
 from optlab.train.models import init_parameters
 from optlab.train.run import EVAL_CHUNK, resolve_device
 
@@ -121,6 +123,7 @@ def train(
     layout = torch.channels_last if use_layout else torch.contiguous_format
     model = build_model(make, seed).to(device, memory_format=layout)
     optimizer, scheduler = run["setup"](model, total_steps)
+    freeze = run["freeze"]  # (N, in epochs): the features frozen until then, or None
     plateau = isinstance(scheduler, lr_scheduler.ReduceLROnPlateau)
     loss_fn = nn.CrossEntropyLoss()
     order_gen = torch.Generator().manual_seed(seed)  # the data order
@@ -130,6 +133,10 @@ def train(
     while step < total_steps and status == "done":
         order = torch.randperm(len(train_labels), generator=order_gen)  # each epoch anew
         for position in range(min(per_epoch, total_steps - step)):
+            if freeze is not None and step == (freeze[0] * per_epoch if freeze[1] else freeze[0]):
+                # Fine-tuning is over: the features join as a param group, before the
+                # changes due at this step (which may edit them).
+                add_features(model, optimizer, scheduler, run["classifier_lr_mult"])
             apply_changes(optimizer, run["changes"], step, per_epoch)
             idx = order[position * batch_size : (position + 1) * batch_size]
             images = train_images[idx]

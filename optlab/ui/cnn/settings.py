@@ -2,8 +2,9 @@
 
 As on the playground the widgets own the state. Every key here starts with
 ``cnn_`` and the optimizer slots are a `SlotGroup` of their own, so the two
-pages never share settings. Each slot also keeps its classifier lr multiple
-and its scheduler (with that scheduler's knobs) under the slot's prefix.
+pages never share settings. Each slot also keeps its classifier lr multiple,
+its scheduler (with that scheduler's knobs) and its features' freeze under the
+slot's prefix.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from optlab.caps import CIFAR_TEST_IMAGES, CIFAR_TRAIN_IMAGES
 from optlab.links.cnn import CNN, train_to_params
 from optlab.optim.config import OptimizerConfig
 from optlab.optim.plans import Plan
+from optlab.train.freeze import Freeze
 from optlab.train.run import MAX_SLOTS, TrainRunConfig, TrainSlot
 from optlab.ui.slots import SlotGroup
 
@@ -65,11 +67,39 @@ def clr_key(slot: int) -> str:
     return SLOTS.key(slot, "clr")
 
 
+def freeze_keys(slot: int) -> tuple[str, str, str]:
+    """Session keys of a slot's freeze: on/off, its length, and its unit (`FREEZE_UNITS`)."""
+    on, at, unit = (SLOTS.key(slot, f"freeze_{name}") for name in ("on", "at", "unit"))
+    return on, at, unit
+
+
+#: The freeze's units, as the sidebar's radio names them.
+FREEZE_UNITS = ("steps", "epochs")
+#: What a slot's freeze length box shows before a freeze is set.
+FREEZE_DEFAULT = 100
+
+
 def write_train_slot(state: State, slot: int, cfg: TrainSlot) -> None:
-    """Writes a whole training slot (optimizer, multiple, scheduler)."""
+    """Writes a whole training slot (optimizer, multiple, scheduler, freeze)."""
     SLOTS.write(state, slot, cfg.optimizer)
     state[clr_key(slot)] = float(cfg.classifier_lr_mult)
     SLOTS.write_plan(state, slot, Plan(cfg.scheduler, cfg.changes))
+    on, at, unit = freeze_keys(slot)
+    state[on] = cfg.freeze is not None
+    state[at] = cfg.freeze.at if cfg.freeze is not None else FREEZE_DEFAULT
+    state[unit] = FREEZE_UNITS[1] if cfg.freeze is not None and cfg.freeze.epoch else "steps"
+
+
+def read_freeze(state: State, slot: int) -> Freeze | None:
+    """A slot's freeze from its widgets (None: off, or an optimizer that cannot have one).
+
+    Raises:
+        ValueError: naming the bad length.
+    """
+    on, at, unit = freeze_keys(slot)
+    if not state.get(on):
+        return None
+    return Freeze(int(state.get(at, FREEZE_DEFAULT)), epoch=state.get(unit) == FREEZE_UNITS[1])
 
 
 def read_train_slot(state: State, slot: int) -> TrainSlot:
@@ -80,8 +110,10 @@ def read_train_slot(state: State, slot: int) -> TrainSlot:
     """
     optimizer = SLOTS.read(state, slot)
     plan = SLOTS.read_plan(state, slot)
-    mult = 1.0 if optimizer.spec.uses_closure else float(state.get(clr_key(slot), 1.0))
-    return TrainSlot(optimizer, mult, plan.scheduler, plan.changes)
+    closure = optimizer.spec.uses_closure  # L-BFGS: one param group, so neither
+    mult = 1.0 if closure else float(state.get(clr_key(slot), 1.0))
+    freeze = None if closure else read_freeze(state, slot)
+    return TrainSlot(optimizer, mult, plan.scheduler, plan.changes, freeze)
 
 
 def add_train_slot(state: State, cfg: TrainSlot) -> int:

@@ -133,7 +133,10 @@ def _slot_extras(slot: int) -> None:
     """Under a slot's learning rate: the classifier's multiple and the scheduler."""
     state = st.session_state
     if choice_spec(state[settings.SLOTS.choice_key(slot)]).uses_closure:
-        st.caption("L-BFGS takes a single param group, so no classifier lr multiple.")
+        st.caption(
+            "L-BFGS takes a single param group, so no classifier lr multiple and no "
+            "freezing of the features."
+        )
     else:
         st.number_input(
             "classifier lr ×",
@@ -147,6 +150,7 @@ def _slot_extras(slot: int) -> None:
             "the convolutions at lr. Two param groups, as in torch.optim's "
             "per-parameter options.",
         )
+        _freeze_widgets(slot)
     plan_widgets(
         settings.SLOTS,
         slot,
@@ -156,6 +160,40 @@ def _slot_extras(slot: int) -> None:
         "Before step N (or epochN, at the start of that epoch), set (=) or multiply "
         "(*=) a param_groups option, for both groups or one (features. / classifier.).",
     )
+
+
+def _freeze_widgets(slot: int) -> None:
+    """Fine-tuning first: the features frozen for N steps or epochs, then added."""
+    on, at, unit = settings.freeze_keys(slot)
+    frozen = st.checkbox(
+        "Freeze the features first",
+        key=on,
+        persist_state="session",
+        help="Fine-tuning: the convolutions get requires_grad=False and the optimizer "
+        "starts with the classifier group alone; after N steps (or epochs) the features "
+        "are unfrozen and added with optimizer.add_param_group. They join the "
+        "scheduler's schedule where it is (the classifier's lr ÷ its multiple), with "
+        "fresh optimizer state (momentum, Adam's moments).",
+    )
+    if frozen:
+        c1, c2 = st.columns(2)
+        c1.number_input(
+            "for",
+            key=at,
+            persist_state="session",
+            min_value=1,
+            max_value=MAX_STEPS,
+            step=1,
+            help="Must end before the run does: the features are added before step N + 1.",
+        )
+        c2.radio(
+            "Unit",
+            settings.FREEZE_UNITS,
+            key=unit,
+            persist_state="session",
+            horizontal=True,
+            label_visibility="hidden",
+        )
 
 
 def _add_slot() -> None:
