@@ -40,6 +40,13 @@ pages = [
         icon=":material/query_stats:",
         url_path="studies",
     ),
+    # Not pages/lessons.py: /lessons must never name a file (see above).
+    st.Page(
+        "pages/lessons_page.py",
+        title="Lessons",
+        icon=":material/school:",
+        url_path="lessons",
+    ),
     st.Page(
         "pages/update_rules.py",
         title="Update rules",

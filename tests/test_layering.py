@@ -6,7 +6,8 @@
   imports no product; the products ``surface``, ``sweep`` and ``train`` never
   import one another, except ``sweep`` -> ``surface`` (sweeps run on surfaces) and
   ``study`` -> ``train`` (a study's trials are trainings); ``workshop`` (replicas
-  behind HAProxy) imports only the core;
+  behind HAProxy) imports only the core; ``lessons`` (the Lessons page's engine) runs
+  the exported scripts' loops on surfaces and the CNN, with the example plugins;
   the integrations (links, export, script, cli) never import the UI. There is
   no import cycle anywhere.
 - A module holds one concept: none is over `MAX_LINES` lines, and no OptLab
@@ -268,6 +269,7 @@ LAYERS = {
     "optlab.study": "study",
     "optlab.rooms": "rooms",
     "optlab.workshop": "workshop",
+    "optlab.lessons": "lessons",
     "optlab.links": "integration",
     "optlab.export": "integration",
     "optlab.script": "integration",
@@ -292,8 +294,21 @@ ALLOWED = {
     "integration": {"core", "optim", *PRODUCTS, "workshop", "integration"},
     # Rooms verify challenge entries on surfaces and read playground share links.
     "rooms": {"core", "optim", "surface", "integration", "rooms"},
-    "ui": {"core", "optim", *PRODUCTS, "workshop", "integration", "rooms", "ui"},
-    "pages": {"core", "optim", *PRODUCTS, "workshop", "integration", "rooms", "ui", "pages"},
+    # Lessons run the exported scripts' loops (integration) on surfaces and the CNN,
+    # and teach with the example plugins (Lion, Adam without bias correction).
+    "lessons": {"core", "optim", "plugin", "surface", "train", "integration", "lessons"},
+    "ui": {"core", "optim", *PRODUCTS, "workshop", "integration", "rooms", "lessons", "ui"},
+    "pages": {
+        "core",
+        "optim",
+        *PRODUCTS,
+        "workshop",
+        "integration",
+        "rooms",
+        "lessons",
+        "ui",
+        "pages",
+    },
 }
 
 

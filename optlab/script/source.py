@@ -15,6 +15,7 @@ import argparse
 import ast
 import functools
 import inspect
+import io
 import json
 import linecache
 import math
@@ -40,6 +41,7 @@ _KNOWN_GLOBALS: dict[str, tuple[object, str]] = {
     "torch": (torch, "import torch"),
     "math": (math, "import math"),
     "json": (json, "import json"),
+    "io": (io, "import io"),
     "os": (os, "import os"),
     "sys": (sys, "import sys"),
     "pickle": (pickle, "import pickle"),

@@ -19,6 +19,7 @@ from streamlit.navigation.page import StreamlitPage
 from optlab.rooms import HOST_KEY, ROOM_KEY, RoomError, normalise_code
 from optlab.ui.address_bar import link_params
 from optlab.ui.cnn.settings import INITIALISED as CNN_INITIALISED
+from optlab.ui.lessons.page import INITIALISED as LESSONS_INITIALISED
 from optlab.ui.playground.settings import INITIALISED as PLAYGROUND_INITIALISED
 from optlab.ui.room import push
 from optlab.ui.room import state as room
@@ -34,6 +35,7 @@ FIRST_VISIT = {
     "cnn-lab": CNN_INITIALISED,
     "sweeps": "sw_initialised",
     "studies": STUDIES_INITIALISED,
+    "lessons": LESSONS_INITIALISED,
 }
 
 
