@@ -42,6 +42,7 @@ OPTIMIZERS: dict[str, tuple[str, dict[str, Any]]] = {
 #: Each group's colour and each run's dash in the charts.
 _GROUP_COLORS = {"features": "#1f77b4", "classifier": "#d62728"}
 _RUN_DASHES = ("solid", "dash")
+_OWNER = {"features": "features'", "classifier": "classifier's"}
 
 
 def slots(v: Values) -> tuple[TrainSlot, TrainSlot]:
@@ -91,15 +92,19 @@ def _programs(v: Values) -> tuple[LessonProgram, ...]:
     )
 
 
-def _mark_add(fig: go.Figure, at: int) -> go.Figure:
-    """A dotted line between step ``at`` and ``at + 1``, where the features join."""
-    fig.add_vline(
-        x=at + 0.5,
-        line_dash="dot",
-        line_color="black",
-        annotation_text="add_param_group",
-        annotation_position="top left",
-    )
+def _mark_add(fig: go.Figure, at: int, *, log: bool = False) -> go.Figure:
+    """A dotted vertical line between step ``at`` and ``at + 1``, where the features
+    join, named in the legend (a label on the plot would cover a curve)."""
+    shown = [y for trace in fig.data for y in trace.y if y is not None and (y > 0 or not log)]
+    if shown:
+        fig.add_scatter(
+            x=[at + 0.5, at + 0.5],
+            y=[min(shown), max(shown)],
+            mode="lines",
+            line=dict(color="black", dash="dot", width=2),
+            name=f"add_param_group, before step {at + 1}",
+            hoverinfo="skip",
+        )
     return fig
 
 
@@ -108,7 +113,7 @@ def _moved_figure(runs: list[dict], group: str, at: int) -> go.Figure:
         [(r["label"], r["moved"][group]) for r in runs],
         x_title=f"step (a batch of {BATCH} CIFAR-10 images)",
         y_title="|θ − θ₀|",
-        title=f"How far the {group}' weights moved",
+        title=f"How far the {_OWNER[group]} weights moved",
         mode="lines+markers",
     )
     for trace, dash in zip(fig.data, _RUN_DASHES, strict=False):
@@ -136,7 +141,8 @@ def _lr_figure(run: dict, at: int) -> go.Figure:
     )
     for trace, name in zip(fig.data, sorted(names, key=list(_GROUP_COLORS).index), strict=True):
         trace.line.color = trace.marker.color = _GROUP_COLORS[name]
-    return _mark_add(fig, at)
+        trace.line.dash = _RUN_DASHES[1]  # the fine-tuning run's
+    return _mark_add(fig, at, log=True)
 
 
 def _figures(results: Results, v: Values) -> list[tuple[str, Any]]:
