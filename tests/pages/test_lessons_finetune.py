@@ -1,8 +1,10 @@
-"""Lesson 4 on the Lessons page under AppTest, with CIFAR-10: its link, findings, code
-and the CNN lab link that carries the classifier's lr multiple and the freeze."""
+"""Lesson 4 on the Lessons page under AppTest: its link, findings, code and the CNN lab
+link that carries the classifier's lr multiple and the freeze (with CIFAR-10), and a
+room's presenter pushing it to an attendee."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -10,7 +12,9 @@ from streamlit.testing.v1 import AppTest
 
 from optlab.lessons import get_lesson, run_lesson
 from optlab.lessons.parts import CNN_IMAGES
+from optlab.rooms import DB_ENV, RoomStore
 from optlab.script.lessons import first_images
+from optlab.ui.room import state as room
 from tests.lessons.test_lessons import cifar_folder
 from tests.support.resources import APP
 
@@ -47,3 +51,43 @@ def test_lesson_four_opens_from_its_link_and_links_to_the_cnn_lab(
     assert params["opt"] == ["adam:lr=0.0001"] * 2
     # The address bar mirrors the lesson: what a presenter's push sends to a room.
     assert {k: at.query_params[k] for k in query} == {**query, "clr": "5"}
+
+
+def test_a_presenter_pushes_lesson_four_and_an_attendee_loads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(DB_ENV, str(tmp_path / "rooms.sqlite"))
+    room.room_store.clear()
+    store = RoomStore(tmp_path / "rooms.sqlite")
+    try:
+        keys = store.create()
+        host = AppTest.from_file(APP, default_timeout=180)
+        host.query_params.update({"room": keys.code, "host": keys.token})
+        host.run()
+        host.switch_page("pages/lessons_page.py").run()
+        host.selectbox(key="lessons_chosen").set_value("per-layer-lr").run()
+        host.slider(key="lessons_per-layer-lr_at").set_value(2).run()
+        host.button(key="room_push").click().run()
+        assert not host.exception, [e.message for e in host.exception]
+        setup = store.state(keys.code).setup
+        assert setup.page == "lessons"
+        assert setup.query == {
+            "lesson": ["per-layer-lr"],
+            "at": ["2"],
+            "clr": ["10"],
+            "optimizer": ["SGD with momentum 0.9"],
+        }
+        ada = store.join(keys.code, "Ada")
+        at = AppTest.from_file(APP, default_timeout=180)
+        at.session_state[room.CODE], at.session_state[room.ATTENDEE] = keys.code, ada.id
+        at.session_state[room.NAME], at.session_state[room.TOKEN] = ada.name, None
+        at.query_params.update({"room": keys.code})
+        at.run()
+        at.switch_page("pages/lessons_page.py").run()
+        at.button(key="room_load").click().run()
+        assert not at.exception, [e.message for e in at.exception]
+        assert at.header[0].value == "4. Per-layer learning rates"
+        assert at.slider(key="lessons_per-layer-lr_at").value == 2
+    finally:
+        store.close()
+        room.room_store.clear()
