@@ -17,19 +17,18 @@ from typing import Any
 from torch import Tensor
 
 from optlab.lessons.basics import CHANGE_LR, CLOSURE, SCHEDULERS, STATE_DICT, TRAINING_LOOP
+from optlab.lessons.finetune import PER_LAYER_LR
 from optlab.lessons.lesson import Control, Lesson, OpenLink, Values
 from optlab.lessons.rules import ADAM_BIAS, MOMENTUM, WRITE_YOUR_OWN
 from optlab.lookup import lookup
 from optlab.script.lessons import CnnData, LessonProgram, lesson_script
 
 #: The lessons in the page's order, numbered as in the list they come from.
-#: Lesson 4 (per-layer learning rates, freezing the features and then
-#: add_param_group) goes between CHANGE_LR and SCHEDULERS once the CNN lab can
-#: freeze features until a step: one entry here, nothing else.
 LESSONS: tuple[Lesson, ...] = (
     TRAINING_LOOP,
     CLOSURE,
     CHANGE_LR,
+    PER_LAYER_LR,
     SCHEDULERS,
     STATE_DICT,
     MOMENTUM,

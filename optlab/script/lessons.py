@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from optlab import __version__
+from optlab.script.runtime import finetune
 from optlab.script.runtime import lessons as runtime
 from optlab.script.source import (
     Embedded,
@@ -48,6 +49,7 @@ FUNCTIONS: dict[str, Callable[..., dict]] = {
         runtime.scheduled,
         runtime.resume,
         runtime.train_cnn,
+        finetune.fine_tune,
     )
 }
 #: The CIFAR-10 file whose first images the CNN lessons train on.

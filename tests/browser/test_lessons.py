@@ -115,3 +115,27 @@ def test_a_lesson_on_a_projector_in_presenter_view(browser, lessons_url) -> None
         page.screenshot(path=str(ARTIFACTS / "lessons-presenter-1024-full.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_lesson_four_on_a_projector_in_presenter_view(browser, lessons_url) -> None:
+    context = browser.new_context(viewport=PROJECTOR)
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    try:
+        page.goto(f"{lessons_url}/lessons?lesson=per-layer-lr&at=4&view=presenter")
+        charts = wait_for_charts(page, 3)
+        dialog = page.get_by_role("dialog")
+        if dialog.count():
+            page.keyboard.press("Escape")
+            dialog.wait_for(state="detached")
+        assert_legible(charts)
+        # Stacked at full width: the features' runs, the classifier's, the param groups.
+        assert [c["kind"] for c in charts] == ["curves"] * 3
+        assert all(c["plotWidth"] >= 600 for c in charts), charts
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
+        assert overflow <= 0
+        page.get_by_text("Open both runs in the CNN lab").wait_for()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "lesson4-presenter-1024.png"), full_page=True)
+    finally:
+        context.close()

@@ -270,7 +270,7 @@ def test_adam_no_bias_is_a_plugin_and_lion_steps_are_lr_root_two() -> None:
 
 
 def test_lessons_are_numbered_and_validate_their_controls() -> None:
-    assert [lesson.number for lesson in LESSONS] == [1, 2, 3, 5, 6, 7, 8, 9]
+    assert [lesson.number for lesson in LESSONS] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     assert len({lesson.key for lesson in LESSONS}) == len(LESSONS)
     for lesson in LESSONS:
         assert 1 <= len(lesson.controls) <= 3

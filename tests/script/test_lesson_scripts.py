@@ -26,6 +26,7 @@ RUN = {
     ("training-loop", 1),  # train_cnn on CIFAR-10
     ("closure", 0),
     ("change-lr", 0),
+    ("per-layer-lr", 0),  # fine_tune: add_param_group mid-run
     ("schedulers", 1),
     ("state-dict", 0),
     ("adam-bias", 0),  # the embedded AdamNoBiasCorrection
