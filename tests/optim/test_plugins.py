@@ -310,13 +310,15 @@ def example_results() -> list[PluginResult]:
 @pytest.fixture
 def lion(example_results, monkeypatch) -> OptimizerSpec:
     """Lion registered as the server registers it (whether or not $OPTLAB_PLUGINS is set)."""
-    (result,) = example_results
+    (result,) = (r for r in example_results if r.spec is not None and r.spec.key == "lion")
     register(monkeypatch, result.spec)
     return result.spec
 
 
-def test_the_example_folder_loads_lion(example_results) -> None:
-    (result,) = example_results
+def test_the_example_folder_loads_lion_and_adam_without_bias_correction(example_results) -> None:
+    # Files in name order: adam_no_bias.py (lesson 8's), then lion.py.
+    adam, result = example_results
+    assert adam.loaded and adam.spec.key == "adam_no_bias"
     assert result.loaded and result.reason == ""
     assert result.source == str(EXAMPLES / "lion.py")
     assert result.spec.key == "lion" and result.spec.factory.__name__ == "Lion"
@@ -324,7 +326,9 @@ def test_the_example_folder_loads_lion(example_results) -> None:
     assert result.spec.factory.__module__.startswith("_optlab_plugin_")
     assert result.spec.factory.__module__ in sys.modules
     assert [r.message for r in example_results] == [
-        f"plugin {EXAMPLES / 'lion.py'}: loaded optimizer 'lion' (Lion)"
+        f"plugin {EXAMPLES / 'adam_no_bias.py'}: loaded optimizer 'adam_no_bias' "
+        "(Adam without bias correction)",
+        f"plugin {EXAMPLES / 'lion.py'}: loaded optimizer 'lion' (Lion)",
     ]
 
 
@@ -400,8 +404,8 @@ importlib.import_module(sys.argv[1])
 from optlab.optim.builtin import BUILTIN_OPTIMIZERS
 from optlab.optim.registry import optimizers, plugin_messages
 keys = [s.key for s in optimizers()]
-assert keys == [s.key for s in BUILTIN_OPTIMIZERS] + ["lion"], keys
-print(plugin_messages()[0])
+assert keys == [s.key for s in BUILTIN_OPTIMIZERS] + ["adam_no_bias", "lion"], keys
+print("\\n".join(plugin_messages()))
 """
 
 
