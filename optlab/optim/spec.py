@@ -74,6 +74,19 @@ class OptimizerSpec:
         state: The symbols of ``optimizer.state[p]``'s entries (`StateSymbol`).
         warn: Says what is unusual about a combination of valid values
             (one line each); single values warn through their `HParam`.
+        create_graph: ``step()`` differentiates the gradient again (a
+            Hutchinson Hessian estimate, SophiaH): the engines compute the
+            gradient with ``create_graph=True`` (`optlab.optim.protocol`).
+        averaged: The optimizer keeps two points and has ``train()`` /
+            ``eval()`` (Schedule-Free): the parameters hold the training point,
+            and the engines evaluate, record and test at the point ``eval()``
+            gives, then go back with ``train()``.
+        random: ``step()`` draws from torch's or NumPy's global random
+            generators (Hutchinson probes, PSGD's preconditioner updates): the
+            engines seed them from the run's seed around every step, so a run
+            is reproducible and does not depend on what else the server does.
+        traces: Scalars of ``param_groups[0]`` worth plotting over the steps
+            (Prodigy's step-size estimate ``d``): (key, what it is).
     """
 
     key: str
@@ -89,6 +102,10 @@ class OptimizerSpec:
     symbols: tuple[tuple[str, str], ...] = ()
     state: tuple[StateSymbol, ...] = ()
     warn: Callable[[Mapping[str, HValue]], list[str]] | None = None
+    create_graph: bool = False
+    averaged: bool = False
+    random: bool = False
+    traces: tuple[tuple[str, str], ...] = ()
 
     def hparam(self, name: str) -> HParam:
         """Returns the hyperparameter called ``name``.
