@@ -48,13 +48,19 @@ def gradient(loss: torch.Tensor, param: torch.Tensor, spec: OptimizerSpec) -> to
     return grad
 
 
-def backward(loss: torch.Tensor, spec: OptimizerSpec) -> None:
-    """``loss.backward()``, with ``create_graph=True`` when the spec asks for it.
+def backward(loss: torch.Tensor, params: Sequence[torch.Tensor], spec: OptimizerSpec) -> None:
+    """``loss.backward()``; for a ``create_graph`` spec, the same gradients with a graph.
 
-    The graph kept for a create_graph gradient is freed by the next
-    ``zero_grad()``, which sets every ``.grad`` to None.
+    With ``create_graph`` they come from `torch.autograd.grad` and are added
+    to ``.grad``, which avoids the reference cycle ``backward(create_graph=True)``
+    makes (and warns about); the graph goes with the next ``zero_grad()``.
     """
-    loss.backward(create_graph=spec.create_graph)
+    if not spec.create_graph:
+        loss.backward()
+        return
+    taking = [p for p in params if p.requires_grad]
+    for p, grad in zip(taking, torch.autograd.grad(loss, taking, create_graph=True), strict=True):
+        p.grad = grad if p.grad is None else p.grad + grad
 
 
 def step_seed(seed: int, *keys: int) -> int:

@@ -25,12 +25,25 @@ random probes, Kron draws random numbers; Prodigy's ``d`` is a trace.
 
 from __future__ import annotations
 
-import pytorch_optimizer as po
+from collections.abc import Mapping
 
-from optlab.optim.hparams import HParam
+import pytorch_optimizer as po
+import torch
+
+from optlab.optim.hparams import HParam, HValue
 from optlab.optim.packs import po_knobs as knobs
 from optlab.optim.packs.pytorch_optimizer_muon import MUON, NORMUON
 from optlab.optim.spec import OptimizerSpec, StateSymbol
+
+
+def _needs_opt_einsum(values: Mapping[str, HValue]) -> None:
+    """Refuses Kron when torch cannot plan its einsums (see KRON's notes)."""
+    if not torch.backends.opt_einsum.is_available():
+        raise ValueError(
+            "Kron needs opt_einsum, or one step can ask for many GiB: "
+            "pip install -r requirements-extra.txt"
+        )
+
 
 LION = OptimizerSpec(
     key="po_lion",
@@ -339,9 +352,9 @@ KRON = OptimizerSpec(
         ),
         HParam(
             "memory_save_mode",
-            "smart_one_diag",
-            choices=("smart_one_diag", "one_diag", "all_diag"),
-            help="which factors are diagonal (OptLab's default; see the notes)",
+            None,
+            choices=(None, "smart_one_diag", "one_diag", "all_diag"),
+            help="which factors are diagonal (none: every factor up to max_size is triangular)",
             origin=knobs.CHECK,
         ),
         knobs.flag("momentum_into_precondition_update", True, "fit Q to the momentum (off: to g)"),
@@ -355,10 +368,10 @@ u_t &= P \hat m_t \cdot \min\!\big(1, 1.1/\operatorname{RMS}(P\hat m_t)\big),\qq
 \theta_t = \theta_{t-1} - \gamma\, u_t
 \end{aligned}""",
     notes=(
-        "OptLab's memory_save_mode default is smart_one_diag, not the library's none (every "
-        "factor triangular): with torch 2.13 the full factors of SeedNet's 64×1024 Linear weight "
-        "made one step ask for 16 GiB (measured), which would take a shared server down; "
-        "none is not offered. On the 2-D point (a vector) every mode is diagonal.",
+        "Kron's einsums need opt_einsum (requirements-extra.txt pins it): without it torch "
+        "contracts them left to right, and one step on SeedNet's 64×1024 Linear weight asked "
+        "for 16 GiB (measured), so the pack skips Kron when opt_einsum is missing. On the "
+        "2-D point (a vector) every factor is diagonal.",
         "Q is updated with random probes and, by default, with a probability that decays "
         "from 1 to 0.03: OptLab seeds those draws from the run's seed, so runs repeat.",
         knobs.LEFT_OUT + " Nor mu_dtype and precondition_dtype (float32).",
@@ -367,6 +380,7 @@ u_t &= P \hat m_t \cdot \min\!\big(1, 1.1/\operatorname{RMS}(P\hat m_t)\big),\qq
     symbols=(("lr", r"\gamma"), ("weight_decay", r"\lambda"), ("momentum", r"\beta")),
     state=(StateSymbol("momentum_buffer", "m_t", "m_{t-1}", "gradient average"),),
     random=True,
+    check=_needs_opt_einsum,
 )
 
 SOPHIA_H = OptimizerSpec(
