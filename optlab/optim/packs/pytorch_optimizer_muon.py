@@ -7,6 +7,7 @@ param groups (`muon_groups`), so every engine can build them like any optimizer.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -86,6 +87,11 @@ class NorMuonSplit(po.NorMuon):
 
     def __init__(self, params: Iterable[Any], **kwargs: Any) -> None:
         super().__init__(muon_groups(params), **kwargs)
+
+
+# Their signatures are the library's: the checks and the UI read the arguments from it.
+MuonSplit.__signature__ = inspect.signature(po.Muon)  # type: ignore[attr-defined]
+NorMuonSplit.__signature__ = inspect.signature(po.NorMuon)  # type: ignore[attr-defined]
 
 
 _MUON_NOTES = (
