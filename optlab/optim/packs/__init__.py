@@ -29,6 +29,15 @@ PACKS: dict[str, tuple[str, str]] = {
 INSTALL_HINT = "pip install -r requirements-extra.txt"
 
 
+def library_of(factory: object) -> str | None:
+    """The library (distribution) a pack's optimizer class comes from; None for others."""
+    module = getattr(factory, "__module__", None) or ""
+    for name, (pack_module, distribution) in PACKS.items():
+        if module.split(".")[0] == name or module.startswith(pack_module):
+            return distribution
+    return None
+
+
 def pack_names(text: str | None = None) -> list[str]:
     """The pack names ``text`` (default ``$OPTLAB_PACKS``) lists, in order, once each."""
     if text is None:
