@@ -56,7 +56,8 @@ PLUGINS_ENV = "OPTLAB_PLUGINS"
 PLUGIN_ATTRIBUTE = "OPTLAB_OPTIMIZERS"
 
 _KEY = re.compile(r"[a-z][a-z0-9_]*")
-_MODULE_PREFIX = "_optlab_plugin_"
+#: The start of every plugin module's private name.
+PLUGIN_MODULE_PREFIX = "_optlab_plugin_"
 _MAX_REASON = 300
 _log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ def _module_name(file: Path) -> str:
     """A private, stable module name: the same file always gets the same one."""
     digest = hashlib.sha1(str(file).encode(), usedforsecurity=False).hexdigest()[:10]
     stem = re.sub(r"\W", "_", file.stem)
-    return f"{_MODULE_PREFIX}{digest}_{stem}"
+    return f"{PLUGIN_MODULE_PREFIX}{digest}_{stem}"
 
 
 def _restore(name: str, previous: ModuleType | None) -> None:

@@ -14,10 +14,18 @@ from __future__ import annotations
 import functools
 import threading
 
+import torch
+
 from optlab.lookup import lookup
 from optlab.optim.builtin import BUILTIN_OPTIMIZERS, PRESETS
 from optlab.optim.packs import load_packs
-from optlab.optim.plugins import PluginResult, load_plugins, loaded_specs, reserved_keys
+from optlab.optim.plugins import (
+    PLUGIN_MODULE_PREFIX,
+    PluginResult,
+    load_plugins,
+    loaded_specs,
+    reserved_keys,
+)
 from optlab.optim.spec import OptimizerSpec, Preset
 
 _BUILTIN_BY_KEY: dict[str, OptimizerSpec] = {spec.key: spec for spec in BUILTIN_OPTIMIZERS}
@@ -106,3 +114,16 @@ def preset_text(found: Preset) -> str:
         if hp.name in values and values[hp.name] != hp.default
     ]
     return f"{spec.key}:{','.join(parts)}" if parts else spec.key
+
+
+def class_path(spec: OptimizerSpec) -> str:
+    """Where an optimizer's class comes from, for the pages: ``torch.optim.Adam``,
+    ``pytorch_optimizer.optimizer.lion.Lion`` (a pack's), ``Lion (a plugin)``."""
+    factory = spec.factory
+    name = getattr(factory, "__qualname__", getattr(factory, "__name__", repr(factory)))
+    if getattr(torch.optim, name, None) is factory:
+        return f"torch.optim.{name}"
+    module = getattr(factory, "__module__", "") or ""
+    if module.startswith(PLUGIN_MODULE_PREFIX):
+        return f"{name} (a plugin)"
+    return f"{module}.{name}" if module else name
