@@ -24,6 +24,7 @@ from optlab.optim.plugins import reserved_keys
 from optlab.surface.inspector import record_steps
 from optlab.surface.problem import Problem
 from optlab.surface.run import SurfaceRunConfig, run_surface
+from optlab.train.checkpoint import checkpoint_bytes, read_checkpoint, restore
 from optlab.train.data.batches import CIFAR10_MEAN, CIFAR10_STD, normalise
 from optlab.train.models import build_model
 from optlab.train.run import EvalRecord, TrainingSession, TrainRecord
@@ -275,3 +276,20 @@ def _test_loss(session: TrainingSession) -> float:
     with torch.no_grad():
         x = normalise(session.test_images, CIFAR10_MEAN, CIFAR10_STD)
         return float(torch.nn.functional.cross_entropy(model(x), session.test_labels))
+
+
+@pytest.mark.parametrize("key", SPECS)
+def test_a_checkpoint_mid_run_resumes_exactly_as_never_stopped(key) -> None:
+    """Saved with the CNN lab's checkpoint (loaded weights-only), resumed in a fresh
+    session: the rest of the run equals the uninterrupted one (SOAP's and Kron's state
+    hold lists, strings and dtypes; Muon's groups are split)."""
+    data = tiny_data()
+    cfg = tiny_train_config(key, steps=4, eval_every=2)
+    whole = TrainingSession(cfg, data)
+    expected = _timeless(list(whole.run()))
+    first = TrainingSession(cfg, data)
+    while first.step < 2:
+        first.run_step()
+    resumed = TrainingSession(cfg, data)
+    restore(resumed, read_checkpoint(checkpoint_bytes(first)))
+    assert _timeless(list(resumed.run())) == expected[len(_timeless(first.history)) :]
