@@ -227,7 +227,8 @@ SCHEDULE_FREE_ADAMW = OptimizerSpec(
     rule=r"""
 \begin{aligned}
 v_t &= \beta_2 v_{t-1} + (1-\beta_2) g_t^2,\quad
-  \hat g_t = \frac{g_t}{\sqrt{v_t/(1-\beta_2^t)} + \epsilon} + \lambda y_{t-1} \\
+  \hat g_t = \frac{g_t}{\sqrt{v_t/(1-\beta_2^t) + 10^{-15}} + \epsilon}
+  + \lambda y_{t-1} \\
 c_t &= \frac{t^r \gamma_{\max}^{p}}{\sum_{i\le t} i^r \gamma_{\max}^{p}} \\
 y_t &= (1-c_t)\, y_{t-1} + c_t z_{t-1} + \gamma\big(\beta_1(1-c_t) - 1\big)\hat g_t \\
 z_t &= z_{t-1} - \gamma\, \hat g_t,\qquad
