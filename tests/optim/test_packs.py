@@ -26,7 +26,7 @@ from optlab.surface.problem import Problem
 from optlab.surface.run import SurfaceRunConfig, run_surface
 from optlab.train.checkpoint import checkpoint_bytes, read_checkpoint, restore
 from optlab.train.data.batches import CIFAR10_MEAN, CIFAR10_STD, normalise
-from optlab.train.models import build_model
+from optlab.train.models import build_model, param_groups
 from optlab.train.run import EvalRecord, TrainingSession, TrainRecord
 from tests.support.training import tiny_data, tiny_train_config
 
@@ -231,6 +231,13 @@ def test_muon_gets_seednets_matrices_and_kernels_and_adamw_its_vectors() -> None
     # A lone vector (the 2-D point) is Muon's: there is no matrix to give it.
     point = torch.zeros(2, requires_grad=True)
     assert muon_groups([point]) == [{"params": [point], "use_muon": True}]
+
+
+def test_muon_keeps_the_callers_groups_first_and_their_adamw_parts_after() -> None:
+    groups = muon_groups(param_groups(build_model("seednet", 0)))
+    names = ["features", "classifier", "features (AdamW)", "classifier (AdamW)"]
+    assert [g["name"] for g in groups] == names
+    assert [g["use_muon"] for g in groups] == [True, True, False, False]
 
 
 def test_muon_keeps_a_groups_name_and_lr_for_its_muon_part_only() -> None:

@@ -54,25 +54,28 @@ def muon_groups(params: Iterable[Any]) -> list[dict[str, Any]]:
     playground's point) the vectors go to Muon, which treats an n-vector as an
     n × 1 matrix: otherwise "Muon" there would be AdamW alone. A group's own
     ``lr`` is kept for its Muon part only; its AdamW part is named
-    ``"<name> (AdamW)"`` and uses ``adamw_lr``.
+    ``"<name> (AdamW)"``, uses ``adamw_lr`` and comes after every Muon part.
     """
     items = list(params)
     groups = items if items and isinstance(items[0], Mapping) else [{"params": items}]
     has_matrix = any(p.ndim >= 2 for g in groups for p in g["params"])
-    out: list[dict[str, Any]] = []
+    muon_parts: list[dict[str, Any]] = []
+    adamw_parts: list[dict[str, Any]] = []
     for group in groups:
         members = list(group["params"])
         rest = {k: v for k, v in group.items() if k != "params"}
         muon = [p for p in members if p.ndim >= 2 or not has_matrix]
         adamw = [p for p in members if not (p.ndim >= 2 or not has_matrix)]
         if muon:
-            out.append({**rest, "params": muon, "use_muon": True})
+            muon_parts.append({**rest, "params": muon, "use_muon": True})
         if adamw:
             other = {k: v for k, v in rest.items() if k != "lr"}
             if "name" in other:
                 other["name"] = f"{other['name']} (AdamW)"
-            out.append({**other, "params": adamw, "use_muon": False})
-    return out
+            adamw_parts.append({**other, "params": adamw, "use_muon": False})
+    # The Muon parts first: group i of the caller stays group i (the CNN lab's
+    # charts label the first groups features and classifier).
+    return muon_parts + adamw_parts
 
 
 class MuonSplit(po.Muon):
