@@ -28,6 +28,7 @@ from optlab.train.checkpoint import checkpoint_bytes, read_checkpoint, restore
 from optlab.train.data.batches import CIFAR10_MEAN, CIFAR10_STD, normalise
 from optlab.train.models import build_model, param_groups
 from optlab.train.run import EvalRecord, TrainingSession, TrainRecord
+from optlab.train.snapshots import flat_weights
 from tests.support.training import tiny_data, tiny_train_config
 
 if os.environ.get("CI") == "true":
@@ -300,3 +301,16 @@ def test_a_checkpoint_mid_run_resumes_exactly_as_never_stopped(key) -> None:
     resumed = TrainingSession(cfg, data)
     restore(resumed, read_checkpoint(checkpoint_bytes(first)))
     assert _timeless(list(resumed.run())) == expected[len(_timeless(first.history)) :]
+
+
+def test_schedule_free_weight_snapshots_are_taken_at_x() -> None:
+    data = tiny_data()
+    session = TrainingSession(tiny_train_config("po_sf_adamw", steps=3, snapshot_every=1), data)
+    list(session.run())
+    (model,), (optimizer,) = session.models, session.optimizers
+    at_y = flat_weights(list(model.parameters()))
+    optimizer.eval()
+    at_x = flat_weights(list(model.parameters()))
+    optimizer.train()
+    latest = session.snapshots.weights()[0][-1]
+    assert torch.equal(latest, at_x) and not torch.equal(latest, at_y)
