@@ -21,8 +21,10 @@ $(VENV)/.run-deps: requirements.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+# The tests also install the optimizer pack (requirements-extra.txt), so the
+# whole suite covers its optimizers.
+$(VENV)/.dev-deps: requirements.txt requirements-dev.txt requirements-extra.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -r requirements-extra.txt
 	touch $(VENV)/.run-deps $@
 
 run: $(VENV)/.run-deps
@@ -66,10 +68,11 @@ format: $(VENV)/.dev-deps
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# The example plugin (optlab/examples/lion.py) is loaded for the whole suite, so
-# every test parametrised over the optimizers covers a plugin optimizer too.
+# The example plugin (optlab/examples/lion.py) and the pytorch_optimizer pack are
+# loaded for the whole suite, so every test parametrised over the optimizers
+# covers a plugin's and the pack's optimizers too.
 test: $(VENV)/.dev-deps chromium lint
-	OPTLAB_PLUGINS=$(CURDIR)/optlab/examples $(BIN)/python -m pytest
+	OPTLAB_PLUGINS=$(CURDIR)/optlab/examples OPTLAB_PACKS=pytorch_optimizer $(BIN)/python -m pytest
 
 bench: $(VENV)/.run-deps
 	$(BIN)/python -m bench.surface_engine

@@ -5,7 +5,9 @@ start-up on top of torch's own import. The runs alternate (torch, list,
 torch, list, ...) so a noisy machine slows both alike; the report is each
 command's median wall time and the median of the paired differences, with
 and without the example plugin (``$OPTLAB_PLUGINS``), whose smoke test the
-list command pays since it lists the plugins.
+list command pays since it lists the plugins, and with the pytorch_optimizer
+pack (``$OPTLAB_PACKS``; skipped, with a line saying so, where it is not
+installed): importing the library and nine smoke tests.
 
     python -m bench.startup [--repeats 7]
 """
@@ -13,6 +15,7 @@ list command pays since it lists the plugins.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
 import subprocess
@@ -49,12 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7, help="pairs of runs (7)")
     args = parser.parse_args(argv)
-    base = {k: v for k, v in os.environ.items() if k != "OPTLAB_PLUGINS"}
+    base = {k: v for k, v in os.environ.items() if k not in ("OPTLAB_PLUGINS", "OPTLAB_PACKS")}
     print(f"start-up, median of {args.repeats} alternating runs each:")
-    for name, env in (
-        ("no plugins", base),
-        ("example plugin", {**base, "OPTLAB_PLUGINS": EXAMPLES}),
-    ):
+    runs = [("no plugins", base), ("example plugin", {**base, "OPTLAB_PLUGINS": EXAMPLES})]
+    if importlib.util.find_spec("pytorch_optimizer") is not None:
+        runs.append(("optimizer pack", {**base, "OPTLAB_PACKS": "pytorch_optimizer"}))
+    else:
+        print("  optimizer pack: not installed (pip install -r requirements-extra.txt)")
+    for name, env in runs:
         torch_s, list_s, diff = paired(args.repeats, env)
         print(
             f"  {name:<15} import torch {torch_s:5.2f} s   optlab list {list_s:5.2f} s   "

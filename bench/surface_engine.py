@@ -3,7 +3,10 @@
 The plain loop is what a user writes from the torch.optim docs: for each
 optimizer on its own, ``zero_grad(); loss = f(p); loss.backward(); step()``
 (``step(closure)`` for LBFGS), recording the point and loss after each step.
-The tests use it as the oracle for `run_surface`.
+The tests use it as the oracle for `run_surface`. Optimizers whose docs ask
+for more follow their docs (`by_the_docs`): SophiaH's
+``backward(create_graph=True)``, Schedule-Free's ``eval()`` before recording
+and ``train()`` after; random draws are seeded as OptLab seeds them.
 
 Usage::
 
@@ -17,17 +20,53 @@ identical trajectories.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
+from collections.abc import Iterator
 
+import numpy as np
 import torch
 
 from optlab.optim.config import OptimizerConfig
+from optlab.optim.protocol import step_seed
+from optlab.optim.spec import OptimizerSpec
 from optlab.surface.problem import Problem
 from optlab.surface.run import SurfaceRunConfig, add_noise, noise_generator, run_surface
 
 #: Largest difference between the engine's and the plain loop's paths.
 TOLERANCE = 1e-9
+
+
+@contextlib.contextmanager
+def by_the_docs(spec: OptimizerSpec, seed: int, step: int) -> Iterator[None]:
+    """A step of an optimizer that draws random numbers, with torch's and NumPy's
+    global generators seeded as OptLab seeds them (`step_seed`), then restored."""
+    if not spec.random:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        state = np.random.get_state()
+        torch.manual_seed(step_seed(seed, step))
+        np.random.seed(step_seed(seed, step) % 2**32)
+        try:
+            yield
+        finally:
+            np.random.set_state(state)
+
+
+def evaluated(spec: OptimizerSpec, opt: torch.optim.Optimizer, p: torch.Tensor) -> list[float]:
+    """The point to record: Schedule-Free's after ``eval()`` (its docs' protocol), with
+    ``train()`` after it and the training point put back exactly; else ``p``."""
+    if not spec.averaged:
+        return p.detach().view(-1).tolist()
+    y = p.detach().clone()
+    opt.eval()  # type: ignore[attr-defined]
+    point = p.detach().view(-1).tolist()
+    opt.train()  # type: ignore[attr-defined]
+    with torch.no_grad():
+        p.copy_(y)
+    return point
 
 
 def plain_loop(cfg: SurfaceRunConfig) -> list[list[tuple[float, float, float]]]:
@@ -40,34 +79,36 @@ def plain_loop(cfg: SurfaceRunConfig) -> list[list[tuple[float, float, float]]]:
     surface = cfg.resolved_surface
     out = []
     for opt_cfg in cfg.optimizers:
+        spec = opt_cfg.spec
         # The point in the optimizer's shape: Muon takes a 1 × 2 matrix.
         start = torch.tensor(cfg.problem.start, dtype=torch.float64)
-        p = start.reshape(opt_cfg.spec.point_shape).requires_grad_(True)
+        p = start.reshape(spec.point_shape).requires_grad_(True)
         opt = opt_cfg.build([p])
         gen = noise_generator(cfg.problem.seed)
 
-        def closure(p=p, opt=opt, gen=gen) -> torch.Tensor:
+        def closure(p=p, opt=opt, gen=gen, spec=spec) -> torch.Tensor:
             opt.zero_grad()
             loss = surface(p)
-            loss.backward()
+            loss.backward(create_graph=spec.create_graph)
             if cfg.problem.noise > 0:
                 p.grad = add_noise(p.grad, cfg.problem.noise, gen)
             return loss
 
+        def record(p=p, opt=opt, spec=spec) -> tuple[float, float, float]:
+            point = evaluated(spec, opt, p)
+            with torch.no_grad():
+                return (*point, surface(torch.tensor(point, dtype=torch.float64)).item())
+
         path = []
-        for _ in range(cfg.problem.steps):
-            if opt_cfg.spec.uses_closure:
-                # step(closure) evaluates wherever its line search goes, so
-                # the point reached is measured separately.
-                with torch.no_grad():
-                    path.append((*p.detach().view(-1).tolist(), surface(p).item()))
-                opt.step(closure)
-            else:
-                loss = closure()
-                path.append((*p.detach().view(-1).tolist(), loss.item()))
-                opt.step()
-        with torch.no_grad():
-            path.append((*p.detach().view(-1).tolist(), surface(p).item()))
+        for step in range(cfg.problem.steps):
+            path.append(record())
+            with by_the_docs(spec, cfg.problem.seed, step):
+                if spec.uses_closure:
+                    opt.step(closure)
+                else:
+                    closure()
+                    opt.step()
+        path.append(record())
         out.append(path)
     return out
 

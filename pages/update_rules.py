@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from optlab.optim.builtin import PRESETS
-from optlab.optim.registry import optimizers, plugin_messages, preset_text
+from optlab.optim.registry import class_path, optimizers, plugin_messages, preset_text
 
 st.title("Update rules")
 presets = ", ".join(f"**{p.label}** (`{preset_text(p)}`)" for p in PRESETS)
@@ -22,8 +22,13 @@ st.caption(
 )
 
 if plugin_messages():
-    with st.expander(f"Optimizer plugins ({len(plugin_messages())})", icon=":material/extension:"):
-        st.caption("Installed by whoever runs this server, from `$OPTLAB_PLUGINS`.")
+    with st.expander(
+        f"Optimizer plugins and packs ({len(plugin_messages())})", icon=":material/extension:"
+    ):
+        st.caption(
+            "Installed by whoever runs this server: plugins from `$OPTLAB_PLUGINS`, "
+            "optimizer packs from `$OPTLAB_PACKS`."
+        )
         for message in plugin_messages():
             st.markdown(f"- {message}")
 
@@ -32,7 +37,7 @@ for spec in optimizers():
     if chosen and spec.label != chosen:
         continue
     st.header(spec.label, anchor=spec.key)
-    st.caption(f"`torch.optim.{spec.factory.__name__}` · CLI key `{spec.key}`")
+    st.caption(f"`{class_path(spec)}` · CLI key `{spec.key}`")
     st.latex(spec.rule)
     rows = [
         {

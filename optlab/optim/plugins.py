@@ -47,6 +47,7 @@ import torch
 
 from optlab.optim.builtin import BUILTIN_OPTIMIZERS, PRESETS
 from optlab.optim.hparams import HParam
+from optlab.optim.protocol import evaluation_point, gradient
 from optlab.optim.spec import OptimizerSpec, Paper
 
 #: The environment variable that lists plugin folders (or files).
@@ -57,7 +58,8 @@ PLUGIN_ATTRIBUTE = "OPTLAB_OPTIMIZERS"
 _KEY = re.compile(r"[a-z][a-z0-9_]*")
 #: The shapes a 2-D point may be given in: a vector, or a one-row matrix (Muon-like).
 POINT_SHAPES = ((2,), (1, 2))
-_MODULE_PREFIX = "_optlab_plugin_"
+#: The start of every plugin module's private name.
+PLUGIN_MODULE_PREFIX = "_optlab_plugin_"
 _MAX_REASON = 300
 _log = logging.getLogger(__name__)
 
@@ -67,14 +69,17 @@ class PluginResult:
     """What happened to one optimizer of a plugin, or to a whole plugin module.
 
     Attributes:
-        source: The plugin file (or the path-list entry, when that is the problem).
+        source: The plugin file (or the path-list entry, when that is the problem);
+            the pack's name for a pack.
         spec: The optimizer registered; None when skipped.
         reason: Why it was skipped (one line); empty when loaded.
+        kind: ``plugin``, or ``pack`` (`optlab.optim.packs`).
     """
 
     source: str
     spec: OptimizerSpec | None = None
     reason: str = ""
+    kind: str = "plugin"
 
     @property
     def loaded(self) -> bool:
@@ -85,11 +90,13 @@ class PluginResult:
     def message(self) -> str:
         """One line for the server log, the pages and the CLI."""
         if self.spec is not None:
-            return f"plugin {self.source}: loaded optimizer {self.spec.key!r} ({self.spec.label})"
-        return f"plugin {self.source}: skipped: {self.reason}"
+            return (
+                f"{self.kind} {self.source}: loaded optimizer {self.spec.key!r} ({self.spec.label})"
+            )
+        return f"{self.kind} {self.source}: skipped: {self.reason}"
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     """Collapses whitespace and caps the length, so a reason stays one readable line."""
     line = " ".join(str(text).split())
     return line if len(line) <= _MAX_REASON else line[: _MAX_REASON - 1] + "…"
@@ -110,14 +117,14 @@ def _describe(err: BaseException, file: Path) -> str:
     """``Type: message (name.py line N)``, on one line."""
     text = str(err)
     shown = f"{type(err).__name__}: {text}" if text else type(err).__name__
-    return _one_line(shown + _where(err.__traceback__, file))
+    return one_line(shown + _where(err.__traceback__, file))
 
 
 def _module_name(file: Path) -> str:
     """A private, stable module name: the same file always gets the same one."""
     digest = hashlib.sha1(str(file).encode(), usedforsecurity=False).hexdigest()[:10]
     stem = re.sub(r"\W", "_", file.stem)
-    return f"{_MODULE_PREFIX}{digest}_{stem}"
+    return f"{PLUGIN_MODULE_PREFIX}{digest}_{stem}"
 
 
 def _restore(name: str, previous: ModuleType | None) -> None:
@@ -165,7 +172,7 @@ def _candidates(entry: str) -> tuple[list[Path], str]:
                 return [], "not a folder or a .py file"
             return [path], ""
     except (OSError, RuntimeError) as err:  # unreadable, or a symlink loop
-        return [], _one_line(f"cannot be read: {getattr(err, 'strerror', None) or err}")
+        return [], one_line(f"cannot be read: {getattr(err, 'strerror', None) or err}")
     return [], "no such file or folder"
 
 
@@ -209,6 +216,10 @@ def _check_metadata(spec: OptimizerSpec) -> str:
         shapes = " or ".join(map(str, POINT_SHAPES))
         shown = spec.point_shape
         return f"point_shape must be {shapes} (a 2-D point as a vector or one row), not {shown!r}"
+    if spec.averaged and not all(
+        callable(getattr(spec.factory, name, None)) for name in ("train", "eval")
+    ):
+        return "averaged optimizers need train() and eval() methods (Schedule-Free's protocol)"
     return ""
 
 
@@ -232,9 +243,14 @@ def _smoke_test(spec: OptimizerSpec) -> None:
     scale = torch.tensor([1.0, 10.0], dtype=torch.float64)
 
     def closure() -> torch.Tensor:
+        opt.zero_grad()
+        if spec.create_graph:  # step() differentiates the gradient: it needs its graph
+            with torch.enable_grad():
+                loss = 0.5 * (scale * point * point).sum()
+                point.grad = gradient(loss, point, spec)
+            return loss.detach()
         # The quadratic's gradient written out: no autograd, whose first backward
         # in a process costs about a second, for a check that runs at start-up.
-        opt.zero_grad()
         with torch.no_grad():
             point.grad = spec.as_param(scale) * point
             return 0.5 * (scale * point * point).sum()
@@ -244,14 +260,15 @@ def _smoke_test(spec: OptimizerSpec) -> None:
     else:
         closure()
         opt.step()
-    if not bool(torch.isfinite(point).all()):
-        raise ValueError(f"one step from (1, -2) on a quadratic gave {point.tolist()}")
+    with evaluation_point(opt, [point], spec):
+        if not bool(torch.isfinite(point).all()):
+            raise ValueError(f"one step from (1, -2) on a quadratic gave {point.tolist()}")
     saved = opt.state_dict()
     twin = spec.build([point.detach().clone().requires_grad_(True)], values)
     twin.load_state_dict(saved)
 
 
-def _check_spec(spec: object, reserved: dict[str, str], file: Path) -> str:
+def check_spec(spec: object, reserved: dict[str, str], file: Path) -> str:
     """Why ``spec`` cannot be registered, or ``""``."""
     if not isinstance(spec, OptimizerSpec):
         return f"{PLUGIN_ATTRIBUTE} holds a {type(spec).__name__}, not an OptimizerSpec"
@@ -284,9 +301,9 @@ def _load_file(file: Path, reserved: dict[str, str]) -> list[PluginResult]:
         module, previous = _import(file)
     except SyntaxError as err:
         where = f"{Path(err.filename or source).name} line {err.lineno}"
-        return [PluginResult(source, reason=_one_line(f"syntax error ({where}): {err.msg}"))]
+        return [PluginResult(source, reason=one_line(f"syntax error ({where}): {err.msg}"))]
     except (Exception, SystemExit) as err:
-        return [PluginResult(source, reason=_one_line(f"import failed: {_describe(err, file)}"))]
+        return [PluginResult(source, reason=one_line(f"import failed: {_describe(err, file)}"))]
 
     specs = getattr(module, PLUGIN_ATTRIBUTE, None)
     results: list[PluginResult] = []
@@ -302,11 +319,11 @@ def _load_file(file: Path, reserved: dict[str, str]) -> list[PluginResult]:
     else:
         for spec in specs:
             try:
-                problem = _check_spec(spec, reserved, file)
+                problem = check_spec(spec, reserved, file)
             except (Exception, SystemExit) as err:  # a spec odd enough to break a check
                 problem = f"invalid OptimizerSpec: {_describe(err, file)}"
             if problem:
-                results.append(PluginResult(source, reason=_one_line(problem)))
+                results.append(PluginResult(source, reason=one_line(problem)))
             else:
                 reserved[spec.key] = f"plugin {source}"
                 results.append(PluginResult(source, spec=spec))
@@ -315,12 +332,16 @@ def _load_file(file: Path, reserved: dict[str, str]) -> list[PluginResult]:
     return results
 
 
-def load_plugins(paths: str | None = None) -> list[PluginResult]:
+def load_plugins(
+    paths: str | None = None, reserved: dict[str, str] | None = None
+) -> list[PluginResult]:
     """Imports the plugin modules that ``paths`` names and checks their optimizers.
 
     Args:
         paths: Folders or ``.py`` files separated by `os.pathsep`; None reads
             ``$OPTLAB_PLUGINS`` (unset or empty: no plugins).
+        reserved: Keys already taken (and who took them); loaded keys are
+            added to it. None: the built-in optimizers' and presets' keys.
 
     Returns:
         One result per optimizer loaded or skipped, and per module or path
@@ -329,7 +350,7 @@ def load_plugins(paths: str | None = None) -> list[PluginResult]:
     """
     if paths is None:
         paths = os.environ.get(PLUGINS_ENV, "")
-    taken = reserved_keys()
+    taken = reserved_keys() if reserved is None else reserved
     results: list[PluginResult] = []
     seen: set[Path] = set()
     for entry in (e.strip() for e in paths.split(os.pathsep)):

@@ -1,6 +1,7 @@
-"""The optimizer registry: the built-in optimizers, then the plugins' ones.
+"""The optimizer registry: the built-in optimizers, then the packs', then the plugins'.
 
-Plugins (`optlab.optim.plugins`) are loaded and smoke-tested on the first
+Packs (`optlab.optim.packs`, chosen by ``$OPTLAB_PACKS``) and plugins
+(`optlab.optim.plugins`) are loaded and smoke-tested on the first
 call that needs the whole registry (`optimizers`, a key that is not
 built in, `plugin_results`), not at import: ``python -m optlab surface
 --opt adam`` and every page's import pay nothing for them. Loading happens
@@ -13,9 +14,18 @@ from __future__ import annotations
 import functools
 import threading
 
+import torch
+
 from optlab.lookup import lookup
 from optlab.optim.builtin import BUILTIN_OPTIMIZERS, PRESETS
-from optlab.optim.plugins import PluginResult, load_plugins, loaded_specs
+from optlab.optim.packs import load_packs
+from optlab.optim.plugins import (
+    PLUGIN_MODULE_PREFIX,
+    PluginResult,
+    load_plugins,
+    loaded_specs,
+    reserved_keys,
+)
 from optlab.optim.spec import OptimizerSpec, Preset
 
 _BUILTIN_BY_KEY: dict[str, OptimizerSpec] = {spec.key: spec for spec in BUILTIN_OPTIMIZERS}
@@ -31,7 +41,8 @@ def _loaded() -> tuple[tuple[PluginResult, ...], dict[str, OptimizerSpec]]:
 
 @functools.cache
 def _load() -> tuple[tuple[PluginResult, ...], dict[str, OptimizerSpec]]:
-    results = tuple(load_plugins())
+    reserved = reserved_keys()
+    results = tuple(load_packs(reserved)) + tuple(load_plugins(reserved=reserved))
     specs = BUILTIN_OPTIMIZERS + loaded_specs(results)
     return results, {spec.key: spec for spec in specs}
 
@@ -42,12 +53,12 @@ def _by_key() -> dict[str, OptimizerSpec]:
 
 
 def optimizers() -> tuple[OptimizerSpec, ...]:
-    """Every optimizer, in display order: the built-ins, then the plugins' ones."""
+    """Every optimizer, in display order: the built-ins, the packs', then the plugins'."""
     return tuple(_by_key().values())
 
 
 def plugin_results() -> tuple[PluginResult, ...]:
-    """What loading the plugins did: one result per optimizer loaded or skipped."""
+    """What loading the packs and plugins did: one result per optimizer loaded or skipped."""
     return _loaded()[0]
 
 
@@ -103,3 +114,16 @@ def preset_text(found: Preset) -> str:
         if hp.name in values and values[hp.name] != hp.default
     ]
     return f"{spec.key}:{','.join(parts)}" if parts else spec.key
+
+
+def class_path(spec: OptimizerSpec) -> str:
+    """Where an optimizer's class comes from, for the pages: ``torch.optim.Adam``,
+    ``pytorch_optimizer.optimizer.lion.Lion`` (a pack's), ``Lion (a plugin)``."""
+    factory = spec.factory
+    name = getattr(factory, "__qualname__", getattr(factory, "__name__", repr(factory)))
+    if getattr(torch.optim, name, None) is factory:
+        return f"torch.optim.{name}"
+    module = getattr(factory, "__module__", "") or ""
+    if module.startswith(PLUGIN_MODULE_PREFIX):
+        return f"{name} (a plugin)"
+    return f"{module}.{name}" if module else name

@@ -80,6 +80,19 @@ class OptimizerSpec:
             numbers either way (`as_param`), so paths do not depend on it.
         on_surface: What the rule reduces to on a 2-D point, where that is not
             the rule itself (Muon's Newton–Schulz on one row); "" for nothing.
+        create_graph: ``step()`` differentiates the gradient again (a
+            Hutchinson Hessian estimate, SophiaH): the engines compute the
+            gradient with ``create_graph=True`` (`optlab.optim.protocol`).
+        averaged: The optimizer keeps two points and has ``train()`` /
+            ``eval()`` (Schedule-Free): the parameters hold the training point,
+            and the engines evaluate, record and test at the point ``eval()``
+            gives, then go back with ``train()``.
+        random: ``step()`` draws from torch's or NumPy's global random
+            generators (Hutchinson probes, PSGD's preconditioner updates): the
+            engines seed them from the run's seed around every step, so a run
+            is reproducible and does not depend on what else the server does.
+        traces: Scalars of ``param_groups[0]`` worth plotting over the steps
+            (Prodigy's step-size estimate ``d``): (key, what it is).
     """
 
     key: str
@@ -97,6 +110,10 @@ class OptimizerSpec:
     warn: Callable[[Mapping[str, HValue]], list[str]] | None = None
     point_shape: tuple[int, ...] = (2,)
     on_surface: str = ""
+    create_graph: bool = False
+    averaged: bool = False
+    random: bool = False
+    traces: tuple[tuple[str, str], ...] = ()
 
     def hparam(self, name: str) -> HParam:
         """Returns the hyperparameter called ``name``.

@@ -34,6 +34,7 @@ from torch.nn.modules.conv import _ConvNd
 from torch.optim import lr_scheduler
 
 from optlab.optim.config import OptimizerConfig
+from optlab.optim.packs import library_of
 
 # Names OptLab's embedded code may use from outside the optlab package: each
 # with the object it must be and the import line that provides it in the script.
@@ -340,6 +341,12 @@ def optimizer_class(opt: OptimizerConfig, embedded: Embedded) -> str:
         raise ValueError(
             f"export as script: {opt.spec.label} is not a torch.optim.Optimizer class, "
             "so a script cannot rebuild it"
+        )
+    library = library_of(factory)
+    if library is not None:  # a script needs only torch; its code is the library's
+        raise ValueError(
+            f"export as script: {opt.spec.label} comes from the {library} library (an "
+            "optimizer pack), and an exported script needs only torch"
         )
     embedded.add(factory)
     return name

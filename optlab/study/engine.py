@@ -209,7 +209,7 @@ class RayEngine:
         )
 
     def _init(self, ray: Any) -> None:
-        env = {k: v for k, v in os.environ.items() if k == "OPTLAB_PLUGINS"}
+        env = {k: v for k, v in os.environ.items() if k in ("OPTLAB_PLUGINS", "OPTLAB_PACKS")}
         if self.address is None:
             ray.init(
                 num_cpus=self.local_cpus,

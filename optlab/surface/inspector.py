@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from optlab.optim.protocol import evaluation_point, gradient, seeded_step
 from optlab.surface.run import (
     SurfaceRunConfig,
     _build_single_tensor,
@@ -62,6 +63,10 @@ class StepSnapshot:
         update: θ_t − θ_{t-1}.
         evaluations: The points f was evaluated at during the step, in order
             (one for first-order optimizers, the line search's for L-BFGS).
+        train_point: For an ``averaged`` optimizer (Schedule-Free), y_{t-1},
+            the training point the gradient was taken at, while ``point`` is
+            x_{t-1}, the point ``eval()`` gives and the run draws (its z is
+            in the state); None for the others, where both are ``point``.
     """
 
     step: int
@@ -73,6 +78,7 @@ class StepSnapshot:
     state_after: dict[str, Plain]
     update: tuple[float, float]
     evaluations: tuple[tuple[float, float], ...]
+    train_point: tuple[float, float] | None = None
 
     @property
     def g_t(self) -> tuple[float, float]:
@@ -111,7 +117,8 @@ def record_steps(cfg: SurfaceRunConfig, index: int) -> list[StepSnapshot]:
     optimizer = _build_single_tensor(opt_cfg, p)
     gen = noise_generator(cfg.problem.seed)
     xlo, xhi, ylo, yhi = divergence_box(surface)
-    uses_closure = opt_cfg.spec.uses_closure
+    spec = opt_cfg.spec
+    uses_closure = spec.uses_closure
     plan = cfg.plan(index)
     scheduler = plan.scheduler.build(optimizer, cfg.problem.steps)
     out: list[StepSnapshot] = []
@@ -121,7 +128,7 @@ def record_steps(cfg: SurfaceRunConfig, index: int) -> list[StepSnapshot]:
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
         value = surface(p)
-        value.backward()
+        p.grad = gradient(value, p, spec)
         if cfg.problem.noise > 0:
             p.grad = add_noise(p.grad, cfg.problem.noise, gen)
         evaluations.append(tuple(p.detach().view(-1).tolist()))
@@ -129,10 +136,15 @@ def record_steps(cfg: SurfaceRunConfig, index: int) -> list[StepSnapshot]:
             seen.append(tuple(p.grad.view(-1).tolist()))
         return value
 
+    def at_eval_point() -> tuple[float, float]:
+        with evaluation_point(optimizer, [p], spec):
+            return tuple(p.detach().view(-1).tolist())
+
     for step in range(cfg.problem.steps):
-        x, y = p.detach().view(-1).tolist()
+        x, y = at_eval_point()
+        train_point = tuple(p.detach().view(-1).tolist()) if spec.averaged else None
         with torch.no_grad():
-            loss = float(surface(p.detach()))
+            loss = float(surface(torch.tensor((x, y), dtype=torch.float64)))
         if not (xlo <= x <= xhi and ylo <= y <= yhi and math.isfinite(loss)):
             break
         evaluations.clear()
@@ -140,11 +152,12 @@ def record_steps(cfg: SurfaceRunConfig, index: int) -> list[StepSnapshot]:
         for change in plan.due(step):
             change.apply(optimizer)
         groups, before = _groups(optimizer), _state(optimizer, p)
-        if uses_closure:
-            optimizer.step(closure)
-        else:
-            closure()
-            optimizer.step()
+        with seeded_step(spec, cfg.problem.seed, step):
+            if uses_closure:
+                optimizer.step(closure)
+            else:
+                closure()
+                optimizer.step()
         if scheduler is not None:
             if plan.scheduler.spec.on_plateau:
                 scheduler.step(loss)
@@ -152,7 +165,7 @@ def record_steps(cfg: SurfaceRunConfig, index: int) -> list[StepSnapshot]:
                 scheduler.step()
         if not seen or not all(math.isfinite(v) for v in seen[0]):
             break
-        nx, ny = p.detach().view(-1).tolist()
+        nx, ny = at_eval_point()
         out.append(
             StepSnapshot(
                 step=step + 1,
@@ -164,6 +177,7 @@ def record_steps(cfg: SurfaceRunConfig, index: int) -> list[StepSnapshot]:
                 state_after=_state(optimizer, p),
                 update=(nx - x, ny - y),
                 evaluations=tuple(evaluations),
+                train_point=train_point,  # type: ignore[arg-type]
             )
         )
     return out

@@ -14,6 +14,7 @@ up as visible jitter near minima.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +26,7 @@ from torch import Tensor
 from optlab.caps import CAPS
 from optlab.optim.config import OptimizerConfig
 from optlab.optim.plans import STEP_EXAMPLE, Plan
+from optlab.optim.protocol import evaluation_point, gradient, seeded_step
 from optlab.surface.problem import Problem
 from optlab.surface.surfaces import Surface
 
@@ -230,8 +232,13 @@ def run_surface(cfg: SurfaceRunConfig) -> Iterator[StepRecord]:
     optimizers = [
         _build_single_tensor(opt, p) for opt, p in zip(cfg.optimizers, params, strict=True)
     ]
-    closures = [opt.spec.uses_closure for opt in cfg.optimizers]
-    shapes = [opt.spec.point_shape for opt in cfg.optimizers]
+    specs = [opt.spec for opt in cfg.optimizers]
+    closures = [spec.uses_closure for spec in specs]
+    shapes = [spec.point_shape for spec in specs]
+    # Schedule-Free is recorded at its evaluation point x but trained at y, and
+    # SophiaH needs a gradient with a graph: both take their own gradient.
+    own_gradient = [spec.create_graph or spec.averaged for spec in specs]
+    averaged = any(spec.averaged for spec in specs)
     evals = [0] * k
     # Every non-closure optimizer draws exactly once per step, so one shared
     # generator gives each of them the sequence its own generator would.
@@ -245,7 +252,7 @@ def run_surface(cfg: SurfaceRunConfig) -> Iterator[StepRecord]:
         def closure() -> Tensor:
             opt.zero_grad()
             loss = surface(p)
-            loss.backward()
+            p.grad = gradient(loss, p, specs[i])
             if problem.noise > 0:
                 p.grad = add_noise(p.grad, problem.noise, gen)
             evals[i] += 1
@@ -270,11 +277,17 @@ def run_surface(cfg: SurfaceRunConfig) -> Iterator[StepRecord]:
                 change.apply(optimizers[i])
         # Rows of optimizers that already diverged are evaluated too: rows are
         # independent, so their non-finite values cannot leak into the others.
-        leaf = points.detach().requires_grad_(True)
-        losses = surface(leaf)
-        (grads,) = torch.autograd.grad(losses, leaf, grad_outputs=ones)
+        with contextlib.ExitStack() as at_eval_points:
+            for i in active:  # Schedule-Free's rows hold x while they are evaluated
+                at_eval_points.enter_context(evaluation_point(optimizers[i], [params[i]], specs[i]))
+            leaf = points.detach().requires_grad_(True)
+            losses = surface(leaf)
+            (grads,) = torch.autograd.grad(losses, leaf, grad_outputs=ones)
+            # leaf shares the rows' storage, which train() is about to restore
+            evaluated = leaf.detach().clone() if averaged else leaf.detach()
+            losses = losses.detach()
         # One conversion to Python numbers per step, not one per value.
-        table = torch.cat([points, losses.detach()[:, None], grads], 1).tolist()
+        table = torch.cat([evaluated, losses[:, None], grads], 1).tolist()
         grad_rows = grads.unbind(0)
 
         still = []
@@ -302,13 +315,18 @@ def run_surface(cfg: SurfaceRunConfig) -> Iterator[StepRecord]:
             else 0
         )
         for i in active:
-            if closures[i]:
-                optimizers[i].step(step_closures[i])
-            else:
-                grad = grad_rows[i] + drawn if noisy else grad_rows[i]
-                params[i].grad = grad.view(shapes[i])
-                optimizers[i].step()
-                evals[i] += 1
+            with seeded_step(specs[i], problem.seed, step):
+                if closures[i]:
+                    optimizers[i].step(step_closures[i])
+                else:
+                    if own_gradient[i]:
+                        grad = gradient(surface(params[i]), params[i], specs[i])
+                    else:
+                        grad = grad_rows[i]
+                    grad = grad + drawn if noisy else grad
+                    params[i].grad = grad.view(shapes[i])
+                    optimizers[i].step()
+                    evals[i] += 1
             if schedulers[i] is not None:
                 if plans[i].scheduler.spec.on_plateau:
                     schedulers[i].step(table[i][2])  # the loss at this step's start

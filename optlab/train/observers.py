@@ -19,6 +19,7 @@ say what they cost.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -26,6 +27,7 @@ from dataclasses import asdict
 import torch
 from torch import nn
 
+from optlab.optim.protocol import evaluation_point
 from optlab.train.config import TrainRunConfig
 from optlab.train.data.batches import first_images
 from optlab.train.models import count_parameters
@@ -103,15 +105,21 @@ class RunObservers:
         models: Sequence[nn.Module],
         optimizers: Sequence[torch.optim.Optimizer],
     ) -> None:
-        """Snapshots and sharpness after ``step`` steps."""
-        if self.snapshots is not None:
-            self._snapshot(step, models)
-        if self._meters and self.sharpness_due(step):
-            started = time.perf_counter()
-            for i, meter in enumerate(self._meters):
-                if status[i] != DIVERGED:
-                    self.sharpness[i].append(meter.measure(models[i], optimizers[i], step))
-            self.sharpness_s += time.perf_counter() - started
+        """Snapshots and sharpness after ``step`` steps (Schedule-Free's at x, the point
+        its test evaluations use: `evaluation_point`)."""
+        with contextlib.ExitStack() as at_eval_points:
+            for slot, model, optimizer in zip(self.cfg.slots, models, optimizers, strict=True):
+                params = list(model.parameters())
+                spec = slot.optimizer.spec
+                at_eval_points.enter_context(evaluation_point(optimizer, params, spec))
+            if self.snapshots is not None:
+                self._snapshot(step, models)
+            if self._meters and self.sharpness_due(step):
+                started = time.perf_counter()
+                for i, meter in enumerate(self._meters):
+                    if status[i] != DIVERGED:
+                        self.sharpness[i].append(meter.measure(models[i], optimizers[i], step))
+                self.sharpness_s += time.perf_counter() - started
 
     def state(self) -> dict:
         """The checkpoint's ``snapshots`` and ``sharpness`` entries (those the run keeps)."""

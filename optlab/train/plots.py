@@ -153,7 +153,9 @@ def _group_lines(
     for g in range(groups):
         xy = _series(rows, key, item=g)
         drawn += xy[1]
-        label = f"{name} ({group_names[g]})" if groups > 1 and g < len(group_names) else name
+        # Groups past the named ones (a Muon variant's AdamW parts) by their number.
+        group = group_names[g] if g < len(group_names) else f"group {g + 1}"
+        label = f"{name} ({group})" if groups > 1 else name
         style: dict = {}
         if g:
             marker = {"symbol": "diamond-open", "size": 7, "maxdisplayed": 12}

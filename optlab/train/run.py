@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from optlab.optim.plans import Change
+from optlab.optim.protocol import backward, evaluation_point, seeded_step
 from optlab.train.config import (
     DEVICES,
     MAX_BATCH,
@@ -235,22 +236,24 @@ class TrainingSession:
         before = [p.detach().clone() for p in params]
         started = time.perf_counter()
         first: dict[str, torch.Tensor] = {}
+        spec = self.cfg.slots[i].optimizer.spec
 
         def closure() -> torch.Tensor:
             opt.zero_grad()
             logits = model(x)
             loss = self.loss_fn(logits, y)
-            loss.backward()
+            backward(loss, params, spec)  # create_graph=True where asked (SophiaH)
             grad_norm = self._clip(params)
             if not first:  # the batch's loss and accuracy before any update
                 first.update(loss=loss.detach(), logits=logits.detach(), grad_norm=grad_norm)
             return loss
 
-        if self.cfg.slots[i].optimizer.spec.uses_closure:
-            opt.step(closure)
-        else:
-            closure()
-            opt.step()
+        with seeded_step(spec, self.cfg.seed, i, self.step, device=self.device):
+            if spec.uses_closure:
+                opt.step(closure)
+            else:
+                closure()
+                opt.step()
         # What this step used, before a scheduler moves it for the next one.
         lrs = by_group(opt, lambda g: float(g["lr"]))
         momenta = by_group(opt, momentum_of)
@@ -296,16 +299,17 @@ class TrainingSession:
 
     @torch.no_grad()
     def _test_logits(self, i: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Model ``i``'s logits on the test images, chunk by chunk, with the labels."""
-        model = self.models[i]
+        """Model ``i``'s test logits chunk by chunk, with the labels (Schedule-Free: at x)."""
+        model, spec = self.models[i], self.cfg.slots[i].optimizer.spec
         model.eval()
         try:
-            for start in range(0, len(self.test_labels), EVAL_CHUNK):
-                images = self.test_images[start : start + EVAL_CHUNK].to(self.device)
-                x = normalise(images, CIFAR10_MEAN, CIFAR10_STD)
-                if self.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                yield model(x), self.test_labels[start : start + EVAL_CHUNK].to(self.device)
+            with evaluation_point(self.optimizers[i], list(model.parameters()), spec):
+                for start in range(0, len(self.test_labels), EVAL_CHUNK):
+                    images = self.test_images[start : start + EVAL_CHUNK].to(self.device)
+                    x = normalise(images, CIFAR10_MEAN, CIFAR10_STD)
+                    if self.channels_last:
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    yield model(x), self.test_labels[start : start + EVAL_CHUNK].to(self.device)
         finally:
             model.train()
 

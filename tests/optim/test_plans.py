@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from bench.surface_engine import by_the_docs, evaluated
 from optlab.links import config_from_params, config_to_params
 from optlab.optim.config import OptimizerConfig
 from optlab.optim.plans import Change, Plan
@@ -19,13 +20,14 @@ from tests.support.inputs import SURFACES, first_inputs
 
 
 def run_by_hand(cfg: SurfaceRunConfig, index: int) -> tuple[list[tuple[float, float]], list[float]]:
-    """The tutorial loop with the plan applied by hand: edits, step, scheduler.step()."""
+    """The tutorial loop with the plan applied by hand: edits, step, scheduler.step()
+    (and, where an optimizer's docs ask for more, what they ask: `by_the_docs`)."""
     plan, surface = cfg.plan(index), cfg.resolved_surface
     spec = cfg.optimizers[index].spec
     p = spec.as_param(torch.tensor(cfg.problem.start, dtype=torch.float64)).requires_grad_(True)
     opt = cfg.optimizers[index].build([p])
     sched = plan.scheduler.build(opt, cfg.problem.steps)
-    path, lrs = [tuple(p.view(-1).tolist())], []
+    path, lrs = [tuple(evaluated(spec, opt, p))], []
     for step in range(cfg.problem.steps):
         for change in plan.changes:
             if change.at == step:
@@ -37,24 +39,25 @@ def run_by_hand(cfg: SurfaceRunConfig, index: int) -> tuple[list[tuple[float, fl
         lrs.append(opt.param_groups[0]["lr"])
         opt.zero_grad()
         loss = surface(p)
-        loss.backward()
-        if cfg.optimizers[index].spec.uses_closure:
+        loss.backward(create_graph=spec.create_graph)
+        with by_the_docs(spec, cfg.problem.seed, step):
+            if spec.uses_closure:
 
-            def closure() -> torch.Tensor:
-                opt.zero_grad()
-                value = surface(p)
-                value.backward()
-                return value
+                def closure() -> torch.Tensor:
+                    opt.zero_grad()
+                    value = surface(p)
+                    value.backward()
+                    return value
 
-            opt.step(closure)
-        else:
-            opt.step()
+                opt.step(closure)
+            else:
+                opt.step()
         if sched is not None:
             if plan.scheduler.spec.on_plateau:
                 sched.step(loss.item())
             else:
                 sched.step()
-        path.append(tuple(p.view(-1).tolist()))
+        path.append(tuple(evaluated(spec, opt, p)))
     return path, lrs
 
 

@@ -24,6 +24,7 @@ from optlab.examples.lion import LION_SPEC, OPTLAB_OPTIMIZERS, Lion
 from optlab.optim import registry
 from optlab.optim.builtin import BUILTIN_OPTIMIZERS
 from optlab.optim.config import OptimizerConfig
+from optlab.optim.packs import PACKS_ENV
 from optlab.optim.plugins import PLUGINS_ENV, PluginResult, load_plugins
 from optlab.optim.registry import get_spec
 from optlab.optim.spec import OptimizerSpec
@@ -357,7 +358,8 @@ def test_lion_descends_the_convex_bowl_in_the_surface_engine(lion) -> None:
 
 
 def _env(plugins: str) -> dict[str, str]:
-    return {**os.environ, PLUGINS_ENV: plugins}
+    """The environment with these plugins and no pack (the packs' tests are elsewhere)."""
+    return {**{k: v for k, v in os.environ.items() if k != PACKS_ENV}, PLUGINS_ENV: plugins}
 
 
 def _module(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -48,7 +48,9 @@ print(json.dumps(steps))
 
 
 def _probe(plugins: str) -> list[dict[str, bool]]:
-    env = {**os.environ, "OPTLAB_PLUGINS": plugins}
+    # No pack: what is measured here is what plugins cost (a pack would load like one).
+    env = {k: v for k, v in os.environ.items() if k != "OPTLAB_PACKS"}
+    env["OPTLAB_PLUGINS"] = plugins
     proc = subprocess.run(
         [sys.executable, "-c", _PROBE],
         cwd=ROOT,

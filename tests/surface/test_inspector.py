@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from bench.surface_engine import by_the_docs, evaluated
 from optlab.charts import color
 from optlab.optim import registry
 from optlab.optim.config import OptimizerConfig
@@ -39,33 +40,36 @@ def test_recorded_state_at_step_t_is_that_of_torch_optim_stepped_t_times(key):
     snapshots = record_steps(cfg, 0)
     assert len(snapshots) == cfg.problem.steps
     surface = cfg.resolved_surface
+    spec = cfg.optimizers[0].spec
     for t in (0, 1, 7, cfg.problem.steps - 1):
-        # A fresh optimizer, stepped t times the textbook way.
+        # A fresh optimizer, stepped t times the textbook way (as its docs ask).
         start = torch.tensor(cfg.problem.start, dtype=torch.float64)
         p = cfg.optimizers[0].spec.as_param(start).requires_grad_(True)
         opt = cfg.optimizers[0].build([p])
         gen = noise_generator(cfg.problem.seed)
-        for _ in range(t):
+        for step in range(t):
             opt.zero_grad()
-            surface(p).backward()
+            surface(p).backward(create_graph=spec.create_graph)
             p.grad = add_noise(p.grad, cfg.problem.noise, gen)
-            opt.step()
+            with by_the_docs(spec, cfg.problem.seed, step):
+                opt.step()
         snap = snapshots[t]
         assert snap.step == t + 1  # step t + 1 takes θ_t to θ_{t+1}
-        assert snap.point == tuple(p.detach().view(-1).tolist())
+        assert snap.point == tuple(evaluated(spec, opt, p))
         assert snap.state_before == {k: plain(v) for k, v in opt.state.get(p, {}).items()}
         opt.zero_grad()
-        surface(p).backward()
+        surface(p).backward(create_graph=spec.create_graph)
         p.grad = add_noise(p.grad, cfg.problem.noise, gen)
         assert snap.grad == tuple(p.grad.view(-1).tolist())
-        opt.step()
+        with by_the_docs(spec, cfg.problem.seed, t):
+            opt.step()
         assert snap.state_after == {k: plain(v) for k, v in opt.state[p].items()}
         if "step" in snap.state_after:  # torch's own counter is the inspector's t
             assert snap.state_after["step"] == snap.step
-        moved = tuple(p.detach().view(-1).tolist())
+        moved = tuple(evaluated(spec, opt, p))
         assert snap.update == (moved[0] - snap.point[0], moved[1] - snap.point[1])
         assert snap.groups["lr"] == opt.param_groups[0]["lr"]
-        assert snap.evaluations == (snap.point,)
+        assert snap.evaluations == (snap.train_point or snap.point,)
 
 
 def test_records_follow_the_engine_path_exactly():
@@ -145,16 +149,18 @@ def test_every_inputs_state_is_torchs_own_state_step_by_step(found):
     def closure() -> torch.Tensor:
         opt.zero_grad()
         loss = surface(p)
-        loss.backward()
+        loss.backward(create_graph=found.config.spec.create_graph)
         return loss
 
-    for snap in snapshots:
+    spec = found.config.spec
+    for step, snap in enumerate(snapshots):
         assert snap.state_before == {k: plain(v) for k, v in opt.state.get(p, {}).items()}
-        if found.config.spec.uses_closure:
-            opt.step(closure)
-        else:
-            closure()
-            opt.step()
+        with by_the_docs(spec, cfg.problem.seed, step):
+            if spec.uses_closure:
+                opt.step(closure)
+            else:
+                closure()
+                opt.step()
         assert snap.state_after == {k: plain(v) for k, v in opt.state[p].items()}
 
 

@@ -17,6 +17,7 @@ import streamlit as st
 
 from optlab.charts import color
 from optlab.export import figures_html
+from optlab.optim.packs import library_of
 from optlab.optim.plans import Change
 from optlab.optim.split import SplitOptimizer
 from optlab.script.train import data_folder_hint, train_script
@@ -404,8 +405,14 @@ def downloads(job: Job, logs: list[RunLog]) -> None:
         icon=":material/monitoring:",
         help="The live curves and every optimizer's confusion matrix as one offline HTML file.",
     )
+    packed = [s.optimizer.label for s in job.cfg.slots if library_of(s.optimizer.spec.factory)]
     if job.data.synthetic:
         c4.caption("Export as script needs CIFAR-10: the synthetic set exists only here.")
+    elif packed:
+        c4.caption(
+            f"No script export with {', '.join(packed)}: an optimizer pack's optimizer needs "
+            "its library, and an exported script needs only torch."
+        )
     else:
         c4.download_button(
             "Export as script",

@@ -25,6 +25,7 @@ from optlab.surface.curvature import (
 )
 from optlab.surface.inspector import Plain, StepSnapshot, directions, record_steps
 from optlab.surface.run import SurfaceRunConfig
+from optlab.surface.sequences import add_sequence_markers, sequence_points, trace_figure
 from optlab.surface.trajectory import Trajectory
 from optlab.ui.playground.settings import SLOTS
 from optlab.ui.view import PRESENTER_SQUARE_PX, columns, show_chart
@@ -124,6 +125,9 @@ def numbers_latex(opt: OptimizerConfig, snap: StepSnapshot) -> str:
     """This step's numbers in the rule's own symbols, as one aligned LaTeX block."""
     lines = [f"{line} &&" for line in hparam_lines(opt, snap.groups)]
     lines.append(rf"\theta_{{t-1}} = {_vec(snap.point)} &\to& \theta_t = {_vec(snap.new_point)}")
+    points = sequence_points(snap)
+    if points:  # Schedule-Free: θ is x, eval()'s point; the gradient is taken at y
+        lines.append(rf"x_{{t-1}} = \theta_{{t-1}},\ y_{{t-1}} = {_vec(points['y'])} &&")
     gradient = rf"g_t = {_vec(snap.g_t)}"
     if snap.g_t != snap.grad:
         gradient += r" = -\nabla f(\theta_{t-1})\ (\text{maximize})"
@@ -191,6 +195,26 @@ def _follow_slot(slot_ids: list[int]) -> None:
 def _remember_slot(slot_ids: list[int]) -> None:
     state = st.session_state
     state[FOLLOW_KEY] = slot_ids[state[SLOT_KEY]]
+
+
+def _sequences_and_traces(
+    opt: OptimizerConfig, snaps: list[StepSnapshot], snap: StepSnapshot, index: int
+) -> None:
+    """Schedule-Free's three points at this step, and the spec's traces (Prodigy's d)."""
+    points = sequence_points(snap)
+    if points:
+        rows = {name: f"({_text(v[0])}, {_text(v[1])})" for name, v in points.items()}
+        st.markdown(
+            f"Three sequences: **x** = {rows['x']} is `eval()`'s point, drawn on the path; "
+            f"**y** = {rows['y']} (◇) is where the gradient is taken, the parameters while "
+            f"training; **z** = {rows.get('z', '—')} (□) is the base sequence, in the state."
+        )
+    for key, label in opt.spec.traces:
+        show_chart(
+            trace_figure(snaps, key, label, index, snap.step),
+            f"inspector-{key}",
+            key=f"inspector_trace_{key}",
+        )
 
 
 def inspector_section(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
@@ -263,17 +287,19 @@ def _inspector(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
             "factor is in the legend), so a tiny step still shows its direction. One "
             "scale: lengths compare, and a short arrow may vanish.",
         )
+        figure = plots.inspector_figure(
+            cfg.resolved_surface,
+            trajectories[index],
+            index,
+            snap.point,
+            directions(snap),
+            snap.evaluations,
+            common_scale=scale == ONE_SCALE,
+            curvature=curvature,
+        )
+        add_sequence_markers(figure, snap, index)
         show_chart(
-            plots.inspector_figure(
-                cfg.resolved_surface,
-                trajectories[index],
-                index,
-                snap.point,
-                directions(snap),
-                snap.evaluations,
-                common_scale=scale == ONE_SCALE,
-                curvature=curvature,
-            ),
+            figure,
             f"{cfg.problem.surface}-inspector-step{t}",
             key="inspector_chart",
             presenter_height=PRESENTER_SQUARE_PX,
@@ -286,6 +312,7 @@ def _inspector(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
                 f"f was evaluated {len(snap.evaluations)} times in this step() (the rings on "
                 "the contour, in order)."
             )
+        _sequences_and_traces(opt, snaps, snap, index)
         st.caption("`optimizer.param_groups[0]`")
         groups = pd.DataFrame(
             {"option": list(snap.groups), "value": [_text(v) for v in snap.groups.values()]}

@@ -10,6 +10,7 @@ import streamlit as st
 from optlab.export import figures_html, run_to_csv, run_to_json
 from optlab.links.playground import config_to_params
 from optlab.numbers import number_text
+from optlab.optim.packs import library_of
 from optlab.script.surface import surface_script
 from optlab.surface import curves as surface_curves
 from optlab.surface import plots
@@ -129,12 +130,17 @@ def downloads(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
         on_click="ignore",
         help="The charts as one offline HTML file, the replay animation included.",
     )
+    packed = [o.label for o in cfg.optimizers if library_of(o.spec.factory) is not None]
     row.download_button(
         "Export as script",
         data=lambda: surface_script(cfg),
         file_name=f"optlab-{name}.py",
         mime="text/x-python",
         on_click="ignore",
-        help="A standalone Python file that needs only torch: it repeats this run with "
+        disabled=bool(packed),
+        help=f"Not with {', '.join(packed)}: an optimizer pack's optimizer needs its "
+        "library, and an exported script needs only torch."
+        if packed
+        else "A standalone Python file that needs only torch: it repeats this run with "
         "torch.optim's textbook loop and prints where each optimizer ended.",
     )
