@@ -184,6 +184,7 @@ def test_a_muon_link_with_another_companion_than_adamw_shows_that_companions_kno
     at = open_page("pages/cnn.py", query, monkeypatch, tmp_path)
     assert not at.warning and not at.error, [w.value for w in at.warning]
     assert any(m.value == "**SGD for the other weights**" for m in at.sidebar.markdown)
+    assert any("SGD trains the other 8 tensors" in c.value for c in at.sidebar.caption)
     assert at.number_input(key="cnn_slot0_rest_lr").value == 0.1
     assert at.number_input(key="cnn_slot0_rest_weight_decay").value == 0.001
     assert not [w for w in at.number_input if "rest_betas" in (w.key or "")]

@@ -202,7 +202,8 @@ def _freeze_widgets(slot: int) -> None:
 
 
 def _rest_widgets(slot: int) -> None:
-    """The companion's knobs (AdamW beside Muon) and which weights each one trains."""
+    """The companion's knobs (AdamW beside Muon, or the one a link named) and which
+    weights each one trains."""
     state = st.session_state
     settings.ensure_rest(state, slot)
     companion = settings.rest_companion(state, slot)
@@ -210,7 +211,7 @@ def _rest_widgets(slot: int) -> None:
     st.markdown(f"**{label} for the other weights**")
     for hp, keys in settings.rest_knobs(slot, companion):
         hparam_widget(hp, keys, label=f"{label} {hp.name}")
-    st.caption(ownership_text(state[settings.MODEL]))
+    st.caption(ownership_text(state[settings.MODEL], rest=label))
 
 
 def _add_slot() -> None:
