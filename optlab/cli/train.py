@@ -118,7 +118,8 @@ def add_run_options(
         default=None,
         metavar="N|epochN",
         help="train the classifier alone for N steps (or epochs), then add the features "
-        "with optimizer.add_param_group, for every --opt (off)",
+        "with optimizer.add_param_group, for every --opt that can add a group (not "
+        "lbfgs, one group only; not muon, whose weights are split with --rest) (off)",
     )
     schedulers = ", ".join(s.key for s in SCHEDULERS)
     parser.add_argument(
@@ -228,15 +229,20 @@ def train_config(args: argparse.Namespace, saved: dict[str, Any] | None) -> Trai
     optimizers = [OptimizerConfig.from_text(spec) for spec in args.opt]
     if rest is not None and not any(opt.spec.matrices_only for opt in optimizers):
         raise ValueError("--rest: no optimizer of 2-D weights only (muon) among --opt")
+    freeze = getattr(args, "freeze_features", None)
+    # As in the CNN lab, which offers the freeze only where it can work: SGD fine-tuned
+    # beside Muon is a comparison worth running. Given to no optimizer that can take
+    # it, every slot gets it and TrainSlot's check says why it cannot.
+    takes = [not (opt.spec.uses_closure or opt.spec.matrices_only) for opt in optimizers]
     slots = tuple(
         TrainSlot(
             opt,
             args.classifier_lr_mult,
             scheduler,
-            freeze=getattr(args, "freeze_features", None),
+            freeze=freeze if can or not any(takes) else None,
             companion=rest if opt.spec.matrices_only else None,
         )
-        for opt in optimizers
+        for opt, can in zip(optimizers, takes, strict=True)
     )
     return TrainRunConfig(
         slots=slots,

@@ -3,27 +3,25 @@ state_dict (lessons 1, 2, 3, 5 and 6 of the Lessons page)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from optlab.lessons import plots
-from optlab.lessons.lesson import Control, Lesson, Values
+from optlab.lessons.lesson import Control, Lesson, Results, Values
 from optlab.lessons.parts import (
     BOWL,
     CNN_BATCH,
     ROSENBROCK,
     cnn_data,
     cnn_lab,
+    compare,
     loss,
     playground,
     run,
     start_of,
 )
 from optlab.script.lessons import LessonProgram
-
-Results = Sequence[dict | None]
 
 # --- 1. The training loop ----------------------------------------------------------
 
@@ -40,11 +38,11 @@ def _loop_programs(v: Values) -> tuple[LessonProgram, ...]:
         run("zero_grad() forgotten", torch.optim.SGD, zero_grad=False, lr=v["cnn_lr"]),
     ]
     return (
-        LessonProgram(
+        compare(
             "The training loop on the ill-conditioned bowl, with and without zero_grad()",
-            "compare",
-            (("start", start_of(BOWL)), ("runs", runs), ("steps", _LOOP_STEPS)),
-            loss(BOWL),
+            BOWL,
+            runs,
+            _LOOP_STEPS,
         ),
         LessonProgram(
             "The training loop on the CIFAR-10 CNN, with and without zero_grad()",
@@ -58,20 +56,14 @@ def _loop_programs(v: Values) -> tuple[LessonProgram, ...]:
 def _loop_figures(results: Results, v: Values) -> list[tuple[str, Any]]:
     surface, cnn = results
     assert surface is not None
-    runs = surface["runs"]
-    figures = [
-        ("loop-paths", plots.paths_figure(BOWL, [(r["label"], r["path"]) for r in runs])),
-        (
-            "loop-grads",
-            plots.curves_figure(
-                [(r["label"], r["grad_norms"]) for r in runs],
-                x_title="step",
-                y_title="|xy.grad| when step() reads it",
-                log=True,
-                title="Surface: the gradient step() sees",
-            ),
-        ),
-    ]
+    figures = plots.paths_and_curves(
+        BOWL,
+        surface["runs"],
+        ("loop-paths", "loop-grads"),
+        lambda r: r["grad_norms"],
+        y_title="|xy.grad| when step() reads it",
+        title="Surface: the gradient step() sees",
+    )
     if cnn is not None:
         figures.append(
             (

@@ -12,21 +12,18 @@ and the lab run one configuration.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import plotly.graph_objects as go
 
 from optlab.lessons import plots
-from optlab.lessons.lesson import Control, Lesson, OpenLink, Values
+from optlab.lessons.lesson import Control, Lesson, OpenLink, Results, Values
 from optlab.lessons.parts import CNN_MODEL, cnn_data
 from optlab.links import train_to_params
 from optlab.optim.config import OptimizerConfig
 from optlab.script.lessons import LessonProgram
 from optlab.train.config import TrainRunConfig, TrainSlot
 from optlab.train.freeze import Freeze
-
-Results = Sequence[dict | None]
 
 #: Images per step and steps: each step trains on the next batch of the first
 #: images (96 of the CNN_IMAGES the page reads); two runs of 12 steps open in

@@ -19,6 +19,9 @@ from optlab.script.lessons import LessonProgram
 
 #: The values of a lesson's controls, by name.
 Values = Mapping[str, Any]
+#: A lesson's programs' results, in order (None: a program that could not run, such as
+#: a CNN program on a server without CIFAR-10).
+Results = Sequence[dict | None]
 
 
 @dataclass(frozen=True)
@@ -135,8 +138,8 @@ class Lesson:
     text: str
     controls: tuple[Control, ...]
     programs: Callable[[Values], tuple[LessonProgram, ...]] = field(compare=False)
-    figures: Callable[[Sequence[dict | None], Values], list[tuple[str, Any]]] = field(compare=False)
-    findings: Callable[[Sequence[dict | None], Values], str] = field(compare=False)
+    figures: Callable[[Results, Values], list[tuple[str, Any]]] = field(compare=False)
+    findings: Callable[[Results, Values], str] = field(compare=False)
     links: Callable[[Values], tuple[OpenLink, ...]] = field(compare=False)
 
     @property

@@ -13,7 +13,7 @@ from optlab.lessons.lesson import OpenLink
 from optlab.links import config_to_params, train_to_params
 from optlab.optim.config import OptimizerConfig
 from optlab.optim.plans import Plan
-from optlab.script.lessons import FIRST_FILE, CnnData, SurfaceLoss
+from optlab.script.lessons import FIRST_FILE, CnnData, LessonProgram, SurfaceLoss
 from optlab.surface.problem import Problem, resolve_surface
 from optlab.surface.run import SurfaceRunConfig
 from optlab.train.config import TrainRunConfig, TrainSlot
@@ -48,6 +48,19 @@ def run(
 def start_of(surface: Any) -> list[float]:
     """The surface's default start, as the loops take it."""
     return [float(v) for v in surface.start]
+
+
+def compare(
+    title: str, surface: Any, runs: list[dict[str, Any]], steps: int, scale: float = 1.0
+) -> LessonProgram:
+    """The ``compare`` loop: each of ``runs`` (see `run`) for ``steps`` steps from the
+    surface's default start, on the surface times ``scale``."""
+    return LessonProgram(
+        title,
+        "compare",
+        (("start", start_of(surface)), ("runs", runs), ("steps", steps)),
+        loss(surface, scale),
+    )
 
 
 def playground(

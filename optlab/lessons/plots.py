@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import plotly.graph_objects as go
 
 from optlab.charts import color, dash, decade_dtick, decades, legend_below
-from optlab.surface.plots import minima_trace, shown_values
+from optlab.surface.plots import minima_trace, shown_values, start_trace
 from optlab.surface.surfaces import Surface
 
 #: Chart heights (px) on a laptop; presenter view restyles fonts, not heights.
@@ -62,27 +63,14 @@ def paths_figure(
             "x=%{x:.4g}, y=%{y:.4g}<extra></extra>",
         )
     if paths:
-        start = paths[0][1][0]
-        fig.add_scatter(
-            x=[start[0]],
-            y=[start[1]],
-            mode="markers",
-            marker=dict(symbol="circle", size=12, color="white", line=dict(width=2, color="black")),
-            name="start",
-            hovertemplate="start<extra></extra>",
-        )
+        fig.add_trace(start_trace(*paths[0][1][0]))
     minima = minima_trace(surface)
     if minima is not None:
         fig.add_trace(minima)
     (x0, x1), (y0, y1) = surface.bounds
     fig.update_xaxes(range=[x0, x1], title_text="x", constrain="domain")
     fig.update_yaxes(range=[y0, y1], title_text="y", scaleanchor="x", scaleratio=1)
-    fig.update_layout(
-        height=PATHS_HEIGHT,
-        margin=dict(l=10, r=10, t=40 if title else 20, b=10),
-        plot_bgcolor="white",
-        title=dict(text=title) if title else None,
-    )
+    _lay_out(fig, PATHS_HEIGHT, title)
     legend_below(fig)
     return fig
 
@@ -131,14 +119,33 @@ def curves_figure(
             fig.update_yaxes(tickvals=ticks, ticktext=[f"{t:.3g}" for t in ticks])
         else:
             fig.update_yaxes(dtick=decade_dtick(span))
-    fig.update_layout(
-        height=CURVES_HEIGHT,
-        margin=dict(l=10, r=10, t=40 if title else 20, b=10),
-        plot_bgcolor="white",
-        title=dict(text=title) if title else None,
-    )
+    _lay_out(fig, CURVES_HEIGHT, title)
     legend_below(fig)
     return fig
+
+
+def paths_and_curves(
+    surface: Surface,
+    runs: Sequence[dict],
+    names: tuple[str, str],
+    values: Callable[[dict], Sequence[float]],
+    *,
+    y_title: str,
+    title: str = "",
+) -> list[tuple[str, go.Figure]]:
+    """A ``compare`` program's runs twice: their paths on the surface, and
+    ``values(run)`` of each over steps on a log scale, named ``names``."""
+    curves = curves_figure(
+        [(r["label"], values(r)) for r in runs],
+        x_title="step",
+        y_title=y_title,
+        log=True,
+        title=title,
+    )
+    return [
+        (names[0], paths_figure(surface, [(r["label"], r["path"]) for r in runs])),
+        (names[1], curves),
+    ]
 
 
 def bars_figure(
@@ -156,14 +163,19 @@ def bars_figure(
     )
     fig.update_xaxes(title_text=x_title, dtick=1 if len(bars) <= 20 else None)
     fig.update_yaxes(title_text=y_title)
+    _lay_out(fig, CURVES_HEIGHT, title, showlegend=False)
+    return fig
+
+
+def _lay_out(fig: go.Figure, height: int, title: str, **layout: Any) -> None:
+    """Every lesson chart's frame: its height, a white plot, room above for a title."""
     fig.update_layout(
-        height=CURVES_HEIGHT,
+        height=height,
         margin=dict(l=10, r=10, t=40 if title else 20, b=10),
         plot_bgcolor="white",
-        showlegend=False,
         title=dict(text=title) if title else None,
+        **layout,
     )
-    return fig
 
 
 def step_lengths(path: Sequence[Sequence[float]]) -> list[float]:

@@ -3,7 +3,6 @@ optimizer (lessons 7, 8 and 9 of the Lessons page)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -11,12 +10,10 @@ import torch
 from optlab.examples.adam_no_bias import AdamNoBiasCorrection
 from optlab.examples.lion import Lion
 from optlab.lessons import plots
-from optlab.lessons.lesson import Control, Lesson, Values
-from optlab.lessons.parts import BOWL, ROSENBROCK, loss, playground, run, start_of
+from optlab.lessons.lesson import Control, Lesson, Results, Values
+from optlab.lessons.parts import BOWL, ROSENBROCK, compare, playground, run
 from optlab.script.lessons import LessonProgram
 from optlab.surface.problem import resolve_surface
-
-Results = Sequence[dict | None]
 
 # --- 7. Momentum -------------------------------------------------------------------
 
@@ -39,11 +36,11 @@ def _momentum_runs(v: Values) -> list[dict]:
 
 def _momentum_programs(v: Values) -> tuple[LessonProgram, ...]:
     return (
-        LessonProgram(
+        compare(
             "SGD with and without momentum, and Nesterov, in a ravine",
-            "compare",
-            (("start", start_of(RAVINE)), ("runs", _momentum_runs(v)), ("steps", _MOMENTUM_STEPS)),
-            loss(RAVINE),
+            RAVINE,
+            _momentum_runs(v),
+            _MOMENTUM_STEPS,
         ),
     )
 
@@ -51,16 +48,13 @@ def _momentum_programs(v: Values) -> tuple[LessonProgram, ...]:
 def _momentum_figures(results: Results, v: Values) -> list[tuple[str, Any]]:
     (r,) = results
     assert r is not None
-    runs = r["runs"]
-    return [
-        ("momentum-paths", plots.paths_figure(RAVINE, [(x["label"], x["path"]) for x in runs])),
-        (
-            "momentum-losses",
-            plots.curves_figure(
-                [(x["label"], x["losses"]) for x in runs], x_title="step", y_title="loss", log=True
-            ),
-        ),
-    ]
+    return plots.paths_and_curves(
+        RAVINE,
+        r["runs"],
+        ("momentum-paths", "momentum-losses"),
+        lambda x: x["losses"],
+        y_title="loss",
+    )
 
 
 def _momentum_findings(results: Results, v: Values) -> str:
@@ -134,17 +128,13 @@ def _adam_programs(v: Values) -> tuple[LessonProgram, ...]:
         run(f"eps={v['eps']:g}", torch.optim.Adam, lr=lr, eps=v["eps"]),
     ]
     return (
-        LessonProgram(
-            "Adam's first steps with and without bias correction",
-            "compare",
-            (("start", start_of(BOWL)), ("runs", first), ("steps", _ADAM_STEPS)),
-            loss(BOWL),
-        ),
-        LessonProgram(
+        compare("Adam's first steps with and without bias correction", BOWL, first, _ADAM_STEPS),
+        compare(
             f"Adam on the bowl scaled by {TINY:g}: tiny gradients, two values of eps",
-            "compare",
-            (("start", start_of(BOWL)), ("runs", tiny), ("steps", _ADAM_STEPS)),
-            loss(BOWL, TINY),
+            BOWL,
+            tiny,
+            _ADAM_STEPS,
+            TINY,
         ),
     )
 
@@ -225,33 +215,20 @@ def _lion_programs(v: Values) -> tuple[LessonProgram, ...]:
         run("Lion (the plugin)", Lion, lr=v["lr"], betas=(v["beta1"], 0.99)),
         run("Adam", torch.optim.Adam, lr=v["lr"]),
     ]
-    return (
-        LessonProgram(
-            "Lion, written from scratch, next to Adam",
-            "compare",
-            (("start", start_of(ROSENBROCK)), ("runs", runs), ("steps", _LION_STEPS)),
-            loss(ROSENBROCK),
-        ),
-    )
+    return (compare("Lion, written from scratch, next to Adam", ROSENBROCK, runs, _LION_STEPS),)
 
 
 def _lion_figures(results: Results, v: Values) -> list[tuple[str, Any]]:
     (r,) = results
     assert r is not None
-    runs = r["runs"]
-    return [
-        ("lion-paths", plots.paths_figure(ROSENBROCK, [(x["label"], x["path"]) for x in runs])),
-        (
-            "lion-steps",
-            plots.curves_figure(
-                [(x["label"], plots.step_lengths(x["path"])) for x in runs],
-                x_title="step",
-                y_title="step length |Δθ|",
-                log=True,
-                title="Lion's steps are lr·√2 (a sign per coordinate)",
-            ),
-        ),
-    ]
+    return plots.paths_and_curves(
+        ROSENBROCK,
+        r["runs"],
+        ("lion-paths", "lion-steps"),
+        lambda x: plots.step_lengths(x["path"]),
+        y_title="step length |Δθ|",
+        title="Lion's steps are lr·√2 (a sign per coordinate)",
+    )
 
 
 def _lion_findings(results: Results, v: Values) -> str:

@@ -74,6 +74,18 @@ def _contour_trace(surface: Surface, n: int) -> go.Contour:
     )
 
 
+def start_trace(x: float, y: float) -> go.Scatter:
+    """The runs' common start: a white disc ringed in black, named in the legend."""
+    return go.Scatter(
+        x=[x],
+        y=[y],
+        mode="markers",
+        marker=dict(symbol="circle", size=12, color="white", line=dict(width=2, color="black")),
+        name="start",
+        hovertemplate="start<extra></extra>",
+    )
+
+
 def minima_trace(surface: Surface) -> go.Scatter | None:
     """The global minima as gold stars; for a typed formula, named "estimated minimum".
 
@@ -198,15 +210,7 @@ def contour_figure(
             hovertemplate=f"<b>{tr.optimizer.label}</b> end ({ended})<extra></extra>",
         )
     if trajectories:
-        start = trajectories[0]
-        fig.add_scatter(
-            x=[start.x[0]],
-            y=[start.y[0]],
-            mode="markers",
-            marker=dict(symbol="circle", size=12, color="white", line=dict(width=2, color="black")),
-            name="start",
-            hovertemplate="start<extra></extra>",
-        )
+        fig.add_trace(start_trace(trajectories[0].x[0], trajectories[0].y[0]))
     minima = minima_trace(surface)
     if minima is not None:
         fig.add_trace(minima)

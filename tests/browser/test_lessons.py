@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -87,25 +89,36 @@ def test_every_lesson_draws_its_charts_and_shows_its_code(browser, lessons_url) 
         context.close()
 
 
-def test_a_lesson_on_a_projector_in_presenter_view(browser, lessons_url) -> None:
+@contextmanager
+def presenter_view(browser, url: str, query: str, charts: int) -> Iterator[tuple[Any, list]]:
+    """A lesson's link on a 1024x768 projector in presenter view: yields the page and its
+    charts once they are drawn and checked legible; on leaving, nothing may overflow
+    the window sideways."""
     context = browser.new_context(viewport=PROJECTOR)
     page = context.new_page()
     page.set_default_timeout(120_000)
     try:
-        page.goto(f"{lessons_url}/lessons?lesson=change-lr&view=presenter")
-        charts = wait_for_charts(page, 2)
+        page.goto(f"{url}/lessons?{query}&view=presenter")
+        drawn = wait_for_charts(page, charts)
         # A fresh process's first deep link also says "Page not found" (Streamlit's
         # pages/-folder mode) while st.navigation draws the page: close it.
         dialog = page.get_by_role("dialog")
         if dialog.count():
             page.keyboard.press("Escape")
             dialog.wait_for(state="detached")
-        assert_legible(charts)
+        assert_legible(drawn)
+        yield page, drawn
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
+        assert overflow <= 0
+    finally:
+        context.close()
+
+
+def test_a_lesson_on_a_projector_in_presenter_view(browser, lessons_url) -> None:
+    with presenter_view(browser, lessons_url, "lesson=change-lr", 2) as (page, charts):
         contour = next(c for c in charts if c["kind"] == "contour")
         assert contour["plotWidth"] >= 600, contour
         page.wait_for_function(f"() => ({CODES})().length >= 2")
-        overflow = page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
-        assert overflow <= 0
         root = page.evaluate(
             "() => parseFloat(getComputedStyle(document.documentElement).fontSize)"
         )
@@ -113,29 +126,13 @@ def test_a_lesson_on_a_projector_in_presenter_view(browser, lessons_url) -> None
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "lessons-presenter-1024.png"), full_page=False)
         page.screenshot(path=str(ARTIFACTS / "lessons-presenter-1024-full.png"), full_page=True)
-    finally:
-        context.close()
 
 
 def test_lesson_four_on_a_projector_in_presenter_view(browser, lessons_url) -> None:
-    context = browser.new_context(viewport=PROJECTOR)
-    page = context.new_page()
-    page.set_default_timeout(120_000)
-    try:
-        page.goto(f"{lessons_url}/lessons?lesson=per-layer-lr&at=4&view=presenter")
-        charts = wait_for_charts(page, 3)
-        dialog = page.get_by_role("dialog")
-        if dialog.count():
-            page.keyboard.press("Escape")
-            dialog.wait_for(state="detached")
-        assert_legible(charts)
+    with presenter_view(browser, lessons_url, "lesson=per-layer-lr&at=4", 3) as (page, charts):
         # Stacked at full width: the features' runs, the classifier's, the param groups.
         assert [c["kind"] for c in charts] == ["curves"] * 3
         assert all(c["plotWidth"] >= 600 for c in charts), charts
-        overflow = page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
-        assert overflow <= 0
         page.get_by_text("Open both runs in the CNN lab").wait_for()
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "lesson4-presenter-1024.png"), full_page=True)
-    finally:
-        context.close()

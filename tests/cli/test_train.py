@@ -8,6 +8,7 @@ checkpoint against a straight run.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -27,6 +28,7 @@ from optlab.cli import train as train_command
 from optlab.optim.config import OptimizerConfig
 from optlab.train.data import LoadedData
 from optlab.train.data.synthetic import SYNTHETIC_CLASSES, synthetic_cifar
+from optlab.train.freeze import Freeze
 from optlab.train.run import DONE, TrainingSession, TrainRecord, TrainRunConfig, TrainSlot
 from tests.support.resources import CIFAR_SUBSET, ROOT, require_cifar_subset
 
@@ -203,6 +205,19 @@ def test_freeze_features_trains_the_classifier_alone_then_adds_the_features(
         # null: the features had no param group; then their lr beside the classifier's.
         assert column(run, "lrs")[:2] == [[None, pytest.approx(2 * lr)]] * 2
         assert column(run, "lrs")[2:] == [[pytest.approx(lr), pytest.approx(2 * lr)]] * 2
+
+
+def test_freeze_features_reaches_the_optimizers_that_can_add_a_group_only(capsys) -> None:
+    # Muon splits its weights with its companion and L-BFGS has one group: the freeze
+    # is theirs to skip, as the CNN lab hides it for them; SGD beside them is frozen.
+    parser = argparse.ArgumentParser()
+    train_command.add_parser(parser.add_subparsers())
+    argv = ["train", *TINY, "--opt", "sgd", "--opt", "muon", "--opt", "lbfgs"]
+    cfg = train_command.train_config(parser.parse_args([*argv, "--freeze-features", "2"]), None)
+    assert [s.freeze for s in cfg.slots] == [Freeze(2), None, None]
+    # Given to Muon alone, it is refused with the reason.
+    code, _, err = train(capsys, *TINY, "--opt", "muon", "--freeze-features", "1", "--steps", "2")
+    assert code == 2 and "freeze: a Muon slot splits its weights" in err
 
 
 def test_rest_names_the_optimizer_beside_muon(capsys, tmp_path) -> None:

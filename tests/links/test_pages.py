@@ -167,3 +167,32 @@ def test_the_sweep_page_round_trips_its_link_in_every_mode(monkeypatch, tmp_path
         "pages/sweep.py", {"page": ["sweep"], "mode": ["nowhere"]}, monkeypatch, tmp_path
     )
     assert "This link could not be used" in bad.warning[0].value
+
+
+def test_a_muon_link_with_another_companion_than_adamw_shows_that_companions_knobs(
+    monkeypatch, tmp_path
+):
+    # A link may name any companion the engine takes; the sidebar once wrote AdamW's
+    # knobs (betas) from it and failed with a KeyError on SGD's values.
+    slot = TrainSlot(
+        OptimizerConfig.create("muon", lr=0.02),
+        companion=OptimizerConfig.create("sgd", lr=0.1, momentum=0.9, weight_decay=0.001),
+    )
+    cfg = replace(settings.default_config(), slots=(slot,))
+    query = as_lists(train_to_params(cfg, "synthetic"))
+    assert query["rest"] == ["sgd:lr=0.1,momentum=0.9,weight_decay=0.001"]
+    at = open_page("pages/cnn.py", query, monkeypatch, tmp_path)
+    assert not at.warning and not at.error, [w.value for w in at.warning]
+    assert any(m.value == "**SGD for the other weights**" for m in at.sidebar.markdown)
+    assert any("SGD trains the other 8 tensors" in c.value for c in at.sidebar.caption)
+    assert at.number_input(key="cnn_slot0_rest_lr").value == 0.1
+    assert at.number_input(key="cnn_slot0_rest_weight_decay").value == 0.001
+    assert not [w for w in at.number_input if "rest_betas" in (w.key or "")]
+    assert settings.config_from_state(at.session_state) == replace(cfg, **settings.TRAJECTORIES)
+    # Edited in the sidebar, the SGD companion keeps its momentum (a knob not shown).
+    at.number_input(key="cnn_slot0_rest_lr").set_value(0.05).run()
+    got = settings.config_from_state(at.session_state).slots[0].companion
+    assert got == OptimizerConfig.create("sgd", lr=0.05, momentum=0.9, weight_decay=0.001)
+    assert as_lists(dict(at.query_params))["rest"] == [
+        "sgd:lr=0.05,momentum=0.9,weight_decay=0.001"
+    ]

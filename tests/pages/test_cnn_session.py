@@ -7,9 +7,13 @@ import pytest
 from optlab.optim.config import OptimizerConfig
 from optlab.optim.schedulers import SchedulerConfig
 from optlab.surface.run import MAX_OPTIMIZERS
+from optlab.train.freeze import Freeze
 from optlab.train.run import TrainRunConfig, TrainSlot
 from optlab.ui.cnn import settings
 from optlab.ui.slots import SlotGroup
+from tests.pages.test_cnn import clean_environment, cnn_page, no_problems
+
+__all__ = ["clean_environment"]  # the autouse fixture: an empty cache, no data folder
 
 
 def test_slot_groups_with_different_prefixes_never_share_keys():
@@ -123,3 +127,26 @@ def test_initialise_picks_cifar_only_when_it_is_here_and_runs_once():
     settings.initialise(fresh, cifar_available=True)
     assert fresh[settings.DATA] == settings.CIFAR
     assert settings.config_from_state(fresh) == settings.default_config()
+
+
+def test_a_slot_switched_to_muon_drops_its_freeze_and_gets_it_back_as_sgd():
+    # TrainSlot refuses a freeze on a Muon slot; the sidebar hides the checkbox there,
+    # and the freeze left in the session from the slot's earlier choice must not reach
+    # the config (or the link) while Muon is chosen, nor be lost when SGD comes back.
+    at = cnn_page()
+    at.checkbox(key="cnn_slot0_freeze_on").check().run()
+    at.number_input(key="cnn_slot0_freeze_at").set_value(3).run()
+    assert as_lists(at.query_params)["freeze"] == ["3", "off"]
+    at.selectbox(key="cnn_slot0_choice").set_value("muon").run()
+    no_problems(at)
+    assert "cnn_slot0_freeze_on" not in [c.key for c in at.checkbox]
+    assert settings.config_from_state(at.session_state).slots[0].freeze is None
+    assert "freeze" not in at.query_params
+    at.selectbox(key="cnn_slot0_choice").set_value("sgd").run()
+    no_problems(at)
+    assert at.checkbox(key="cnn_slot0_freeze_on").value
+    assert settings.config_from_state(at.session_state).slots[0].freeze == Freeze(3)
+
+
+def as_lists(params) -> dict[str, list[str]]:
+    return {k: v if isinstance(v, list) else [v] for k, v in params.items()}

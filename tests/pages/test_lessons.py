@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -72,9 +73,12 @@ def test_the_link_round_trips() -> None:
     assert get_lesson("closure").control("line_search").parse("none") == "none"
 
 
-def test_a_presenter_pushes_a_lesson_and_an_attendee_loads_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def push_and_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, set_up: Callable[[AppTest], None]
+) -> tuple[dict[str, list[str]], AppTest]:
+    """A presenter opens the Lessons page in a room of its own, ``set_up`` chooses a
+    lesson and its values, and the presenter pushes it; an attendee on lesson 1 then
+    presses Load. Returns the pushed query and the attendee's page after the Load."""
     monkeypatch.setenv(DB_ENV, str(tmp_path / "rooms.sqlite"))
     room.room_store.clear()
     store = RoomStore(tmp_path / "rooms.sqlite")
@@ -84,13 +88,11 @@ def test_a_presenter_pushes_a_lesson_and_an_attendee_loads_it(
         host.query_params.update({"room": keys.code, "host": keys.token})
         host.run()  # the presenter's link, on the playground
         host.switch_page("pages/lessons_page.py").run()
-        host.selectbox(key="lessons_chosen").set_value("momentum").run()
-        host.number_input(key="lessons_momentum_momentum").set_value(1.05).run()
+        set_up(host)
         host.button(key="room_push").click().run()
-        assert not host.exception
+        assert not host.exception, [e.message for e in host.exception]
         setup = store.state(keys.code).setup
         assert setup.page == "lessons"
-        assert setup.query == {"lesson": ["momentum"], "momentum": ["1.05"]}
         # An attendee on lesson 1 loads it: the page reads the pushed link afresh.
         ada = store.join(keys.code, "Ada")
         at = AppTest.from_file(APP, default_timeout=180)
@@ -102,8 +104,20 @@ def test_a_presenter_pushes_a_lesson_and_an_attendee_loads_it(
         assert at.header[0].value == "1. The training loop"
         at.button(key="room_load").click().run()
         assert not at.exception, [e.message for e in at.exception]
-        assert at.header[0].value == "7. Momentum in a ravine"
-        assert at.number_input(key="lessons_momentum_momentum").value == 1.05
+        return setup.query, at
     finally:
         store.close()
         room.room_store.clear()
+
+
+def test_a_presenter_pushes_a_lesson_and_an_attendee_loads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def set_up(host: AppTest) -> None:
+        host.selectbox(key="lessons_chosen").set_value("momentum").run()
+        host.number_input(key="lessons_momentum_momentum").set_value(1.05).run()
+
+    query, at = push_and_load(tmp_path, monkeypatch, set_up)
+    assert query == {"lesson": ["momentum"], "momentum": ["1.05"]}
+    assert at.header[0].value == "7. Momentum in a ravine"
+    assert at.number_input(key="lessons_momentum_momentum").value == 1.05

@@ -12,10 +12,9 @@ from streamlit.testing.v1 import AppTest
 
 from optlab.lessons import get_lesson, run_lesson
 from optlab.lessons.parts import CNN_IMAGES
-from optlab.rooms import DB_ENV, RoomStore
 from optlab.script.lessons import first_images
-from optlab.ui.room import state as room
 from tests.lessons.test_lessons import cifar_folder
+from tests.pages.test_lessons import push_and_load
 from tests.support.resources import APP
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -56,38 +55,16 @@ def test_lesson_four_opens_from_its_link_and_links_to_the_cnn_lab(
 def test_a_presenter_pushes_lesson_four_and_an_attendee_loads_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(DB_ENV, str(tmp_path / "rooms.sqlite"))
-    room.room_store.clear()
-    store = RoomStore(tmp_path / "rooms.sqlite")
-    try:
-        keys = store.create()
-        host = AppTest.from_file(APP, default_timeout=180)
-        host.query_params.update({"room": keys.code, "host": keys.token})
-        host.run()
-        host.switch_page("pages/lessons_page.py").run()
+    def set_up(host: AppTest) -> None:
         host.selectbox(key="lessons_chosen").set_value("per-layer-lr").run()
         host.slider(key="lessons_per-layer-lr_at").set_value(2).run()
-        host.button(key="room_push").click().run()
-        assert not host.exception, [e.message for e in host.exception]
-        setup = store.state(keys.code).setup
-        assert setup.page == "lessons"
-        assert setup.query == {
-            "lesson": ["per-layer-lr"],
-            "at": ["2"],
-            "clr": ["10"],
-            "optimizer": ["SGD with momentum 0.9"],
-        }
-        ada = store.join(keys.code, "Ada")
-        at = AppTest.from_file(APP, default_timeout=180)
-        at.session_state[room.CODE], at.session_state[room.ATTENDEE] = keys.code, ada.id
-        at.session_state[room.NAME], at.session_state[room.TOKEN] = ada.name, None
-        at.query_params.update({"room": keys.code})
-        at.run()
-        at.switch_page("pages/lessons_page.py").run()
-        at.button(key="room_load").click().run()
-        assert not at.exception, [e.message for e in at.exception]
-        assert at.header[0].value == "4. Per-layer learning rates"
-        assert at.slider(key="lessons_per-layer-lr_at").value == 2
-    finally:
-        store.close()
-        room.room_store.clear()
+
+    query, at = push_and_load(tmp_path, monkeypatch, set_up)
+    assert query == {
+        "lesson": ["per-layer-lr"],
+        "at": ["2"],
+        "clr": ["10"],
+        "optimizer": ["SGD with momentum 0.9"],
+    }
+    assert at.header[0].value == "4. Per-layer learning rates"
+    assert at.slider(key="lessons_per-layer-lr_at").value == 2

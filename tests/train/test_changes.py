@@ -24,10 +24,9 @@ from optlab.optim.schedulers import SchedulerConfig
 from optlab.train.checkpoint import checkpoint_bytes, read_checkpoint, restore
 from optlab.train.data import LoadedData
 from optlab.train.data.batches import CIFAR10_MEAN, CIFAR10_STD, normalise
-from optlab.train.data.synthetic import SYNTHETIC_CLASSES, synthetic_cifar
 from optlab.train.models import build_model
 from optlab.train.run import TrainingSession, TrainRecord, TrainRunConfig, TrainSlot
-from tests.support.training import tiny_train_config
+from tests.support.training import tiny_data, tiny_train_config
 
 TRAIN, TEST, BATCH = 64, 16, 16
 PER_EPOCH = TRAIN // BATCH  # 4 steps per epoch
@@ -38,8 +37,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def data() -> LoadedData:
-    train, test = synthetic_cifar(n_train=TRAIN, n_test=TEST, seed=5)
-    return LoadedData(train, test, tuple(SYNTHETIC_CLASSES), "synthetic", "synthetic (test)")
+    return tiny_data(TRAIN, TEST, seed=5)
 
 
 def slot(spec: str, *changes: str, **kwargs) -> TrainSlot:

@@ -88,9 +88,22 @@ def rest_key(slot: int) -> str:
     return SLOTS.key(slot, "rest")
 
 
-def rest_knobs(slot: int) -> list[tuple[HParam, tuple[str, ...]]]:
-    """The companion's knobs the sidebar shows (lr, betas, weight decay), with keys."""
-    spec = default_companion().spec
+def rest_companion(state: State, slot: int) -> OptimizerConfig:
+    """The companion a slot was last written with (the default where none was)."""
+    text = state.get(rest_key(slot))
+    return default_companion() if text is None else OptimizerConfig.from_text(text)
+
+
+def rest_knobs(
+    slot: int, companion: OptimizerConfig | None = None
+) -> list[tuple[HParam, tuple[str, ...]]]:
+    """The companion's knobs the sidebar shows (those of lr, betas and weight decay it
+    has), with keys.
+
+    A link may name another companion than AdamW (``rest=sgd:...``): its own knobs are
+    shown, so AdamW's betas never reach an SGD config.
+    """
+    spec = (companion or default_companion()).spec
     return [
         (hp, SLOTS.hp_keys(slot, hp, base=f"rest_{hp.name}"))
         for hp in spec.hparams
@@ -101,7 +114,7 @@ def rest_knobs(slot: int) -> list[tuple[HParam, tuple[str, ...]]]:
 def write_rest(state: State, slot: int, companion: OptimizerConfig) -> None:
     """Writes a slot's companion (its shown knobs and the whole config)."""
     state[rest_key(slot)] = companion.to_text()
-    write_values(state, rest_knobs(slot), companion.kwargs)
+    write_values(state, rest_knobs(slot, companion), companion.kwargs)
 
 
 def ensure_rest(state: State, slot: int) -> None:
@@ -149,8 +162,8 @@ def read_train_slot(state: State, slot: int) -> TrainSlot:
     companion = None
     if optimizer.spec.matrices_only:
         ensure_rest(state, slot)
-        base = OptimizerConfig.from_text(state[rest_key(slot)])
-        shown = read_values(state, rest_knobs(slot))
+        base = rest_companion(state, slot)
+        shown = read_values(state, rest_knobs(slot, base))
         companion = OptimizerConfig(base.key, tuple({**base.kwargs, **shown}.items()))
     return TrainSlot(
         optimizer, mult, plan.scheduler, plan.changes, freeze=freeze, companion=companion

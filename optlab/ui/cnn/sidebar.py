@@ -202,13 +202,16 @@ def _freeze_widgets(slot: int) -> None:
 
 
 def _rest_widgets(slot: int) -> None:
-    """The companion's knobs (AdamW beside Muon) and which weights each one trains."""
+    """The companion's knobs (AdamW beside Muon, or the one a link named) and which
+    weights each one trains."""
     state = st.session_state
     settings.ensure_rest(state, slot)
-    st.markdown("**AdamW for the other weights**")
-    for hp, keys in settings.rest_knobs(slot):
-        hparam_widget(hp, keys, label=f"AdamW {hp.name}")
-    st.caption(ownership_text(state[settings.MODEL]))
+    companion = settings.rest_companion(state, slot)
+    label = companion.spec.label
+    st.markdown(f"**{label} for the other weights**")
+    for hp, keys in settings.rest_knobs(slot, companion):
+        hparam_widget(hp, keys, label=f"{label} {hp.name}")
+    st.caption(ownership_text(state[settings.MODEL], rest=label))
 
 
 def _add_slot() -> None:
