@@ -148,9 +148,13 @@ class RunLog:
             "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in opt.values},
             "classifier_lr_mult": self.slot.classifier_lr_mult,
             "scheduler": self.slot.scheduler.to_text(),
-            # The freeze as the CLI takes it (None: off) and the step the features joined.
-            "freeze": None if self.slot.freeze is None else self.slot.freeze.to_text(),
-            "features_added_at": self.features_added_at,
+            # The freeze as the CLI takes it and the step the features joined; only
+            # for a frozen slot, so the output of runs without one stays as it was.
+            **(
+                {"freeze": self.slot.freeze.to_text(), "features_added_at": self.features_added_at}
+                if self.slot.freeze is not None
+                else {}
+            ),
             "status": self.status,
             "diverged_at": self.diverged_at,
             "history": self.history,

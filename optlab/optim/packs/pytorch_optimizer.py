@@ -147,11 +147,11 @@ PRODIGY = OptimizerSpec(
     ),
     rule=r"""
 \begin{aligned}
-&\text{Adam with moments scaled by } d:\;
-  m_t = \beta_1 m_{t-1} + d(1-\beta_1) g_t,\;
-  v_t = \beta_2 v_{t-1} + d^2(1-\beta_2) g_t^2 \\
-&\theta_t = \theta_{t-1} - d\gamma\, \frac{m_t}{\sqrt{v_t} + d\epsilon},\qquad
-  d \leftarrow \max\!\Big(d,\ \frac{\sum \langle g, \theta_0 - \theta\rangle\ \text{(weighted)}}
+&\text{Adam with moments scaled by } d: \\
+&m_t = \beta_1 m_{t-1} + d(1-\beta_1) g_t \\
+&v_t = \beta_2 v_{t-1} + d^2(1-\beta_2) g_t^2 \\
+&\theta_t = \theta_{t-1} - d\gamma\, \frac{m_t}{\sqrt{v_t} + d\epsilon} \\
+&d \leftarrow \max\!\Big(d,\ \frac{\sum \langle g, \theta_0 - \theta\rangle\ \text{(weighted)}}
   {\lVert s_t \rVert_1}\Big)
 \end{aligned}""",
     notes=(
@@ -293,8 +293,10 @@ SOAP = OptimizerSpec(
     ),
     rule=r"""
 \begin{aligned}
-&\text{Adam run in the eigenbasis } Q \text{ of Shampoo's preconditioner } (GG^\top, G^\top G), \\
-&Q \text{ refreshed every precondition\_frequency steps (}
+&\text{Adam run in the eigenbasis } Q \\
+&\text{of Shampoo's preconditioner } (GG^\top, G^\top G), \\
+&Q \text{ refreshed every precondition\_frequency steps} \\
+&\text{(}
   \text{"""
     + knobs.PACKAGE
     + r"""}\text{)}
@@ -429,8 +431,8 @@ SOPHIA_H = OptimizerSpec(
     rule=r"""
 \begin{aligned}
 m_t &= \beta_1 m_{t-1} + (1-\beta_1) g_t \\
-h_t &= \beta_2 h_{t-k} + (1-\beta_2)\, u \odot (\nabla^2 f\, u),\ u \sim \mathcal N(0, I)
-  \quad\text{every } k \text{ steps (else } h_t = h_{t-1}) \\
+h_t &= \beta_2 h_{t-k} + (1-\beta_2)\, u \odot (\nabla^2 f\, u),\ u \sim \mathcal N(0, I) \\
+  &\quad\text{every } k \text{ steps (else } h_t = h_{t-1}) \\
 \theta_t &= \theta_{t-1} - \gamma\,
   \operatorname{clip}\!\Big(\frac{m_t}{\max(h_t, \epsilon)},\ \pm\rho\Big)
 \end{aligned}""",
