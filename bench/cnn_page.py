@@ -13,7 +13,8 @@ side by side in one run, alternating which goes first.
 - ``page``: a real ``streamlit run`` server on 127.0.0.1 and one headless
   Chromium tab (Debian's) on the CNN lab with its defaults; Start, then the
   images/s the page shows once it says "Finished" (the page polls and redraws
-  every second all along, as a watching attendee's tab does). The browser
+  all along, every `optlab.ui.cnn.jobs.POLL_S` seconds, as a watching
+  attendee's tab does). The browser
   runs on the same cores as the server here, unlike in a workshop. One page
   run of one epoch warms the server first and is not counted.
 

@@ -53,7 +53,7 @@ interval = jobs.poll_interval(job.watching()) if busy else jobs.POLL_S
 
 @st.fragment(run_every=interval if polling else None)
 def live() -> None:
-    snapshot = jobs.poll(job)
+    snapshot = jobs.poll(job, interval if polling else None)
     logs = jobs.logs_for(job, snapshot)
     results.live_panel(job, snapshot, logs, interval)
     if busy and snapshot.state in FINISHED:

@@ -228,8 +228,8 @@ class Job(BackgroundJob):
         self.autosave = autosave
         self._stopped = stopped
         self._on_finish = on_finish
-        #: Each watcher's name and when it last polled.
-        self._watchers: dict[str, float] = {}
+        #: Each watcher's name: when it last polled, and for how long that counts.
+        self._watchers: dict[str, tuple[float, float]] = {}
         #: Checkpoints asked for while training, taken between two steps.
         self._checkpoint_requests: list[Future[bytes]] = []
         self.cfg = cfg
@@ -348,13 +348,15 @@ class Job(BackgroundJob):
                 f"the run did not reach a step boundary in {timeout:.0f} s"
             ) from None
 
-    def poll(self, watcher: str | None = None) -> JobSnapshot:
+    def poll(self, watcher: str | None = None, every: float | None = None) -> JobSnapshot:
         """The job's progress so far; also tells the job someone (``watcher``, when
-        named) is watching."""
+        named) is watching, and polls again in ``every`` seconds (when given: a page
+        that polls less often than `WATCH_WINDOW_S` still counts between polls)."""
         elapsed = self._seen()
+        window = max(WATCH_WINDOW_S, 2 * every + 1 if every else 0.0)
         with self._lock:
             if watcher is not None:
-                self._watchers[watcher] = self._last_poll
+                self._watchers[watcher] = (self._last_poll, window)
             records = tuple(self._records)
             sharpness = self._sharpness
         session = self.session
@@ -376,13 +378,14 @@ class Job(BackgroundJob):
 
     def watching(self, besides: str | None = None) -> int:
         """How many named watchers (other than ``besides``) polled within the last
-        `WATCH_WINDOW_S` seconds (a watching page polls every second or two; a
-        closed tab stops counting within seconds)."""
+        `WATCH_WINDOW_S` seconds, or twice the interval they said they poll at (plus
+        a second) when that is longer; a closed tab stops counting soon after."""
         now = self._clock()
-        window = min(WATCH_WINDOW_S, self._idle_timeout_s)
         with self._lock:
             return sum(
-                now - seen <= window for name, seen in self._watchers.items() if name != besides
+                now - seen <= min(window, self._idle_timeout_s)
+                for name, (seen, window) in self._watchers.items()
+                if name != besides
             )
 
     def leave(self, watcher: str, reason: str = "stopped by you") -> int:
@@ -391,7 +394,9 @@ class Job(BackgroundJob):
         with self._lock:
             self._watchers.pop(watcher, None)
             # Idle from the last poll of those who remain, not from the leaver's.
-            self._last_poll = max(self._watchers.values(), default=self._last_poll)
+            self._last_poll = max(
+                (seen for seen, _ in self._watchers.values()), default=self._last_poll
+            )
         others = self.watching()
         if others == 0:
             self.cancel(reason)

@@ -158,7 +158,7 @@ def show_shared_chart(
     **kwargs: Any,
 ) -> Any:
     """`show_chart` for a chart many sessions draw from the same data at once (a
-    shared CNN run's live curves, polled by every watcher every second).
+    shared CNN run's live curves, polled by every watcher every few seconds).
 
     The styled figure is built once per ``share`` (and view) and ``version`` of
     the data, and reused by every session asking for that version; one built

@@ -142,6 +142,26 @@ def test_a_watcher_who_stopped_polling_stops_counting(data, monkeypatch):
         shared.change(job, "bob", 0, Change(0, "lr", 0.1))
 
 
+def test_a_watcher_polling_less_often_than_the_window_counts_between_its_polls(data):
+    # Thirty watchers poll every 6 s (poll_interval), past the 5 s window: each
+    # says so, and counts for twice that (plus a second), so all thirty show.
+    now = [0.0]
+    registry = JobRegistry(idle_timeout_s=60.0, clock=lambda: now[0])
+    job = registry.submit(config(steps=1), data)
+    try:
+        job.poll("slow", every=6.0)
+        job.poll("fast")
+        now[0] = 5.5  # past the window for "fast", within 2 x 6 + 1 for "slow"
+        assert job.watching() == 1
+        now[0] = 12.9
+        assert job.watching() == 1
+        now[0] = 13.1
+        assert job.watching() == 0
+    finally:
+        job.cancel()
+        assert job.wait(30)
+
+
 # ------------------------------------------------------------------ replay
 
 

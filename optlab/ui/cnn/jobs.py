@@ -39,8 +39,11 @@ from optlab.train.results import ResultStore
 from optlab.train.run import TrainingSession
 from optlab.train.sharing import STARTED, SharedRuns
 
-#: Seconds between two redraws of a running job.
-POLL_S = 1.0
+#: Seconds between two redraws of a running job. Each rebuilds the live panels on the
+#: server and the browser draws them again: a redraw every second trained the watched
+#: run at 0.76x the CLI's images/s with the browser on the same two cores, every 2 s
+#: at 0.90x (`bench.cnn_page`, side by side).
+POLL_S = 2.0
 #: Redraws per second one shared job serves at most, all its watchers together.
 REDRAWS_PER_S = 5.0
 
@@ -51,7 +54,7 @@ def poll_interval(watching: int) -> float:
 
     A redraw costs the server milliseconds of Python, which holds the
     interpreter lock the training thread needs between its torch ops, and
-    thirty browsers redrawing every second add up. Spread out, a class costs
+    thirty browsers redrawing every two seconds add up. Spread out, a class costs
     what five watchers do (`bench.shared_runs`: thirty attendees all saw the
     run finish within 1.28 x one run's time).
     """
@@ -210,9 +213,10 @@ def start(
     return _own(started.job, started.how, autosave)
 
 
-def poll(job: Job) -> JobSnapshot:
-    """The job's progress, polled as this browser."""
-    return job.poll(_watcher())
+def poll(job: Job, every: float | None = None) -> JobSnapshot:
+    """The job's progress, polled as this browser (again in ``every`` seconds, when
+    it polls: past five watchers a page polls less often than the job's watch window)."""
+    return job.poll(_watcher(), every)
 
 
 def stop(job: Job) -> None:

@@ -193,8 +193,8 @@ def live_panel(
     curves, paths = st.tabs(["Curves", "Trajectories"], key=VIEW, on_change="rerun")
     if curves.open:
         with curves:
-            # Every watcher of a shared run polls it each second: the figure is
-            # built at most twice a second for all of them while it trains.
+            # Every watcher of a shared run polls it every `POLL_S` or more: the
+            # figure is built at most twice an interval for all of them.
             show_shared_chart(
                 lambda: train_plots.live_figure(logs),
                 ("cnn-live", job.id),
