@@ -14,8 +14,8 @@ from optlab.optim.hparams import TORCH_CHECK, Caution, HParam
 LR_ZERO = "γ = 0: the parameters never move"
 
 
-def lr(default: float, zero: str = LR_ZERO) -> HParam:
-    """``lr`` (γ): torch accepts any value ≥ 0."""
+def lr(default: float, zero: str = LR_ZERO, origin: str = TORCH_CHECK) -> HParam:
+    """``lr`` (γ): torch accepts any value ≥ 0 (``origin``: whose check that is)."""
     return HParam(
         "lr",
         default,
@@ -23,7 +23,7 @@ def lr(default: float, zero: str = LR_ZERO) -> HParam:
         None,
         log=True,
         help="learning rate γ",
-        origin=TORCH_CHECK,
+        origin=origin,
         cautions=(
             Caution(zero, high=0.0),
             Caution("γ > 1000: far above any usual learning rate", low=1000.0, low_open=True),

@@ -219,7 +219,7 @@ def _check_metadata(spec: OptimizerSpec) -> str:
     if spec.averaged and not all(
         callable(getattr(spec.factory, name, None)) for name in ("train", "eval")
     ):
-        return "averaged optimizers need train() and eval() methods (Schedule-Free's protocol)"
+        return "averaged optimizers need .train() and .eval() methods (Schedule-Free's protocol)"
     return ""
 
 

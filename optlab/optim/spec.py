@@ -84,8 +84,8 @@ class OptimizerSpec:
             Hutchinson Hessian estimate, SophiaH): the engines compute the
             gradient with ``create_graph=True`` (`optlab.optim.protocol`).
         averaged: The optimizer keeps two points and has ``train()`` /
-            ``eval()`` (Schedule-Free): the parameters hold the training point,
-            and the engines evaluate, record and test at the point ``eval()``
+            ``.eval()`` (Schedule-Free): the parameters hold the training point,
+            and the engines evaluate, record and test at the point ``.eval()``
             gives, then go back with ``train()``.
         random: ``step()`` draws from torch's or NumPy's global random
             generators (Hutchinson probes, PSGD's preconditioner updates): the

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from optlab.optim.hparams import Caution, HParam, Limit
+from optlab.optim import knobs
+from optlab.optim.hparams import HParam, Limit
 from optlab.optim.spec import Paper
 
 #: What a knob's ``origin`` says: its range is the library's constructor check.
@@ -12,16 +13,8 @@ LEFT_OUT = "Not offered: maximize (kept outside param_groups by the library) and
 
 
 def lr(default: float) -> HParam:
-    return HParam(
-        "lr",
-        default,
-        0.0,
-        None,
-        log=True,
-        help="learning rate γ",
-        origin=CHECK,
-        cautions=(Caution("γ = 0: the parameters never move", high=0.0),),
-    )
+    """``lr`` (γ), as torch's optimizers take it, under the library's own check."""
+    return knobs.lr(default, origin=CHECK)
 
 
 def betas(default: tuple[float, float], help: str) -> HParam:

@@ -19,7 +19,7 @@ it), ``foreach`` (an implementation choice, set by the engines), callables
 and dtypes.
 
 Protocol flags (`optlab.optim.protocol`): Schedule-Free AdamW is
-``averaged`` (train()/eval()), SophiaH needs ``create_graph`` and draws
+``averaged`` (``.train()``/``.eval()``), SophiaH needs ``create_graph`` and draws
 random probes, Kron draws random numbers; Prodigy's ``d`` is a trace.
 """
 
@@ -232,13 +232,13 @@ v_t &= \beta_2 v_{t-1} + (1-\beta_2) g_t^2,\quad
 c_t &= \frac{t^r \gamma_{\max}^{p}}{\sum_{i\le t} i^r \gamma_{\max}^{p}} \\
 y_t &= (1-c_t)\, y_{t-1} + c_t z_{t-1} + \gamma\big(\beta_1(1-c_t) - 1\big)\hat g_t \\
 z_t &= z_{t-1} - \gamma\, \hat g_t,\qquad
-  x_t = \frac{y_t - (1-\beta_1) z_t}{\beta_1}\ \text{(eval())}
+  x_t = \frac{y_t - (1-\beta_1) z_t}{\beta_1}\ \text{(optimizer.eval())}
 \end{aligned}""",
     notes=(
         "Three sequences: the gradient is taken at y (the parameters while training), z is the "
-        "SGD-like base sequence (state 'z'), and x, the running average, is what eval() puts in "
-        "the parameters. OptLab draws and records x (the point to use) and trains at y; the "
-        "step inspector shows all three.",
+        "SGD-like base sequence (state 'z'), and x, the running average, is what "
+        "optimizer.eval() puts in the parameters. OptLab draws and records x (the point to "
+        "use) and trains at y; the step inspector shows all three.",
         "No learning-rate schedule is needed (or wanted): the averaging replaces it.",
         knobs.LEFT_OUT,
     ),
