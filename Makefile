@@ -10,7 +10,7 @@ CHROMIUM ?= /usr/bin/chromium
 HAPROXY ?= /usr/sbin/haproxy
 REPLICAS ?= 2
 
-.PHONY: run test lint format bench chromium clean screenshot workshop
+.PHONY: run test lint format bench chromium haproxy clean screenshot workshop
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,19 +33,24 @@ run: $(VENV)/.run-deps
 # A workshop past one process (docs/workshop.md): REPLICAS streamlit processes on
 # 127.0.0.1:PORT+1..PORT+REPLICAS behind HAProxy on HOST:PORT, sharing one runs
 # folder. Debian's haproxy is installed with apt-get when missing and we are root.
-workshop: $(VENV)/.run-deps
+workshop: $(VENV)/.run-deps haproxy
+	$(BIN)/python -m optlab workshop --replicas $(REPLICAS) --port $(PORT) --host $(HOST) \
+	  --haproxy $(HAPROXY)
+
+# Debian's haproxy, for the workshop and its tests (the failover test, the load
+# test through replicas). Installed with apt-get when missing and we are root;
+# otherwise `optlab workshop` itself says how to install it.
+haproxy:
 	@if [ ! -x "$(HAPROXY)" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "Installing Debian haproxy for the workshop"; \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q haproxy; \
 	  else \
-	    echo "error: $(HAPROXY) is missing and cannot be installed here (not root):" \
-	         "install it with 'sudo apt-get install haproxy'" >&2; \
-	    exit 1; \
+	    echo "warning: $(HAPROXY) is missing and cannot be installed here (not root):" \
+	         "install it with 'sudo apt-get install haproxy' (the workshop needs it;" \
+	         "its tests are skipped, and fail under CI=true)" >&2; \
 	  fi; \
 	fi
-	$(BIN)/python -m optlab workshop --replicas $(REPLICAS) --port $(PORT) --host $(HOST) \
-	  --haproxy $(HAPROXY)
 
 # Browser tests use Debian's Chromium (never `playwright install`, which
 # downloads a browser). Installed with apt-get when missing and we are root.
@@ -71,7 +76,7 @@ format: $(VENV)/.dev-deps
 # The example plugin (optlab/examples/lion.py) and the pytorch_optimizer pack are
 # loaded for the whole suite, so every test parametrised over the optimizers
 # covers a plugin's and the pack's optimizers too.
-test: $(VENV)/.dev-deps chromium lint
+test: $(VENV)/.dev-deps chromium haproxy lint
 	OPTLAB_PLUGINS=$(CURDIR)/optlab/examples OPTLAB_PACKS=pytorch_optimizer $(BIN)/python -m pytest
 
 bench: $(VENV)/.run-deps

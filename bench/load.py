@@ -1,6 +1,12 @@
-"""Load test: N concurrent sessions against one real `streamlit run` server.
+"""Load test: N concurrent sessions against one real `streamlit run` server, or
+against the workshop's layout (``--replicas K``: K replicas behind HAProxy).
 
-It starts the app on 127.0.0.1 and drives it with N sessions at once. By
+It starts the app on 127.0.0.1 and drives it with N sessions at once. With
+``--replicas K`` it starts what ``make workshop REPLICAS=K`` starts
+(`optlab.workshop`, each replica through the probe below) and the sessions
+connect through HAProxy's front, which spreads them over the replicas; every
+replica first gets a warm-up round of its own (through its own port), and the
+server's readings add up the replicas and HAProxy. By
 default (``--client protocol``) each session is a simulated browser tab that
 speaks Streamlit's websocket protocol (`bench.st_protocol`): one process
 drives them all, so the machine's cores go to the server, as in a workshop
@@ -37,7 +43,9 @@ protocol client: anything it did not expect from the server).
 
 Before the N sessions, one session runs the same actions (one warm-up round,
 then ``--baseline-runs`` measured rounds): its median per action is the
-single-session time, and ``ideal = single x sessions doing it / cores``.
+single-session time, and ``ideal = single x N / cores`` (N the sessions: with
+all of them busy, perfect sharing gives each ``cores / N`` of the machine,
+whatever action each is doing).
 While the N sessions run, a background thread times ``GET /_stcore/health``
 every 0.5 s (the server answers it on the event loop that carries every
 websocket). The server's RSS, CPU and thread count are read from /proc by a
@@ -58,7 +66,8 @@ the training).
 Usage::
 
     python -m bench.load [--client protocol|browser] [--sessions 30] [--duration 300]
-                         [--browsers K] [--soak 0|200] [--json out.json] [--quick]
+                         [--browsers K] [--soak 0|200] [--replicas K]
+                         [--json out.json] [--quick]
 
 Targets (PASS/FAIL each; exit status 1 when one fails, 2 when the harness
 itself broke): zero errors; every action's N-session p95 within 1.5x its
@@ -76,6 +85,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -86,12 +96,15 @@ from pathlib import Path
 from bench.load_actions import ACTIONS, CNN_STEPS, LoadSession, Numbering, Record
 from bench.load_protocol import ProtocolSession
 from bench.load_report import Results, report, targets, to_json
-from bench.load_server import Server, http_get, serve
-from bench.load_stats import HealthPoller, Sampler, read_process, usage
+from bench.load_server import Server, http_get, serve, serve_replicas
+from bench.load_stats import HealthPoller, Sampler, read_processes, usage
+from optlab.workshop.supervisor import HAPROXY
 from tests.support.server import CHROMIUM
 
 #: Real Chromium sessions alongside the protocol sessions, when Chromium is installed.
 DEFAULT_BROWSERS = 2
+#: Their nice value: they check that the pages render, the server is what is measured.
+ALONGSIDE_NICE = 19
 
 
 def log(message: str) -> None:
@@ -107,6 +120,7 @@ class Opener:
         self.counter = counter
         self.browser = None
         self._playwright = None
+        self._folder: tempfile.TemporaryDirectory | None = None
 
     async def start(self, need_browser: bool) -> None:
         if not need_browser:
@@ -116,7 +130,10 @@ class Opener:
         from bench.load_browser import launch_chromium
 
         self._playwright = await async_playwright().start()
-        self.browser = await launch_chromium(self._playwright, self.args.webgl)
+        self._folder = tempfile.TemporaryDirectory(prefix="optlab-load-chromium-")
+        self.browser = await launch_chromium(
+            self._playwright, self.args.webgl, self.args.browser_nice, Path(self._folder.name)
+        )
 
     async def stop(self) -> None:
         if self.browser is not None:
@@ -125,18 +142,25 @@ class Opener:
         if self._playwright is not None:
             with contextlib.suppress(Exception):
                 await self._playwright.stop()
+        if self._folder is not None:
+            self._folder.cleanup()
 
-    async def open(self, idx: int, browser: bool | None = None) -> LoadSession:
-        """A new session: a browser tab with ``browser``, else the chosen client's."""
+    async def open(
+        self, idx: int, browser: bool | None = None, url: str | None = None
+    ) -> LoadSession:
+        """A new session: a browser tab with ``browser``, else the chosen client's; to
+        ``url`` (one replica's own) instead of the server's."""
         use_browser = self.args.client == "browser" if browser is None else browser
         timeout = self.args.action_timeout
         session: LoadSession
         if use_browser:
             from bench.load_browser import BrowserSession
 
-            session = await BrowserSession.open(self.browser, idx, self.url, timeout, self.counter)
+            session = await BrowserSession.open(
+                self.browser, idx, url or self.url, timeout, self.counter
+            )
         else:
-            session = ProtocolSession(idx, self.url, timeout, self.counter)
+            session = ProtocolSession(idx, url or self.url, timeout, self.counter)
         session.cnn_steps = self.args.cnn_steps
         return session
 
@@ -161,9 +185,15 @@ async def drive(args: argparse.Namespace, server: Server, sampler: Sampler, res:
     res.cold = usage(sampler.between(0, time.monotonic()), hz)
     async with opener(args, server.url) as o:
         try:
-            # The single session: a warm-up round (its errors count), then measured rounds.
-            one = await o.open(0)
+            # The single session: a warm-up round (its errors count), then measured
+            # rounds. With replicas, every replica gets its warm-up round (through
+            # its own URL): each process pays its own first-use costs.
             warm = Record()
+            for url in server.urls if len(server.urls) > 1 else []:
+                warmer = await o.open(0, url=url)
+                await warmer.round(warm, cnn=args.cnn_every > 0)
+                await warmer.close()
+            one = await o.open(0)
             await one.round(warm, cnn=args.cnn_every > 0)
             for kind, errs in warm.errors.items():
                 res.single.errors[kind].extend(f"(warm-up) {e}" for e in errs)
@@ -189,7 +219,7 @@ async def drive(args: argparse.Namespace, server: Server, sampler: Sampler, res:
                 for i in range(args.soak):
                     if not await soaker.soak_run(res.soak, i, cnn=args.cnn_every > 0):
                         await soaker.act("home", res.soak)  # back to a known page
-                    res.soak_rss.append(read_process(server.proc.pid).rss_mb)
+                    res.soak_rss.append(read_processes(server.pids).rss_mb)
                     if (i + 1) % 20 == 0:
                         log(f"soak run {i + 1}: RSS {res.soak_rss[-1]:.0f} MB")
                 res.soak_wall_s = time.monotonic() - t0
@@ -264,7 +294,7 @@ async def settle(
             await asyncio.to_thread(http_get, f"{server.url}/")
             last_get = time.monotonic()
         await asyncio.sleep(1.0)
-    res.rss_before_gc = read_process(server.proc.pid).rss_mb
+    res.rss_before_gc = read_processes(server.pids).rss_mb
     res.gc_found = await asyncio.to_thread(server.collect_garbage)
     res.settle_s = time.monotonic() - closed
     await asyncio.sleep(args.settle_pause)
@@ -298,6 +328,16 @@ def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--soak", type=int, default=0, help="sequential soak runs (0: none)")
     parser.add_argument("--port", type=int, default=0, help="server port (0: a free one)")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=0,
+        help="serve the workshop's layout instead of one process: K replicas behind "
+        "HAProxy (`make workshop REPLICAS=K`; 0: one `streamlit run`)",
+    )
+    parser.add_argument(
+        "--haproxy", default=HAPROXY, help=f"HAProxy's executable, with --replicas ({HAPROXY})"
+    )
     parser.add_argument("--baseline-runs", type=int, default=2, help="measured single rounds")
     parser.add_argument("--action-timeout", type=float, default=180, help="seconds per action")
     parser.add_argument("--settle-timeout", type=float, default=90, help="wait for threads (s)")
@@ -333,6 +373,14 @@ def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="let Chromium draw the 3-D view (in software, on the server's cores)",
     )
+    parser.add_argument(
+        "--browser-nice",
+        type=int,
+        default=None,
+        help="Chromium's nice value (19 with the protocol client: the sessions alongside "
+        "only check that the pages render, and yield the cores to the server; 0 with "
+        "--client browser, where Chromium is the client)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here as JSON")
     parser.add_argument("--show-errors", type=int, default=5, help="messages shown per kind")
     parser.add_argument(
@@ -346,11 +394,17 @@ def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
         args.settle_timeout, args.session_ttl, args.settle_pause = 45, 5, 1
     if args.cnn_steps is None:
         args.cnn_steps = 10 if args.quick else CNN_STEPS
+    if args.browser_nice is None:
+        args.browser_nice = ALONGSIDE_NICE if args.client == "protocol" else 0
+    if not 0 <= args.browser_nice <= 19:
+        parser.error("--browser-nice must be between 0 and 19")
     if args.browsers is None:
         have = Path(CHROMIUM).exists()
         args.browsers = DEFAULT_BROWSERS if have and not args.quick else 0
-    if min(args.sessions, args.duration, args.soak, args.browsers) < 0:
-        parser.error("--sessions, --duration, --soak and --browsers must not be negative")
+    if min(args.sessions, args.duration, args.soak, args.browsers, args.replicas) < 0:
+        parser.error(
+            "--sessions, --duration, --soak, --browsers and --replicas must not be negative"
+        )
     if args.cnn_every < 0:
         parser.error("--cnn-every must not be negative")
     if args.cnn_steps < 1:
@@ -358,13 +412,22 @@ def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _stop_on_sigterm(signum, frame) -> None:
+    # A SIGTERM (a timeout, a CI runner) unwinds like Ctrl-C, so the servers are
+    # stopped on the way out: the replicas run in sessions of their own and
+    # would outlive this process otherwise.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     needs_chromium = args.client == "browser" or args.browsers > 0
     if needs_chromium and not Path(CHROMIUM).exists():
         print(f"Chromium not found at {CHROMIUM} (set OPTLAB_CHROMIUM)", file=sys.stderr)
         return 2
     res = Results(args.sessions, args.duration, os.cpu_count() or 1, args.client)
+    res.replicas = args.replicas
     res.actions = ACTIONS if args.cnn_every else ACTIONS[:3]
     res.browsers = args.browsers if args.client == "protocol" and args.sessions else 0
     env = {"OPTLAB_MAX_JOBS": str(args.max_jobs)} if args.max_jobs else {}
@@ -376,18 +439,27 @@ def main(argv: list[str] | None = None) -> int:
         env[key] = value
     with tempfile.TemporaryDirectory(prefix="optlab-load-") as tmp:
         try:
-            with serve(Path(tmp), args.port, not args.no_probe, env, args.session_ttl) as server:
-                log(f"server {server.url}, pid {server.proc.pid}; client {args.client}")
-                sampler = Sampler(server.proc.pid)
+            if args.replicas:
+                server_cm = serve_replicas(
+                    Path(tmp),
+                    args.replicas,
+                    args.port,
+                    not args.no_probe,
+                    env,
+                    args.session_ttl,
+                    args.haproxy,
+                )
+            else:
+                server_cm = serve(Path(tmp), args.port, not args.no_probe, env, args.session_ttl)
+            with server_cm as server:
+                log(f"{server.describe()}; client {args.client}")
+                sampler = Sampler(server.pids)
                 sampler.start()
                 try:
                     asyncio.run(drive(args, server, sampler, res))
                 finally:
                     sampler.stop()
-                if server.proc.poll() is not None:
-                    res.load.errors["other"].append(
-                        f"the server exited with status {server.proc.returncode}"
-                    )
+                res.load.errors["other"].extend(server.exited())
         except Exception:
             print(f"load harness failed:\n{traceback.format_exc()}", file=sys.stderr)
             log_tail = Path(tmp, "server.log")

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
+import tempfile
 import time
+from pathlib import Path
 
 from bench.load_actions import (
     DEFAULT_PATHS,
@@ -44,11 +47,25 @@ MAIN_TEXT = """() => {
 }"""
 
 
-async def launch_chromium(playwright, webgl: bool):
+def niced(executable: str, nice: int, folder: Path) -> str:
+    """A launcher in ``folder`` that runs ``executable`` at nice ``nice`` (every process
+    it starts inherits it); ``executable`` itself for 0."""
+    if nice <= 0:
+        return executable
+    script = folder / f"nice{nice}-{Path(executable).name}"
+    script.write_text(f'#!/bin/sh\nexec nice -n {nice} {shlex.quote(executable)} "$@"\n')
+    script.chmod(0o755)
+    return str(script)
+
+
+async def launch_chromium(playwright, webgl: bool, nice: int = 0, folder: Path | None = None):
     """Debian's headless Chromium with the load test's flags (no WebGL unless asked:
-    the playground's hidden 3-D tab would be rendered in software on the server's cores)."""
+    the playground's hidden 3-D tab would be rendered in software on the server's cores),
+    at nice ``nice`` (its launcher written in ``folder``): Chromium sessions alongside the
+    protocol client only check that the pages render, and should not take the cores the
+    server is measured on."""
     return await playwright.chromium.launch(
-        executable_path=CHROMIUM,
+        executable_path=niced(CHROMIUM, nice, folder or Path(tempfile.gettempdir())),
         args=LOAD_CHROMIUM_ARGS + ([] if webgl else ["--disable-3d-apis"]),
         headless=True,
     )

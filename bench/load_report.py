@@ -30,6 +30,7 @@ class Results:
     cores: int
     client: str = "protocol"  # what drove the N sessions: "protocol" or "browser"
     browsers: int = 0  # real Chromium sessions alongside the protocol sessions
+    replicas: int = 0  # Streamlit replicas behind HAProxy (0: one process, no proxy)
     actions: tuple[str, ...] = ACTIONS  # the actions the sessions ran (no CNN: the first 3)
     cold: Usage | None = None
     before: Usage | None = None
@@ -109,7 +110,9 @@ def targets(res: Results) -> list[Target]:
         cap, peak = probe.get("cap", 0), probe.get("max_running", 0)
         waited = [w for w in probe.get("waits", []) if w >= QUEUE_SHOWN_AFTER_S]
         shown = res.load.queue_positions | res.soak.queue_positions | res.single.queue_positions
-        ok_cap = probe.get("trainings", 0) > 0 and cap > 0 and peak <= cap
+        ok_cap = (
+            probe.get("trainings", 0) > 0 and cap > 0 and peak <= cap and not probe.get("over_cap")
+        )
         ok_shown = not waited or bool(shown)
         out.append(
             Target(
@@ -172,8 +175,15 @@ def actors(res: Results, action: str) -> int:
 
 
 def ideal(res: Results, action: str) -> float:
-    """Single-session time x sessions doing this action / cores."""
-    return single_time(res, action) * actors(res, action) / res.cores
+    """Single-session time x N / cores, N the sessions of the load phase.
+
+    Every session competes for the same cores whatever it is doing: with all N
+    busy, perfect sharing gives each ``cores / N`` of the machine, so an action
+    that takes ``t`` alone takes ``t * N / cores``. (Counting only the sessions
+    doing that action, as this report once did, would assume the CNN jobs of a
+    third of the sessions shared the cores with nothing else.)
+    """
+    return single_time(res, action) * res.sessions / res.cores
 
 
 def p95_ratio(res: Results, action: str) -> float:
@@ -190,13 +200,18 @@ def report(res: Results, args) -> str:
         if res.client == "browser"
         else f"protocol client, {res.browsers} Chromium session(s) alongside"
     )
+    served = (
+        f"{res.replicas} replica(s) behind HAProxy (server = replicas + HAProxy)"
+        if res.replicas
+        else "one Streamlit process"
+    )
     add(
         f"== Load test: {res.sessions} sessions for {res.duration:.0f} s "
-        f"(ran {fmt(res.load_wall_s, 0)} s), {res.cores} cores, {driver} =="
+        f"(ran {fmt(res.load_wall_s, 0)} s), {res.cores} cores, {served}, {driver} =="
     )
     add(
         f"client {res.client}; CNN jobs of {args.cnn_steps} steps; "
-        f"Chromium WebGL {'on' if args.webgl else 'off'}; action timeout "
+        f"Chromium WebGL {'on' if args.webgl else 'off'}, nice {args.browser_nice}; action timeout "
         f"{args.action_timeout:g} s; server env: {' '.join(args.server_env) or 'as inherited'}"
         f"{'; no server probe' if args.no_probe else ''}"
     )
@@ -232,7 +247,10 @@ def report(res: Results, args) -> str:
     for action in ACTIONS:
         s = summarize(res.single.times.get(action, []))
         add(f"{action:<10} {s.count:>6} {fmt(s.p50):>7} {fmt(s.max):>7}")
-    add(f"ideal = single-session median x sessions doing the action / {res.cores} cores")
+    add(
+        f"ideal = single-session median x {res.sessions} sessions / {res.cores} cores "
+        "(perfect sharing: every session competes for the cores)"
+    )
     add("")
     add("== Errors ==")
     for label, rec in res.records().items():
@@ -253,6 +271,12 @@ def report(res: Results, args) -> str:
             f"server probe: cap {probe.get('cap')}, max concurrent trainings "
             f"{probe.get('max_running')}, max jobs active (queued + training) "
             f"{probe.get('max_active')}, trainings {probe.get('trainings')}"
+            + (
+                f" (added up over {probe['replicas']} replicas, each within its own cap: "
+                f"{'no' if probe.get('over_cap') else 'yes'})"
+                if probe.get("replicas")
+                else ""
+            )
         )
         for label, values in (
             ("queue wait per job", waits),
@@ -359,6 +383,7 @@ def to_json(res: Results) -> dict:
         "sessions": res.sessions,
         "duration": res.duration,
         "cores": res.cores,
+        "replicas": res.replicas,
         "browsers": res.browsers,
         "errors": res.error_count(),
         "errors_by_kind": {k: by_kind.get(k, 0) for k in ERROR_KINDS},

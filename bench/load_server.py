@@ -1,4 +1,5 @@
-"""The server under load: `streamlit run app.py` on 127.0.0.1, through a probe.
+"""The server under load: `streamlit run app.py` on 127.0.0.1, through a probe;
+or, with ``--replicas K``, the workshop's layout (K replicas behind HAProxy).
 
 The probe (``python -m bench.load_server FILE streamlit-args...``) runs
 Streamlit in this process after wrapping `Job._run` and `Job._work` with
@@ -14,14 +15,17 @@ import gc
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from optlab.workshop.config import WorkshopConfig
+from optlab.workshop.supervisor import HAPROXY, Workshop, find_haproxy
 from tests.support.server import free_port, run_args, stop, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,40 +136,113 @@ def serve_with_probe(argv: list[str]) -> None:
 
 @dataclass
 class Server:
-    url: str
-    proc: subprocess.Popen
-    probe_file: Path | None
-    log: Path
+    """The server under load: one Streamlit process, or replicas behind HAProxy.
 
-    def _ask(self, sig: int, suffix: str, timeout: float) -> object | None:
-        """Signals the probe and reads its answer from ``<probe file><suffix>``."""
-        if self.probe_file is None:
+    Attributes:
+        url: Where the sessions connect (HAProxy's front with replicas).
+        procs: The Streamlit processes (each replica).
+        probe_files: Each process's probe file (empty without the probe).
+        log: The server's log (with replicas: the workshop's own lines; each
+            replica's log is beside it).
+        urls: Each process's own URL (a replica is warmed up through it).
+        proxy: HAProxy's process, with replicas.
+    """
+
+    url: str
+    procs: list[subprocess.Popen]
+    probe_files: list[Path]
+    log: Path
+    urls: list[str] = field(default_factory=list)
+    proxy: subprocess.Popen | None = None
+
+    @property
+    def pids(self) -> list[int]:
+        """What counts as the server in the readings: the Streamlit processes and HAProxy."""
+        return [p.pid for p in self.procs] + ([self.proxy.pid] if self.proxy else [])
+
+    def describe(self) -> str:
+        """One line: the URL and the processes."""
+        if self.proxy is None:
+            return f"server {self.url}, pid {self.procs[0].pid}"
+        replicas = ", ".join(
+            f"{u} (pid {p.pid})" for u, p in zip(self.urls, self.procs, strict=True)
+        )
+        return f"HAProxy {self.url} (pid {self.proxy.pid}) in front of {replicas}"
+
+    def exited(self) -> list[str]:
+        """A line for each server process that is no longer running."""
+        named = [(f"replica {k}", p) for k, p in enumerate(self.procs, 1)]
+        if len(named) == 1:
+            named = [("the server", self.procs[0])]
+        if self.proxy is not None:
+            named.append(("haproxy", self.proxy))
+        return [f"{n} exited with status {p.returncode}" for n, p in named if p.poll() is not None]
+
+    def _ask(self, sig: int, suffix: str, timeout: float) -> list | None:
+        """Signals every probe and reads their answers from ``<probe file><suffix>``."""
+        if not self.probe_files:
             return None
-        target = Path(f"{self.probe_file}{suffix}")
-        target.unlink(missing_ok=True)
-        self.proc.send_signal(sig)
+        targets = [Path(f"{f}{suffix}") for f in self.probe_files]
+        for target, proc in zip(targets, self.procs, strict=True):
+            target.unlink(missing_ok=True)
+            proc.send_signal(sig)
+        answers: list = []
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError, ValueError):
-                return json.loads(target.read_text())
-            time.sleep(0.1)
-        return None
+        for target in targets:
+            while True:
+                with contextlib.suppress(OSError, ValueError):
+                    answers.append(json.loads(target.read_text()))
+                    break
+                if time.monotonic() > deadline:
+                    return None
+                time.sleep(0.1)
+        return answers
 
     def python_threads(self, timeout: float = 5.0) -> list[str] | None:
         """The names of the server's Python threads now (through the probe), or None."""
-        return self._ask(signal.SIGUSR1, ".threads", timeout)
+        answers = self._ask(signal.SIGUSR1, ".threads", timeout)
+        return None if answers is None else sorted(n for names in answers for n in names)
 
     def collect_garbage(self, timeout: float = 30.0) -> int | None:
         """Runs Python's cycle collector in the server; the objects it found, or None."""
-        return self._ask(signal.SIGUSR2, ".gc", timeout)
+        answers = self._ask(signal.SIGUSR2, ".gc", timeout)
+        return None if answers is None else sum(answers)
 
     def probe(self) -> dict | None:
-        if self.probe_file is None:
+        """The probes' counts: one process's, or the replicas' added up (see `merge_probes`)."""
+        if not self.probe_files:
             return None
         try:
-            return json.loads(self.probe_file.read_text())
+            found = [json.loads(f.read_text()) for f in self.probe_files]
         except (OSError, ValueError):
             return None
+        return found[0] if len(found) == 1 else merge_probes(found)
+
+
+def merge_probes(probes: list[dict]) -> dict:
+    """The replicas' probe counts as one server's: caps, trainings and peaks added up
+    (the sum of the peaks bounds the peak of the sum), waits and times pooled, and
+    ``over_cap`` when any replica ran more trainings at once than its own cap."""
+    merged: dict = {"replicas": len(probes)}
+    for key in ("running", "max_running", "active", "max_active", "cap", "trainings"):
+        merged[key] = sum(p.get(key, 0) for p in probes)
+    for key in ("waits", "seconds"):
+        merged[key] = [v for p in probes for v in p.get(key, [])]
+    merged["over_cap"] = any(p.get("max_running", 0) > p.get("cap", 0) for p in probes)
+    return merged
+
+
+def server_env(workdir: Path, env: dict[str, str]) -> dict[str, str]:
+    """The server's environment: no CIFAR-10 (the synthetic set), a cache of its own."""
+    cache = workdir / "cache"
+    cache.mkdir(exist_ok=True)
+    return {
+        **os.environ,
+        "OPTLAB_CACHE_DIR": str(cache),
+        "OPTLAB_DATA_DIR": "",
+        "OPTLAB_CIFAR_URL": "",
+        **env,
+    }
 
 
 @contextlib.contextmanager
@@ -183,23 +260,80 @@ def serve(workdir: Path, port: int, probe: bool, env: dict[str, str], session_tt
     else:
         cmd = [sys.executable, "-m", "streamlit", *args]
     log = workdir / "server.log"
-    cache = workdir / "cache"
-    cache.mkdir(exist_ok=True)
-    server_env = {
-        **os.environ,
-        "OPTLAB_CACHE_DIR": str(cache),
-        "OPTLAB_DATA_DIR": "",
-        "OPTLAB_CIFAR_URL": "",
-        **env,
-    }
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=server_env)
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=server_env(workdir, env)
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc)
-        yield Server(url, proc, probe_file, log)
+        yield Server(url, [proc], [probe_file] if probe_file else [], log, [url])
     finally:
         stop(proc, timeout=15)
+
+
+def free_ports(count: int, tries: int = 50) -> int:
+    """The first of ``count`` consecutive free loopback ports."""
+    for _ in range(tries):
+        first = free_port()
+        if first + count > 65535:
+            continue
+        try:
+            for port in range(first, first + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
+
+
+@contextlib.contextmanager
+def serve_replicas(
+    workdir: Path,
+    replicas: int,
+    port: int,
+    probe: bool,
+    env: dict[str, str],
+    session_ttl: int = 120,
+    haproxy: str = HAPROXY,
+):
+    """Runs the workshop's layout (`optlab.workshop`, as ``make workshop`` does):
+    ``replicas`` Streamlit processes (each through the probe unless told not to)
+    behind HAProxy on 127.0.0.1:``port``, sharing one runs folder."""
+    port = port or free_ports(replicas + 1)
+    cfg = WorkshopConfig(replicas, port, (workdir / "runs").resolve())
+    probes = {name: workdir / f"probe-{name}.json" for name in cfg.names} if probe else {}
+
+    def launcher(name: str) -> list[str]:
+        if probe:
+            return [sys.executable, "-m", "bench.load_server", str(probes[name])]
+        return [sys.executable, "-m", "streamlit"]
+
+    log = workdir / "server.log"
+    with open(log, "w", encoding="utf-8") as out:
+        workshop = Workshop(
+            cfg,
+            workdir / "workshop",
+            find_haproxy(haproxy),
+            out=out,
+            app_root=ROOT,
+            env=server_env(workdir, env),
+            extra_args=[f"--server.disconnectedSessionTTL={session_ttl}"],
+            launcher=launcher,
+        )
+        try:
+            workshop.start()
+            yield Server(
+                cfg.url,
+                [c.proc for c in workshop.replicas],
+                list(probes.values()),
+                log,
+                [workshop.url_of(c) for c in workshop.replicas],
+                workshop.proxy.proc,
+            )
+        finally:
+            workshop.stop()
 
 
 if __name__ == "__main__":

@@ -111,6 +111,17 @@ def read_process(pid: int) -> Sample:
     return Sample(time.monotonic(), status["rss_kb"] / 1024, status["threads"], utime + stime)
 
 
+def read_processes(pids: Sequence[int]) -> Sample:
+    """`read_process` of several processes added up (a server of several processes)."""
+    parts = [read_process(pid) for pid in pids]
+    return Sample(
+        time.monotonic(),
+        sum(p.rss_mb for p in parts),
+        sum(p.threads for p in parts),
+        sum(p.cpu_ticks for p in parts),
+    )
+
+
 def parse_machine_stat(text: str) -> tuple[int, int]:
     """``(busy, total)`` clock ticks of all CPUs from ``/proc/stat``'s ``cpu`` line.
 
@@ -166,13 +177,13 @@ class MachineSample:
 
 
 class Sampler(threading.Thread):
-    """Reads the server's /proc every ``interval`` seconds into ``samples``, and the
-    machine's CPU use (by the server, the browser, this harness, the rest) every
-    fourth time into ``machine``."""
+    """Reads the server's /proc every ``interval`` seconds into ``samples`` (its
+    processes added up: replicas and HAProxy), and the machine's CPU use (by the
+    server, the browser, this harness, the rest) every fourth time into ``machine``."""
 
-    def __init__(self, pid: int, interval: float = 0.5) -> None:
+    def __init__(self, pids: Sequence[int], interval: float = 0.5) -> None:
         super().__init__(name="load-sampler", daemon=True)
-        self.pid = pid
+        self.pids = list(pids)
         self.interval = interval
         self.samples: list[Sample] = []
         self.machine: list[MachineSample] = []
@@ -183,7 +194,7 @@ class Sampler(threading.Thread):
         me, n = os.getpid(), 0
         while not self._stop_event.is_set():
             with contextlib.suppress(OSError, ValueError, IndexError):
-                s = read_process(self.pid)
+                s = read_processes(self.pids)
                 with self._lock:
                     self.samples.append(s)
             if n % 4 == 0:
@@ -194,7 +205,7 @@ class Sampler(threading.Thread):
                         time.monotonic(),
                         busy,
                         total,
-                        subtree_ticks(table, me, {self.pid}),
+                        subtree_ticks(table, me, set(self.pids)),
                         table[me][1],
                     )
                     with self._lock:

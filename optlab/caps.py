@@ -37,6 +37,9 @@ checkpoint_mb               64         size of a checkpoint file, plus snapshot_
                                        server.maxUploadSize, 20 MB here)
 download_mb                 1024       size of a CIFAR-10 download
 jobs_running                0          CNN trainings at once (0: one per 2 cores)
+training_nice               0          how far below the pages' a training's CPU
+                                       priority is (a Linux nice value, 0 to 19;
+                                       0: the same; ``make workshop`` sets 10)
 job_runtime_s               900        wall-clock limit of one training
 job_idle_s                  30         a job nobody polls for this long stops
 autosave_steps              50         steps between two autosaved checkpoints of a
@@ -118,6 +121,7 @@ class Caps:
     checkpoint_mb: int = 64
     download_mb: int = 1024
     jobs_running: int = 0
+    training_nice: int = 0
     job_runtime_s: float = 900.0
     job_idle_s: float = 30.0
     autosave_steps: int = 50
@@ -153,7 +157,7 @@ class Caps:
                 value = kind(raw.strip())
             except ValueError:
                 value = None
-            zero_ok = f.name == "jobs_running"
+            zero_ok = f.name in ("jobs_running", "training_nice")
             # Finite and below 2^53: caps also bound widgets, which browsers hold as doubles
             # (inf, 1e400 or a 30-digit number would break every page that draws one).
             bad = value is None or value != value or not 0 <= value <= MAX_CAP

@@ -14,6 +14,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +24,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
+from optlab.caps import CAPS
 from optlab.train.autosave import Autosave
 from optlab.train.checkpoint import checkpoint_bytes
 from optlab.train.data import LoadedData
@@ -74,6 +77,34 @@ def first_line(err: BaseException, default: str = "") -> str:
     """An error's first line, for a one-line message (``default`` when it has none)."""
     lines = str(err).strip().splitlines()
     return lines[0] if lines else default
+
+
+#: The most a thread's nice value may be (Linux: 19, the lowest priority).
+MAX_NICE = 19
+
+
+def lower_priority(nice: int) -> int | None:
+    """Lowers the calling thread's CPU priority by ``nice`` (at most to `MAX_NICE`).
+
+    A worker thread is the training's own (one per job, gone when it ends), and
+    on Linux a thread has its own nice value, so the pages' threads keep theirs:
+    under load the scheduler gives them the cores first and the training the
+    rest. With nobody else asking, a lower priority costs the training nothing.
+
+    Returns:
+        The thread's nice value now, or None where it was left as it was (0 asked
+        for, or the platform has no per-thread priorities).
+    """
+    if nice <= 0 or not hasattr(os, "setpriority") or not sys.platform.startswith("linux"):
+        return None
+    tid = threading.get_native_id()
+    try:
+        target = min(MAX_NICE, os.getpriority(os.PRIO_PROCESS, tid) + nice)
+        os.setpriority(os.PRIO_PROCESS, tid, target)
+    except OSError as err:  # a sandbox that forbids it: train at the usual priority
+        log.warning("optlab: could not lower a training's CPU priority: %s", err)
+        return None
+    return target
 
 
 class BackgroundJob:
@@ -158,6 +189,7 @@ class BackgroundJob:
             with self._lock:  # `Job.checkpoint` decides under it whether training began
                 self.state = RUNNING
             self._started_at = self._clock()
+            lower_priority(CAPS.training_nice)
             self._run()
         except Exception as err:  # a worker must report, never die silently
             self._finish(FAILED, f"{self.kind} failed: {type(err).__name__}: {first_line(err)}")

@@ -35,16 +35,55 @@ def run_slots() -> threading.BoundedSemaphore:
     return threading.BoundedSemaphore(MAX_CONCURRENT_RUNS)
 
 
+#: How many `engine_slot` blocks each thread is inside (a page's script runs in one).
+_held = threading.local()
+#: Page runs waiting for a slot now (`waiting`).
+_waiting = [0]
+_waiting_lock = threading.Lock()
+
+
+def waiting() -> int:
+    """How many page runs are waiting for an engine slot now.
+
+    A run holding a slot redraws its live chart less often while others wait
+    (`optlab.ui.playground.cache.run_cached`): every redraw rebuilds a figure
+    with the slot held, which under load made each run, and so the queue
+    behind it, longer.
+    """
+    return _waiting[0]
+
+
 @contextlib.contextmanager
 def engine_slot() -> Iterator[None]:
-    """Holds one of the server's engine slots, waiting (with a spinner) for a free one."""
+    """Holds one of the server's engine slots, waiting (with a spinner) for a free one.
+
+    Re-entrant per thread: a block inside another (a sweep and its best cell's
+    replay, computed in one turn) runs in the outer block's slot instead of
+    queueing again behind everyone else.
+    """
+    depth = getattr(_held, "depth", 0)
+    if depth:
+        _held.depth = depth + 1
+        try:
+            yield
+        finally:
+            _held.depth = depth
+        return
     slots = run_slots()
     if not slots.acquire(blocking=False):
-        with st.spinner("Waiting for a free engine slot (other users are running)…"):
-            slots.acquire()
+        with _waiting_lock:
+            _waiting[0] += 1
+        try:
+            with st.spinner("Waiting for a free engine slot (other users are running)…"):
+                slots.acquire()
+        finally:
+            with _waiting_lock:
+                _waiting[0] -= 1
+    _held.depth = 1
     try:
         yield
     finally:
+        _held.depth = 0
         slots.release()
 
 

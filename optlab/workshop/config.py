@@ -24,6 +24,7 @@ which is how a presenter, and the tests, see who served what.
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,6 +110,14 @@ class WorkshopConfig:
     def rooms_db(self) -> Path:
         """The rooms database every replica shares, in the runs folder."""
         return Path(self.runs_dir) / ROOMS_DB
+
+    @property
+    def torch_threads(self) -> int:
+        """Threads each replica's torch computes on: the machine's cores shared out
+        (at least one). N replicas with torch's default, every core each, would ask
+        the machine for N times its cores: two trainings on a 2-core machine then
+        took 30 s each instead of 7 (docs/load-test.md)."""
+        return max(1, (os.cpu_count() or 1) // self.replicas)
 
     def replica_env(self) -> dict[str, str]:
         """The variables every replica gets on top of the launcher's environment."""

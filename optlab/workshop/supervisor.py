@@ -20,12 +20,17 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from optlab.workshop.config import HEALTH_PATH, REPLICA_HOST, WorkshopConfig, haproxy_config
 
+#: The variable torch reads its thread count from at start-up.
+TORCH_THREADS_ENV = "OMP_NUM_THREADS"
+#: The cap on a training's CPU priority (`optlab.caps`), and the workshop's value.
+TRAINING_NICE_ENV, TRAINING_NICE = "OPTLAB_CAP_TRAINING_NICE", 10
 #: Where Debian's package puts HAProxy.
 HAPROXY = "/usr/sbin/haproxy"
 #: A child that dies sooner than this after starting is restarted after a pause.
@@ -163,6 +168,11 @@ class Workshop:
         out: Where the log lines go (the presenter's terminal).
         python: The interpreter the replicas run (this one by default).
         app_root: The checkout whose ``app.py`` they serve.
+        env: Variables every replica gets besides the launcher's and the config's.
+        extra_args: More ``streamlit run`` options for every replica.
+        launcher: A replica's name -> the command that runs ``streamlit`` for it
+            (``[python, "-m", "streamlit"]`` by default; the load test wraps it
+            in its counting probe).
     """
 
     def __init__(
@@ -173,6 +183,9 @@ class Workshop:
         out: TextIO = sys.stdout,
         python: str = sys.executable,
         app_root: Path = APP_ROOT,
+        env: Mapping[str, str] | None = None,
+        extra_args: Sequence[str] = (),
+        launcher: Callable[[str], list[str]] | None = None,
     ) -> None:
         if not (app_root / "app.py").is_file():
             raise ValueError(f"app.py: not found in {app_root}")
@@ -181,17 +194,21 @@ class Workshop:
         self.haproxy = haproxy
         self.out = out
         self.config_path = self.state_dir / "haproxy.cfg"
-        env = {**os.environ, **cfg.replica_env()}
+        env = {**os.environ, **cfg.replica_env(), **(env or {})}
+        # Unless the presenter chose otherwise: the cores shared out between the
+        # replicas, and trainings a step behind the pages for the cores (a class's
+        # clicks first; docs/load-test.md measures both).
+        env.setdefault(TORCH_THREADS_ENV, str(cfg.torch_threads))
+        env.setdefault(TRAINING_NICE_ENV, str(TRAINING_NICE))
         # One cookie secret for every replica: a browser moved to another replica
         # keeps a valid XSRF token (file uploads) there.
         env.setdefault("STREAMLIT_SERVER_COOKIE_SECRET", secrets.token_hex(32))
+        streamlit = launcher or (lambda _name: [python, "-m", "streamlit"])
         self.replicas = [
             Child(
                 name,
                 [
-                    python,
-                    "-m",
-                    "streamlit",
+                    *streamlit(name),
                     "run",
                     "app.py",
                     f"--server.address={REPLICA_HOST}",
@@ -199,6 +216,7 @@ class Workshop:
                     "--server.headless=true",
                     "--server.fileWatcherType=none",
                     "--browser.gatherUsageStats=false",
+                    *extra_args,
                 ],
                 self.state_dir / f"{name}.log",
                 env,
@@ -234,6 +252,12 @@ class Workshop:
         validate_config(self.haproxy, self.config_path)
         self.say(f"HAProxy configuration {self.config_path} (checked with haproxy -c)")
         self.say(f"runs folder {self.cfg.runs_dir}, rooms database {self.cfg.rooms_db}")
+        env = self.replicas[0].env
+        self.say(
+            f"each replica's torch computes on {env[TORCH_THREADS_ENV]} thread(s) "
+            f"({TORCH_THREADS_ENV}); trainings run at nice {env[TRAINING_NICE_ENV]} "
+            f"({TRAINING_NICE_ENV})"
+        )
         for child in self.replicas:
             child.start()
             self.say(f"{child.name}: {self.url_of(child)} (pid {child.proc.pid}), log {child.log}")

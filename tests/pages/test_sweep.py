@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from optlab.surface.surfaces import get_surface
 from optlab.sweep import race
 from optlab.sweep.config import Axis, SweepConfig
 from optlab.sweep.run import DIVERGED_CELL, NOT_CONVERGED, best_on_edge, run_sweep, tune_lr
+from optlab.ui import engine
 from optlab.ui.sweep import settings
 from tests.support.resources import APP
 
@@ -496,3 +498,39 @@ def test_muon_is_swept_and_its_best_cell_replays_with_torch_optim():
     notes = " ".join(e.label for e in at.expander) + " ".join(m.value for m in at.markdown)
     assert "Not sweepable" in notes and "**L-BFGS**: its step(closure)" in notes
     assert "**Muon**" not in notes
+
+
+class _CountingSlots(threading.BoundedSemaphore):
+    """The engine's slots, counting the turns taken (acquisitions that got a slot)."""
+
+    def __init__(self, value: int) -> None:
+        super().__init__(value)
+        self.turns = 0
+
+    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        got = super().acquire(blocking, timeout)
+        self.turns += got
+        return got
+
+
+def test_a_new_sweep_and_its_best_cells_replay_take_one_turn_of_the_engine(monkeypatch):
+    """Under load every turn means queueing behind every other page's run: a new sweep
+    computes its best cell's replay in the same turn; a picked cell's replay takes one."""
+    slots = _CountingSlots(2)
+    monkeypatch.setattr(engine, "run_slots", lambda: slots)
+    at = sweep_page()
+    slots.turns = 0
+    # A grid and length no other test asks for: nothing cached anywhere.
+    at = small_grid(at, nx=7, ny=6, steps=37)
+    cfg = page_config(at)
+    result = run_sweep(cfg)
+    assert slots.turns == 1
+    check_replay(at, cfg, result, result.best_cell())
+    # Another cell: its replay is a new run, one turn.
+    other = next(c for c in range(cfg.cells) if c != result.best_cell())
+    at.session_state[SELECTED] = (cfg, other)
+    at.run()
+    no_problems(at)
+    assert slots.turns == 2
+    check_replay(at, cfg, result, other)
+    assert slots._value == 2  # every turn given back

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
+from dataclasses import replace
 
 import pytest
 
+from optlab.train import jobs
 from optlab.train.data import LoadedData
 from optlab.train.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobRegistry
 from optlab.train.run import EvalRecord, TrainRecord, TrainRunConfig
@@ -106,3 +111,48 @@ def test_a_prepared_session_reports_its_history_first_and_goes_on(data):
     steps = [r.step for r in snap.records if isinstance(r, TrainRecord)]
     assert steps == list(range(1, 9))  # the checkpoint's 4 steps, then 4 more
     assert (snap.first_step, snap.step, snap.total_steps) == (4, 8, 8)
+
+
+def _nice_of(tid: int) -> int:
+    return os.getpriority(os.PRIO_PROCESS, tid)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_a_training_runs_below_the_pages_priority_when_the_cap_says_so(data, monkeypatch):
+    """``training_nice`` (the workshop sets 10): the training's own thread yields the
+    cores to the pages under load; every other thread keeps its priority."""
+    monkeypatch.setattr(jobs, "CAPS", replace(jobs.CAPS, training_nice=7))
+    seen: list[tuple[int, int]] = []
+    original = jobs.Job._run
+
+    def run(self):
+        seen.append((threading.get_native_id(), _nice_of(threading.get_native_id())))
+        return original(self)
+
+    monkeypatch.setattr(jobs.Job, "_run", run)
+    mine = _nice_of(threading.get_native_id())
+    job = JobRegistry().submit(config(), data)
+    assert job.wait(60) and job.poll().state == DONE
+    [(tid, nice)] = seen
+    assert tid != threading.get_native_id()
+    assert nice == min(jobs.MAX_NICE, mine + 7)
+    assert _nice_of(threading.get_native_id()) == mine  # this thread (a page's) untouched
+    assert _nice_of(os.getpid()) == mine  # nor the process's main thread
+
+
+def test_lowering_priority_stops_at_the_lowest_and_zero_leaves_it(monkeypatch):
+    out: list = []
+
+    def work() -> None:
+        before = _nice_of(threading.get_native_id())
+        out.append((jobs.lower_priority(0), _nice_of(threading.get_native_id()) == before))
+        out.append(jobs.lower_priority(100))
+        out.append(_nice_of(threading.get_native_id()))
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join(10)
+    if not sys.platform.startswith("linux"):
+        assert out[1] is None
+        return
+    assert out == [(None, True), jobs.MAX_NICE, jobs.MAX_NICE]

@@ -4,6 +4,8 @@ those are the failover test's)."""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
 import sys
 import time
 
@@ -61,3 +63,49 @@ def test_a_child_that_ignores_sigterm_is_killed_after_its_grace(tmp_path):
     child.terminate()
     child.wait_stopped(grace_s=0.5)
     assert child.proc.returncode == -9
+
+
+def test_replicas_take_the_extra_environment_options_and_launcher(tmp_path):
+    """What the load test (`bench.load --replicas`) uses to run the replicas through its
+    probe: every replica gets the same extra variables and options, and its own launcher
+    command ahead of ``run app.py``."""
+    cfg = WorkshopConfig(2, 9000, tmp_path / "runs")
+    workshop = Workshop(
+        cfg,
+        tmp_path,
+        "haproxy",
+        io.StringIO(),
+        env={"OPTLAB_CACHE_DIR": "/elsewhere"},
+        extra_args=["--server.disconnectedSessionTTL=5"],
+        launcher=lambda name: ["wrapper", f"{name}.json"],
+    )
+    for name, child in zip(cfg.names, workshop.replicas, strict=True):
+        assert child.cmd[:4] == ["wrapper", f"{name}.json", "run", "app.py"]
+        assert child.cmd[-1] == "--server.disconnectedSessionTTL=5"
+        assert child.env["OPTLAB_CACHE_DIR"] == "/elsewhere"
+        # The workshop's own variables are kept, and the cores are shared out.
+        assert child.env["OPTLAB_RUNS_DIR"] == str(tmp_path / "runs")
+        assert child.env["OMP_NUM_THREADS"] == str(max(1, (os.cpu_count() or 1) // 2))
+        assert child.env["OPTLAB_CAP_TRAINING_NICE"] == "10"
+    plain = Workshop(cfg, tmp_path, "haproxy", io.StringIO(), python="/py")
+    assert plain.replicas[0].cmd[:5] == ["/py", "-m", "streamlit", "run", "app.py"]
+    assert plain.replicas[0].cmd[-1] == "--browser.gatherUsageStats=false"
+
+
+def test_the_presenters_own_thread_count_and_training_priority_are_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.setenv("OPTLAB_CAP_TRAINING_NICE", "0")
+    workshop = Workshop(WorkshopConfig(4, 9000, tmp_path / "runs"), tmp_path, "haproxy")
+    assert {c.env["OMP_NUM_THREADS"] for c in workshop.replicas} == {"3"}
+    assert {c.env["OPTLAB_CAP_TRAINING_NICE"] for c in workshop.replicas} == {"0"}
+
+
+def test_torch_takes_its_thread_count_from_the_variable_the_replicas_get():
+    """The sharing out works only while torch reads OMP_NUM_THREADS at start-up."""
+    code = "import torch; print(torch.get_num_threads())"
+    for threads in ("1", "2"):
+        env = {**os.environ, "OMP_NUM_THREADS": threads}
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.stdout.strip() == threads, done.stderr

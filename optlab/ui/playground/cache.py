@@ -20,9 +20,10 @@ from optlab.caps import CAPS
 from optlab.surface.run import SurfaceRunConfig, run_surface
 from optlab.surface.trajectory import Trajectory, TrajectoryCollector
 from optlab.ui.cache import BoundedCache
-from optlab.ui.engine import engine_slot
+from optlab.ui.engine import engine_slot, waiting
 
-#: How often the page redraws while a run is in progress.
+#: How often the page redraws while a run is in progress (with nobody waiting for
+#: a slot; ``REDRAW_EVERY_S * (1 + waiting)`` while others wait, see `run_cached`).
 REDRAW_EVERY_S = 0.5
 #: Wall-clock budget of one page run; longer runs stop with what they have.
 RUN_BUDGET_S = CAPS.page_run_s
@@ -56,7 +57,10 @@ def run_cached(
     Args:
         cfg: The comparison.
         on_progress: Called with the trajectories so far (cached ones in
-            full) and the current step, at most every `REDRAW_EVERY_S`.
+            full) and the current step, at most every `REDRAW_EVERY_S`; while
+            k other page runs wait for an engine slot, at most every
+            ``(1 + k) * REDRAW_EVERY_S`` (a redraw rebuilds the live chart with
+            the slot held, so frequent redraws made everyone's wait longer).
         budget_s: Wall-clock budget; a run that exceeds it stops early.
 
     Returns:
@@ -88,7 +92,8 @@ def run_cached(
                 if now - started > budget_s:
                     finished = False
                     break
-                if on_progress is not None and now - last_draw > REDRAW_EVERY_S:
+                every = REDRAW_EVERY_S * (1 + waiting())
+                if on_progress is not None and now - last_draw > every:
                     on_progress(merged(), collector.steps_done)
                     last_draw = now
         finally:

@@ -17,6 +17,7 @@ from optlab.sweep import plots as sweep_plots
 from optlab.sweep.config import SweepConfig
 from optlab.sweep.race import COLUMNS, NUMBERS, race_rows
 from optlab.sweep.run import Edge, best_on_edge, tune_lr
+from optlab.ui.engine import engine_slot
 from optlab.ui.playground.cache import run_cached
 from optlab.ui.sweep import settings
 from optlab.ui.sweep.cache import sweep_cached
@@ -49,6 +50,12 @@ def _edge_warning(edges: tuple[Edge, ...], who: str = "") -> None:
         st.warning(" ".join(_sentence(f"{who}{edge.message}") for edge in edges))
 
 
+def _kept_cell(cfg: SweepConfig) -> int | None:
+    """The cell last picked in this sweep, if any."""
+    kept = st.session_state.get(SELECTED)
+    return kept[1] if kept and kept[0] == cfg else None
+
+
 def _selected_cell(event, cfg: SweepConfig) -> int | None:
     """The cell a click picked (the markers carry their cell index), else the last one."""
     points = event.selection.points if event and event.selection else []
@@ -58,8 +65,7 @@ def _selected_cell(event, cfg: SweepConfig) -> int | None:
             data = data[0] if data else None
         if isinstance(data, int | float) and 0 <= int(data) < cfg.cells:
             st.session_state[SELECTED] = (cfg, int(data))
-    kept = st.session_state.get(SELECTED)
-    return kept[1] if kept and kept[0] == cfg else None
+    return _kept_cell(cfg)
 
 
 def sweep_mode() -> None:
@@ -79,7 +85,14 @@ def sweep_mode() -> None:
         f"{settings.steps_note(cfg.problem.steps, cfg.cells)}, "
         "every cell one row of one tensor program."
     )
-    result = sweep_cached(cfg)
+    with engine_slot():
+        # The replay below in the same turn of the engine: under load, a second
+        # turn would mean queueing again behind every other page's run.
+        result = sweep_cached(cfg)
+        if (cell := _kept_cell(cfg)) is None:
+            cell = result.best_cell()
+        if cell is not None:
+            run_cached(cfg.cell_run(cell))
     st.caption(f"Ran in {result.seconds:.2f} s. Click a cell to replay its path below.")
     _edge_warning(best_on_edge(result))
     metric = st.session_state[settings.METRIC]
@@ -95,8 +108,7 @@ def sweep_mode() -> None:
     else:
         # The heatmap takes the page's width: at 1024 px beside the sidebar a
         # 50 x 50 grid then has cells about 9 px wide, big enough to aim at.
-        chosen = st.session_state.get(SELECTED)
-        chosen = chosen[1] if chosen and chosen[0] == cfg else None
+        chosen = _kept_cell(cfg)
         event = show_chart(
             sweep_plots.heatmap_figure(result, metric, chosen),
             "sweep-heatmap",
