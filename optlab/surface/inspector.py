@@ -65,7 +65,7 @@ class StepSnapshot:
             (one for first-order optimizers, the line search's for L-BFGS).
         train_point: For an ``averaged`` optimizer (Schedule-Free), y_{t-1},
             the training point the gradient was taken at, while ``point`` is
-            x_{t-1}, the point ``eval()`` gives and the run draws (its z is
+            x_{t-1}, the point ``optimizer.eval()`` gives and the run draws (its z is
             in the state); None for the others, where both are ``point``.
     """
 

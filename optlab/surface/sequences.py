@@ -1,7 +1,7 @@
 """What the step inspector adds for optimizers with more than one point or a step-size estimate.
 
 Schedule-Free (an ``averaged`` spec) keeps three sequences: x, the average the
-run draws and ``eval()`` gives; y, where the gradient is taken (the parameters
+run draws and ``optimizer.eval()`` gives; y, where the gradient is taken (the parameters
 while training); z, the base sequence in its state. `sequence_points` names
 them at a step and `add_sequence_markers` marks y and z on the inspector's
 contour beside x. A spec's ``traces`` (Prodigy's ``d``) are scalars of

@@ -126,7 +126,7 @@ def numbers_latex(opt: OptimizerConfig, snap: StepSnapshot) -> str:
     lines = [f"{line} &&" for line in hparam_lines(opt, snap.groups)]
     lines.append(rf"\theta_{{t-1}} = {_vec(snap.point)} &\to& \theta_t = {_vec(snap.new_point)}")
     points = sequence_points(snap)
-    if points:  # Schedule-Free: θ is x, eval()'s point; the gradient is taken at y
+    if points:  # Schedule-Free: θ is x, optimizer.eval()'s point; the gradient is taken at y
         lines.append(rf"x_{{t-1}} = \theta_{{t-1}},\ y_{{t-1}} = {_vec(points['y'])} &&")
     gradient = rf"g_t = {_vec(snap.g_t)}"
     if snap.g_t != snap.grad:
@@ -205,9 +205,10 @@ def _sequences_and_traces(
     if points:
         rows = {name: f"({_text(v[0])}, {_text(v[1])})" for name, v in points.items()}
         st.markdown(
-            f"Three sequences: **x** = {rows['x']} is `eval()`'s point, drawn on the path; "
-            f"**y** = {rows['y']} (◇) is where the gradient is taken, the parameters while "
-            f"training; **z** = {rows.get('z', '—')} (□) is the base sequence, in the state."
+            f"Three sequences: **x** = {rows['x']} is `optimizer.eval()`'s point, drawn on "
+            f"the path; **y** = {rows['y']} (◇) is where the gradient is taken, the "
+            f"parameters while training; **z** = {rows.get('z', '—')} (□) is the base "
+            "sequence, in the state."
         )
     for key, label in opt.spec.traces:
         show_chart(
