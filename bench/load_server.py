@@ -15,7 +15,6 @@ import gc
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,7 +25,7 @@ from pathlib import Path
 
 from optlab.workshop.config import WorkshopConfig
 from optlab.workshop.supervisor import HAPROXY, Workshop, find_haproxy
-from tests.support.server import free_port, run_args, stop, wait_healthy
+from tests.support.server import free_port, free_ports, run_args, stop, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -270,22 +269,6 @@ def serve(workdir: Path, port: int, probe: bool, env: dict[str, str], session_tt
         yield Server(url, [proc], [probe_file] if probe_file else [], log, [url])
     finally:
         stop(proc, timeout=15)
-
-
-def free_ports(count: int, tries: int = 50) -> int:
-    """The first of ``count`` consecutive free loopback ports."""
-    for _ in range(tries):
-        first = free_port()
-        if first + count > 65535:
-            continue
-        try:
-            for port in range(first, first + count):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return first
-    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
 
 
 @contextlib.contextmanager

@@ -79,6 +79,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_ports(count: int, tries: int = 50) -> int:
+    """The first of ``count`` consecutive free loopback ports (HAProxy's and its
+    replicas')."""
+    for _ in range(tries):
+        first = free_port()
+        if first + count - 1 > 65535:
+            continue
+        try:
+            for port in range(first + 1, first + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first
+    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
+
+
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
     """Waits until the server at ``url`` answers its health check.
 

@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,7 +37,7 @@ from tests.browser.test_cnn import (
 from tests.browser.test_faults import open_lab, progress, shown_step, start
 from tests.browser.test_restart import resumes_as_if_never_interrupted, saved_run
 from tests.support.resources import ROOT
-from tests.support.server import free_port
+from tests.support.server import free_ports
 
 pytestmark = pytest.mark.browser
 
@@ -73,21 +72,6 @@ class Launched:
         return found
 
 
-def three_free_ports() -> int:
-    """A port whose next two ports are free too (HAProxy's and two replicas')."""
-    for _ in range(50):
-        port = free_port()
-        try:
-            for p in (port + 1, port + 2):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        if port + 2 <= 65535:
-            return port
-    raise RuntimeError("no three consecutive free ports")
-
-
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -120,7 +104,7 @@ def workshop(tmp_path_factory) -> Iterator[Launched]:
         # One thread per replica: two replicas and the browser share a small machine.
         "OMP_NUM_THREADS": "1",
     }
-    port, log, runs = three_free_ports(), root / "launcher.log", root / "runs"
+    port, log, runs = free_ports(3), root / "launcher.log", root / "runs"
     argv = ["--replicas", "2", "--port", str(port), "--runs-dir", str(runs)]
     with open(log, "wb") as out:
         proc = subprocess.Popen(
