@@ -79,6 +79,12 @@ def dash(i: int) -> str:
     return DASHES[i % len(DASHES)]
 
 
+def html_subscripts(label: str) -> str:
+    """``θ_{t−1}`` and ``g_t`` as plotly's HTML subscripts: a legend or a hover label
+    does not render TeX."""
+    return re.sub(r"_\{([^}]*)\}|_(\w)", lambda m: f"<sub>{m[1] or m[2]}</sub>", label)
+
+
 def legend_below(fig: Any, gap_px: float = LEGEND_GAP_PX, *, solo: bool = True) -> None:
     """The legend in rows under the plot, never over it, clear of the x axis's ticks
     and title; with ``solo`` a click on an entry shows that optimizer alone (a second

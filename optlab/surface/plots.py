@@ -9,13 +9,12 @@ in tables and exports are never thinned.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
-from optlab.charts import color, dash, legend_below
+from optlab.charts import color, dash, html_subscripts, legend_below
 from optlab.surface.curvature import Curvature, SharpnessPath
 from optlab.surface.surfaces import Surface
 from optlab.surface.trajectory import Trajectory
@@ -310,11 +309,6 @@ def _factor_text(factor: float) -> str:
     return f"×{factor:.3g}".replace("e+0", "e").replace("e-0", "e-")
 
 
-def _subscripts(label: str) -> str:
-    """``θ_{t−1}`` and ``g_t`` as plotly's HTML subscripts: a legend does not render TeX."""
-    return re.sub(r"_\{([^}]*)\}|_(\w)", lambda m: f"<sub>{m[1] or m[2]}</sub>", label)
-
-
 #: The inspected step's start θ_{t−1}, on the contour and on the λ_max chart.
 INSPECTED_MARKER = dict(symbol="diamond", size=13, color="white", line=dict(width=2, color="black"))
 #: Colours of the Hessian's axes u₁ and u₂ on the inspector's contour (teal and
@@ -479,7 +473,7 @@ def inspector_figure(
             text="",
             name=label,
         )
-        shown = _subscripts(label)
+        shown = html_subscripts(label)
         if not common_scale:
             shown += f", drawn {_factor_text(scale)}"
         fig.add_scatter(x=[None], y=[None], mode="lines", line=dict(color=c, width=3), name=shown)

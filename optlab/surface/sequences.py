@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from optlab.charts import color
+from optlab.charts import color, html_subscripts
 from optlab.surface.inspector import StepSnapshot
 
 #: Marker symbols of Schedule-Free's sequences on the contour.
@@ -51,8 +51,9 @@ def add_sequence_markers(fig: go.Figure, snap: StepSnapshot, palette_index: int)
                     "color": color(palette_index),
                     "line": {"width": 2},
                 },
-                name=f"{name}_{{t−1}} ({SEQUENCE_NAMES[name]})",
-                hovertemplate=f"{name}_{{t−1}} = (%{{x:.6g}}, %{{y:.6g}})<extra></extra>",
+                name=html_subscripts(f"{name}_{{t−1}} ({SEQUENCE_NAMES[name]})"),
+                hovertemplate=html_subscripts(f"{name}_{{t−1}}")
+                + " = (%{x:.6g}, %{y:.6g})<extra></extra>",
             )
         )
 

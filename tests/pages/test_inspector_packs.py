@@ -37,7 +37,7 @@ def test_schedule_free_shows_x_y_and_z_at_the_chosen_step() -> None:
     z = snap.state_before["z"]
     assert f"({z[0]:.6g}, {z[1]:.6g})" in text
     names = [trace.name for chart in at.get("plotly_chart") for trace in _traces(chart)]
-    assert any(name and name.startswith("y_{t−1}") for name in names)
+    assert any(name and name.startswith("y<sub>t−1</sub>") for name in names)
 
 
 def test_prodigy_plots_its_d_estimate() -> None:

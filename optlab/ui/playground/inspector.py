@@ -154,10 +154,11 @@ def _state_table(opt: OptimizerConfig, snap: StepSnapshot) -> pd.DataFrame:
 def curvature_text(opt: OptimizerConfig, snap: StepSnapshot, curvature: Curvature) -> str:
     """The Hessian's eigenvalues at θ_{t−1}, and for torch's SGD where λ_max stands
     against the threshold of this step's own param group."""
+    at = f"Hessian at $\\theta_{{{snap.step - 1}}}$"
     if not curvature.finite:
-        return f"Hessian at θ_{snap.step - 1}: not finite here."
+        return f"{at}: not finite here."
     low, high = curvature.eigenvalues
-    text = f"Hessian at θ_{snap.step - 1}: **λ₁ = {low:.4g}**, **λ₂ = λ_max = {high:.4g}**"
+    text = f"{at}: **λ₁ = {low:.4g}**, **λ₂ = λ_max = {high:.4g}**"
     threshold = sgd_threshold(opt, snap.groups)
     if threshold is not None:
         side = "<" if high < threshold else ">" if high > threshold else "="
@@ -306,7 +307,7 @@ def _inspector(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
             presenter_height=PRESENTER_SQUARE_PX,
         )
     with right:
-        st.markdown(f"**{opt.label}**, step t = {t}: θ_{t - 1} → θ_{t}")
+        st.markdown(f"**{opt.label}**, step t = {t}: $\\theta_{{{t - 1}}} \\to \\theta_{{{t}}}$")
         st.markdown(curvature_text(opt, snap, curvature))
         if len(snap.evaluations) > 1:
             st.caption(
