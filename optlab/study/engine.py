@@ -38,6 +38,10 @@ MAX_RETRIES = 3
 CONNECT_TIMEOUT_S = 5.0
 #: Ray's object store for a local Ray: the data set and results are small.
 LOCAL_OBJECT_STORE_BYTES = 256 * 2**20
+#: How long a stopped study waits for its cancelled trials to settle before it
+#: returns (and the caller shuts Ray down): shutting down while a cancellation's
+#: reply is still in flight can crash Ray's core worker in the driver.
+CANCEL_SETTLE_S = 10.0
 
 
 class EngineError(RuntimeError):
@@ -147,6 +151,15 @@ def _remote_trial(cfg_dict: dict[str, Any], data: LoadedData) -> tuple[dict[str,
     torch.set_num_threads(max(1, int(cpus)))
     outcome = run_trial(TrainRunConfig.from_dict(cfg_dict), data)
     return outcome, ray.get_runtime_context().get_node_id(), os.getpid()
+
+
+def _cancel(ray: Any, refs: list[Any]) -> None:
+    """Cancels ``refs`` (killing their workers) and waits until Ray has settled them."""
+    for ref in refs:
+        ray.cancel(ref, force=True)
+    if refs:
+        with contextlib.suppress(Exception):
+            ray.wait(refs, num_returns=len(refs), timeout=CANCEL_SETTLE_S)
 
 
 class RayEngine:
@@ -273,8 +286,7 @@ class RayEngine:
                         continue
                     yield trial_result(spec, outcome, node, pid)
         finally:
-            for ref in pending:
-                ray.cancel(ref, force=True)
+            _cancel(ray, list(pending))
 
     def shutdown(self) -> None:
         """Stops the local Ray this engine started (a joined cluster keeps running)."""
