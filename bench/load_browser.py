@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shlex
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -47,13 +47,41 @@ MAIN_TEXT = """() => {
 }"""
 
 
+_LAUNCHER = """\
+#!{python}
+# Runs {executable} at nice {nice}, and the session it leads at autogroup nice {nice}.
+import os
+import sys
+
+if os.getsid(0) == os.getpid():
+    try:
+        with open("/proc/self/autogroup", "w") as group:
+            group.write("{nice}")
+    except OSError:
+        pass
+os.nice({nice})
+os.execv({executable!r}, [{executable!r}, *sys.argv[1:]])
+"""
+
+
 def niced(executable: str, nice: int, folder: Path) -> str:
-    """A launcher in ``folder`` that runs ``executable`` at nice ``nice`` (every process
-    it starts inherits it); ``executable`` itself for 0."""
+    """A launcher in ``folder`` that runs ``executable`` at nice ``nice``; ``executable``
+    itself for 0.
+
+    A nice value alone does not keep Chromium off the server's cores. Chromium
+    sets its processes' own priorities (as root its browser and GPU processes
+    run at nice -8), and where the kernel groups processes by session
+    (``/proc/sys/kernel/sched_autogroup_enabled``, on by default) a nice value
+    only counts within its session: the cores are shared between sessions
+    first. Playwright starts the browser in a session of its own, so the
+    launcher, when it leads its session, also sets that session's autogroup
+    nice, which covers every process Chromium starts. Run outside a session of
+    its own, it leaves its caller's session alone.
+    """
     if nice <= 0:
         return executable
     script = folder / f"nice{nice}-{Path(executable).name}"
-    script.write_text(f'#!/bin/sh\nexec nice -n {nice} {shlex.quote(executable)} "$@"\n')
+    script.write_text(_LAUNCHER.format(python=sys.executable, executable=executable, nice=nice))
     script.chmod(0o755)
     return str(script)
 

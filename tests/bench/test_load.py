@@ -376,7 +376,8 @@ def test_quick_load_run_reports_every_section_and_no_errors(tmp_path: Path) -> N
 
 def test_the_chromium_launcher_runs_the_browser_niced(tmp_path: Path) -> None:
     """The Chromium sessions alongside the protocol client start through a launcher that
-    lowers their priority (every process Chromium starts inherits it)."""
+    lowers their priority and their session's (every process Chromium starts inherits
+    them)."""
     from bench.load_browser import niced
 
     assert niced("/usr/bin/chromium", 0, tmp_path) == "/usr/bin/chromium"
@@ -386,6 +387,24 @@ def test_the_chromium_launcher_runs_the_browser_niced(tmp_path: Path) -> None:
         [launcher, "-c", code, "a b", "--flag"], capture_output=True, text=True, timeout=60
     )
     assert done.stdout.split(" ", 1) == [str(min(19, os.nice(0) + 7)), "['a b', '--flag']\n"]
+    group = Path("/proc/self/autogroup")
+    if group.exists():
+        # Playwright starts the browser in a session of its own: the launcher then
+        # lowers that session's autogroup, the share of the cores the kernel gives
+        # the session as a whole (Chromium resets its processes' own nice values).
+        show = "print(open('/proc/self/autogroup').read().split()[-1])"
+        own = subprocess.run(
+            [launcher, "-c", show],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            start_new_session=True,
+        )
+        assert own.stdout.strip() == "7"
+        # Run inside its caller's session, it leaves the caller's autogroup alone.
+        before = group.read_text()
+        subprocess.run([launcher, "-c", show], capture_output=True, timeout=60, check=True)
+        assert group.read_text() == before
     assert parse_args([]).browser_nice == 19
     assert parse_args(["--client", "browser"]).browser_nice == 0
     with pytest.raises(SystemExit):
