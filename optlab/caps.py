@@ -50,6 +50,9 @@ result_store_mb             256        finished comparisons kept in the runs fol
                                        for replay (the least recently replayed
                                        beyond it are deleted)
 page_runs                   2          2-D runs and sweeps computing at once
+page_turn_ms                50         how long one of them computes before it
+                                       passes its slot to a waiting one (round
+                                       robin; `optlab.ui.engine`)
 page_run_s                  30         time budget of one 2-D run on a page
 landscape_resolution        51         points per axis of a CNN loss-landscape grid
                                        (a loss line may have its square)
@@ -128,6 +131,7 @@ class Caps:
     saved_runs: int = 20
     result_store_mb: int = 256
     page_runs: int = 2
+    page_turn_ms: int = 50
     page_run_s: float = 30.0
     landscape_resolution: int = 51
     landscape_images: int = 2048

@@ -98,7 +98,8 @@ class SweepResult:
         final: The last point, ``(ny, nx, 2)``.
         paths: Subsampled paths ``(ny, nx, P, 2)`` (float32), for replays.
         path_steps: The steps the paths' points were taken at.
-        seconds: Wall-clock time of the sweep.
+        seconds: Wall-clock time of the sweep, less the time its progress
+            callback took (a page's waits for its turn of the engine).
     """
 
     config: SweepConfig
@@ -116,6 +117,11 @@ class SweepResult:
     def shape(self) -> tuple[int, int]:
         """``(ny, nx)``."""
         return self.final_loss.shape
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes its arrays hold (the paths are most of them)."""
+        return sum(value.nbytes for value in vars(self).values() if isinstance(value, np.ndarray))
 
     def metric(self, name: str) -> np.ndarray:
         """One of the per-cell metrics by name."""
@@ -205,7 +211,8 @@ def run_sweep(
 
     Args:
         cfg: The sweep.
-        on_progress: Called with ``(step, steps)`` about every 2% of the run.
+        on_progress: Called with ``(step, steps)`` about every 2% of the run;
+            the time it takes is not counted in the result's ``seconds``.
 
     A cell whose point becomes non-finite or leaves the divergence box (as in
     `run_surface`) is frozen at the step it diverged, its loss reported as
@@ -261,7 +268,9 @@ def run_sweep(
             grads = grads + cfg.problem.noise * torch.randn(2, generator=gen, dtype=torch.float64)
         optimizer.step(grads)
         if on_progress is not None and (step + 1) % every == 0:
+            called = time.perf_counter()
             on_progress(step + 1, cfg.problem.steps)
+            started += time.perf_counter() - called
     final_loss = torch.where(diverged_at < 0, losses, torch.nan)
     result_shape = (1 if cfg.y is None else cfg.y.n, cfg.x.n)
     basin = _basins(surface, points, diverged_at)

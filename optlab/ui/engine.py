@@ -1,7 +1,8 @@
 """The server's engine slots: how many 2-D runs and sweeps compute at once, and warm-up.
 
 Thirty browsers share two cores: runs beyond `MAX_CONCURRENT_RUNS` wait for a
-slot (with a spinner) instead of slowing everyone down. The first autograd
+slot (with a spinner) instead of slowing everyone down, and a long run takes
+turns with the runs waiting (`EngineTurns`). The first autograd
 backward in a process costs about a second (lazy initialisation inside
 torch), so the server pays it once at start-up, not on someone's first click.
 Warm-up then freezes the objects start-up made (modules, torch's and plotly's
@@ -15,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import threading
+import time
+from collections import deque
 from collections.abc import Iterator
 
 import streamlit as st
@@ -27,19 +30,117 @@ from optlab.surface.trajectory import collect
 
 #: Runs computing at once per server; others wait their turn.
 MAX_CONCURRENT_RUNS = CAPS.page_runs
+#: How long a run computes before passing its slot to a waiting run.
+TURN_S = CAPS.page_turn_ms / 1000
+
+
+class EngineTurns:
+    """The engine's slots, handed out in turns.
+
+    At most ``slots`` runs compute at once. Runs that find no free slot queue,
+    first come, first served: a slot given back goes straight to the longest
+    waiter, so a run that gives one back and asks again cannot jump the queue.
+    A run that has computed for ``turn_s`` while others wait passes its slot on
+    and queues again (`Turn.share`, between two steps): round robin. Without
+    it every run waited for the whole of the runs ahead of it, so a quick
+    change waited as long behind a long run as a long run did; with turns a
+    run's wait grows with its own size, as each of N sessions sharing the
+    cores fairly would see (docs/load-test.md).
+
+    Pure Python (no Streamlit): the pages use one per server (`run_slots`).
+    """
+
+    def __init__(self, slots: int, turn_s: float = TURN_S, clock=time.monotonic) -> None:
+        if slots < 1:
+            raise ValueError(f"the engine needs at least one slot, not {slots}")
+        self.turn_s = turn_s
+        self._clock = clock
+        self._free = slots
+        self._queue: deque[threading.Event] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self, blocking: bool = True) -> bool:
+        """Takes a slot, queueing behind earlier waiters for one; False when
+        ``blocking`` is False and none is free now."""
+        with self._lock:
+            if self._free and not self._queue:
+                self._free -= 1
+                return True
+            if not blocking:
+                return False
+            ticket = threading.Event()
+            self._queue.append(ticket)
+        ticket.wait()  # set by `release` or `pass_turn`: the slot is ours
+        return True
+
+    def release(self) -> None:
+        """Gives a slot back: to the longest waiter, or free."""
+        with self._lock:
+            if self._queue:
+                self._queue.popleft().set()
+            else:
+                self._free += 1
+
+    def pass_turn(self) -> bool:
+        """Hands the caller's slot to the longest waiter and queues for one again;
+        whether it did (False, and the slot kept, when nobody waits)."""
+        with self._lock:
+            if not self._queue:
+                return False
+            self._queue.popleft().set()
+            ticket = threading.Event()
+            self._queue.append(ticket)
+        ticket.wait()
+        return True
+
+    def waiting(self) -> int:
+        """Runs waiting for a slot now."""
+        with self._lock:
+            return len(self._queue)
+
+    def free(self) -> int:
+        """Slots nobody holds now."""
+        with self._lock:
+            return self._free
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[Turn]:
+        """Holds a slot for a block (waiting for one): the block calls
+        ``turn.share()`` between its steps."""
+        self.acquire()
+        try:
+            yield Turn(self)
+        finally:
+            self.release()
+
+
+class Turn:
+    """One holder's use of an `EngineTurns` slot: when its turn began."""
+
+    def __init__(self, turns: EngineTurns) -> None:
+        self.turns = turns
+        self.began = turns._clock()
+
+    def share(self) -> bool:
+        """Between two steps of a run: once this turn has lasted ``turn_s`` and
+        others wait, passes the slot on and waits for the next turn; whether it did."""
+        turns = self.turns
+        if turns._clock() - self.began < turns.turn_s:
+            return False
+        passed = turns.pass_turn()
+        self.began = turns._clock()
+        return passed
 
 
 @st.cache_resource
-def run_slots() -> threading.BoundedSemaphore:
+def run_slots() -> EngineTurns:
     """Caps concurrent runs per server: a workshop's thirty clicks share two cores."""
-    return threading.BoundedSemaphore(MAX_CONCURRENT_RUNS)
+    return EngineTurns(MAX_CONCURRENT_RUNS)
 
 
-#: How many `engine_slot` blocks each thread is inside (a page's script runs in one).
+#: The `engine_slot` blocks each thread is inside (a page's script runs in one),
+#: and its turn while it holds one.
 _held = threading.local()
-#: Page runs waiting for a slot now (`waiting`).
-_waiting = [0]
-_waiting_lock = threading.Lock()
 
 
 def waiting() -> int:
@@ -48,9 +149,19 @@ def waiting() -> int:
     A run holding a slot redraws its live chart less often while others wait
     (`optlab.ui.playground.cache.run_cached`): every redraw rebuilds a figure
     with the slot held, which under load made each run, and so the queue
-    behind it, longer.
+    behind it, longer. Cheap inside `engine_slot` (a run asks at every step):
+    it skips `run_slots`' cache lookup.
     """
-    return _waiting[0]
+    turn: Turn | None = getattr(_held, "turn", None)
+    return (turn.turns if turn is not None else run_slots()).waiting()
+
+
+def share_engine() -> bool:
+    """Called between two steps of a run inside `engine_slot`: passes the slot to a
+    waiting run once this one's turn is over (`Turn.share`); whether it did.
+    Outside an `engine_slot` block it does nothing."""
+    turn: Turn | None = getattr(_held, "turn", None)
+    return turn.share() if turn is not None else False
 
 
 @contextlib.contextmanager
@@ -59,7 +170,8 @@ def engine_slot() -> Iterator[None]:
 
     Re-entrant per thread: a block inside another (a sweep and its best cell's
     replay, computed in one turn) runs in the outer block's slot instead of
-    queueing again behind everyone else.
+    queueing again behind everyone else. The runs inside call `share_engine`
+    between their steps, so that a long run takes turns with the others.
     """
     depth = getattr(_held, "depth", 0)
     if depth:
@@ -71,19 +183,13 @@ def engine_slot() -> Iterator[None]:
         return
     slots = run_slots()
     if not slots.acquire(blocking=False):
-        with _waiting_lock:
-            _waiting[0] += 1
-        try:
-            with st.spinner("Waiting for a free engine slot (other users are running)…"):
-                slots.acquire()
-        finally:
-            with _waiting_lock:
-                _waiting[0] -= 1
-    _held.depth = 1
+        with st.spinner("Waiting for a free engine slot (other users are running)…"):
+            slots.acquire()
+    _held.depth, _held.turn = 1, Turn(slots)
     try:
         yield
     finally:
-        _held.depth = 0
+        _held.depth, _held.turn = 0, None
         slots.release()
 
 

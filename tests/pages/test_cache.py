@@ -36,7 +36,7 @@ def test_cache_is_bounded_by_recorded_steps_not_entries() -> None:
 
 def test_runs_beyond_the_cap_wait_for_a_free_slot(monkeypatch) -> None:
     monkeypatch.setattr(runs, "trajectory_cache", lambda: runs.new_trajectory_cache())
-    slots = threading.BoundedSemaphore(1)
+    slots = engine.EngineTurns(1)
     monkeypatch.setattr(engine, "run_slots", lambda: slots)
     slots.acquire()  # another user's run holds the only slot
     done = threading.Event()
@@ -68,3 +68,31 @@ def test_a_cache_counts_entries_by_default_and_keeps_the_newest_alone() -> None:
     assert len(heavy) == 1 and heavy.get("x") == "a" * 10 and heavy.weight == 10
     heavy.put("y", "bb")
     assert heavy.get("x") is None and heavy.weight == 2
+
+
+def test_the_sweep_cache_is_bounded_by_bytes_not_entries() -> None:
+    from optlab.sweep.config import Axis, SweepConfig
+    from optlab.sweep.run import run_sweep
+    from optlab.ui.sweep.cache import new_sweep_cache
+
+    def sweep(n: int) -> SweepConfig:
+        return SweepConfig(
+            optimizer=OptimizerConfig.create("sgd"),
+            x=Axis("lr", 1e-4, 1e-2, n, "log"),
+            y=Axis("momentum", 0.0, 0.9, n),
+            problem=Problem(steps=20),
+        )
+
+    small = [(sweep(n), run_sweep(sweep(n))) for n in (5, 6, 7)]
+    big = run_sweep(sweep(60))
+    # Its arrays, paths first: 3600 cells x 21 path points x 2 float32 coordinates.
+    assert big.nbytes > 3600 * 21 * 2 * 4
+    cache = new_sweep_cache(budget_mb=(big.nbytes + small[2][1].nbytes) / 2**20)
+    for cfg, result in small:
+        cache.put(cfg, result)
+    assert len(cache) == 3 and cache.weight == sum(r.nbytes for _, r in small)
+    cache.get(small[2][0])  # recently used: stays beside the big one
+    cache.put(big.config, big)
+    assert cache.get(big.config) is big and cache.get(small[2][0]) is small[2][1]
+    assert cache.get(small[0][0]) is None and cache.get(small[1][0]) is None
+    assert cache.weight <= (big.nbytes + small[2][1].nbytes)

@@ -16,8 +16,8 @@ from optlab.ui import engine
 
 
 @pytest.fixture
-def one_slot(monkeypatch: pytest.MonkeyPatch) -> threading.BoundedSemaphore:
-    slots = threading.BoundedSemaphore(1)
+def one_slot(monkeypatch: pytest.MonkeyPatch) -> engine.EngineTurns:
+    slots = engine.EngineTurns(1)
     monkeypatch.setattr(engine, "run_slots", lambda: slots)
     return slots
 
@@ -59,7 +59,7 @@ def test_another_thread_still_waits_for_a_held_slot(one_slot) -> None:
     t = threading.Thread(target=holder, daemon=True)
     t.start()
     assert inside.wait(5)
-    ended, out = _in_thread(lambda: one_slot.acquire(timeout=0.3))
+    ended, out = _in_thread(lambda: one_slot.acquire(blocking=False))
     assert ended and out == [False]
     assert not one_slot.acquire(blocking=False)  # the holder's nesting took one slot, not two
     leave.set()
@@ -133,3 +133,132 @@ def test_a_run_redraws_less_often_while_others_wait(monkeypatch) -> None:
     assert 5 < alone <= alone_s / 0.002
     assert crowded <= crowded_s / 0.02
     assert crowded < alone
+
+
+def _queue_up(turns: engine.EngineTurns, names: list[str], order: list[str]) -> list:
+    """Starts one thread per name that takes a slot, notes its name and gives it back;
+    each is queued before the next starts."""
+    threads = []
+    for name in names:
+
+        def take(name: str = name) -> None:
+            turns.acquire()
+            order.append(name)
+            turns.release()
+
+        t = threading.Thread(target=take, daemon=True)
+        t.start()
+        deadline = time.monotonic() + 5
+        while turns.waiting() != len(threads) + 1:
+            assert time.monotonic() < deadline, f"{name} never queued"
+            time.sleep(0.005)
+        threads.append(t)
+    return threads
+
+
+def test_waiting_runs_get_slots_first_come_first_served() -> None:
+    turns = engine.EngineTurns(1)
+    turns.acquire()
+    order: list[str] = []
+    threads = _queue_up(turns, ["a", "b", "c", "d"], order)
+    turns.release()
+    for t in threads:
+        t.join(5)
+    assert order == ["a", "b", "c", "d"]
+    assert turns.free() == 1 and turns.waiting() == 0
+
+
+def test_a_slot_given_back_goes_to_the_longest_waiter_not_to_whoever_asks_next() -> None:
+    turns = engine.EngineTurns(1)
+    turns.acquire()
+    order: list[str] = []
+    (waiter,) = _queue_up(turns, ["waiter"], order)
+    turns.release()
+    # Asking again at once does not jump the queue: the slot is already the waiter's.
+    turns.acquire()
+    order.append("releaser")
+    turns.release()
+    waiter.join(5)
+    assert order == ["waiter", "releaser"]
+
+
+def test_passing_a_turn_keeps_the_slot_when_nobody_waits() -> None:
+    turns = engine.EngineTurns(2)
+    turns.acquire()
+    assert turns.pass_turn() is False
+    assert turns.free() == 1
+    turns.release()
+    assert turns.free() == 2
+    with pytest.raises(ValueError, match="at least one slot"):
+        engine.EngineTurns(0)
+
+
+def test_a_turn_is_shared_only_once_it_has_lasted_its_time() -> None:
+    now = [0.0]
+    turns = engine.EngineTurns(1, turn_s=0.05, clock=lambda: now[0])
+    order: list[str] = []
+    with turns.turn() as turn:
+        threads = _queue_up(turns, ["other"], order)
+        now[0] = 0.049
+        assert turn.share() is False  # 49 ms into a 50 ms turn: keeps the slot
+        assert turns.waiting() == 1 and order == []
+        now[0] = 0.05
+        assert turn.share() is True  # the other ran in between
+        assert order == ["other"]
+        assert turn.began == 0.05
+    threads[0].join(5)
+    assert turns.free() == 1
+
+
+def test_a_quick_run_finishes_inside_a_long_runs_time_instead_of_after_it() -> None:
+    """Round robin: a 10-step run that arrives while a 200-step run computes gets the
+    slot at the long run's next turn, not when the long run ends."""
+    turns = engine.EngineTurns(1, turn_s=0.01)
+    events: list[str] = []
+    started = threading.Event()
+
+    def run(name: str, steps: int) -> None:
+        with turns.turn() as turn:
+            started.set()
+            for _ in range(steps):
+                time.sleep(0.001)  # one step's work
+                turn.share()
+        events.append(name)
+
+    long = threading.Thread(target=run, args=("long", 200), daemon=True)
+    long.start()
+    assert started.wait(5)
+    quick = threading.Thread(target=run, args=("quick", 10), daemon=True)
+    quick.start()
+    quick.join(10)
+    long.join(10)
+    assert events == ["quick", "long"]
+    assert turns.free() == 1 and turns.waiting() == 0
+
+
+def test_a_runs_budget_and_redraws_count_its_own_turns_not_its_waits_for_them(monkeypatch) -> None:
+    from optlab.optim.config import OptimizerConfig
+    from optlab.surface.problem import Problem
+    from optlab.surface.run import SurfaceRunConfig
+    from optlab.ui.playground import cache
+
+    waits = [0]
+
+    def busy_engine() -> bool:
+        """Every step waits 20 ms for its next turn while others compute."""
+        time.sleep(0.02)
+        waits[0] += 1
+        return True
+
+    monkeypatch.setattr(cache, "share_engine", busy_engine)
+    # A learning rate no other run asks for: computed, not taken from the cache.
+    cfg = SurfaceRunConfig((OptimizerConfig.create("adam", lr=0.0123461),), Problem(steps=30))
+    monkeypatch.setattr(cache, "REDRAW_EVERY_S", 0.1)
+    redraws = [0]
+    (trajectory,), finished = cache.run_cached(
+        cfg, on_progress=lambda trs, step: redraws.__setitem__(0, redraws[0] + 1), budget_s=0.4
+    )
+    assert waits[0] == 31  # 0.62 s of waits, over the 0.4 s budget
+    assert finished and len(trajectory.step) == 31
+    # Nor do the waits call for redraws: 30 steps compute in far less than 0.1 s.
+    assert redraws[0] == 0

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 
 import numpy as np
 import pytest
@@ -500,15 +499,15 @@ def test_muon_is_swept_and_its_best_cell_replays_with_torch_optim():
     assert "**Muon**" not in notes
 
 
-class _CountingSlots(threading.BoundedSemaphore):
+class _CountingSlots(engine.EngineTurns):
     """The engine's slots, counting the turns taken (acquisitions that got a slot)."""
 
     def __init__(self, value: int) -> None:
         super().__init__(value)
         self.turns = 0
 
-    def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
-        got = super().acquire(blocking, timeout)
+    def acquire(self, blocking: bool = True) -> bool:
+        got = super().acquire(blocking)
         self.turns += got
         return got
 
@@ -533,4 +532,4 @@ def test_a_new_sweep_and_its_best_cells_replay_take_one_turn_of_the_engine(monke
     no_problems(at)
     assert slots.turns == 2
     check_replay(at, cfg, result, other)
-    assert slots._value == 2  # every turn given back
+    assert slots.free() == 2  # every turn given back

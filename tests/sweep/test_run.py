@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -244,6 +245,21 @@ def test_progress_is_reported_and_the_summary_names_the_best_cell():
     assert "best cell: lr=" in text and "momentum=" in text
     best = result.best_cell()
     assert result.final_loss.ravel()[best] == np.nanmin(result.final_loss)
+
+
+def test_the_time_the_progress_callback_takes_is_not_the_sweeps():
+    """A page's callback waits there for its turn of the engine: the sweep's own
+    seconds (shown as "Ran in ... s") leave those waits out."""
+    alone = run_sweep(sgd_sweep()).seconds
+    calls = []
+
+    def slow(step: int, steps: int) -> None:
+        calls.append(step)
+        time.sleep(0.01)
+
+    waited = run_sweep(sgd_sweep(), on_progress=slow)
+    assert len(calls) == 50  # 300 steps, every 2%: 0.5 s spent in the callback
+    assert waited.seconds < alone + 0.25
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@ each snapshot's true loss) when asked, when the run ends, and, on the
 endpoints plane, every `REFRESH_SHARE` of the run while it trains (that plane
 moves with the endpoints). A computation holds one of the server's engine
 slots (`optlab.ui.engine`), so a workshop's landscapes queue behind each other
-instead of all slowing training down at once. Nothing here calls ``st.*``
+instead of all slowing training down at once, and takes turns (between two
+chunks) with the pages' runs waiting for it. Nothing here calls ``st.*``
 from the thread.
 """
 
@@ -32,7 +33,7 @@ from optlab.train.trajectories import (
     landscape_passes,
     project_runs,
 )
-from optlab.ui.engine import run_slots
+from optlab.ui.engine import EngineTurns, Turn, run_slots
 from optlab.ui.view import show_chart
 
 #: Session keys of the view's settings and its computation.
@@ -78,14 +79,16 @@ class LandscapeTask:
     stop: threading.Event = field(default_factory=threading.Event)
 
 
-def _compute(
-    task: LandscapeTask, job: Job, names: list[str], slots: threading.BoundedSemaphore
-) -> None:
+def _compute(task: LandscapeTask, job: Job, names: list[str], slots: EngineTurns) -> None:
+    turn: Turn | None = None
+
     def progress(done: int, total: int) -> None:
         task.done, task.total = done, total
+        if turn is not None:
+            turn.share()
 
     try:
-        with slots:
+        with slots.turn() as turn:
             task.waiting = False
             view = job.snapshot_weights()
             if view is None:

@@ -20,12 +20,12 @@ from optlab.caps import CAPS
 from optlab.surface.run import SurfaceRunConfig, run_surface
 from optlab.surface.trajectory import Trajectory, TrajectoryCollector
 from optlab.ui.cache import BoundedCache
-from optlab.ui.engine import engine_slot, waiting
+from optlab.ui.engine import engine_slot, share_engine, waiting
 
 #: How often the page redraws while a run is in progress (with nobody waiting for
 #: a slot; ``REDRAW_EVERY_S * (1 + waiting)`` while others wait, see `run_cached`).
 REDRAW_EVERY_S = 0.5
-#: Wall-clock budget of one page run; longer runs stop with what they have.
+#: Time budget of one page run (its own turns of the engine); longer runs stop with what they have.
 RUN_BUDGET_S = CAPS.page_run_s
 #: Recorded steps the cache holds: about 30 MB, 80 default comparisons.
 CACHE_STEPS = 120_000
@@ -57,11 +57,15 @@ def run_cached(
     Args:
         cfg: The comparison.
         on_progress: Called with the trajectories so far (cached ones in
-            full) and the current step, at most every `REDRAW_EVERY_S`; while
-            k other page runs wait for an engine slot, at most every
-            ``(1 + k) * REDRAW_EVERY_S`` (a redraw rebuilds the live chart with
-            the slot held, so frequent redraws made everyone's wait longer).
-        budget_s: Wall-clock budget; a run that exceeds it stops early.
+            full) and the current step, at most every `REDRAW_EVERY_S` of the
+            run's own time (its turns of the engine); while k other page runs
+            wait for an engine slot, at most every ``(1 + k) * REDRAW_EVERY_S``
+            (a redraw rebuilds the live chart with the slot held, so frequent
+            redraws made everyone's wait longer). A run back from a wait for
+            its turn has not moved since its last redraw, so it does not redraw.
+        budget_s: Time budget of the run's own turns of the engine (the waits
+            for a turn between them do not count); a run that exceeds it
+            stops early.
 
     Returns:
         One trajectory per optimizer of ``cfg``, and whether the run finished
@@ -85,17 +89,21 @@ def run_cached(
     with engine_slot():
         records = run_surface(todo)
         try:
-            started = last_draw = time.monotonic()
+            # The run's own time: its turns of the engine, not its waits between them.
+            started = now = time.monotonic()
+            drawn = 0.0
             for record in records:
                 collector.add(record)
+                if share_engine():
+                    started += time.monotonic() - now
                 now = time.monotonic()
-                if now - started > budget_s:
+                if (own := now - started) > budget_s:
                     finished = False
                     break
                 every = REDRAW_EVERY_S * (1 + waiting())
-                if on_progress is not None and now - last_draw > every:
+                if on_progress is not None and own - drawn > every:
                     on_progress(merged(), collector.steps_done)
-                    last_draw = now
+                    drawn = own
         finally:
             records.close()
     if finished:

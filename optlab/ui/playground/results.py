@@ -112,7 +112,12 @@ def downloads(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
     # A row that wraps: no label is ever cut, at any width or font size.
     row = st.container(horizontal=True)
     row.download_button(
-        "Download CSV", run_to_csv(trajectories), file_name="optlab-run.csv", mime="text/csv"
+        "Download CSV",
+        # Built on click, like the others: every rerun would build it otherwise.
+        data=lambda: run_to_csv(trajectories),
+        file_name="optlab-run.csv",
+        mime="text/csv",
+        on_click="ignore",
     )
     row.download_button(
         "Download JSON",

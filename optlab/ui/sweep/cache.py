@@ -8,35 +8,54 @@ than two runs at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
 
 import streamlit as st
 
 from optlab.sweep.config import SweepConfig
 from optlab.sweep.run import SweepResult, run_sweep
 from optlab.ui.cache import BoundedCache
-from optlab.ui.engine import engine_slot
+from optlab.ui.engine import engine_slot, share_engine
 
-#: Results kept per server (a 100 x 100 sweep with its paths is about 5 MB).
-MAX_RESULTS = 32
+#: How often the progress bar moves at most.
+BAR_EVERY_S = 0.25
+#: Bytes of results kept per server: a 20 x 20 sweep with its paths holds about
+#: 0.2 MB, a 100 x 100 one about 4.4 MB, the largest (200 x 200) about 18 MB.
+CACHE_MB = 64
+
+
+def new_sweep_cache(budget_mb: float = CACHE_MB) -> BoundedCache[SweepConfig, SweepResult]:
+    """A cache of sweep results bounded by the bytes their arrays hold."""
+    return BoundedCache(budget_mb * 2**20, weight=lambda result: result.nbytes)
 
 
 @st.cache_resource
 def sweep_cache() -> BoundedCache[SweepConfig, SweepResult]:
     """The process-wide cache (one per server)."""
-    return BoundedCache(MAX_RESULTS)
+    return new_sweep_cache()
 
 
 def sweep_cached(cfg: SweepConfig, label: str = "Sweeping") -> SweepResult:
-    """The result of ``cfg``, from the cache or run now with a progress bar."""
+    """The result of ``cfg``, from the cache or run now with a progress bar.
+
+    The sweep takes turns with the other runs waiting for the engine (between
+    steps, `share_engine`), and its bar moves at most every `BAR_EVERY_S`:
+    each move is a message to the browser, sent with the engine's slot held.
+    """
     cache = sweep_cache()
     if (found := cache.get(cfg)) is not None:
         return found
     steps = cfg.problem.steps
     bar = st.progress(0.0, text=f"{label}: {cfg.cells:,} runs of {steps} steps…")
-    report: Callable[[int, int], None] = lambda step, total: bar.progress(  # noqa: E731
-        step / total, text=f"{label}: step {step} of {total} for {cfg.cells:,} configurations"
-    )
+    moved = [time.monotonic()]
+
+    def report(step: int, total: int) -> None:
+        share_engine()
+        if (now := time.monotonic()) - moved[0] >= BAR_EVERY_S:
+            moved[0] = now
+            text = f"{label}: step {step} of {total} for {cfg.cells:,} configurations"
+            bar.progress(step / total, text=text)
+
     try:
         with engine_slot():
             result = run_sweep(cfg, on_progress=report)
