@@ -95,7 +95,7 @@ from pathlib import Path
 
 from bench.load_actions import ACTIONS, CNN_STEPS, LoadSession, Numbering, Record
 from bench.load_protocol import ProtocolSession
-from bench.load_report import Results, report, targets, to_json
+from bench.load_report import Results, job_timeout, report, targets, to_json
 from bench.load_server import Server, http_get, serve, serve_replicas
 from bench.load_stats import HealthPoller, Sampler, read_processes, usage
 from optlab.workshop.supervisor import HAPROXY
@@ -239,6 +239,9 @@ async def load_phase(
 ) -> None:
     """The N sessions (and the Chromium sessions alongside) for ``--duration`` seconds."""
     sessions = [await o.open(i + 1) for i in range(args.sessions)]
+    res.job_timeout_s = job_timeout(res, args.action_timeout)
+    for s in sessions:
+        s.job_timeout_s = res.job_timeout_s
     alongside = [
         await o.open(args.sessions + 1 + i, browser=True)
         for i in range(res.browsers if args.client == "protocol" else 0)

@@ -110,6 +110,9 @@ class LoadSession:
 
     idx: int
     timeout_s: float
+    #: The longest a ``cnn_job`` may take, queue included (`timeout_s` when None):
+    #: the load phase sets it from the job's ideal (`bench.load.job_timeout`).
+    job_timeout_s: float | None = None
     #: The steps of a ``cnn_page`` run (`bench.load` sets it from ``--cnn-steps``).
     cnn_steps: int = CNN_STEPS
     counter: Numbering
@@ -134,6 +137,12 @@ class LoadSession:
             rec.max_running_seen = max(rec.max_running_seen, len(rec.running_now))
         return False
 
+    def limit_s(self, action: str) -> float:
+        """The longest ``action`` may take before it counts as a timeout."""
+        if action == "cnn_job" and self.job_timeout_s is not None:
+            return self.job_timeout_s
+        return self.timeout_s
+
     def next_cnn_query(self) -> str:
         """The CNN lab's link for the next ``cnn_page``: a comparison never run before."""
         return cnn_query(self.cnn_steps, self.counter())
@@ -152,8 +161,9 @@ class LoadSession:
         rec.actors[name].add(self.idx)
         t0 = time.monotonic()
         kind, message = None, ""
+        limit = self.limit_s(name) + 10
         try:
-            await asyncio.wait_for(action(rec), self.timeout_s + 10)
+            await asyncio.wait_for(action(rec), limit)
             elapsed = time.monotonic() - t0
             found = await self.check()
             if found is not None:
@@ -161,7 +171,7 @@ class LoadSession:
         except ActionError as err:
             kind, message = err.kind, str(err)
         except TimeoutError as err:
-            kind, message = "timeout", describe_error(err, f"over {self.timeout_s + 10:.0f} s")
+            kind, message = "timeout", describe_error(err, f"over {limit:.0f} s")
         except Exception as err:
             is_timeout = type(err).__name__ == "TimeoutError"
             kind = "timeout" if is_timeout else "other"

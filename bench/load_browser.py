@@ -188,7 +188,8 @@ class BrowserSession(LoadSession):
     async def cnn_job(self, rec: Record) -> None:
         start = self.page.get_by_test_id("stSidebar").get_by_role("button", name="Start")
         await start.click()
-        deadline = time.monotonic() + self.timeout_s
+        limit = self.limit_s("cnn_job")
+        deadline = time.monotonic() + limit
         try:
             while True:
                 seen = await self.page.evaluate(MAIN_TEXT)
@@ -198,7 +199,7 @@ class BrowserSession(LoadSession):
                 if self.job_finished(text, rec):
                     break
                 if time.monotonic() > deadline:
-                    raise ActionError("timeout", f"no 'Finished' within {self.timeout_s:.0f} s")
+                    raise ActionError("timeout", f"no 'Finished' within {limit:.0f} s")
                 await asyncio.sleep(0.5)
         finally:
             rec.running_now.discard(self.idx)

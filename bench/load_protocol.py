@@ -145,7 +145,8 @@ class ProtocolSession(LoadSession):
     async def cnn_job(self, rec: Record) -> None:
         session = self._current()
         self.last = await self._guard(session.click("Start"))
-        deadline = time.monotonic() + self.timeout_s
+        limit = self.limit_s("cnn_job")
+        deadline = time.monotonic() + limit
         try:
             while True:
                 text = self.last.text
@@ -156,7 +157,7 @@ class ProtocolSession(LoadSession):
                 if not session.fragments:
                     raise ActionError("job", "the page stopped polling without 'Finished'")
                 if time.monotonic() > deadline:
-                    raise ActionError("timeout", f"no 'Finished' within {self.timeout_s:.0f} s")
+                    raise ActionError("timeout", f"no 'Finished' within {limit:.0f} s")
                 # The frontend reruns a fragment on its run_every timer.
                 interval = min(session.fragments.values(), default=DEFAULT_TICK_S)
                 await asyncio.sleep(max(interval, 0.1))

@@ -26,7 +26,14 @@ from pathlib import Path
 import pytest
 
 from bench.load import parse_args, trains
-from bench.load_actions import ACTIONS, ERROR_KINDS, adam_lr, cnn_query, sweep_query
+from bench.load_actions import (
+    ACTIONS,
+    ERROR_KINDS,
+    Numbering,
+    adam_lr,
+    cnn_query,
+    sweep_query,
+)
 from bench.load_report import soak_reference
 from bench.load_server import merge_probes
 from bench.load_stats import (
@@ -237,6 +244,27 @@ def test_soak_compares_with_run_20_or_half_way() -> None:
     assert soak_reference(40) == 20
     assert soak_reference(30) == 15
     assert soak_reference(1) == 1
+
+
+def test_a_cnn_job_may_wait_in_the_queue_up_to_its_target() -> None:
+    """With a third of N sessions training, the queue alone outlasts a fixed timeout
+    at N = 100; a job times out only past the longer of the action timeout and its
+    target (1.5 x its ideal), and only the CNN job gets the longer limit."""
+    from bench.load_protocol import ProtocolSession
+    from bench.load_report import Results, job_timeout
+
+    res = Results(sessions=100, duration=60, cores=2)
+    assert job_timeout(res, 180) == 180  # no single-session time: no ideal
+    res.single.times["cnn_job"] = [8.0, 8.4]
+    assert job_timeout(res, 180) == pytest.approx(1.5 * 8.2 * 100 / 2)
+    res.sessions = 30  # ideal 123 s: 1.5 x 123 = 184.5 s
+    assert job_timeout(res, 180) == pytest.approx(184.5)
+    res.sessions = 10
+    assert job_timeout(res, 180) == 180
+    session = ProtocolSession(1, "http://127.0.0.1:1", 180, Numbering())
+    assert session.limit_s("cnn_job") == session.limit_s("sweep") == 180
+    session.job_timeout_s = 615.0
+    assert session.limit_s("cnn_job") == 615 and session.limit_s("sweep") == 180
 
 
 def test_cnn_links_and_the_command_line() -> None:
