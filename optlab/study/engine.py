@@ -39,8 +39,7 @@ CONNECT_TIMEOUT_S = 5.0
 #: Ray's object store for a local Ray: the data set and results are small.
 LOCAL_OBJECT_STORE_BYTES = 256 * 2**20
 #: How long a stopped study waits for its cancelled trials to settle before it
-#: returns (and the caller shuts Ray down): shutting down while a cancellation's
-#: reply is still in flight can crash Ray's core worker in the driver.
+#: returns (and the caller shuts Ray down), so that no reply is still in flight.
 CANCEL_SETTLE_S = 10.0
 
 
@@ -154,9 +153,17 @@ def _remote_trial(cfg_dict: dict[str, Any], data: LoadedData) -> tuple[dict[str,
 
 
 def _cancel(ray: Any, refs: list[Any]) -> None:
-    """Cancels ``refs`` (killing their workers) and waits until Ray has settled them."""
+    """Cancels ``refs`` and waits until Ray has settled them.
+
+    Not ``force=True``: killing a worker mid-trial raced with that trial's own
+    reply, and Ray's core worker in the driver then failed its internal check
+    ("Tried to complete task that was not pending") and took the CLI down with
+    exit status 1 instead of its "interrupted" line and 130. Without force, a
+    queued trial is dropped and a running one gets a KeyboardInterrupt between
+    two of its Python steps; either way one reply settles it.
+    """
     for ref in refs:
-        ray.cancel(ref, force=True)
+        ray.cancel(ref, force=False)
     if refs:
         with contextlib.suppress(Exception):
             ray.wait(refs, num_returns=len(refs), timeout=CANCEL_SETTLE_S)
