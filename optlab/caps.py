@@ -53,7 +53,8 @@ page_runs                   2          2-D runs and sweeps computing at once
 page_turn_ms                50         how long one of them computes before it
                                        passes its slot to a waiting one (round
                                        robin; `optlab.ui.engine`)
-page_run_s                  30         time budget of one 2-D run on a page
+page_run_s                  30         time budget of one 2-D run on a page (its
+                                       own turns, not its waits between them)
 landscape_resolution        51         points per axis of a CNN loss-landscape grid
                                        (a loss line may have its square)
 landscape_images            2048       evaluation images of a loss landscape

@@ -54,7 +54,7 @@ class EngineTurns:
         if slots < 1:
             raise ValueError(f"the engine needs at least one slot, not {slots}")
         self.turn_s = turn_s
-        self._clock = clock
+        self.clock = clock
         self._free = slots
         self._queue: deque[threading.Event] = deque()
         self._lock = threading.Lock()
@@ -119,16 +119,16 @@ class Turn:
 
     def __init__(self, turns: EngineTurns) -> None:
         self.turns = turns
-        self.began = turns._clock()
+        self.began = turns.clock()
 
     def share(self) -> bool:
         """Between two steps of a run: once this turn has lasted ``turn_s`` and
         others wait, passes the slot on and waits for the next turn; whether it did."""
         turns = self.turns
-        if turns._clock() - self.began < turns.turn_s:
+        if turns.clock() - self.began < turns.turn_s:
             return False
         passed = turns.pass_turn()
-        self.began = turns._clock()
+        self.began = turns.clock()
         return passed
 
 

@@ -47,12 +47,13 @@ def sweep_cached(cfg: SweepConfig, label: str = "Sweeping") -> SweepResult:
         return found
     steps = cfg.problem.steps
     bar = st.progress(0.0, text=f"{label}: {cfg.cells:,} runs of {steps} steps…")
-    moved = [time.monotonic()]
+    moved = time.monotonic()
 
     def report(step: int, total: int) -> None:
+        nonlocal moved
         share_engine()
-        if (now := time.monotonic()) - moved[0] >= BAR_EVERY_S:
-            moved[0] = now
+        if (now := time.monotonic()) - moved >= BAR_EVERY_S:
+            moved = now
             text = f"{label}: step {step} of {total} for {cfg.cells:,} configurations"
             bar.progress(step / total, text=text)
 
