@@ -10,7 +10,7 @@ from optlab.surface.problem import Problem
 from optlab.surface.run import SurfaceRunConfig
 from optlab.surface.trajectory import collect
 from optlab.ui import engine
-from optlab.ui.cache import BoundedCache
+from optlab.ui.cache import BoundedCache, InFlight
 from optlab.ui.playground import cache as runs
 
 
@@ -96,3 +96,120 @@ def test_the_sweep_cache_is_bounded_by_bytes_not_entries() -> None:
     assert cache.get(big.config) is big and cache.get(small[2][0]) is small[2][1]
     assert cache.get(small[0][0]) is None and cache.get(small[1][0]) is None
     assert cache.weight <= (big.nbytes + small[2][1].nbytes)
+
+
+def test_in_flight_claims_free_keys_and_waits_only_when_every_key_is_taken() -> None:
+    flight: InFlight[str] = InFlight()
+    assert flight.claim(["a", "b", "a"]) == ["a", "b"]
+    assert "a" in flight and len(flight) == 2
+    # Sharing only some keys: the free one is claimed at once, nothing waited for.
+    assert flight.claim(["b", "c"]) == ["c"]
+    waited: list = []
+    thread = threading.Thread(target=lambda: waited.append(flight.claim(["a", "c"])))
+    thread.start()
+    time.sleep(0.3)
+    assert waited == []  # every key is another request's: it waits
+    flight.release(["a", "b"])
+    time.sleep(0.1)
+    assert waited == []  # "c" is still being computed
+    flight.release(["c"])
+    thread.join(10)
+    assert waited == [None] and len(flight) == 0
+    assert flight.claim(["a"]) == ["a"]  # released keys can be claimed again
+
+
+def _hold_the_only_slot(monkeypatch) -> engine.EngineTurns:
+    slots = engine.EngineTurns(1)
+    monkeypatch.setattr(engine, "run_slots", lambda: slots)
+    slots.acquire()
+    return slots
+
+
+def _start(target, *args) -> tuple[threading.Thread, list]:
+    out: list = []
+    thread = threading.Thread(target=lambda: out.append(target(*args)), daemon=True)
+    thread.start()
+    return thread, out
+
+
+def _wait_until(condition, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_an_identical_run_waits_for_the_first_and_shares_its_result(monkeypatch) -> None:
+    """A class opening one link together: the second page does not compute the same
+    trajectories again, it waits for the first page's run and gets its results."""
+    cache = runs.new_trajectory_cache()
+    monkeypatch.setattr(runs, "trajectory_cache", lambda: cache)
+    slots = _hold_the_only_slot(monkeypatch)
+    cfg = SurfaceRunConfig(
+        (OptimizerConfig.create("adam", lr=0.05), OptimizerConfig.create("sgd", lr=1e-3)),
+        problem=Problem(steps=80),
+    )
+    first, first_out = _start(runs.run_cached, cfg)
+    _wait_until(lambda: len(cache.in_flight) == 2)  # claimed, queued for the engine
+    second, second_out = _start(runs.run_cached, cfg)
+    # A third page shares one optimizer only: it computes both of its own at once.
+    other = SurfaceRunConfig(
+        (OptimizerConfig.create("adam", lr=0.05), OptimizerConfig.create("rmsprop")),
+        problem=Problem(steps=80),
+    )
+    third, third_out = _start(runs.run_cached, other)
+    _wait_until(lambda: len(cache.in_flight) == 3)
+    time.sleep(0.2)
+    assert first_out == second_out == third_out == []
+    slots.release()
+    for thread in (first, second, third):
+        thread.join(60)
+    (mine, done), (theirs, also_done) = first_out[0], second_out[0]
+    assert done and also_done
+    assert all(a is b for a, b in zip(mine, theirs, strict=True))  # the same objects
+    assert third_out[0][1] and third_out[0][0][0].loss == mine[0].loss
+    assert third_out[0][0][0] is not mine[0]  # computed again, not waited for
+    assert len(cache.in_flight) == 0
+
+
+def test_a_run_cut_short_leaves_the_waiting_page_to_run_it_itself(monkeypatch) -> None:
+    cache = runs.new_trajectory_cache()
+    monkeypatch.setattr(runs, "trajectory_cache", lambda: cache)
+    slots = _hold_the_only_slot(monkeypatch)
+    cfg = single(3000)
+    cut, cut_out = _start(lambda: runs.run_cached(cfg, budget_s=0.005))
+    _wait_until(lambda: cfg.select(0) in cache.in_flight)
+    whole, whole_out = _start(runs.run_cached, cfg)
+    time.sleep(0.2)
+    slots.release()
+    cut.join(60)
+    whole.join(60)
+    (partial, finished), (full, full_finished) = cut_out[0], whole_out[0]
+    assert not finished and len(partial[0].step) < 3001
+    assert full_finished and len(full[0].step) == 3001
+    assert cache.get(cfg.select(0)) is full[0]
+
+
+def test_an_identical_sweep_waits_for_the_first_and_shares_its_result(monkeypatch) -> None:
+    from optlab.sweep.config import Axis, SweepConfig
+    from optlab.ui.sweep import cache as sweeps
+
+    cache = sweeps.new_sweep_cache()
+    monkeypatch.setattr(sweeps, "sweep_cache", lambda: cache)
+    slots = _hold_the_only_slot(monkeypatch)
+    cfg = SweepConfig(
+        optimizer=OptimizerConfig.create("sgd"),
+        x=Axis("lr", 1e-4, 1e-2, 8, "log"),
+        y=Axis("momentum", 0.0, 0.9, 8),
+        problem=Problem(steps=30),
+    )
+    first, first_out = _start(sweeps.sweep_cached, cfg)
+    _wait_until(lambda: cfg in cache.in_flight)
+    second, second_out = _start(sweeps.sweep_cached, cfg)
+    time.sleep(0.2)
+    assert first_out == second_out == []
+    slots.release()
+    first.join(60)
+    second.join(60)
+    assert first_out[0] is second_out[0] is cache.get(cfg)
+    assert len(cache.in_flight) == 0

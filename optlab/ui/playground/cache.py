@@ -54,6 +54,10 @@ def run_cached(
 ) -> tuple[list[Trajectory], bool]:
     """Runs the optimizers of ``cfg`` that are not cached yet, in lockstep.
 
+    When another page is running every one of them right now (a class opening
+    the same link together), it waits for that run and takes its results from
+    the cache instead of computing them a second time.
+
     Args:
         cfg: The comparison.
         on_progress: Called with the trajectories so far (cached ones in
@@ -73,19 +77,45 @@ def run_cached(
     """
     cache = trajectory_cache()
     keys = [cfg.select(i) for i in range(len(cfg.optimizers))]
-    found: dict[SurfaceRunConfig, Trajectory] = {k: t for k in keys if (t := cache.get(k))}
-    missing = list(dict.fromkeys(k for k in keys if k not in found))
-    if not missing:
-        return [found[k] for k in keys], True
+    found: dict[SurfaceRunConfig, Trajectory] = {}
+    while True:
+        found.update((k, t) for k in keys if k not in found and (t := cache.get(k)))
+        missing = list(dict.fromkeys(k for k in keys if k not in found))
+        if not missing:
+            return [found[k] for k in keys], True
+        # None: every missing one was another page's run, waited for; look again.
+        if (claimed := cache.in_flight.claim(missing)) is not None:
+            break
+    try:
+        trajectories, finished = _run(keys, found, missing, on_progress, budget_s)
+        if finished:
+            for key, tr in zip(missing, trajectories, strict=True):
+                cache.put(key, tr)
+    finally:
+        cache.in_flight.release(claimed)
+    return _merge(keys, found, dict(zip(missing, trajectories, strict=True))), finished
 
+
+def _merge(
+    keys: list[SurfaceRunConfig],
+    found: dict[SurfaceRunConfig, Trajectory],
+    fresh: dict[SurfaceRunConfig, Trajectory],
+) -> list[Trajectory]:
+    return [found.get(k) or fresh[k] for k in keys]
+
+
+def _run(
+    keys: list[SurfaceRunConfig],
+    found: dict[SurfaceRunConfig, Trajectory],
+    missing: list[SurfaceRunConfig],
+    on_progress: Progress | None,
+    budget_s: float,
+) -> tuple[list[Trajectory], bool]:
+    """`run_cached`'s run of the ``missing`` optimizers, in turns of the engine:
+    their trajectories, and whether the run finished within its budget."""
     todo = SurfaceRunConfig.merge(missing)
     collector = TrajectoryCollector(todo.optimizers)
     finished = True
-
-    def merged() -> list[Trajectory]:
-        fresh = dict(zip(missing, collector.snapshot(), strict=True))
-        return [found.get(k) or fresh[k] for k in keys]
-
     with engine_slot():
         records = run_surface(todo)
         try:
@@ -102,14 +132,12 @@ def run_cached(
                     break
                 every = REDRAW_EVERY_S * (1 + waiting())
                 if on_progress is not None and own - drawn > every:
-                    on_progress(merged(), collector.steps_done)
+                    fresh = dict(zip(missing, collector.snapshot(), strict=True))
+                    on_progress(_merge(keys, found, fresh), collector.steps_done)
                     drawn = own
         finally:
             records.close()
-    if finished:
-        for key, tr in zip(missing, collector.snapshot(), strict=True):
-            cache.put(key, tr)
-    return merged(), finished
+    return collector.snapshot(), finished
 
 
 def run_seeds(

@@ -8,6 +8,7 @@ than two runs at once.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import streamlit as st
@@ -19,6 +20,8 @@ from optlab.ui.engine import engine_slot, share_engine
 
 #: How often the progress bar moves at most.
 BAR_EVERY_S = 0.25
+#: Shown while another page runs the very same sweep (a class following one link).
+SHARED_TEXT = "Another page is running this same sweep: its result shows here when it ends…"
 #: Bytes of results kept per server: a 20 x 20 sweep with its paths holds about
 #: 0.2 MB, a 100 x 100 one about 4.4 MB, the largest (200 x 200) about 18 MB.
 CACHE_MB = 64
@@ -36,7 +39,8 @@ def sweep_cache() -> BoundedCache[SweepConfig, SweepResult]:
 
 
 def sweep_cached(cfg: SweepConfig, label: str = "Sweeping") -> SweepResult:
-    """The result of ``cfg``, from the cache or run now with a progress bar.
+    """The result of ``cfg``, from the cache or run now with a progress bar (or, when
+    another page is running the same sweep, that run's, once it is done).
 
     The sweep takes turns with the other runs waiting for the engine (between
     steps, `share_engine`), and its bar moves at most every `BAR_EVERY_S`:
@@ -45,22 +49,41 @@ def sweep_cached(cfg: SweepConfig, label: str = "Sweeping") -> SweepResult:
     cache = sweep_cache()
     if (found := cache.get(cfg)) is not None:
         return found
-    steps = cfg.problem.steps
-    bar = st.progress(0.0, text=f"{label}: {cfg.cells:,} runs of {steps} steps…")
-    moved = time.monotonic()
-
-    def report(step: int, total: int) -> None:
-        nonlocal moved
-        share_engine()
-        if (now := time.monotonic()) - moved >= BAR_EVERY_S:
-            moved = now
-            text = f"{label}: step {step} of {total} for {cfg.cells:,} configurations"
-            bar.progress(step / total, text=text)
-
+    shared = st.spinner(SHARED_TEXT) if cfg in cache.in_flight else contextlib.nullcontext()
+    with shared:
+        found = _wait_or_claim(cache, cfg)
+    if found is not None:
+        return found
     try:
-        with engine_slot():
-            result = run_sweep(cfg, on_progress=report)
+        steps = cfg.problem.steps
+        bar = st.progress(0.0, text=f"{label}: {cfg.cells:,} runs of {steps} steps…")
+        moved = time.monotonic()
+
+        def report(step: int, total: int) -> None:
+            nonlocal moved
+            share_engine()
+            if (now := time.monotonic()) - moved >= BAR_EVERY_S:
+                moved = now
+                text = f"{label}: step {step} of {total} for {cfg.cells:,} configurations"
+                bar.progress(step / total, text=text)
+
+        try:
+            with engine_slot():
+                result = run_sweep(cfg, on_progress=report)
+        finally:
+            bar.empty()
+        cache.put(cfg, result)
     finally:
-        bar.empty()
-    cache.put(cfg, result)
+        cache.in_flight.release([cfg])
     return result
+
+
+def _wait_or_claim(
+    cache: BoundedCache[SweepConfig, SweepResult], cfg: SweepConfig
+) -> SweepResult | None:
+    """The result of ``cfg`` once another page's run of it is stored, or None with
+    ``cfg`` claimed for this page to run (its run was cut short or failed, or there was none)."""
+    while cache.in_flight.claim([cfg]) is None:
+        if (found := cache.get(cfg)) is not None:
+            return found
+    return None
