@@ -202,6 +202,11 @@ async def drive(args: argparse.Namespace, server: Server, sampler: Sampler, res:
                 await one.round(res.single, cnn=args.cnn_every > 0)
             res.cpu["single"] = sampler.machine_use(t0, time.monotonic(), hz)
             await one.close()
+            # A plain GET / on every process, as a browser's first visit sends: the
+            # protocol sessions never fetch a file, so without it AnyIO's pool of
+            # file-serving threads would start only during the load, and its one
+            # resting worker would count as a thread the sessions left behind.
+            await asyncio.to_thread(get_every_process, server)
             await asyncio.sleep(args.settle_pause)
             t_before = time.monotonic()
             await asyncio.sleep(3.0)
@@ -273,6 +278,12 @@ async def load_phase(
         await s.close()
 
 
+def get_every_process(server: Server) -> None:
+    """A plain GET / on each server process (each replica through its own URL)."""
+    for url in server.urls or [server.url]:
+        http_get(f"{url}/")
+
+
 async def settle(
     args: argparse.Namespace, server: Server, sampler: Sampler, res: Results, o: Opener, hz: int
 ) -> None:
@@ -294,7 +305,7 @@ async def settle(
         if last and res.before is not None and last[-1].threads <= res.before.threads:
             break
         if time.monotonic() - last_get >= 5:
-            await asyncio.to_thread(http_get, f"{server.url}/")
+            await asyncio.to_thread(get_every_process, server)
             last_get = time.monotonic()
         await asyncio.sleep(1.0)
     res.rss_before_gc = read_processes(server.pids).rss_mb
