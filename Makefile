@@ -8,7 +8,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8501
 CHROMIUM ?= /usr/bin/chromium
 HAPROXY ?= /usr/sbin/haproxy
-REPLICAS ?= 2
+# Empty: one more than the machine's cores (optlab.workshop.config.default_replicas).
+REPLICAS ?=
 
 .PHONY: run test lint format bench chromium haproxy clean screenshot workshop
 
@@ -30,12 +31,13 @@ $(VENV)/.dev-deps: requirements.txt requirements-dev.txt requirements-extra.txt 
 run: $(VENV)/.run-deps
 	$(BIN)/python -m streamlit run app.py --server.address $(HOST) --server.port $(PORT)
 
-# A workshop past one process (docs/workshop.md): REPLICAS streamlit processes on
+# A workshop past one process (docs/workshop.md): REPLICAS streamlit processes (the
+# machine's cores + 1 unless set) on
 # 127.0.0.1:PORT+1..PORT+REPLICAS behind HAProxy on HOST:PORT, sharing one runs
 # folder. Debian's haproxy is installed with apt-get when missing and we are root.
 workshop: $(VENV)/.run-deps haproxy
-	$(BIN)/python -m optlab workshop --replicas $(REPLICAS) --port $(PORT) --host $(HOST) \
-	  --haproxy $(HAPROXY)
+	$(BIN)/python -m optlab workshop $(if $(REPLICAS),--replicas $(REPLICAS)) --port $(PORT) \
+	  --host $(HOST) --haproxy $(HAPROXY)
 
 # Debian's haproxy, for the workshop and its tests (the failover test, the load
 # test through replicas). Installed with apt-get when missing and we are root;

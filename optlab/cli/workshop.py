@@ -23,7 +23,7 @@ from typing import Any
 
 from optlab.caps import CAPS
 from optlab.train.autosave import default_runs_dir
-from optlab.workshop.config import WorkshopConfig
+from optlab.workshop.config import WorkshopConfig, default_replicas
 from optlab.workshop.supervisor import (
     HAPROXY,
     Workshop,
@@ -45,8 +45,9 @@ def add_parser(sub: Any) -> None:
     cmd.add_argument(
         "--replicas",
         type=int,
-        default=2,
-        help=f"streamlit processes, 1 to {CAPS.workshop_replicas} (2)",
+        default=None,
+        help=f"streamlit processes, 1 to {CAPS.workshop_replicas} (this machine's cores + 1: "
+        f"{default_replicas()})",
     )
     cmd.add_argument(
         "--port",
@@ -79,7 +80,8 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Starts the workshop and supervises it until Ctrl-C or SIGTERM."""
     runs = Path(args.runs_dir).expanduser() if args.runs_dir else default_runs_dir()
-    cfg = WorkshopConfig(args.replicas, args.port, runs.resolve(), args.host)
+    replicas = default_replicas() if args.replicas is None else args.replicas
+    cfg = WorkshopConfig(replicas, args.port, runs.resolve(), args.host)
     haproxy = find_haproxy(args.haproxy)
     check_ports_free(cfg)
     if args.state_dir:

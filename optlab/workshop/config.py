@@ -45,6 +45,28 @@ REPLICA_HOST = "127.0.0.1"
 CHECK_INTERVAL_S = 2
 
 
+def machine_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
+def default_replicas(cores: int | None = None) -> int:
+    """Replicas for a machine of ``cores`` cores (this one's by default): one more than
+    its cores, within ``CAPS.workshop_replicas``.
+
+    Each replica's page scripts share one interpreter lock, and under a class's
+    load a replica held it only about half the time (waiting on the engine's
+    slots, its web sockets, its training), so one process per core leaves the
+    cores idle part of the time. On 2 cores with 30 sessions and two Chromium
+    tabs (docs/load-test.md): 2 replicas served 334-350 rounds in 120 s, 3
+    served 391-400 with every p95 ratio lower, 4 served 374 and one tab timed out.
+    """
+    cores = machine_cores() if cores is None else cores
+    return max(1, min(CAPS.workshop_replicas, cores + 1))
+
+
 @dataclass(frozen=True)
 class WorkshopConfig:
     """What ``python -m optlab workshop`` serves.
@@ -117,7 +139,7 @@ class WorkshopConfig:
         (at least one). N replicas with torch's default, every core each, would ask
         the machine for N times its cores: two trainings on a 2-core machine then
         took 30 s each instead of 7 (docs/load-test.md)."""
-        return max(1, (os.cpu_count() or 1) // self.replicas)
+        return max(1, machine_cores() // self.replicas)
 
     def replica_env(self) -> dict[str, str]:
         """The variables every replica gets on top of the launcher's environment."""

@@ -3,6 +3,7 @@ command's refusals of bad input."""
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from pathlib import Path
@@ -19,7 +20,9 @@ from optlab.workshop.config import (
     ROOMS_DB_ENV,
     RUNS_DIR_ENV,
     WorkshopConfig,
+    default_replicas,
     haproxy_config,
+    machine_cores,
 )
 from optlab.workshop.supervisor import WorkshopError, check_ports_free, validate_config
 from tests.support.resources import ROOT
@@ -139,3 +142,14 @@ def test_the_compose_recipe_has_the_same_shape_and_haproxy_accepts_it(tmp_path, 
     env = recipe["services"]["app"]["environment"]
     assert env[ROOMS_DB_ENV] == env[RUNS_DIR_ENV] + "/rooms.sqlite"
     assert "ports" not in recipe["services"]["app"]  # HAProxy is the one door
+
+
+def test_the_default_is_one_replica_more_than_the_cores_within_the_cap() -> None:
+    """Each replica held its interpreter lock about half the time under a class's load:
+    on 2 cores, 3 replicas served the most (docs/load-test.md)."""
+    assert [default_replicas(c) for c in (1, 2, 4)] == [2, 3, 5]
+    assert default_replicas(CAPS.workshop_replicas + 8) == CAPS.workshop_replicas
+    assert default_replicas() == min(CAPS.workshop_replicas, machine_cores() + 1)
+    assert 1 <= machine_cores() <= (os.cpu_count() or 1)
+    # Three replicas on two cores: each replica's torch still gets a thread.
+    assert WorkshopConfig(3, 8501, Path("/tmp/runs")).torch_threads >= 1
