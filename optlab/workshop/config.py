@@ -60,7 +60,7 @@ def default_replicas(cores: int | None = None) -> int:
     load a replica held it only about half the time (waiting on the engine's
     slots, its web sockets, its training), so one process per core leaves the
     cores idle part of the time. On 2 cores with 30 sessions and two Chromium
-    tabs (docs/load-test.md): 2 replicas served 334-350 rounds in 120 s, 3
+    tabs (docs/workshop.md): 2 replicas served 336-344 rounds in 120 s, 3
     served 391-400 with every p95 ratio lower, 4 served 374 and one tab timed out.
     """
     cores = machine_cores() if cores is None else cores

@@ -146,7 +146,7 @@ def test_the_compose_recipe_has_the_same_shape_and_haproxy_accepts_it(tmp_path, 
 
 def test_the_default_is_one_replica_more_than_the_cores_within_the_cap() -> None:
     """Each replica held its interpreter lock about half the time under a class's load:
-    on 2 cores, 3 replicas served the most (docs/load-test.md)."""
+    on 2 cores, 3 replicas served the most (docs/workshop.md)."""
     assert [default_replicas(c) for c in (1, 2, 4)] == [2, 3, 5]
     assert default_replicas(CAPS.workshop_replicas + 8) == CAPS.workshop_replicas
     assert default_replicas() == min(CAPS.workshop_replicas, machine_cores() + 1)
