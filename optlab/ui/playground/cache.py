@@ -22,8 +22,9 @@ from optlab.surface.trajectory import Trajectory, TrajectoryCollector
 from optlab.ui.cache import BoundedCache
 from optlab.ui.engine import engine_slot, share_engine, waiting
 
-#: How often the page redraws while a run is in progress (with nobody waiting for
-#: a slot; ``REDRAW_EVERY_S * (1 + waiting)`` while others wait, see `run_cached`).
+#: How often the page redraws while a run is in progress, in seconds of the run's own
+#: computing (with nobody waiting for a slot; ``REDRAW_EVERY_S * (1 + waiting)``
+#: while others wait, see `run_cached`).
 REDRAW_EVERY_S = 0.5
 #: Time budget of one page run (its own turns of the engine); longer runs stop with what they have.
 RUN_BUDGET_S = CAPS.page_run_s
@@ -62,11 +63,14 @@ def run_cached(
         cfg: The comparison.
         on_progress: Called with the trajectories so far (cached ones in
             full) and the current step, at most every `REDRAW_EVERY_S` of the
-            run's own time (its turns of the engine); while k other page runs
-            wait for an engine slot, at most every ``(1 + k) * REDRAW_EVERY_S``
-            (a redraw rebuilds the live chart with the slot held, so frequent
-            redraws made everyone's wait longer). A run back from a wait for
-            its turn has not moved since its last redraw, so it does not redraw.
+            run's own computing (its thread's CPU time); while k other page
+            runs wait for an engine slot, at most every ``(1 + k) *
+            REDRAW_EVERY_S`` (a redraw rebuilds the live chart with the slot
+            held, so frequent redraws made everyone's wait longer). Neither a
+            wait for its turn nor the interpreter lock held by other pages'
+            threads calls for a redraw: a run the load slows down redraws no
+            more often than it does alone, where a clock on the wall made a
+            quick change under load pay for redraws it never paid alone.
         budget_s: Time budget of the run's own turns of the engine (the waits
             for a turn between them do not count); a run that exceeds it
             stops early.
@@ -121,20 +125,20 @@ def _run(
         try:
             # The run's own time: its turns of the engine, not its waits between them.
             started = now = time.monotonic()
-            drawn = 0.0
+            drawn = time.thread_time()
             for record in records:
                 collector.add(record)
                 if share_engine():
                     started += time.monotonic() - now
                 now = time.monotonic()
-                if (own := now - started) > budget_s:
+                if now - started > budget_s:
                     finished = False
                     break
                 every = REDRAW_EVERY_S * (1 + waiting())
-                if on_progress is not None and own - drawn > every:
+                if on_progress is not None and time.thread_time() - drawn > every:
                     fresh = dict(zip(missing, collector.snapshot(), strict=True))
                     on_progress(_merge(keys, found, fresh), collector.steps_done)
-                    drawn = own
+                    drawn = time.thread_time()
         finally:
             records.close()
     return collector.snapshot(), finished
