@@ -166,7 +166,10 @@ def test_an_identical_run_waits_for_the_first_and_shares_its_result(monkeypatch)
         thread.join(60)
     (mine, done), (theirs, also_done) = first_out[0], second_out[0]
     assert done and also_done
-    assert all(a is b for a, b in zip(mine, theirs, strict=True))  # the same objects
+    # SGD is the first page's alone: the second got that very object. (Adam the third
+    # page computed too, and may have stored its equal copy first.)
+    assert theirs[1] is mine[1]
+    assert theirs[0].loss == mine[0].loss
     assert third_out[0][1] and third_out[0][0][0].loss == mine[0].loss
     assert third_out[0][0][0] is not mine[0]  # computed again, not waited for
     assert len(cache.in_flight) == 0
