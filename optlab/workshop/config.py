@@ -61,7 +61,8 @@ def default_replicas(cores: int | None = None) -> int:
     slots, its web sockets, its training), so one process per core leaves the
     cores idle part of the time. On 2 cores with 30 sessions and two Chromium
     tabs (docs/workshop.md): 2 replicas served 336-344 rounds in 120 s, 3
-    served 391-400 with every p95 ratio lower, 4 served 374 and one tab timed out.
+    served 391-412 (their p95 ratios overlapping), 4 served 374 and one tab
+    timed out.
     """
     cores = machine_cores() if cores is None else cores
     return max(1, min(CAPS.workshop_replicas, cores + 1))
