@@ -108,6 +108,19 @@ class BoundedCache(Generic[K, V]):
                 _, old = self._items.popitem(last=False)
                 self._weight -= self._weigh(old)
 
+    def get_or_claim(self, keys: Iterable[K]) -> tuple[dict[K, V], list[K], list[K]]:
+        """The cached values of ``keys``, the keys still missing, and those of them now
+        claimed in `in_flight` for the caller to compute (it computes every missing
+        one, stores them, then releases its claims). While every missing key is being
+        computed by another request, it waits for them and looks again."""
+        keys = list(dict.fromkeys(keys))
+        found: dict[K, V] = {}
+        while True:
+            found.update((k, v) for k in keys if k not in found and (v := self.get(k)) is not None)
+            missing = [k for k in keys if k not in found]
+            if not missing or (claimed := self.in_flight.claim(missing)) is not None:
+                return found, missing, claimed if missing else []
+
     @property
     def weight(self) -> float:
         """The total weight held, the measure of its size."""

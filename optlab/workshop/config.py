@@ -45,13 +45,6 @@ REPLICA_HOST = "127.0.0.1"
 CHECK_INTERVAL_S = 2
 
 
-def machine_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the platform has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0)) or 1
-    return os.cpu_count() or 1
-
-
 def default_replicas(cores: int | None = None) -> int:
     """Replicas for a machine of ``cores`` cores (this one's by default): one more than
     its cores, within ``CAPS.workshop_replicas``.
@@ -64,7 +57,7 @@ def default_replicas(cores: int | None = None) -> int:
     served 391-412 (their p95 ratios overlapping), 4 served 374 and one tab
     timed out.
     """
-    cores = machine_cores() if cores is None else cores
+    cores = (os.cpu_count() or 1) if cores is None else cores
     return max(1, min(CAPS.workshop_replicas, cores + 1))
 
 
@@ -140,7 +133,7 @@ class WorkshopConfig:
         (at least one). N replicas with torch's default, every core each, would ask
         the machine for N times its cores: two trainings on a 2-core machine then
         took 30 s each instead of 7 (docs/load-test.md)."""
-        return max(1, machine_cores() // self.replicas)
+        return max(1, (os.cpu_count() or 1) // self.replicas)
 
     def replica_env(self) -> dict[str, str]:
         """The variables every replica gets on top of the launcher's environment."""

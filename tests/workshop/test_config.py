@@ -22,7 +22,6 @@ from optlab.workshop.config import (
     WorkshopConfig,
     default_replicas,
     haproxy_config,
-    machine_cores,
 )
 from optlab.workshop.supervisor import WorkshopError, check_ports_free, validate_config
 from tests.support.resources import ROOT
@@ -149,7 +148,6 @@ def test_the_default_is_one_replica_more_than_the_cores_within_the_cap() -> None
     on 2 cores, 3 replicas served the most (docs/workshop.md)."""
     assert [default_replicas(c) for c in (1, 2, 4)] == [2, 3, 5]
     assert default_replicas(CAPS.workshop_replicas + 8) == CAPS.workshop_replicas
-    assert default_replicas() == min(CAPS.workshop_replicas, machine_cores() + 1)
-    assert 1 <= machine_cores() <= (os.cpu_count() or 1)
+    assert default_replicas() == min(CAPS.workshop_replicas, (os.cpu_count() or 1) + 1)
     # Three replicas on two cores: each replica's torch still gets a thread.
     assert WorkshopConfig(3, 8501, Path("/tmp/runs")).torch_threads >= 1

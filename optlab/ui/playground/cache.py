@@ -81,15 +81,9 @@ def run_cached(
     """
     cache = trajectory_cache()
     keys = [cfg.select(i) for i in range(len(cfg.optimizers))]
-    found: dict[SurfaceRunConfig, Trajectory] = {}
-    while True:
-        found.update((k, t) for k in keys if k not in found and (t := cache.get(k)))
-        missing = list(dict.fromkeys(k for k in keys if k not in found))
-        if not missing:
-            return [found[k] for k in keys], True
-        # None: every missing one was another page's run, waited for; look again.
-        if (claimed := cache.in_flight.claim(missing)) is not None:
-            break
+    found, missing, claimed = cache.get_or_claim(keys)
+    if not missing:
+        return [found[k] for k in keys], True
     try:
         trajectories, finished = _run(keys, found, missing, on_progress, budget_s)
         if finished:

@@ -51,9 +51,9 @@ def sweep_cached(cfg: SweepConfig, label: str = "Sweeping") -> SweepResult:
         return found
     shared = st.spinner(SHARED_TEXT) if cfg in cache.in_flight else contextlib.nullcontext()
     with shared:
-        found = _wait_or_claim(cache, cfg)
-    if found is not None:
-        return found
+        done, missing, _ = cache.get_or_claim([cfg])
+    if not missing:
+        return done[cfg]
     try:
         steps = cfg.problem.steps
         bar = st.progress(0.0, text=f"{label}: {cfg.cells:,} runs of {steps} steps…")
@@ -76,14 +76,3 @@ def sweep_cached(cfg: SweepConfig, label: str = "Sweeping") -> SweepResult:
     finally:
         cache.in_flight.release([cfg])
     return result
-
-
-def _wait_or_claim(
-    cache: BoundedCache[SweepConfig, SweepResult], cfg: SweepConfig
-) -> SweepResult | None:
-    """The result of ``cfg`` once another page's run of it is stored, or None with
-    ``cfg`` claimed for this page to run (its run was cut short or failed, or there was none)."""
-    while cache.in_flight.claim([cfg]) is None:
-        if (found := cache.get(cfg)) is not None:
-            return found
-    return None
