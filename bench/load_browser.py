@@ -40,6 +40,36 @@ SWEEP_DONE = """([nx, ny]) => {
   const r = plots.find(g => g._fullData && g._fullData.length && g._fullData[0].type === 'contour');
   return !!(r && r._fullData.some(t => t.mode === 'lines+markers'));
 }"""
+# Runs before the page's own scripts: records each Streamlit websocket's life (whether it
+# opened, when, its close code, and whether the page itself closed it) in
+# window.__optlabSockets. Playwright's "close" event says only that a socket closed;
+# Streamlit's page closes one itself when it has not opened within 15 s (and then
+# connects again), which is a slow server, not a dropped connection.
+WATCH_SOCKETS = """(() => {
+  const Native = window.WebSocket;
+  const log = (window.__optlabSockets = []);
+  window.WebSocket = class extends Native {
+    constructor(url, protocols) {
+      super(url, protocols);
+      const began = performance.now();
+      const entry = {url: String(url), openS: null, closeS: null, code: null, byPage: false};
+      log.push(entry);
+      this.watched = entry;
+      this.addEventListener('open', () => { entry.openS = (performance.now() - began) / 1000; });
+      this.addEventListener('close', e => {
+        entry.closeS = (performance.now() - began) / 1000;
+        entry.code = e.code;
+      });
+    }
+    close(...args) {
+      if (this.watched.closeS === null) this.watched.byPage = true;
+      return super.close(...args);
+    }
+  };
+})()"""
+# The closed stream sockets of the current document, as WATCH_SOCKETS recorded them.
+CLOSED_SOCKETS = """() => (window.__optlabSockets || []).filter(
+  e => e.url.includes('/_stcore/stream') && e.closeS !== null)"""
 MAIN_TEXT = """() => {
   const m = document.querySelector('[data-testid=stMain]');
   return {text: m ? m.innerText : '',
@@ -118,6 +148,7 @@ class BrowserSession(LoadSession):
     @classmethod
     async def open(cls, browser, idx: int, url: str, timeout_s: float, counter: Numbering):
         context = await browser.new_context(viewport={"width": 1400, "height": 1000})
+        await context.add_init_script(WATCH_SOCKETS)
         page = await context.new_page()
         page.set_default_timeout(timeout_s * 1000)
         return cls(idx, context, page, url, timeout_s, counter)
@@ -128,7 +159,7 @@ class BrowserSession(LoadSession):
 
         def closed(_=None) -> None:
             if ws not in self.retired:
-                self.lost.append(f"websocket closed by the other side ({ws.url})")
+                self.lost.append(f"websocket closed ({ws.url})")
 
         def failed(error=None) -> None:
             if ws not in self.retired:
@@ -212,10 +243,18 @@ class BrowserSession(LoadSession):
             return "websocket", self.lost[-1]
         return None
 
+    async def _who_closed(self, message: str) -> str:
+        """``message`` with what the page recorded of its closed sockets (`WATCH_SOCKETS`)."""
+        with contextlib.suppress(Exception):
+            closed = await self.page.evaluate(CLOSED_SOCKETS)
+            if closed:
+                return f"{message}: {'; '.join(describe_close(e) for e in closed)}"
+        return message
+
     async def check(self) -> tuple[str, str] | None:
         lost = self._lost()
         if lost:
-            return lost
+            return lost[0], await self._who_closed(lost[1])
         if await self.page.locator("[data-testid=stException]").count():
             return "exception", "exception box after the action"
         return None
@@ -227,4 +266,21 @@ class BrowserSession(LoadSession):
                 if await box.count():
                     text = (await box.first.inner_text(timeout=5000)).strip()
                     kind, message = "exception", f"{text[:200]} (after {message})"
-        return self._lost() or (kind, message)
+        lost = self._lost()
+        if lost:
+            return lost[0], await self._who_closed(lost[1])
+        return kind, message
+
+
+def describe_close(entry: dict) -> str:
+    """One closed socket as `WATCH_SOCKETS` recorded it, in words."""
+    if entry["openS"] is None:
+        how = "never opened"
+        if entry["byPage"]:
+            how += f"; the page gave up on it after {entry['closeS']:.1f} s and connected again"
+        return how
+    who = "the page" if entry["byPage"] else "the server"
+    return (
+        f"opened in {entry['openS']:.1f} s, closed by {who} after {entry['closeS']:.1f} s "
+        f"(code {entry['code']})"
+    )

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from bench.load_actions import ACTIONS, ERROR_KINDS, Record
-from bench.load_stats import Summary, Usage, fmt, percentile, summarize
+from bench.load_stats import Summary, Usage, fmt, percentile, summarize, threads_left
 
 #: Targets.
 P95_FACTOR = 1.5
@@ -47,7 +47,7 @@ class Results:
     soak: Record = field(default_factory=Record)
     soak_wall_s: float = math.nan
     cpu: dict[str, dict[str, float] | None] = field(default_factory=dict)
-    py_threads: dict[str, list[str] | None] = field(default_factory=dict)
+    py_threads: dict[str, dict | None] = field(default_factory=dict)
     alongside: Record = field(default_factory=Record)  # the Chromium sessions' record
     health: Summary | None = None
     health_failures: list[str] = field(default_factory=list)
@@ -133,15 +133,7 @@ def targets(res: Results) -> list[Target]:
             )
         )
     if res.after is not None and res.before is not None:
-        ok_t = res.after.threads <= res.before.threads
-        out.append(
-            Target(
-                "threads back to the starting level",
-                ok_t,
-                f"before {res.before.threads}, after {res.after.threads} "
-                f"(checked {res.settle_s:.0f} s after the last page closed)",
-            )
-        )
+        out.append(threads_target(res))
         grow = res.after.rss_mb - res.before.rss_mb
         out.append(
             Target(
@@ -164,6 +156,32 @@ def targets(res: Results) -> list[Target]:
             )
         )
     return out
+
+
+def threads_target(res: Results) -> Target:
+    """No thread left behind by the sessions: the server's Python threads after the
+    load are those of before, plus at most idle workers of its bounded thread pools
+    (through the probe; without it, the process's thread count must be back)."""
+    counts = f"before {res.before.threads}, after {res.after.threads}"
+    when = f"checked {res.settle_s:.0f} s after the last page closed"
+    before, after = res.py_threads.get("before"), res.py_threads.get("after")
+    if before is None or after is None:
+        ok = res.after.threads <= res.before.threads
+        return Target("threads back to the starting level", ok, f"{counts} ({when})")
+    # The pools alive now: a pool's workers live as long as it does.
+    pools = after["pools"]
+    left = threads_left(before["names"], after["names"], pools)
+    new = Counter(after["names"]) - Counter(before["names"])
+    pooled = Counter(n.rpartition("_")[0] for n in new.elements() if n not in left)
+    detail = f"{counts} ({when})"
+    if pooled:
+        detail += "; idle workers of bounded thread pools: " + ", ".join(
+            f"{count} more of {p} (at most {pools[p]} per process)"
+            for p, count in sorted(pooled.items())
+        )
+    if left:
+        detail += f"; left behind: {', '.join(left)}"
+    return Target("no threads left behind (pool workers within their bounds)", not left, detail)
 
 
 def soak_reference(runs: int) -> int:
@@ -341,10 +359,10 @@ def report(res: Results, args) -> str:
         )
     before, after = res.py_threads.get("before"), res.py_threads.get("after")
     if before is not None and after is not None:
-        gone = Counter(before) - Counter(after)
-        new = Counter(after) - Counter(before)
+        gone = Counter(before["names"]) - Counter(after["names"])
+        new = Counter(after["names"]) - Counter(before["names"])
         add(
-            f"Python threads: before {len(before)}, after {len(after)}"
+            f"Python threads: before {len(before['names'])}, after {len(after['names'])}"
             + (f"; new after: {', '.join(sorted(new.elements()))}" if new else "")
             + (f"; gone after: {', '.join(sorted(gone.elements()))}" if gone else "")
         )

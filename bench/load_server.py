@@ -4,12 +4,13 @@ or, with ``--replicas K``, the workshop's layout (K replicas behind HAProxy).
 The probe (``python -m bench.load_server FILE streamlit-args...``) runs
 Streamlit in this process after wrapping `Job._run` and `Job._work` with
 counters (read-only), so the report knows exactly how many trainings ran at
-once; on SIGUSR1 it lists the server's Python threads, on SIGUSR2 it runs
-Python's cycle collector.
+once; on SIGUSR1 it lists the server's Python threads and the thread pools
+they may belong to, on SIGUSR2 it runs Python's cycle collector.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import gc
 import json
@@ -20,6 +21,7 @@ import sys
 import threading
 import time
 import urllib.request
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,10 +48,22 @@ def _install_probe(path: str) -> None:
     Wraps `Job._run` (a training runs, holding one of the registry's
     slots, while it runs) and `Job._work` (a job is active, queued or
     training, while its worker runs). On SIGUSR1 it also writes the names of the process's Python
-    threads to ``path + ".threads"`` (what a thread count is made of). Nothing
-    is changed but the counting.
+    threads to ``path + ".threads"`` (what a thread count is made of), with the
+    thread pools started since (`ThreadPools`). Nothing is changed but the counting.
     """
     from optlab.train import jobs
+
+    # Every ThreadPoolExecutor the server starts (asyncio's default one included):
+    # its workers are named "<prefix>_<n>", at most max_workers of them, and live as
+    # long as the pool, so a worker started under load and idle since is no leak.
+    pools: weakref.WeakSet = weakref.WeakSet()
+    pool_init = concurrent.futures.ThreadPoolExecutor.__init__
+
+    def track(self, *args, **kwargs) -> None:
+        pool_init(self, *args, **kwargs)
+        pools.add(self)
+
+    concurrent.futures.ThreadPoolExecutor.__init__ = track
 
     lock = threading.Lock()
     state = {"running": 0, "max_running": 0, "active": 0, "max_active": 0, "cap": 0}
@@ -99,9 +113,10 @@ def _install_probe(path: str) -> None:
 
     def list_threads(*_) -> None:
         names = sorted(t.name for t in threading.enumerate())
+        bounds = {p._thread_name_prefix: p._max_workers for p in list(pools)}
         tmp = f"{path}.threads.tmp"
         with open(tmp, "w") as f:
-            json.dump(names, f)
+            json.dump({"names": names, "pools": bounds}, f)
         os.replace(tmp, f"{path}.threads")
 
     jobs.Job._run = train
@@ -197,10 +212,16 @@ class Server:
                 time.sleep(0.1)
         return answers
 
-    def python_threads(self, timeout: float = 5.0) -> list[str] | None:
-        """The names of the server's Python threads now (through the probe), or None."""
+    def python_threads(self, timeout: float = 5.0) -> dict | None:
+        """The server's Python threads now (through the probe), or None: ``{"names":
+        [every process's thread names], "pools": {thread pool prefix: max workers}}``."""
         answers = self._ask(signal.SIGUSR1, ".threads", timeout)
-        return None if answers is None else sorted(n for names in answers for n in names)
+        if answers is None:
+            return None
+        pools: dict[str, int] = {}
+        for answer in answers:
+            pools.update(answer["pools"])
+        return {"names": sorted(n for a in answers for n in a["names"]), "pools": pools}
 
     def collect_garbage(self, timeout: float = 30.0) -> int | None:
         """Runs Python's cycle collector in the server; the objects it found, or None."""

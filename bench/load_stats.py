@@ -14,7 +14,7 @@ import statistics
 import threading
 import time
 import urllib.request
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -314,3 +314,16 @@ class HealthPoller(threading.Thread):
         self._stop_event.set()
         self.join(timeout=self.timeout + 5)
         return summarize(self.times)
+
+
+def threads_left(before: list[str], after: list[str], pools: dict[str, int]) -> list[str]:
+    """The threads running after a load that were not running before it and are no
+    worker of a bounded thread pool (``pools``: name prefix -> max workers; a pool's
+    workers are named ``<prefix>_<n>``, n from 0, and wait for work as long as the
+    pool lives). What sessions left behind; sorted."""
+    left = []
+    for name in sorted((Counter(after) - Counter(before)).elements()):
+        prefix, _, n = name.rpartition("_")
+        if not (prefix in pools and n.isdigit() and int(n) < pools[prefix]):
+            left.append(name)
+    return left

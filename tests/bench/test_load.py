@@ -39,6 +39,7 @@ from bench.load_server import merge_probes
 from bench.load_stats import (
     HealthPoller,
     Sample,
+    Usage,
     cpu_percent,
     parse_machine_stat,
     parse_stat,
@@ -49,6 +50,7 @@ from bench.load_stats import (
     read_processes,
     subtree_ticks,
     summarize,
+    threads_left,
     usage,
 )
 from bench.st_protocol import trace_length
@@ -205,6 +207,46 @@ def test_the_replicas_probes_add_up_and_a_replica_over_its_cap_shows() -> None:
     # Two trainings at once on one replica of cap 1, none on the other: the sums
     # (2 <= 2) would hide it, the flag does not.
     assert merge_probes([{**one, "max_running": 2}, {**two, "max_running": 0}])["over_cap"]
+
+
+def test_threads_left_behind_are_those_no_bounded_pool_explains() -> None:
+    before = ["MainThread", "MainThread", "ThreadPoolExecutor-0_0", "ThreadPoolExecutor-0_1"]
+    pools = {"ThreadPoolExecutor-0": 6, "jobs": 2}
+    # An idle worker the load started, in each of two replicas: within the pool's bound.
+    after = [*before, "ThreadPoolExecutor-0_2", "ThreadPoolExecutor-0_2", "jobs_1"]
+    assert threads_left(before, after, pools) == []
+    # Past the bound, a pool nobody tracks, a session's script thread: left behind.
+    after += ["ThreadPoolExecutor-0_6", "Other-0_0", "ScriptRunner.scriptThread"]
+    assert threads_left(before, after, pools) == [
+        "Other-0_0",
+        "ScriptRunner.scriptThread",
+        "ThreadPoolExecutor-0_6",
+    ]
+    # Threads gone since are no threads left.
+    assert threads_left(before, ["MainThread"], pools) == []
+
+
+def test_the_threads_target_reads_the_probes_census() -> None:
+    from bench.load_report import Results, threads_target
+
+    res = Results(sessions=3, duration=10, cores=2)
+    res.before, res.after = Usage(1000, 20, 1, 1), Usage(1100, 21, 1, 1)
+    res.settle_s = 12
+    res.py_threads = {
+        "before": {"names": ["MainThread", "P_0"], "pools": {}},
+        "after": {"names": ["MainThread", "P_0", "P_1"], "pools": {"P": 4}},
+    }
+    target = threads_target(res)
+    assert target.ok and target.detail.endswith(
+        "idle workers of bounded thread pools: 1 more of P (at most 4 per process)"
+    )
+    res.py_threads["after"]["names"].append("ScriptRunner.scriptThread")
+    target = threads_target(res)
+    assert not target.ok and target.detail.endswith("left behind: ScriptRunner.scriptThread")
+    # Without the probe: the process's thread count must be back.
+    res.py_threads = {}
+    assert threads_target(res).name == "threads back to the starting level"
+    assert not threads_target(res).ok
 
 
 def test_subtree_ticks_skips_the_root_and_the_skipped_branch() -> None:
@@ -370,7 +412,7 @@ def test_quick_load_run_reports_every_section_and_no_errors(tmp_path: Path) -> N
     assert "PASS job cap honoured" in out, out
     assert re.search(r"^(PASS|FAIL) p95 within 1.5x of ideal: home [\d.]+", out, re.M), out
     assert re.search(r"^(PASS|FAIL) health check p95 under 1 s: p50 [\d.]+ s", out, re.M), out
-    assert re.search(r"^(PASS|FAIL) threads back to the starting level", out, re.M), out
+    assert re.search(r"^(PASS|FAIL) no threads left behind \(pool workers", out, re.M), out
     assert re.search(r"^(PASS|FAIL) RSS within 50 MB of the start", out, re.M), out
 
     # The JSON holds the same run's figures.

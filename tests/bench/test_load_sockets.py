@@ -1,0 +1,95 @@
+"""The load test's browser sessions say who closed a lost websocket.
+
+Streamlit's page closes a websocket itself when it has not opened within 15 s
+and then connects again: under a heavy load that is a slow server, not a
+connection the server dropped. The harness records each socket's life in the
+page (`bench.load_browser.WATCH_SOCKETS`); here a real Chromium talks to a
+real websocket server and to a port that never answers, on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from websockets.sync.server import serve
+
+from bench.load_browser import CLOSED_SOCKETS, WATCH_SOCKETS, describe_close
+
+
+class _Blank(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"<!doctype html><title>blank</title>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def servers() -> Iterator[tuple[str, int, int]]:
+    """A page's URL; a websocket server that closes each socket (code 1011) once it
+    gets a message; and a port that accepts connections and never answers."""
+    page = ThreadingHTTPServer(("127.0.0.1", 0), _Blank)
+
+    def close_on_message(ws) -> None:
+        ws.recv()
+        ws.close(1011, "bye")
+
+    ws = serve(close_on_message, "127.0.0.1", 0)
+    silent = socket.create_server(("127.0.0.1", 0))
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (page, ws)]
+    for t in threads:
+        t.start()
+    try:
+        yield (
+            f"http://127.0.0.1:{page.server_address[1]}/",
+            ws.socket.getsockname()[1],
+            silent.getsockname()[1],
+        )
+    finally:
+        page.shutdown()
+        ws.shutdown()
+        silent.close()
+
+
+def test_a_lost_socket_says_whether_the_server_closed_it_or_the_page_gave_up(
+    browser, servers
+) -> None:
+    url, ws_port, silent_port = servers
+    context = browser.new_context()
+    try:
+        context.add_init_script(WATCH_SOCKETS)
+        page = context.new_page()
+        page.goto(url)
+        page.evaluate(
+            """([ws, silent]) => {
+              const s = new WebSocket(`ws://127.0.0.1:${ws}/_stcore/stream`);
+              s.onopen = () => s.send('hello');
+              const t = new WebSocket(`ws://127.0.0.1:${silent}/_stcore/stream`);
+              setTimeout(() => t.close(), 300);  // as Streamlit's page does after 15 s
+              new WebSocket(`ws://127.0.0.1:${silent}/other`);  // not Streamlit's: ignored
+            }""",
+            [ws_port, silent_port],
+        )
+        page.wait_for_function(f"() => ({CLOSED_SOCKETS})().length === 2", timeout=15_000)
+        by_port = {e["url"].split(":")[2].split("/")[0]: e for e in page.evaluate(CLOSED_SOCKETS)}
+    finally:
+        context.close()
+    served, silent = by_port[str(ws_port)], by_port[str(silent_port)]
+    assert served["openS"] is not None and served["code"] == 1011 and not served["byPage"]
+    assert describe_close(served).startswith("opened in ")
+    assert describe_close(served).endswith(
+        f"closed by the server after {served['closeS']:.1f} s (code 1011)"
+    )
+    assert silent["openS"] is None and silent["byPage"] and silent["closeS"] >= 0.3
+    assert describe_close(silent) == (
+        f"never opened; the page gave up on it after {silent['closeS']:.1f} s and connected again"
+    )
