@@ -207,6 +207,10 @@ async def drive(args: argparse.Namespace, server: Server, sampler: Sampler, res:
             # file-serving threads would start only during the load, and its one
             # resting worker would count as a thread the sessions left behind.
             await asyncio.to_thread(get_every_process, server)
+            # The same collection and trim as before the "after" reading (`settle`).
+            collected = await asyncio.to_thread(server.collect_garbage)
+            if collected is not None:
+                res.caches_before_mb = collected[2]
             await asyncio.sleep(args.settle_pause)
             t_before = time.monotonic()
             await asyncio.sleep(3.0)
@@ -217,6 +221,10 @@ async def drive(args: argparse.Namespace, server: Server, sampler: Sampler, res:
             if args.sessions > 0:
                 await load_phase(args, server, sampler, res, o, hz)
                 await settle(args, server, sampler, res, o, hz)
+                res.after_loads_rss.append(res.after.rss_mb)
+                res.after_loads_caches.append(res.caches_after_mb)
+                for k in range(2, args.loads + 1):
+                    await load_again(args, server, sampler, res, o, hz, k)
 
             if args.soak > 0:
                 soaker = await o.open(0)
@@ -278,6 +286,32 @@ async def load_phase(
         await s.close()
 
 
+async def load_again(
+    args: argparse.Namespace,
+    server: Server,
+    sampler: Sampler,
+    res: Results,
+    o: Opener,
+    hz: int,
+    k: int,
+) -> None:
+    """Load number ``k`` (from 2) of ``--loads``, on the same server: only its errors and
+    its "after" RSS join ``res`` (the report's times are the first load's). Memory a
+    load leaks grows with every load; memory the first load's peak left with the
+    allocator does not."""
+    log(f"load {k} of {args.loads}")
+    again = Results(res.sessions, res.duration, res.cores, actions=res.actions)
+    again.single, again.before, again.browsers = res.single, res.before, res.browsers
+    await load_phase(args, server, sampler, again, o, hz)
+    await settle(args, server, sampler, again, o, hz)
+    for rec in (again.load, again.alongside):
+        for kind, errs in rec.errors.items():
+            res.repeats.errors[kind].extend(f"(load {k}) {e}" for e in errs)
+        res.repeats.rounds += rec.rounds
+    res.after_loads_rss.append(again.after.rss_mb)
+    res.after_loads_caches.append(again.caches_after_mb)
+
+
 def get_every_process(server: Server) -> None:
     """A plain GET / on each server process (each replica through its own URL)."""
     for url in server.urls or [server.url]:
@@ -309,7 +343,9 @@ async def settle(
             last_get = time.monotonic()
         await asyncio.sleep(1.0)
     res.rss_before_gc = read_processes(server.pids).rss_mb
-    res.gc_found = await asyncio.to_thread(server.collect_garbage)
+    collected = await asyncio.to_thread(server.collect_garbage)
+    if collected is not None:
+        res.gc_found, res.rss_before_trim, res.caches_after_mb = collected
     res.settle_s = time.monotonic() - closed
     await asyncio.sleep(args.settle_pause)
     t_after = time.monotonic()
@@ -341,6 +377,13 @@ def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
         f"{DEFAULT_BROWSERS} when Chromium is installed, 0 with --quick)",
     )
     parser.add_argument("--soak", type=int, default=0, help="sequential soak runs (0: none)")
+    parser.add_argument(
+        "--loads",
+        type=int,
+        default=1,
+        help="load phases on the same server, each followed by an 'after' reading (1); "
+        "from 2, the RSS after the last is compared with the RSS after the first",
+    )
     parser.add_argument("--port", type=int, default=0, help="server port (0: a free one)")
     parser.add_argument(
         "--replicas",
@@ -421,6 +464,8 @@ def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
     if args.browsers is None:
         have = Path(CHROMIUM).exists()
         args.browsers = DEFAULT_BROWSERS if have and not args.quick else 0
+    if args.loads < 1:
+        parser.error("--loads must be at least 1")
     if min(args.sessions, args.duration, args.soak, args.browsers, args.replicas) < 0:
         parser.error(
             "--sessions, --duration, --soak, --browsers and --replicas must not be negative"

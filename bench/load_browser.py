@@ -41,7 +41,8 @@ SWEEP_DONE = """([nx, ny]) => {
   return !!(r && r._fullData.some(t => t.mode === 'lines+markers'));
 }"""
 # Runs before the page's own scripts: records each Streamlit websocket's life (whether it
-# opened, when, its close code, and whether the page itself closed it) in
+# opened, when, the messages the page read, its close code, and whether the page itself
+# closed it) in
 # window.__optlabSockets. Playwright's "close" event says only that a socket closed;
 # Streamlit's page closes one itself when it has not opened within 15 s (and then
 # connects again), which is a slow server, not a dropped connection.
@@ -52,10 +53,15 @@ WATCH_SOCKETS = """(() => {
     constructor(url, protocols) {
       super(url, protocols);
       const began = performance.now();
-      const entry = {url: String(url), openS: null, closeS: null, code: null, byPage: false};
+      const entry = {url: String(url), openS: null, closeS: null, code: null, byPage: false,
+                     messages: 0, lastMessageS: null};
       log.push(entry);
       this.watched = entry;
       this.addEventListener('open', () => { entry.openS = (performance.now() - began) / 1000; });
+      this.addEventListener('message', () => {
+        entry.messages += 1;
+        entry.lastMessageS = (performance.now() - began) / 1000;
+      });
       this.addEventListener('close', e => {
         entry.closeS = (performance.now() - began) / 1000;
         entry.code = e.code;
@@ -249,6 +255,8 @@ class BrowserSession(LoadSession):
             closed = await self.page.evaluate(CLOSED_SOCKETS)
             if closed:
                 return f"{message}: {'; '.join(describe_close(e) for e in closed)}"
+            # Each document keeps its own record: a navigation starts a new one.
+            return f"{message}: none of this page's streams closed (an earlier page's did)"
         return message
 
     async def check(self) -> tuple[str, str] | None:
@@ -280,7 +288,8 @@ def describe_close(entry: dict) -> str:
             how += f"; the page gave up on it after {entry['closeS']:.1f} s and connected again"
         return how
     who = "the page" if entry["byPage"] else "the server"
-    return (
-        f"opened in {entry['openS']:.1f} s, closed by {who} after {entry['closeS']:.1f} s "
-        f"(code {entry['code']})"
-    )
+    said = f"opened in {entry['openS']:.1f} s, closed by {who} after {entry['closeS']:.1f} s "
+    said += f"(code {entry['code']}); {entry['messages']} message(s) read"
+    if entry["lastMessageS"] is not None:
+        said += f", the last {entry['closeS'] - entry['lastMessageS']:.1f} s before the close"
+    return said

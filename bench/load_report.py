@@ -42,8 +42,14 @@ class Results:
     load_wall_s: float = math.nan
     probe: dict | None = None
     rss_before_gc: float = math.nan
+    rss_before_trim: float = math.nan  # after the cycle collector, before malloc_trim
     gc_found: int | None = None
     soak_rss: list[float] = field(default_factory=list)
+    after_loads_rss: list[float] = field(default_factory=list)  # after each of --loads
+    after_loads_caches: list[float] = field(default_factory=list)  # the caches' MB then
+    caches_before_mb: float = math.nan  # what the server's caches held at "before"
+    caches_after_mb: float = math.nan  # and at "after" (`bench.load_server.caches_mb`)
+    repeats: Record = field(default_factory=Record)  # loads 2 and on: errors and rounds
     soak: Record = field(default_factory=Record)
     soak_wall_s: float = math.nan
     cpu: dict[str, dict[str, float] | None] = field(default_factory=dict)
@@ -60,6 +66,7 @@ class Results:
             "load": self.load,
             "browsers": self.alongside,
             "soak": self.soak,
+            "repeats": self.repeats,
         }
 
     def error_count(self) -> int:
@@ -134,13 +141,22 @@ def targets(res: Results) -> list[Target]:
         )
     if res.after is not None and res.before is not None:
         out.append(threads_target(res))
-        grow = res.after.rss_mb - res.before.rss_mb
         out.append(
-            Target(
+            memory_target(
                 f"RSS within {RSS_SLACK_MB:g} MB of the start",
-                grow <= RSS_SLACK_MB,
-                f"before {res.before.rss_mb:.0f} MB, after {res.after.rss_mb:.0f} MB "
-                f"({grow:+.0f} MB)",
+                [res.before.rss_mb, res.after.rss_mb],
+                [res.caches_before_mb, res.caches_after_mb],
+                "before, after",
+            )
+        )
+    if len(res.after_loads_rss) > 1:
+        n = len(res.after_loads_rss)
+        out.append(
+            memory_target(
+                f"RSS after load {n} within {RSS_SLACK_MB:g} MB of after load 1",
+                res.after_loads_rss,
+                res.after_loads_caches,
+                "after each load",
             )
         )
     if res.soak_rss:
@@ -156,6 +172,26 @@ def targets(res: Results) -> list[Target]:
             )
         )
     return out
+
+
+def memory_target(name: str, rss: list[float], caches: list[float], label: str) -> Target:
+    """The server's RSS from the first reading of ``rss`` to the last grew by at most
+    `RSS_SLACK_MB`, besides what its caches took meanwhile (``caches``: the MB they held
+    at each reading, NaN where unknown; each cache is bounded by its stated budget,
+    README "Capacity"). A leak grows past that; a cache filling up to its budget does not.
+    """
+    grow = rss[-1] - rss[0]
+    detail = f"{label}: " + ", ".join(f"{mb:.0f}" for mb in rss) + f" MB ({grow:+.0f} MB)"
+    if all(math.isfinite(c) for c in caches) and len(caches) == len(rss):
+        cached = caches[-1] - caches[0]
+        name += ", besides the caches"
+        detail += (
+            "; the caches held "
+            + ", ".join(f"{mb:.0f}" for mb in caches)
+            + f" MB ({cached:+.0f} MB), the rest grew {grow - cached:+.0f} MB"
+        )
+        grow -= cached
+    return Target(name, grow <= RSS_SLACK_MB, detail)
 
 
 def threads_target(res: Results) -> Target:
@@ -352,10 +388,13 @@ def report(res: Results, args) -> str:
         "during: peaks of the N-session phase; after: all sessions closed, past the "
         "session TTL, and Python's cycle collector run"
     )
-    if res.gc_found is not None:
+    if res.gc_found is not None and res.after is not None:
         add(
             f"after, before the collector ran: {fmt(res.rss_before_gc, 0)} MB "
-            f"({res.gc_found} unreachable objects collected)"
+            f"({res.gc_found} unreachable objects collected); after it: "
+            f"{fmt(res.rss_before_trim, 0)} MB, of which malloc_trim handed "
+            f"{fmt(res.rss_before_trim - res.after.rss_mb, 0)} MB back to the system "
+            "(both readings, before and after, follow a collection and a trim)"
         )
     before, after = res.py_threads.get("before"), res.py_threads.get("after")
     if before is not None and after is not None:
@@ -450,6 +489,18 @@ def to_json(res: Results) -> dict:
         "health_failures": len(res.health_failures),
         "records": {name: rec(r) for name, r in res.records().items()},
         "soak_rss_mb": res.soak_rss,
+        "after_loads_rss_mb": res.after_loads_rss,
+        "caches_mb": {
+            "before": nan_none(res.caches_before_mb),
+            "after": nan_none(res.caches_after_mb),
+            "after_loads": [nan_none(c) for c in res.after_loads_caches],
+        },
+        # The "after" reading's way there: all sessions closed, then the cycle
+        # collector, then malloc_trim (server.after.rss_mb).
+        "after_rss_mb": {
+            "before_collector": nan_none(res.rss_before_gc),
+            "before_trim": nan_none(res.rss_before_trim),
+        },
         "probe": res.probe,
         "cpu": res.cpu,
         "python_threads": res.py_threads,

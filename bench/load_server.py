@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import ctypes
+import ctypes.util
 import gc
 import json
 import os
@@ -25,6 +27,7 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.load_stats import read_process
 from optlab.workshop.config import WorkshopConfig
 from optlab.workshop.supervisor import HAPROXY, Workshop, find_haproxy
 from tests.support.server import free_port, free_ports, run_args, stop, wait_healthy
@@ -124,11 +127,15 @@ def _install_probe(path: str) -> None:
 
     def collect(*_) -> None:
         # Python frees objects in reference cycles only when its collector runs; a
-        # reading taken before that would count garbage as kept memory.
+        # reading taken before that would count garbage as kept memory. Freed memory
+        # then stays with the C allocator (glibc keeps each thread arena's free
+        # pages), which malloc_trim hands back: what is left is memory in use.
         found = gc.collect()
+        rss_mb = read_process(os.getpid()).rss_mb
+        trim_heap()
         tmp = f"{path}.gc.tmp"
         with open(tmp, "w") as f:
-            json.dump(found, f)
+            json.dump({"found": found, "rss_mb": rss_mb, "caches_mb": caches_mb()}, f)
         os.replace(tmp, f"{path}.gc")
 
     signal.signal(signal.SIGUSR1, list_threads)
@@ -223,10 +230,18 @@ class Server:
             pools.update(answer["pools"])
         return {"names": sorted(n for a in answers for n in a["names"]), "pools": pools}
 
-    def collect_garbage(self, timeout: float = 30.0) -> int | None:
-        """Runs Python's cycle collector in the server; the objects it found, or None."""
+    def collect_garbage(self, timeout: float = 30.0) -> tuple[int, float, float] | None:
+        """Runs Python's cycle collector in the server, then `trim_heap`: the objects it
+        found, the server's RSS in MB between the two, and the MB its caches hold
+        (`caches_mb`; each added up over the processes), or None."""
         answers = self._ask(signal.SIGUSR2, ".gc", timeout)
-        return None if answers is None else sum(answers)
+        if answers is None:
+            return None
+        return (
+            sum(a["found"] for a in answers),
+            sum(a["rss_mb"] for a in answers),
+            sum(sum(a["caches_mb"].values()) for a in answers),
+        )
 
     def probe(self) -> dict | None:
         """The probes' counts: one process's, or the replicas' added up (see `merge_probes`)."""
@@ -237,6 +252,34 @@ class Server:
         except (OSError, ValueError):
             return None
         return found[0] if len(found) == 1 else merge_probes(found)
+
+
+def caches_mb() -> dict[str, float]:
+    """In the server process: the memory its caches hold now, in MB, by cache (the
+    trajectories' estimated from their recorded steps; `st.cache_data`'s as Streamlit
+    counts it, the step inspector's records among them)."""
+    from streamlit.runtime.caching.cache_data_api import _data_caches
+
+    from optlab.ui.playground.cache import STEP_BYTES, trajectory_cache
+    from optlab.ui.sweep.cache import sweep_cache
+
+    data = _data_caches.get_stats()
+    return {
+        "trajectories": trajectory_cache().weight * STEP_BYTES / 2**20,
+        "sweeps": sweep_cache().weight / 2**20,
+        "cache_data": sum(s.byte_length for family in data.values() for s in family) / 2**20,
+    }
+
+
+def trim_heap() -> bool:
+    """glibc's ``malloc_trim(0)``: hands the allocator's free pages back to the system
+    (Linux with glibc; elsewhere nothing). Whether it ran."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        return False
+    return True
 
 
 def merge_probes(probes: list[dict]) -> dict:

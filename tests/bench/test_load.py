@@ -249,6 +249,30 @@ def test_the_threads_target_reads_the_probes_census() -> None:
     assert not threads_target(res).ok
 
 
+def test_repeated_loads_compare_the_rss_after_the_last_with_after_the_first() -> None:
+    from bench.load_report import Results, targets
+
+    def memory_target(after_loads: list[float]):
+        res = Results(sessions=3, duration=10, cores=2, after_loads_rss=after_loads)
+        found = [t for t in targets(res) if t.name.startswith("RSS after load")]
+        return found[0] if found else None
+
+    assert memory_target([2000.0]) is None  # one load: nothing to compare
+    steady = memory_target([2000.0, 2040.0, 2010.0])
+    assert steady.ok and steady.name == "RSS after load 3 within 50 MB of after load 1"
+    assert steady.detail == "after each load: 2000, 2040, 2010 MB (+10 MB)"
+    assert not memory_target([2000.0, 2100.0]).ok
+    # What the caches took meanwhile (each within its budget) is no leak.
+    res = Results(sessions=3, duration=10, cores=2, after_loads_rss=[2000.0, 2100.0])
+    res.after_loads_caches = [100.0, 180.0]
+    (filled,) = [t for t in targets(res) if t.name.startswith("RSS after load")]
+    assert filled.ok and filled.name.endswith("of after load 1, besides the caches")
+    assert filled.detail.endswith("the caches held 100, 180 MB (+80 MB), the rest grew +20 MB")
+    assert parse_args(["--loads", "2"]).loads == 2 and parse_args([]).loads == 1
+    with pytest.raises(SystemExit):
+        parse_args(["--loads", "0"])
+
+
 def test_subtree_ticks_skips_the_root_and_the_skipped_branch() -> None:
     table = {
         1: (0, 1000),
@@ -414,6 +438,14 @@ def test_quick_load_run_reports_every_section_and_no_errors(tmp_path: Path) -> N
     assert re.search(r"^(PASS|FAIL) health check p95 under 1 s: p50 [\d.]+ s", out, re.M), out
     assert re.search(r"^(PASS|FAIL) no threads left behind \(pool workers", out, re.M), out
     assert re.search(r"^(PASS|FAIL) RSS within 50 MB of the start", out, re.M), out
+    # The "after" reading follows the collector and malloc_trim, each measured.
+    trim = re.search(
+        r"^after, before the collector ran: (\d+) MB \(\d+ unreachable objects collected\); "
+        r"after it: (\d+) MB, of which malloc_trim handed (-?\d+) MB back",
+        out,
+        re.M,
+    )
+    assert trim, out
 
     # The JSON holds the same run's figures.
     import json
@@ -442,6 +474,12 @@ def test_quick_load_run_reports_every_section_and_no_errors(tmp_path: Path) -> N
     assert 0 < data["health_p50_s"] <= data["health_p95_s"] <= data["health_max_s"]
     assert len(data["soak_rss_mb"]) == 5 and data["records"]["soak"]["rounds"] == 5
     assert data["targets"][0]["name"] == "zero errors"
+    # Both readings come with what the caches held (the probe's, every replica's).
+    assert data["caches_mb"]["before"] >= 0 and data["caches_mb"]["after"] > 0
+    assert re.search(r"^(PASS|FAIL) RSS within 50 MB of the start, besides the caches", out, re.M)
+    after = data["after_rss_mb"]
+    assert after["before_collector"] > 0 and after["before_trim"] > 0
+    assert round(after["before_trim"] - data["server"]["after"]["rss_mb"]) == int(trim[3])
 
 
 def test_the_chromium_launcher_runs_the_browser_niced(tmp_path: Path) -> None:

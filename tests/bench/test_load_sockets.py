@@ -35,12 +35,14 @@ class _Blank(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def servers() -> Iterator[tuple[str, int, int]]:
-    """A page's URL; a websocket server that closes each socket (code 1011) once it
-    gets a message; and a port that accepts connections and never answers."""
+    """A page's URL; a websocket server that answers a socket's first message with one
+    of its own and closes it (code 1011); and a port that accepts connections and
+    never answers."""
     page = ThreadingHTTPServer(("127.0.0.1", 0), _Blank)
 
     def close_on_message(ws) -> None:
         ws.recv()
+        ws.send("one message")
         ws.close(1011, "bye")
 
     ws = serve(close_on_message, "127.0.0.1", 0)
@@ -85,9 +87,11 @@ def test_a_lost_socket_says_whether_the_server_closed_it_or_the_page_gave_up(
         context.close()
     served, silent = by_port[str(ws_port)], by_port[str(silent_port)]
     assert served["openS"] is not None and served["code"] == 1011 and not served["byPage"]
-    assert describe_close(served).startswith("opened in ")
-    assert describe_close(served).endswith(
-        f"closed by the server after {served['closeS']:.1f} s (code 1011)"
+    assert served["messages"] == 1 and served["lastMessageS"] <= served["closeS"]
+    assert describe_close(served) == (
+        f"opened in {served['openS']:.1f} s, closed by the server after "
+        f"{served['closeS']:.1f} s (code 1011); 1 message(s) read, the last "
+        f"{served['closeS'] - served['lastMessageS']:.1f} s before the close"
     )
     assert silent["openS"] is None and silent["byPage"] and silent["closeS"] >= 0.3
     assert describe_close(silent) == (

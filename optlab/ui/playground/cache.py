@@ -28,7 +28,11 @@ from optlab.ui.engine import engine_slot, share_engine, waiting
 REDRAW_EVERY_S = 0.5
 #: Time budget of one page run (its own turns of the engine); longer runs stop with what they have.
 RUN_BUDGET_S = CAPS.page_run_s
-#: Recorded steps the cache holds: about 30 MB, 80 default comparisons.
+#: Memory of one recorded step, about (its point, loss, gradient and the optimizer's
+#: state figures).
+STEP_BYTES = 250
+#: Recorded steps the cache holds: about 30 MB (``CACHE_STEPS * STEP_BYTES``), 80 default
+#: comparisons.
 CACHE_STEPS = 120_000
 
 TrajectoryCache = BoundedCache[SurfaceRunConfig, Trajectory]
