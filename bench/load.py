@@ -63,19 +63,25 @@ instead and every tenth a CNN training (``cnn_page`` and ``cnn_job``), each
 followed by ``home`` to come back (with ``--cnn-every 0``, a sweep instead of
 the training).
 
+``--loads K`` runs the N sessions' phase K times on the same server, each
+followed by an "after" reading, and compares the last with the first: a
+leak grows with every load, a first load's high-water mark does not.
+
 Usage::
 
     python -m bench.load [--client protocol|browser] [--sessions 30] [--duration 300]
-                         [--browsers K] [--soak 0|200] [--replicas K]
+                         [--browsers K] [--soak 0|200] [--replicas K] [--loads 1|3]
                          [--json out.json] [--quick]
 
 Targets (PASS/FAIL each; exit status 1 when one fails, 2 when the harness
 itself broke): zero errors; every action's N-session p95 within 1.5x its
 ideal; the health check's p95 under 1 s; never more concurrent trainings
 than the server's cap, and queue positions shown whenever a job had to wait;
-after every session closed, the thread count back to its starting level and
-RSS within 50 MB of it; the soak's RSS growth from run 20 to the last run
-within 50 MB.
+after every session closed, no thread left behind (idle workers of the
+server's bounded thread pools aside) and RSS within 50 MB of its starting
+level besides what the caches took (with ``--loads K``, also from the first
+load's reading to the last); the soak's RSS growth from run 20 to the last
+run within 50 MB.
 """
 
 from __future__ import annotations
