@@ -5,7 +5,9 @@ its job trains (the orphan is cancelled and its trainer freed for the next
 browser), the websocket drops and reconnects (the page picks up the same job),
 and an optimizer plugin raises inside ``step()`` (the job fails cleanly, with
 its message on the page, and other users' jobs and the Surface Playground go
-on). Each test starts its own server with an empty cache folder, so the CNN
+on); and a page that falls behind reading its stream is dropped by the server's
+keep-alive and comes back to its session. Each test starts its own server with
+an empty cache folder, so the CNN
 lab trains on its synthetic shapes; the helpers that drive the CNN lab are
 those of ``tests/browser/test_cnn.py``.
 """
@@ -31,7 +33,7 @@ from tests.browser.test_cnn import (
     sidebar,
     tiny_run,
 )
-from tests.support.server import serve_app
+from tests.support.server import PATHS_ARE, serve_app
 
 pytestmark = pytest.mark.browser
 
@@ -322,3 +324,62 @@ def test_a_raising_plugin_fails_its_own_run_only(browser, tmp_path):
         finally:
             for context in contexts:
                 context.close()
+
+
+#: Blocks the page's main thread for 12 s, 50 ms from now (after a widget's rerun
+#: request has gone out): a browser that falls behind its stream, as a starved tab does.
+BLOCK_PAGE = """() => setTimeout(() => {
+  const began = performance.now();
+  while (performance.now() - began < 12000) {}
+}, 50)"""
+
+
+def test_a_page_that_falls_behind_its_stream_is_dropped_and_comes_back(browser, tmp_path):
+    """The server's keep-alive (Streamlit's uvicorn pings every
+    ``server.websocketPingInterval`` seconds, 30 by default, 3 here, and drops a
+    stream whose answer is later than that) drops a page that stops reading while
+    the server sends it a rerun: Chromium answers pings for a page only as the page
+    reads what came before them. The page connects again to the same session and
+    loses nothing. The load test's niced Chromium tabs lost their streams this way
+    (docs/load-test.md: closed by the server, code 1006)."""
+    from bench.load_actions import DEFAULT_PATHS
+    from bench.load_browser import CLOSED_SOCKETS, WATCH_SOCKETS
+    from optlab.optim.config import OptimizerConfig
+
+    env = server_env(tmp_path / "cache", STREAMLIT_SERVER_WEBSOCKET_PING_INTERVAL="3")
+    with serve_app(tmp_path / "server.log", env=env) as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        try:
+            context.add_init_script(WATCH_SOCKETS)
+            tab = context.new_page()
+            tab.set_default_timeout(60_000)
+            tab.goto(url)
+            tab.wait_for_function(PATHS_ARE, arg=DEFAULT_PATHS)
+            settle(tab)
+            # Blocked with nothing coming in, the page keeps its stream.
+            tab.evaluate(BLOCK_PAGE)
+            tab.wait_for_timeout(13_000)
+            assert tab.evaluate(CLOSED_SOCKETS) == []
+
+            # Blocked while the server sends a rerun's elements: dropped.
+            want = list(DEFAULT_PATHS)
+            for lr in ("0.0234", "0.0345"):
+                box = tab.get_by_label("lr", exact=True).nth(1)
+                box.fill(lr)
+                box.press("Enter")
+                if lr == "0.0234":
+                    tab.evaluate(BLOCK_PAGE)
+                    tab.wait_for_timeout(13_000)
+                want[1] = OptimizerConfig.create("adam", lr=float(lr)).label
+                tab.wait_for_function(PATHS_ARE, arg=want)
+                settle(tab)
+            (closed,) = tab.evaluate(CLOSED_SOCKETS)
+            assert closed["openS"] is not None and not closed["byPage"]
+            assert closed["code"] == 1006  # no close frame read: the stream was backed up
+            sockets = tab.evaluate("() => window.__optlabSockets")
+            assert len(sockets) == 2 and sockets[1]["closeS"] is None
+            # The same session: the changed value stayed, and the next change drew too.
+            assert tab.get_by_label("lr", exact=True).nth(1).input_value() == "0.0345"
+            no_exception(tab)
+        finally:
+            context.close()
