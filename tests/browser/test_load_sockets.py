@@ -5,6 +5,10 @@ and then connects again: under a heavy load that is a slow server, not a
 connection the server dropped. The harness records each socket's life in the
 page (`bench.load_browser.WATCH_SOCKETS`); here a real Chromium talks to a
 real websocket server and to a port that never answers, on 127.0.0.1.
+
+With the browser tests, not the harness's (tests/bench): the session's sync
+Playwright keeps an event loop running in the main thread, where the protocol
+client's tests call ``asyncio.run`` (tests/bench runs first).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import pytest
 from websockets.sync.server import serve
 
 from bench.load_browser import CLOSED_SOCKETS, WATCH_SOCKETS, describe_close
+
+pytestmark = pytest.mark.browser
 
 
 class _Blank(BaseHTTPRequestHandler):
