@@ -27,5 +27,10 @@ def test_the_first_paint_benchmark_times_the_app_beside_streamlits_floor(capsys)
     assert int(app.group(4)) == 3  # the contour and two curves; the rest waits for a click
     for m in (floor, app):
         assert 0 < float(m.group(2)) <= float(m.group(3))
+    # The ratio is printed from the unrounded times: it agrees with the times as printed
+    # (to 0.01 s) within their rounding, which at 0.14 s is several hundredths of a ratio.
     ratio = float(lines[3].rsplit(":", 1)[1])
-    assert ratio == pytest.approx(float(app.group(2)) / float(floor.group(2)), abs=0.01)
+    shown_app, shown_floor = float(app.group(2)), float(floor.group(2))
+    low = (shown_app - 0.005) / (shown_floor + 0.005) - 0.005
+    high = (shown_app + 0.005) / max(shown_floor - 0.005, 1e-9) + 0.005
+    assert low <= ratio <= high, (ratio, shown_app, shown_floor)
