@@ -225,12 +225,8 @@ async def drive(args: argparse.Namespace, server: Server, sampler: Sampler, res:
             log(f"single session done; before: {res.before}")
 
             if args.sessions > 0:
-                await load_phase(args, server, sampler, res, o, hz)
-                await settle(args, server, sampler, res, o, hz)
-                res.after_loads_rss.append(res.after.rss_mb)
-                res.after_loads_caches.append(res.caches_after_mb)
-                for k in range(2, args.loads + 1):
-                    await load_again(args, server, sampler, res, o, hz, k)
+                for k in range(1, args.loads + 1):
+                    await one_load(args, server, sampler, res, o, hz, k)
 
             if args.soak > 0:
                 soaker = await o.open(0)
@@ -292,7 +288,7 @@ async def load_phase(
         await s.close()
 
 
-async def load_again(
+async def one_load(
     args: argparse.Namespace,
     server: Server,
     sampler: Sampler,
@@ -301,21 +297,24 @@ async def load_again(
     hz: int,
     k: int,
 ) -> None:
-    """Load number ``k`` (from 2) of ``--loads``, on the same server: only its errors and
-    its "after" RSS join ``res`` (the report's times are the first load's). Memory a
-    load leaks grows with every load; memory the first load's peak left with the
-    allocator does not."""
-    log(f"load {k} of {args.loads}")
-    again = Results(res.sessions, res.duration, res.cores, actions=res.actions)
-    again.single, again.before, again.browsers = res.single, res.before, res.browsers
-    await load_phase(args, server, sampler, again, o, hz)
-    await settle(args, server, sampler, again, o, hz)
-    for rec in (again.load, again.alongside):
-        for kind, errs in rec.errors.items():
-            res.repeats.errors[kind].extend(f"(load {k}) {e}" for e in errs)
-        res.repeats.rounds += rec.rounds
-    res.after_loads_rss.append(again.after.rss_mb)
-    res.after_loads_caches.append(again.caches_after_mb)
+    """Load number ``k`` (from 1) of ``--loads`` on the same server, then its "after"
+    reading. The first fills ``res``; a later one adds only its errors and its "after"
+    readings (the report's times are the first load's). Memory a load leaks grows with
+    every load; memory the first load's peak left with the allocator does not."""
+    into = res
+    if k > 1:
+        log(f"load {k} of {args.loads}")
+        into = Results(res.sessions, res.duration, res.cores, actions=res.actions)
+        into.single, into.before, into.browsers = res.single, res.before, res.browsers
+    await load_phase(args, server, sampler, into, o, hz)
+    await settle(args, server, sampler, into, o, hz)
+    if k > 1:
+        for rec in (into.load, into.alongside):
+            for kind, errs in rec.errors.items():
+                res.repeats.errors[kind].extend(f"(load {k}) {e}" for e in errs)
+            res.repeats.rounds += rec.rounds
+    res.after_loads_rss.append(into.after.rss_mb)
+    res.after_loads_caches.append(into.caches_after_mb)
 
 
 def get_every_process(server: Server) -> None:

@@ -42,8 +42,7 @@ SWEEP_DONE = """([nx, ny]) => {
 }"""
 # Runs before the page's own scripts: records each Streamlit websocket's life (whether it
 # opened, when, the messages the page read, its close code, and whether the page itself
-# closed it) in
-# window.__optlabSockets. Playwright's "close" event says only that a socket closed;
+# closed it) in window.__optlabSockets. Playwright's "close" event says only that a socket closed;
 # Streamlit's page closes one itself when it has not opened within 15 s (and then
 # connects again), which is a slow server, not a dropped connection.
 WATCH_SOCKETS = """(() => {

@@ -52,7 +52,7 @@ def _install_probe(path: str) -> None:
     slots, while it runs) and `Job._work` (a job is active, queued or
     training, while its worker runs). On SIGUSR1 it also writes the names of the process's Python
     threads to ``path + ".threads"`` (what a thread count is made of), with the
-    thread pools started since (`ThreadPools`). Nothing is changed but the counting.
+    bounds of the thread pools alive now. Nothing is changed but the counting.
     """
     from optlab.train import jobs
 
