@@ -523,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
                 server_cm = serve(Path(tmp), args.port, not args.no_probe, env, args.session_ttl)
             with server_cm as server:
                 log(f"{server.describe()}; client {args.client}")
-                sampler = Sampler(server.pids)
+                sampler = Sampler(lambda: server.pids)
                 sampler.start()
                 try:
                     asyncio.run(drive(args, server, sampler, res))

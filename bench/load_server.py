@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import ctypes
-import ctypes.util
 import gc
 import json
 import os
@@ -27,7 +25,8 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.load_stats import read_process
+from bench.load_stats import descendants, read_processes
+from optlab.heap import trim_heap
 from optlab.workshop.config import WorkshopConfig
 from optlab.workshop.supervisor import HAPROXY, Workshop, find_haproxy
 from tests.support.server import free_port, free_ports, run_args, stop, wait_healthy
@@ -131,7 +130,8 @@ def _install_probe(path: str) -> None:
         # then stays with the C allocator (glibc keeps each thread arena's free
         # pages), which malloc_trim hands back: what is left is memory in use.
         found = gc.collect()
-        rss_mb = read_process(os.getpid()).rss_mb
+        # With what this server started (its engine process, `optlab.worker`).
+        rss_mb = read_processes([os.getpid(), *descendants([os.getpid()])]).rss_mb
         trim_heap()
         tmp = f"{path}.gc.tmp"
         with open(tmp, "w") as f:
@@ -178,8 +178,10 @@ class Server:
 
     @property
     def pids(self) -> list[int]:
-        """What counts as the server in the readings: the Streamlit processes and HAProxy."""
-        return [p.pid for p in self.procs] + ([self.proxy.pid] if self.proxy else [])
+        """What counts as the server in the readings: the Streamlit processes, what
+        they started (each one's engine process, `optlab.worker`) and HAProxy."""
+        roots = [p.pid for p in self.procs] + ([self.proxy.pid] if self.proxy else [])
+        return roots + descendants(roots)
 
     def describe(self) -> str:
         """One line: the URL and the processes."""
@@ -269,17 +271,6 @@ def caches_mb() -> dict[str, float]:
         "sweeps": sweep_cache().weight / 2**20,
         "cache_data": sum(s.byte_length for family in data.values() for s in family) / 2**20,
     }
-
-
-def trim_heap() -> bool:
-    """glibc's ``malloc_trim(0)``: hands the allocator's free pages back to the system
-    (Linux with glibc; elsewhere nothing). Whether it ran."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        return False
-    return True
 
 
 def merge_probes(probes: list[dict]) -> dict:

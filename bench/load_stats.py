@@ -15,7 +15,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,6 +152,20 @@ def process_table() -> dict[int, tuple[int, int]]:
     return table
 
 
+def descendants(roots: Sequence[int], table: dict[int, tuple[int, int]] | None = None) -> list[int]:
+    """Every descendant of ``roots`` (not the roots), from ``table`` or /proc now."""
+    table = process_table() if table is None else table
+    children: dict[int, list[int]] = defaultdict(list)
+    for pid, (ppid, _) in table.items():
+        children[ppid].append(pid)
+    found, todo = [], [c for r in roots for c in children[r]]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children[pid])
+    return found
+
+
 def subtree_ticks(table: dict[int, tuple[int, int]], root: int, skip: set[int]) -> int:
     """CPU ticks of ``root``'s descendants (not ``root``), leaving out ``skip``'s subtrees."""
     children: dict[int, list[int]] = defaultdict(list)
@@ -181,9 +195,13 @@ class Sampler(threading.Thread):
     processes added up: replicas and HAProxy), and the machine's CPU use (by the
     server, the browser, this harness, the rest) every fourth time into ``machine``."""
 
-    def __init__(self, pids: Sequence[int], interval: float = 0.5) -> None:
+    def __init__(
+        self, pids: Sequence[int] | Callable[[], Sequence[int]], interval: float = 0.5
+    ) -> None:
         super().__init__(name="load-sampler", daemon=True)
-        self.pids = list(pids)
+        # A callable is asked at every reading: the server's processes may change
+        # (a replica's engine process starts with its first page).
+        self.pids = pids if callable(pids) else (lambda fixed=list(pids): fixed)
         self.interval = interval
         self.samples: list[Sample] = []
         self.machine: list[MachineSample] = []
@@ -193,8 +211,10 @@ class Sampler(threading.Thread):
     def run(self) -> None:
         me, n = os.getpid(), 0
         while not self._stop_event.is_set():
+            pids: list[int] = []
             with contextlib.suppress(OSError, ValueError, IndexError):
-                s = read_processes(self.pids)
+                pids = list(self.pids())
+                s = read_processes(pids)
                 with self._lock:
                     self.samples.append(s)
             if n % 4 == 0:
@@ -205,7 +225,7 @@ class Sampler(threading.Thread):
                         time.monotonic(),
                         busy,
                         total,
-                        subtree_ticks(table, me, set(self.pids)),
+                        subtree_ticks(table, me, set(pids)),
                         table[me][1],
                     )
                     with self._lock:

@@ -41,6 +41,7 @@ from bench.load_stats import (
     Sample,
     Usage,
     cpu_percent,
+    descendants,
     parse_machine_stat,
     parse_stat,
     parse_status,
@@ -271,6 +272,25 @@ def test_repeated_loads_compare_the_rss_after_the_last_with_after_the_first() ->
     assert parse_args(["--loads", "2"]).loads == 2 and parse_args([]).loads == 1
     with pytest.raises(SystemExit):
         parse_args(["--loads", "0"])
+
+
+def test_a_servers_processes_include_what_its_replicas_started() -> None:
+    """A replica's engine process counts with the server (its RSS, threads, CPU)."""
+    table = {
+        20: (1, 0),  # replica 1
+        21: (20, 0),  # its engine process
+        22: (21, 0),  # anything that one started
+        30: (1, 0),  # replica 2, no children
+        40: (1, 0),  # someone else
+    }
+    assert sorted(descendants([20, 30], table)) == [21, 22]
+    assert descendants([40], table) == []
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert child.pid in descendants([os.getpid()])
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_subtree_ticks_skips_the_root_and_the_skipped_branch() -> None:
