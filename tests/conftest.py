@@ -7,9 +7,13 @@ skipped locally but fail under CI=true, where they must run.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 import torch
+
+if TYPE_CHECKING:
+    from optlab.worker.client import EngineProcess
 
 from tests.support.server import CHROMIUM, CHROMIUM_ARGS, require_chromium, serve_app
 
@@ -54,3 +58,38 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def in_page_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pages compute in their own threads, in turns of the engine's slots, as with
+    ``OPTLAB_CAP_ENGINE_PROCESS=0`` (the default): for the tests of those turns,
+    whatever the environment sets."""
+    from optlab.ui import engine
+    from optlab.ui.playground import cache as runs
+    from optlab.ui.sweep import cache as sweeps
+
+    for module in (engine, runs, sweeps):
+        monkeypatch.setattr(module, "engine_process", lambda: None)
+
+
+@pytest.fixture(scope="module")
+def engine_process_for_module() -> Iterator[EngineProcess]:
+    """A real engine process (``python -m optlab.worker``), one per test module."""
+    from optlab.worker.client import EngineProcess
+
+    process = EngineProcess()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def on_engine_process(monkeypatch: pytest.MonkeyPatch, engine_process_for_module):
+    """Pages compute on an engine process, as with ``OPTLAB_CAP_ENGINE_PROCESS=1``."""
+    from optlab.ui import engine
+    from optlab.ui.playground import cache as runs
+    from optlab.ui.sweep import cache as sweeps
+
+    for module in (engine, runs, sweeps):
+        monkeypatch.setattr(module, "engine_process", lambda: engine_process_for_module)
+    return engine_process_for_module

@@ -269,6 +269,7 @@ LAYERS = {
     "optlab.study": "study",
     "optlab.rooms": "rooms",
     "optlab.workshop": "workshop",
+    "optlab.worker": "worker",
     "optlab.lessons": "lessons",
     "optlab.links": "integration",
     "optlab.export": "integration",
@@ -291,13 +292,25 @@ ALLOWED = {
     "train": {"core", "optim", "train"},
     "study": {"core", "optim", "train", "study"},
     "workshop": {"core", "workshop"},
+    # The engine process runs the 2-D runs and sweeps beside a server.
+    "worker": {"core", "optim", "surface", "sweep", "worker"},
     "integration": {"core", "optim", *PRODUCTS, "workshop", "integration"},
     # Rooms verify challenge entries on surfaces and read playground share links.
     "rooms": {"core", "optim", "surface", "integration", "rooms"},
     # Lessons run the exported scripts' loops (integration) on surfaces and the CNN,
     # and teach with the example plugins (Lion, Adam without bias correction).
     "lessons": {"core", "optim", "plugin", "surface", "train", "integration", "lessons"},
-    "ui": {"core", "optim", *PRODUCTS, "workshop", "integration", "rooms", "lessons", "ui"},
+    "ui": {
+        "core",
+        "optim",
+        *PRODUCTS,
+        "workshop",
+        "worker",
+        "integration",
+        "rooms",
+        "lessons",
+        "ui",
+    },
     "pages": {
         "core",
         "optim",

@@ -2,7 +2,9 @@
 
 Thirty browsers share two cores: runs beyond `MAX_CONCURRENT_RUNS` wait for a
 slot (with a spinner) instead of slowing everyone down, and a long run takes
-turns with the runs waiting (`EngineTurns`). The first autograd
+turns with the runs waiting (`EngineTurns`). With the ``engine_process``
+cap the runs compute in an engine process instead (`engine_process`,
+`optlab.worker`), whose threads compute side by side. The first autograd
 backward in a process costs about a second (lazy initialisation inside
 torch), so the server pays it once at start-up, not on someone's first click.
 Warm-up then freezes the objects start-up made (modules, torch's and plotly's
@@ -27,6 +29,7 @@ from optlab.optim.config import OptimizerConfig
 from optlab.surface.problem import Problem
 from optlab.surface.run import SurfaceRunConfig
 from optlab.surface.trajectory import collect
+from optlab.worker.client import EngineProcess
 
 #: Runs computing at once per server; others wait their turn.
 MAX_CONCURRENT_RUNS = CAPS.page_runs
@@ -193,9 +196,30 @@ def engine_slot() -> Iterator[None]:
         slots.release()
 
 
+#: One per server process, started by `warm_up`. A module's object rather than a
+#: cached resource: clearing Streamlit's caches must not orphan a running process.
+_ENGINE = EngineProcess() if CAPS.engine_process else None
+
+
+def engine_process() -> EngineProcess | None:
+    """The server's engine process (`optlab.worker`), or None where the
+    ``engine_process`` cap turns it off and runs compute in the pages' threads."""
+    return _ENGINE
+
+
+def computing() -> contextlib.AbstractContextManager:
+    """The block of a page step that computes: an engine slot where runs compute in
+    the page's threads; nothing where they go to the engine process (whose threads
+    take turns by themselves, and a run it cannot take gets a slot of its own)."""
+    return contextlib.nullcontext() if engine_process() is not None else engine_slot()
+
+
 @st.cache_resource(show_spinner="Starting the engine…")
 def warm_up() -> bool:
-    """Runs one tiny step once per server process (see the module docstring)."""
+    """Runs one tiny step once per server process (see the module docstring), and
+    starts the engine process without waiting for it."""
+    if (engine := engine_process()) is not None:
+        engine.start()
     collect(SurfaceRunConfig((OptimizerConfig("sgd"),), Problem(steps=1)))
     gc.collect()
     gc.freeze()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from optlab.optim.config import OptimizerConfig
 from optlab.surface.problem import Problem
 from optlab.surface.run import SurfaceRunConfig
@@ -12,6 +14,10 @@ from optlab.surface.trajectory import collect
 from optlab.ui import engine
 from optlab.ui.cache import BoundedCache, InFlight
 from optlab.ui.playground import cache as runs
+
+# The turns of the engine that pages take when they compute in their own threads
+# (the engine process, tests/worker, takes turns by itself).
+pytestmark = pytest.mark.usefixtures("in_page_threads")
 
 
 def single(steps: int, lr: float = 0.01) -> SurfaceRunConfig:

@@ -14,6 +14,10 @@ import pytest
 
 from optlab.ui import engine
 
+# The turns of the engine that pages take when they compute in their own threads
+# (the engine process, tests/worker, takes turns by itself).
+pytestmark = pytest.mark.usefixtures("in_page_threads")
+
 
 @pytest.fixture
 def one_slot(monkeypatch: pytest.MonkeyPatch) -> engine.EngineTurns:

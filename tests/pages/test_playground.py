@@ -260,16 +260,25 @@ def test_update_rules_page_lists_every_optimizer():
 def test_one_slot_change_recomputes_only_that_slot(monkeypatch):
     at = app()
     ran: list[tuple[str, ...]] = []
-    real = runs.run_surface
+    real = runs.run_or_fallback
 
-    def recording(cfg):
+    def recording(engine, keys, kind, cfg, *how):
+        # What is computed, on the engine process or (without it) in this thread.
         ran.append(tuple(o.to_text() for o in cfg.optimizers))
-        return real(cfg)
+        return real(engine, keys, kind, cfg, *how)
 
-    monkeypatch.setattr(runs, "run_surface", recording)
+    monkeypatch.setattr(runs, "run_or_fallback", recording)
     at.number_input(key="slot2_lr").set_value(0.004).run()
     no_problems(at)
     assert ran == [("rmsprop:lr=0.004",)]
+
+
+def test_with_the_engine_process_a_slot_change_computes_there(on_engine_process):
+    at = app()
+    submitted = on_engine_process.submitted
+    at.number_input(key="slot2_lr").set_value(0.0041).run()
+    no_problems(at)
+    assert on_engine_process.submitted == submitted + 1  # that slot alone, over there
 
 
 def test_zoomed_bounds_of_a_built_in_surface_survive_a_share_link():

@@ -12,21 +12,23 @@ as a hundred short ones.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import streamlit as st
 
 from optlab.caps import CAPS
-from optlab.surface.run import SurfaceRunConfig, run_surface
+from optlab.surface.run import StepRecord, SurfaceRunConfig, run_surface
 from optlab.surface.trajectory import Trajectory, TrajectoryCollector
 from optlab.ui.cache import BoundedCache
-from optlab.ui.engine import engine_slot, share_engine, waiting
+from optlab.ui.engine import engine_process, engine_slot, share_engine, waiting
+from optlab.worker.client import Job, run_or_fallback
 
 #: How often the page redraws while a run is in progress, in seconds of the run's own
-#: computing (with nobody waiting for a slot; ``REDRAW_EVERY_S * (1 + waiting)``
-#: while others wait, see `run_cached`).
+#: computing (alone on the engine; ``REDRAW_EVERY_S * (1 + others)`` while others
+#: share it, see `run_cached`).
 REDRAW_EVERY_S = 0.5
-#: Time budget of one page run (its own turns of the engine); longer runs stop with what they have.
+#: Time budget of one page run (CPU seconds of its own computing); longer runs stop
+#: with what they have.
 RUN_BUDGET_S = CAPS.page_run_s
 #: Memory of one recorded step, about (its point, loss, gradient and the optimizer's
 #: state figures).
@@ -67,17 +69,17 @@ def run_cached(
         cfg: The comparison.
         on_progress: Called with the trajectories so far (cached ones in
             full) and the current step, at most every `REDRAW_EVERY_S` of the
-            run's own computing (its thread's CPU time); while k other page
-            runs wait for an engine slot, at most every ``(1 + k) *
-            REDRAW_EVERY_S`` (a redraw rebuilds the live chart with the slot
-            held, so frequent redraws made everyone's wait longer). Neither a
-            wait for its turn nor the interpreter lock held by other pages'
-            threads calls for a redraw: a run the load slows down redraws no
-            more often than it does alone, where a clock on the wall made a
-            quick change under load pay for redraws it never paid alone.
-        budget_s: Time budget of the run's own turns of the engine (the waits
-            for a turn between them do not count); a run that exceeds it
-            stops early.
+            run's own computing (CPU time, on the engine process or in this
+            thread); while k other runs share the engine (other jobs of the
+            engine process, or runs waiting for a slot here), at most every
+            ``(1 + k) * REDRAW_EVERY_S``: a redraw rebuilds the live chart,
+            CPU every other page waits for. Neither a wait for a turn nor the
+            interpreter lock held by other pages' threads calls for a redraw:
+            a run the load slows down redraws no more often than it does
+            alone, where a clock on the wall made a quick change under load
+            pay for redraws it never paid alone.
+        budget_s: Time budget of the run's own computing, in CPU seconds (the
+            waits for a turn do not count); a run that exceeds it stops early.
 
     Returns:
         One trajectory per optimizer of ``cfg``, and whether the run finished
@@ -113,33 +115,60 @@ def _run(
     on_progress: Progress | None,
     budget_s: float,
 ) -> tuple[list[Trajectory], bool]:
-    """`run_cached`'s run of the ``missing`` optimizers, in turns of the engine:
+    """`run_cached`'s run of the ``missing`` optimizers, on the engine process or
+    (without one, or for a run it cannot take) in turns of this process's engine:
     their trajectories, and whether the run finished within its budget."""
     todo = SurfaceRunConfig.merge(missing)
-    collector = TrajectoryCollector(todo.optimizers)
-    finished = True
+    engine = engine_process()
+
+    def follow(chunks: Iterator[tuple[list[StepRecord], float]], crowd: Callable[[], int]):
+        collector = TrajectoryCollector(todo.optimizers)
+        spent = drawn = 0.0
+        for records, seconds in chunks:
+            collector.extend(records)
+            spent += seconds
+            if spent > budget_s:
+                return collector.snapshot(), False
+            if on_progress is not None and spent - drawn > REDRAW_EVERY_S * (1 + crowd()):
+                fresh = dict(zip(missing, collector.snapshot(), strict=True))
+                on_progress(_merge(keys, found, fresh), collector.steps_done)
+                drawn = spent
+        return collector.snapshot(), True
+
+    def remote(job: Job):
+        chunks = ((a[2], a[3]) for a in job if a[0] == "records")
+        return follow(chunks, lambda: engine.running_jobs() - 1)
+
+    def local():
+        chunks = _turns(todo)
+        try:
+            return follow(chunks, waiting)
+        finally:
+            chunks.close()
+
+    return run_or_fallback(engine, optimizer_keys(todo), "surface", todo, remote, local)
+
+
+def _turns(todo: SurfaceRunConfig) -> Iterator[tuple[list[StepRecord], float]]:
+    """``todo``'s records one by one with the CPU seconds each took, computed in
+    this thread in turns of the engine (`share_engine` between two steps)."""
     with engine_slot():
         records = run_surface(todo)
         try:
-            # The run's own time: its turns of the engine, not its waits between them.
-            started = now = time.monotonic()
-            drawn = time.thread_time()
-            for record in records:
-                collector.add(record)
-                if share_engine():
-                    started += time.monotonic() - now
-                now = time.monotonic()
-                if now - started > budget_s:
-                    finished = False
-                    break
-                every = REDRAW_EVERY_S * (1 + waiting())
-                if on_progress is not None and time.thread_time() - drawn > every:
-                    fresh = dict(zip(missing, collector.snapshot(), strict=True))
-                    on_progress(_merge(keys, found, fresh), collector.steps_done)
-                    drawn = time.thread_time()
+            while True:
+                cpu = time.thread_time()
+                record = next(records, None)
+                if record is None:
+                    return
+                yield [record], time.thread_time() - cpu
+                share_engine()
         finally:
             records.close()
-    return collector.snapshot(), finished
+
+
+def optimizer_keys(cfg: SurfaceRunConfig) -> set[str]:
+    """The registry keys of ``cfg``'s optimizers (what the engine process must know)."""
+    return {opt.key for opt in cfg.optimizers}
 
 
 def run_seeds(

@@ -16,7 +16,8 @@ import streamlit as st
 from optlab.sweep.config import SweepConfig
 from optlab.sweep.run import SweepResult, run_sweep
 from optlab.ui.cache import BoundedCache
-from optlab.ui.engine import engine_slot, share_engine
+from optlab.ui.engine import engine_process, engine_slot, share_engine
+from optlab.worker.client import Job, run_or_fallback
 
 #: How often the progress bar moves at most.
 BAR_EVERY_S = 0.25
@@ -42,9 +43,10 @@ def sweep_cached(cfg: SweepConfig, label: str = "Sweeping") -> SweepResult:
     """The result of ``cfg``, from the cache or run now with a progress bar (or, when
     another page is running the same sweep, that run's, once it is done).
 
-    The sweep takes turns with the other runs waiting for the engine (between
-    steps, `share_engine`), and its bar moves at most every `BAR_EVERY_S`:
-    each move is a message to the browser, sent with the engine's slot held.
+    The sweep runs on the engine process (`optlab.worker`), or, without one, in
+    this thread, taking turns with the other runs waiting for the engine
+    (between steps, `share_engine`). Its bar moves at most every
+    `BAR_EVERY_S`: each move is a message to the browser.
     """
     cache = sweep_cache()
     if (found := cache.get(cfg)) is not None:
@@ -67,9 +69,21 @@ def sweep_cached(cfg: SweepConfig, label: str = "Sweeping") -> SweepResult:
                 text = f"{label}: step {step} of {total} for {cfg.cells:,} configurations"
                 bar.progress(step / total, text=text)
 
-        try:
+        def remote(job: Job) -> SweepResult:
+            for answer in job:
+                if answer[0] == "progress":
+                    report(answer[2], answer[3])
+                else:
+                    return answer[2]
+            raise AssertionError("the engine process ended a sweep without its result")
+
+        def local() -> SweepResult:
             with engine_slot():
-                result = run_sweep(cfg, on_progress=report)
+                return run_sweep(cfg, on_progress=report)
+
+        try:
+            key = {cfg.optimizer.key}
+            result = run_or_fallback(engine_process(), key, "sweep", cfg, remote, local)
         finally:
             bar.empty()
         cache.put(cfg, result)

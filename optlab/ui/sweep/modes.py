@@ -17,7 +17,7 @@ from optlab.sweep import plots as sweep_plots
 from optlab.sweep.config import SweepConfig
 from optlab.sweep.race import COLUMNS, NUMBERS, race_rows
 from optlab.sweep.run import Edge, best_on_edge, tune_lr
-from optlab.ui.engine import engine_slot
+from optlab.ui.engine import computing
 from optlab.ui.playground.cache import run_cached
 from optlab.ui.sweep import settings
 from optlab.ui.sweep.cache import sweep_cached
@@ -85,7 +85,7 @@ def sweep_mode() -> None:
         f"{settings.steps_note(cfg.problem.steps, cfg.cells)}, "
         "every cell one row of one tensor program."
     )
-    with engine_slot():
+    with computing():
         # The replay below in the same turn of the engine: under load, a second
         # turn would mean queueing again behind every other page's run.
         result = sweep_cached(cfg)

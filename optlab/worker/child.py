@@ -1,0 +1,154 @@
+"""The engine process's side: receives jobs, runs each in a thread, sends results back.
+
+Messages from the server: ``("surface", id, SurfaceRunConfig)``, ``("sweep",
+id, SweepConfig)``, ``("stop", id)``. Messages to it: ``("ready", keys)`` once
+warmed up (the optimizer keys it knows), then per job ``("records", id,
+records, cpu_s)`` chunks, ``("progress", id, step, steps)``, and one
+``("done", id, result)`` or ``("error", id, exception)``. The process ends
+when the server's end of the socket closes (the server stopped or died).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from optlab.heap import trim_heap
+
+Send = Callable[[tuple], None]
+
+#: How long a surface job computes between two chunks of records sent back.
+CHUNK_S = 0.05
+#: The least time between two trims of the heap (when no job runs).
+TRIM_EVERY_S = 2.0
+
+
+class Stopped(Exception):
+    """Raised inside a sweep's progress callback once its page has stopped asking."""
+
+
+def portable(err: BaseException) -> BaseException:
+    """``err`` if it pickles, else a RuntimeError carrying its type and message."""
+    try:
+        pickle.dumps(err)
+    except Exception:
+        return RuntimeError(f"{type(err).__name__}: {err}")
+    return err
+
+
+def surface_job(job: int, cfg, stop: threading.Event, send: Send) -> Any:
+    """Runs a surface config, sending its records every `CHUNK_S`; returns None."""
+    from optlab.surface.run import run_surface
+
+    batch: list = []
+    sent = time.monotonic()
+    cpu = time.thread_time()
+    records = run_surface(cfg)
+    try:
+        for record in records:
+            batch.append(record)
+            if stop.is_set():
+                raise Stopped
+            if time.monotonic() - sent >= CHUNK_S:
+                now_cpu = time.thread_time()
+                send(("records", job, batch, now_cpu - cpu))
+                batch, sent, cpu = [], time.monotonic(), now_cpu
+        send(("records", job, batch, time.thread_time() - cpu))
+    finally:
+        records.close()
+    return None
+
+
+def sweep_job(job: int, cfg, stop: threading.Event, send: Send) -> Any:
+    """Runs a sweep, sending its progress; returns its result."""
+    from optlab.sweep.run import run_sweep
+
+    def progress(step: int, steps: int) -> None:
+        if stop.is_set():
+            raise Stopped
+        send(("progress", job, step, steps))
+
+    return run_sweep(cfg, on_progress=progress)
+
+
+JOBS = {"surface": surface_job, "sweep": sweep_job}
+
+
+def warm_up() -> tuple[str, ...]:
+    """Pays the first backward and torch's thread pool now; the optimizer keys known."""
+    import torch
+
+    from optlab.optim.config import OptimizerConfig
+    from optlab.optim.registry import optimizers
+    from optlab.surface.problem import Problem
+    from optlab.surface.run import SurfaceRunConfig, run_surface
+
+    list(run_surface(SurfaceRunConfig((OptimizerConfig("sgd"),), Problem(steps=1))))
+    torch.ones(1 << 16).mul(2).sum()  # starts the intra-op pool a large sweep would start
+    return tuple(spec.key for spec in optimizers())
+
+
+def serve(conn: Connection) -> None:
+    """Answers ``conn`` until it closes."""
+    lock = threading.Lock()
+    stops: dict[int, threading.Event] = {}
+    trimmed = [-TRIM_EVERY_S]
+
+    def send(message: tuple) -> None:
+        # A server that went away ends this process (its recv below sees the socket
+        # close): a job's answer has nowhere to go then, and is dropped.
+        with lock, contextlib.suppress(OSError):
+            conn.send(message)
+
+    def run(kind: str, job: int, cfg, stop: threading.Event) -> None:
+        try:
+            result = JOBS[kind](job, cfg, stop, send)
+        except Stopped:
+            result = None
+        except Exception as err:  # the server shows it as the run's error
+            send(("error", job, portable(err)))
+            return
+        finally:
+            stops.pop(job, None)
+            if not stops and time.monotonic() - trimmed[0] >= TRIM_EVERY_S:
+                # Idle: what the jobs' threads freed goes back to the system.
+                trim_heap()
+                trimmed[0] = time.monotonic()
+        if not stop.is_set():
+            send(("done", job, result))
+
+    send(("ready", warm_up()))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        kind, job = message[0], message[1]
+        if kind == "stop":
+            if (stop := stops.get(job)) is not None:
+                stop.set()
+        elif kind in JOBS:
+            stops[job] = stop = threading.Event()
+            threading.Thread(
+                target=run, args=(kind, job, message[2], stop), name=f"job-{job}", daemon=True
+            ).start()
+
+
+def main(argv: list[str]) -> int:
+    """Serves the socket whose descriptor is ``argv[0]``; exits when it closes."""
+    if len(argv) != 1 or not argv[0].isdigit():
+        print("usage: python -m optlab.worker FD (started by optlab.worker.client)")
+        return 2
+    conn = Connection(int(argv[0]))
+    try:
+        serve(conn)
+    finally:
+        conn.close()
+    # Job threads still running have nobody to answer: do not wait for them.
+    os._exit(0)

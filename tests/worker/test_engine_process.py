@@ -1,0 +1,276 @@
+"""The engine process (`optlab.worker`): a real ``python -m optlab.worker`` child.
+
+It must compute exactly what the page's own thread computes, stop a job its
+page stopped asking for, hand every error back, and never lose a run: when it
+cannot take a config, cannot start, or dies mid-run, the page computes in its
+own thread.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from optlab.optim.config import OptimizerConfig
+from optlab.optim.plans import Plan
+from optlab.optim.schedulers import SchedulerConfig
+from optlab.surface.problem import Problem
+from optlab.surface.run import SurfaceRunConfig, run_surface
+from optlab.surface.trajectory import collect
+from optlab.sweep.config import Axis, SweepConfig
+from optlab.sweep.run import run_sweep
+from optlab.worker import child
+from optlab.worker.client import EngineLost, EngineProcess, run_or_fallback
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[EngineProcess]:
+    process = EngineProcess()
+    yield process
+    process.stop()
+
+
+def comparison(steps: int = 300, lr: float = 0.01) -> SurfaceRunConfig:
+    """Adam, SGD with OneCycleLR, and L-BFGS on a typed formula with gradient noise."""
+    return SurfaceRunConfig(
+        (
+            OptimizerConfig.create("adam", lr=lr),
+            OptimizerConfig.create("sgd", lr=0.002, momentum=0.9),
+            OptimizerConfig.create("lbfgs", lr=0.5),
+        ),
+        Problem(surface="custom", expr="(1 - x)**2 + 5*(y - x**2)**2", steps=steps, noise=0.01),
+        plans=(Plan(), Plan(SchedulerConfig("onecycle")), Plan()),
+    )
+
+
+def long_comparison() -> SurfaceRunConfig:
+    """Eight Adams for 3000 steps: a few seconds of computing."""
+    adams = tuple(OptimizerConfig.create("adam", lr=k / 1000) for k in range(1, 9))
+    return SurfaceRunConfig(adams, Problem(steps=3000))
+
+
+def remote_records(engine: EngineProcess, cfg: SurfaceRunConfig) -> tuple[list, int, float]:
+    """The records of ``cfg`` from the engine process, the chunks they came in, and
+    the CPU seconds those reported."""
+    records, chunks, cpu = [], 0, 0.0
+    with engine.submit("surface", cfg) as job:
+        for answer in job:
+            if answer[0] == "records":
+                records += answer[2]
+                chunks += 1
+                cpu += answer[3]
+    return records, chunks, cpu
+
+
+def cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def test_a_run_on_the_engine_process_equals_the_run_in_this_thread(engine) -> None:
+    cfg = comparison()
+    assert engine.accepts({"adam", "sgd", "lbfgs"}, cfg)
+    records, chunks, cpu = remote_records(engine, cfg)
+    assert records == list(run_surface(cfg))  # every field of every step, exactly
+    assert {r.index for r in records} == {0, 1, 2}
+    assert chunks >= 1 and cpu > 0
+
+
+def test_a_sweep_on_the_engine_process_equals_the_sweep_in_this_thread(engine) -> None:
+    cfg = SweepConfig(
+        OptimizerConfig.create("sgd"),
+        Axis("lr", 1e-4, 1e-2, 12, "log"),
+        Axis("momentum", 0.0, 0.95, 10),
+        Problem(steps=200),
+    )
+    assert engine.accepts({"sgd"}, cfg)
+    progress, result = [], None
+    with engine.submit("sweep", cfg) as job:
+        for answer in job:
+            if answer[0] == "progress":
+                progress.append(answer[2:])
+            else:
+                result = answer[2]
+    here = run_sweep(cfg)
+    assert result is not None and result.config == cfg
+    for name in ("final_loss", "best_loss", "steps_to_target", "diverged_at", "basin", "paths"):
+        np.testing.assert_array_equal(getattr(result, name), getattr(here, name), err_msg=name)
+    assert progress and progress[-1][1] == 200
+    assert [p[0] for p in progress] == sorted(p[0] for p in progress)
+
+
+def test_jobs_from_many_threads_each_get_their_own_answers(engine) -> None:
+    configs = [comparison(steps=150, lr=0.01 + k / 1000) for k in range(6)]
+    got: dict[int, list] = {}
+
+    def page(k: int) -> None:
+        got[k] = remote_records(engine, configs[k])[0]
+
+    threads = [threading.Thread(target=page, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for k, cfg in enumerate(configs):
+        assert got[k] == list(run_surface(cfg))
+    assert engine.running_jobs() == 0
+
+
+def test_an_error_comes_back_as_the_jobs_own_exception(engine) -> None:
+    with engine.submit("surface", "not a config") as job, pytest.raises(AttributeError):
+        list(job)
+    assert engine.running_jobs() == 0
+    # The process is still there for the next job.
+    assert remote_records(engine, comparison(steps=20))[0] == list(run_surface(comparison(20)))
+
+
+def test_an_exception_that_does_not_pickle_comes_back_as_its_type_and_message() -> None:
+    class Local(Exception):  # a class defined in a function does not pickle
+        pass
+
+    err = child.portable(Local("the optimizer failed"))
+    assert isinstance(err, RuntimeError) and str(err) == "Local: the optimizer failed"
+    kept = ValueError("lr: must be positive")
+    assert child.portable(kept) is kept
+
+
+def test_a_job_closed_early_stops_computing(engine) -> None:
+    """A page that stops asking (its budget spent, its user gone) stops the job: the
+    process's CPU use falls to nothing right after."""
+    long_run = long_comparison()
+    with engine.submit("surface", long_run) as job:
+        first = next(iter(job))
+        assert first[0] == "records"
+    assert engine.running_jobs() == 0
+    time.sleep(0.3)
+    before = cpu_ticks(engine.pid)
+    time.sleep(1.0)
+    # One clock tick is 10 ms: the process idles (a running job would use ~100).
+    assert cpu_ticks(engine.pid) - before <= 5
+
+
+def test_it_takes_only_what_it_can_run(engine) -> None:
+    cfg = comparison()
+    assert not engine.accepts({"adam", "only-this-server-knows-me"}, cfg)
+    assert not engine.accepts({"adam"}, lambda: cfg)  # does not pickle
+    assert {"adam", "sgd", "lbfgs", "muon"} <= engine.keys
+
+
+def test_a_killed_engine_process_loses_no_run_and_comes_back() -> None:
+    engine = EngineProcess()
+    try:
+        cfg = long_comparison()
+        assert engine.accepts({"adam"}, cfg)
+        first_pid = engine.pid
+        killed = []
+
+        def remote(job) -> list:
+            records = []
+            for answer in job:
+                records += answer[2]
+                if not killed:
+                    os.kill(first_pid, signal.SIGKILL)
+                    killed.append(True)
+            return records
+
+        def local() -> list:
+            return list(run_surface(cfg))
+
+        records = run_or_fallback(engine, {"adam"}, "surface", cfg, remote, local)
+        assert killed and records == list(run_surface(cfg))  # computed here instead
+        with pytest.raises(EngineLost):
+            engine.submit("surface", cfg)
+        # The next run starts a new process.
+        small = comparison(steps=30)
+        assert engine.accepts({"adam", "sgd", "lbfgs"}, small)
+        assert engine.pid not in (None, first_pid) and engine.starts == 2
+        assert remote_records(engine, small)[0] == list(run_surface(small))
+    finally:
+        engine.stop()
+
+
+def test_a_process_that_cannot_start_is_not_retried_on_every_run() -> None:
+    broken = EngineProcess([sys.executable, "-c", "import sys; sys.exit(3)"], start_timeout=30)
+    started = time.monotonic()
+    assert not broken.accepts({"adam"}, comparison())
+    assert not broken.accepts({"adam"}, comparison())
+    assert broken.starts == 1
+    assert time.monotonic() - started < 30
+    cfg = comparison(steps=10)
+    out = run_or_fallback(broken, {"adam"}, "surface", cfg, lambda job: None, lambda: "here")
+    assert out == "here"
+
+
+def test_the_process_ends_with_its_server() -> None:
+    engine = EngineProcess()
+    assert engine.accepts({"adam"}, comparison())
+    proc = engine._proc
+    engine.stop()
+    assert proc is not None and proc.poll() == 0
+
+
+def test_the_worker_refuses_a_command_line_without_its_socket(capsys) -> None:
+    assert child.main([]) == 2
+    assert "usage" in capsys.readouterr().out
+
+
+def test_pages_run_on_the_engine_process_and_get_the_same_paths(monkeypatch) -> None:
+    from optlab.ui.playground import cache
+
+    engine = EngineProcess()
+    try:
+        monkeypatch.setattr(cache, "engine_process", lambda: engine)
+        monkeypatch.setattr(cache, "trajectory_cache", lambda: cache.new_trajectory_cache())
+        monkeypatch.setattr(cache, "REDRAW_EVERY_S", 0.01)
+        cfg = comparison(steps=2000, lr=0.0123467)
+        redraws = []
+        trajectories, finished = cache.run_cached(
+            cfg, on_progress=lambda trs, step: redraws.append(step)
+        )
+        assert finished and engine.starts == 1
+        assert trajectories == collect(cfg)
+        assert redraws and redraws == sorted(redraws) and redraws[-1] <= 2000
+        # A budget of CPU seconds cuts a run on the engine process too.
+        cut, finished = cache.run_cached(comparison(steps=4000, lr=0.0123468), budget_s=0.02)
+        assert not finished and len(cut[0].step) < 4001
+    finally:
+        engine.stop()
+
+
+def test_a_short_run_after_a_long_one_does_not_wait_for_it() -> None:
+    """Jobs compute side by side: a quick change submitted after a long run ends
+    first, long before the long run does (a quick change never waits for the whole
+    of a long run ahead of it)."""
+    from multiprocessing.connection import Connection
+
+    ours, theirs = socket.socketpair()
+    server, conn = Connection(ours.detach()), Connection(theirs.detach())
+    serving = threading.Thread(target=child.serve, args=(conn,), daemon=True)
+    serving.start()
+    try:
+        assert server.recv()[0] == "ready"
+        server.send(("surface", 1, long_comparison()))
+        server.send(("surface", 2, comparison(steps=300, lr=0.0123469)))
+        order, done = [], []
+        while len(done) < 2:
+            answer = server.recv()
+            if answer[0] == "done":
+                done.append(answer[1])
+            elif answer[0] == "records":
+                order.append(answer[1])
+        assert done == [2, 1]
+        # The long run's chunks kept coming while the short one computed.
+        assert order.index(2) < len(order) - 1 - order[::-1].index(1)
+    finally:
+        server.close()
+        serving.join(10)
+    assert not serving.is_alive()  # it returns when the server's end closes
