@@ -210,7 +210,7 @@ def engine_process() -> EngineProcess | None:
 def computing() -> contextlib.AbstractContextManager:
     """The block of a page step that computes: an engine slot where runs compute in
     the page's threads; nothing where they go to the engine process (whose threads
-    take turns by themselves, and a run it cannot take gets a slot of its own)."""
+    compute side by side; a run it cannot take gets a slot of its own here)."""
     return contextlib.nullcontext() if engine_process() is not None else engine_slot()
 
 

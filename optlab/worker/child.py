@@ -34,9 +34,11 @@ class Stopped(Exception):
 
 
 def portable(err: BaseException) -> BaseException:
-    """``err`` if it pickles, else a RuntimeError carrying its type and message."""
+    """``err`` if it survives pickling both ways, else a RuntimeError carrying its
+    type and message (an exception class that does not unpickle would break the
+    server's reader, not just this job)."""
     try:
-        pickle.dumps(err)
+        pickle.loads(pickle.dumps(err))
     except Exception:
         return RuntimeError(f"{type(err).__name__}: {err}")
     return err
@@ -109,19 +111,18 @@ def serve(conn: Connection) -> None:
     def run(kind: str, job: int, cfg, stop: threading.Event) -> None:
         try:
             result = JOBS[kind](job, cfg, stop, send)
+            if not stop.is_set():
+                send(("done", job, result))  # raises here if the result does not pickle
         except Stopped:
-            result = None
+            pass
         except Exception as err:  # the server shows it as the run's error
             send(("error", job, portable(err)))
-            return
         finally:
             stops.pop(job, None)
             if not stops and time.monotonic() - trimmed[0] >= TRIM_EVERY_S:
                 # Idle: what the jobs' threads freed goes back to the system.
                 trim_heap()
                 trimmed[0] = time.monotonic()
-        if not stop.is_set():
-            send(("done", job, result))
 
     send(("ready", warm_up()))
     while True:

@@ -235,7 +235,7 @@ class EngineProcess:
                     job = self._jobs.get(answer[1])
                 if job is not None:
                     job.answers.put(answer)
-        except (EOFError, OSError, pickle.UnpicklingError) as err:
+        except Exception as err:  # closed, killed, or a message that does not unpickle
             reason = f"the engine process stopped ({type(err).__name__})"
         with self._lock:
             if self._conn is conn:

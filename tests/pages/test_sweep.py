@@ -512,19 +512,25 @@ class _CountingSlots(engine.EngineTurns):
         return got
 
 
+def _counted_sweep(monkeypatch, nx: int, ny: int, steps: int):
+    """The sweep page on a new grid, its engine slots counted: the slots, the page,
+    its config and the sweep's result computed here."""
+    slots = _CountingSlots(2)
+    monkeypatch.setattr(engine, "run_slots", lambda: slots)
+    at = sweep_page()
+    slots.turns = 0
+    at = small_grid(at, nx=nx, ny=ny, steps=steps)
+    cfg = page_config(at)
+    return slots, at, cfg, run_sweep(cfg)
+
+
 @pytest.mark.usefixtures("in_page_threads")
 def test_a_new_sweep_and_its_best_cells_replay_take_one_turn_of_the_engine(monkeypatch):
     """Under load every turn means queueing behind every other page's run: a new sweep
     computes its best cell's replay in the same turn; a picked cell's replay takes one
     (where pages compute in their own threads; the engine process takes no slots)."""
-    slots = _CountingSlots(2)
-    monkeypatch.setattr(engine, "run_slots", lambda: slots)
-    at = sweep_page()
-    slots.turns = 0
     # A grid and length no other test asks for: nothing cached anywhere.
-    at = small_grid(at, nx=7, ny=6, steps=37)
-    cfg = page_config(at)
-    result = run_sweep(cfg)
+    slots, at, cfg, result = _counted_sweep(monkeypatch, nx=7, ny=6, steps=37)
     assert slots.turns == 1
     check_replay(at, cfg, result, result.best_cell())
     # Another cell: its replay is a new run, one turn.
@@ -540,18 +546,12 @@ def test_a_new_sweep_and_its_best_cells_replay_take_one_turn_of_the_engine(monke
 def test_with_the_engine_process_a_sweep_and_its_replays_take_no_slot(
     monkeypatch, on_engine_process
 ):
-    """The engine process takes turns by itself: the page's sweep and replays go
-    there and give the same cells and paths, without a slot of this process."""
+    """The engine process shares itself out between its jobs: the page's sweep and
+    replays go there and give the same cells and paths, without a slot of this process."""
     from optlab.ui.sweep import cache as sweeps
 
-    slots = _CountingSlots(2)
-    monkeypatch.setattr(engine, "run_slots", lambda: slots)
     submitted = on_engine_process.submitted
-    at = sweep_page()
-    slots.turns = 0
-    at = small_grid(at, nx=6, ny=7, steps=41)
-    cfg = page_config(at)
-    result = run_sweep(cfg)
+    slots, at, cfg, result = _counted_sweep(monkeypatch, nx=6, ny=7, steps=41)
     assert slots.turns == 0
     assert on_engine_process.submitted == submitted + 2  # the sweep, the replay
     np.testing.assert_array_equal(sweeps.sweep_cache().get(cfg).final_loss, result.final_loss)

@@ -142,6 +142,18 @@ def test_an_exception_that_does_not_pickle_comes_back_as_its_type_and_message() 
     kept = ValueError("lr: must be positive")
     assert child.portable(kept) is kept
 
+    class NeedsTwo(Exception):  # pickles, but does not unpickle (one argument stored)
+        def __init__(self, a, b):
+            super().__init__(a)
+
+    globals()["NeedsTwo"] = NeedsTwo  # found by name, as a module-level class would be
+    NeedsTwo.__qualname__ = "NeedsTwo"
+    try:
+        err = child.portable(NeedsTwo("x", "y"))
+    finally:
+        del globals()["NeedsTwo"]
+    assert isinstance(err, RuntimeError) and str(err) == "NeedsTwo: x"
+
 
 def test_a_job_closed_early_stops_computing(engine) -> None:
     """A page that stops asking (its budget spent, its user gone) stops the job: the
@@ -274,3 +286,24 @@ def test_a_short_run_after_a_long_one_does_not_wait_for_it() -> None:
         server.close()
         serving.join(10)
     assert not serving.is_alive()  # it returns when the server's end closes
+
+
+def test_a_result_that_does_not_pickle_comes_back_as_an_error(monkeypatch) -> None:
+    """Never a job its page waits for forever: a result the socket cannot carry is
+    the job's error."""
+    from multiprocessing.connection import Connection
+
+    monkeypatch.setitem(child.JOBS, "unpicklable", lambda job, cfg, stop, send: lambda: cfg)
+    ours, theirs = socket.socketpair()
+    server, conn = Connection(ours.detach()), Connection(theirs.detach())
+    serving = threading.Thread(target=child.serve, args=(conn,), daemon=True)
+    serving.start()
+    try:
+        assert server.recv()[0] == "ready"
+        server.send(("unpicklable", 7, None))
+        kind, job, err = server.recv()
+        assert (kind, job) == ("error", 7)
+        assert "pickle" in str(err).lower()
+    finally:
+        server.close()
+        serving.join(10)
