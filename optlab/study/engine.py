@@ -292,6 +292,13 @@ class RayEngine:
                         yield trial_result(spec, failed, "", 0)
                         continue
                     yield trial_result(spec, outcome, node, pid)
+        except KeyboardInterrupt:
+            # Ctrl-C in the CLI: this process is on its way out, and Ray ends the
+            # tasks a driver owns when it disconnects. Cancelling them here could
+            # still race a trial's own reply and fail Ray's internal check
+            # ("Tried to complete task that was not pending": exit 1, not 130).
+            pending.clear()
+            raise
         finally:
             _cancel(ray, list(pending))
 
