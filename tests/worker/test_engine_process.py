@@ -8,6 +8,7 @@ own thread.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
@@ -258,18 +260,27 @@ def test_pages_run_on_the_engine_process_and_get_the_same_paths(monkeypatch) -> 
         engine.stop()
 
 
-def test_a_short_run_after_a_long_one_does_not_wait_for_it() -> None:
-    """Jobs compute side by side: a quick change submitted after a long run ends
-    first, long before the long run does (a quick change never waits for the whole
-    of a long run ahead of it)."""
-    from multiprocessing.connection import Connection
-
+@contextlib.contextmanager
+def served_here() -> Iterator[tuple[Connection, threading.Thread]]:
+    """`child.serve` in a thread of this process on a socket pair: the server's end,
+    past the "ready" message, and the serving thread (joined when the end closes)."""
     ours, theirs = socket.socketpair()
     server, conn = Connection(ours.detach()), Connection(theirs.detach())
     serving = threading.Thread(target=child.serve, args=(conn,), daemon=True)
     serving.start()
     try:
         assert server.recv()[0] == "ready"
+        yield server, serving
+    finally:
+        server.close()
+        serving.join(10)
+
+
+def test_a_short_run_after_a_long_one_does_not_wait_for_it() -> None:
+    """Jobs compute side by side: a quick change submitted after a long run ends
+    first, long before the long run does (a quick change never waits for the whole
+    of a long run ahead of it)."""
+    with served_here() as (server, serving):
         server.send(("surface", 1, long_comparison()))
         server.send(("surface", 2, comparison(steps=300, lr=0.0123469)))
         order, done = [], []
@@ -282,28 +293,15 @@ def test_a_short_run_after_a_long_one_does_not_wait_for_it() -> None:
         assert done == [2, 1]
         # The long run's chunks kept coming while the short one computed.
         assert order.index(2) < len(order) - 1 - order[::-1].index(1)
-    finally:
-        server.close()
-        serving.join(10)
     assert not serving.is_alive()  # it returns when the server's end closes
 
 
 def test_a_result_that_does_not_pickle_comes_back_as_an_error(monkeypatch) -> None:
     """Never a job its page waits for forever: a result the socket cannot carry is
     the job's error."""
-    from multiprocessing.connection import Connection
-
     monkeypatch.setitem(child.JOBS, "unpicklable", lambda job, cfg, stop, send: lambda: cfg)
-    ours, theirs = socket.socketpair()
-    server, conn = Connection(ours.detach()), Connection(theirs.detach())
-    serving = threading.Thread(target=child.serve, args=(conn,), daemon=True)
-    serving.start()
-    try:
-        assert server.recv()[0] == "ready"
+    with served_here() as (server, _):
         server.send(("unpicklable", 7, None))
         kind, job, err = server.recv()
         assert (kind, job) == ("error", 7)
         assert "pickle" in str(err).lower()
-    finally:
-        server.close()
-        serving.join(10)
