@@ -57,10 +57,12 @@ page_run_s                  30         time budget of one 2-D run on a page, in
                                        seconds of its own computing (CPU time)
 engine_process              0          1: 2-D runs and sweeps compute in an engine
                                        process beside each server
-                                       (`optlab.worker`, about 300 MB; faster
-                                       changes for a class of 30, a slower event
-                                       loop for 100: docs/load-test.md); 0: in the
-                                       pages' own threads
+                                       (`optlab.worker`, about 300 MB; ``make
+                                       workshop`` sets 1: docs/load-test.md); 0:
+                                       in the pages' own threads
+page_python                 2          page scripts of one server running Python at
+                                       once (the others wait without holding the
+                                       interpreter; `optlab.turns`); 0: no limit
 landscape_resolution        51         points per axis of a CNN loss-landscape grid
                                        (a loss line may have its square)
 landscape_images            2048       evaluation images of a loss landscape
@@ -141,6 +143,7 @@ class Caps:
     page_turn_ms: int = 50
     page_run_s: float = 30.0
     engine_process: int = 0
+    page_python: int = 2
     landscape_resolution: int = 51
     landscape_images: int = 2048
     landscape_chunk_mb: int = 256
@@ -169,7 +172,7 @@ class Caps:
                 value = kind(raw.strip())
             except ValueError:
                 value = None
-            zero_ok = f.name in ("jobs_running", "training_nice", "engine_process")
+            zero_ok = f.name in ("jobs_running", "training_nice", "engine_process", "page_python")
             # Finite and below 2^53: caps also bound widgets, which browsers hold as doubles
             # (inf, 1e400 or a 30-digit number would break every page that draws one).
             bad = value is None or value != value or not 0 <= value <= MAX_CAP

@@ -7,6 +7,7 @@ from optlab.ui.address_bar import link_params
 from optlab.ui.cnn import controls, interrupted, jobs, results, settings, trajectories
 from optlab.ui.cnn.datasource import missing_data_notice
 from optlab.ui.cnn.sidebar import sidebar_settings
+from optlab.ui.turns import fragment
 
 state = st.session_state
 if not state.get(settings.INITIALISED):
@@ -51,7 +52,7 @@ polling = busy or trajectories.computing(job)
 interval = jobs.poll_interval(job.watching()) if busy else jobs.POLL_S
 
 
-@st.fragment(run_every=interval if polling else None)
+@fragment(run_every=interval if polling else None)
 def live() -> None:
     snapshot = jobs.poll(job, interval if polling else None)
     logs = jobs.logs_for(job, snapshot)

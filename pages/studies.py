@@ -8,6 +8,7 @@ from optlab.train.jobs import FINISHED
 from optlab.ui.address_bar import link_params, mirror_url
 from optlab.ui.cnn.jobs import cifar_data
 from optlab.ui.studies import jobs, results, settings, sidebar
+from optlab.ui.turns import fragment
 
 state = st.session_state
 has_cifar = cifar_data("")[0] is not None
@@ -52,7 +53,7 @@ if job is None:
     st.stop()
 
 
-@st.fragment(run_every=jobs.POLL_S if busy else None)
+@fragment(run_every=jobs.POLL_S if busy else None)
 def live() -> None:
     snap = job.poll()
     results.status_line(job, snap)

@@ -20,6 +20,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
+from optlab.turns import set_aside
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
@@ -50,8 +52,9 @@ class InFlight(Generic[K]):
                 mine = [k for k in keys if k not in self._done]
                 self._done.update((k, threading.Event()) for k in mine)
                 return mine
-        for done in theirs:
-            done.wait()
+        with set_aside():  # no interpreter turn held while the others compute
+            for done in theirs:
+                done.wait()
         return None
 
     def release(self, keys: Iterable[K]) -> None:

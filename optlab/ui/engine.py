@@ -29,6 +29,7 @@ from optlab.optim.config import OptimizerConfig
 from optlab.surface.problem import Problem
 from optlab.surface.run import SurfaceRunConfig
 from optlab.surface.trajectory import collect
+from optlab.turns import set_aside
 from optlab.worker.client import EngineProcess
 
 #: Runs computing at once per server; others wait their turn.
@@ -73,7 +74,8 @@ class EngineTurns:
                 return False
             ticket = threading.Event()
             self._queue.append(ticket)
-        ticket.wait()  # set by `release` or `pass_turn`: the slot is ours
+        with set_aside():  # no interpreter turn held while waiting
+            ticket.wait()  # set by `release` or `pass_turn`: the slot is ours
         return True
 
     def release(self) -> None:
@@ -93,7 +95,8 @@ class EngineTurns:
             self._queue.popleft().set()
             ticket = threading.Event()
             self._queue.append(ticket)
-        ticket.wait()
+        with set_aside():
+            ticket.wait()
         return True
 
     def waiting(self) -> int:

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
+from optlab.turns import set_aside
+
 #: How long a start may take before the engine process counts as lost
 #: (importing torch and the first backward take 2-4 s on a quiet machine).
 START_TIMEOUT_S = 120.0
@@ -54,7 +56,8 @@ class Job:
             EngineLost: when the process died before the job finished.
         """
         while not self.finished:
-            answer = self.answers.get()
+            with set_aside():  # no interpreter turn held while the engine computes
+                answer = self.answers.get()
             kind = answer[0]
             if kind in ("lost", "error", "done"):
                 self._end(tell=False)
@@ -149,7 +152,9 @@ class EngineProcess:
         if time.monotonic() - self._failed_at < RETRY_AFTER_S:
             return False
         self.start()
-        if not self._ready.wait(self.start_timeout) or not self.keys:
+        with set_aside():  # it may be starting: no interpreter turn held meanwhile
+            ready = self._ready.wait(self.start_timeout)
+        if not ready or not self.keys:
             self._failed_at = time.monotonic()
             self.stop()
             return False

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
+from optlab import turns
 from optlab.links import config_to_params
 from optlab.optim import registry
 from optlab.optim.config import OptimizerConfig
@@ -279,6 +282,39 @@ def test_with_the_engine_process_a_slot_change_computes_there(on_engine_process)
     at.number_input(key="slot2_lr").set_value(0.0041).run()
     no_problems(at)
     assert on_engine_process.submitted == submitted + 1  # that slot alone, over there
+
+
+def test_with_one_turn_a_page_waiting_for_its_run_lets_another_page_run(on_engine_process):
+    """A page waiting for its run's records from the engine process sets its turn at
+    the interpreter aside (`optlab.turns`): with a single turn per server, a short
+    run opened while a long one computes finishes first, and nobody runs out of
+    patience waiting for a turn."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(turns, "TURNS", turns.PythonTurns(1, patience_s=60))
+        done: dict[str, float] = {}
+
+        def open_page(name: str, cfg: SurfaceRunConfig) -> None:
+            no_problems(app(config_to_params(cfg)))
+            done[name] = time.monotonic()
+
+        long_cfg = SurfaceRunConfig(
+            tuple(OptimizerConfig.create("adam", lr=0.01234 + k * 1e-5) for k in range(4)),
+            Problem("rosenbrock", steps=5000),
+        )
+        short_cfg = SurfaceRunConfig(
+            (OptimizerConfig.create("adam", lr=0.04321),), Problem("rosenbrock", steps=50)
+        )
+        submitted = on_engine_process.submitted
+        long = threading.Thread(target=open_page, args=("long", long_cfg))
+        long.start()
+        deadline = time.monotonic() + 60
+        while on_engine_process.submitted == submitted and time.monotonic() < deadline:
+            time.sleep(0.01)  # the long run is computing over there
+        open_page("short", short_cfg)
+        long.join(TIMEOUT)
+        assert set(done) == {"long", "short"}
+        assert done["short"] < done["long"], done
+        assert turns.TURNS.overdue == 0 and turns.TURNS.waiting() == 0
 
 
 def test_zoomed_bounds_of_a_built_in_surface_survive_a_share_link():

@@ -15,6 +15,7 @@ from optlab.surface.replay import replay_figure
 from optlab.surface.run import SurfaceRunConfig
 from optlab.surface.trajectory import Trajectory
 from optlab.ui.playground import settings
+from optlab.ui.turns import fragment
 from optlab.ui.view import PRESENTER_SQUARE_PX, show_chart
 
 PATHS, REPLAY, VIEW_3D = "Paths", "Replay", "3-D view"
@@ -85,7 +86,7 @@ def _surface_3d(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
     )
 
 
-@st.fragment
+@fragment
 def views(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
     """The tabs, building only the open one."""
     if st.session_state.pop(MOVED, False):

@@ -24,6 +24,7 @@ from optlab.ui.playground.settings import INITIALISED as PLAYGROUND_INITIALISED
 from optlab.ui.room import push
 from optlab.ui.room import state as room
 from optlab.ui.studies.settings import INITIALISED as STUDIES_INITIALISED
+from optlab.ui.turns import fragment
 from optlab.ui.view import with_view
 
 #: The Room page's URL path (the presenter pushes other pages, not this one).
@@ -143,7 +144,7 @@ def _presenter_panel(me: room.Member, page: StreamlitPage, unsent: bool) -> None
         push.ask(page.url_path)
 
 
-@st.fragment(run_every=room.POLL_S)
+@fragment(run_every=room.POLL_S)
 def _attendee_panel(pages: Sequence[StreamlitPage]) -> None:
     me = room.member()
     if me is None:

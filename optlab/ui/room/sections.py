@@ -21,6 +21,7 @@ from optlab.rooms import DEFAULT_TARGET, ROOM_KEY, Challenge, Entry, RoomError
 from optlab.surface.surfaces import SURFACES, get_surface
 from optlab.ui.room import state as room
 from optlab.ui.room.panel import ROOM_PATH, join, open_setup
+from optlab.ui.turns import fragment
 
 #: The playground's script (a leaderboard entry opens there).
 PLAYGROUND = "pages/playground.py"
@@ -114,7 +115,7 @@ def _entries_table(entries: list[Entry]) -> pd.DataFrame:
     )
 
 
-@st.fragment(run_every=room.POLL_S)
+@fragment(run_every=room.POLL_S)
 def _leaderboard(code: str) -> None:
     try:
         entries = room.room_store().leaderboard(code)
