@@ -31,6 +31,8 @@ from optlab.workshop.config import HEALTH_PATH, REPLICA_HOST, WorkshopConfig, ha
 TORCH_THREADS_ENV = "OMP_NUM_THREADS"
 #: The cap on a training's CPU priority (`optlab.caps`), and the workshop's value.
 TRAINING_NICE_ENV, TRAINING_NICE = "OPTLAB_CAP_TRAINING_NICE", 10
+#: The cap that computes each replica's 2-D runs and sweeps in an engine process.
+ENGINE_PROCESS_ENV = "OPTLAB_CAP_ENGINE_PROCESS"
 #: Where Debian's package puts HAProxy.
 HAPROXY = "/usr/sbin/haproxy"
 #: A child that dies sooner than this after starting is restarted after a pause.
@@ -196,10 +198,12 @@ class Workshop:
         self.config_path = self.state_dir / "haproxy.cfg"
         env = {**os.environ, **cfg.replica_env(), **(env or {})}
         # Unless the presenter chose otherwise: the cores shared out between the
-        # replicas, and trainings a step behind the pages for the cores (a class's
-        # clicks first; docs/load-test.md measures both).
+        # replicas, trainings a step behind the pages for the cores (a class's
+        # clicks first), and each replica's runs computed in an engine process
+        # of its own (docs/load-test.md measures all three).
         env.setdefault(TORCH_THREADS_ENV, str(cfg.torch_threads))
         env.setdefault(TRAINING_NICE_ENV, str(TRAINING_NICE))
+        env.setdefault(ENGINE_PROCESS_ENV, "1")
         # One cookie secret for every replica: a browser moved to another replica
         # keeps a valid XSRF token (file uploads) there.
         env.setdefault("STREAMLIT_SERVER_COOKIE_SECRET", secrets.token_hex(32))
@@ -256,7 +260,8 @@ class Workshop:
         self.say(
             f"each replica's torch computes on {env[TORCH_THREADS_ENV]} thread(s) "
             f"({TORCH_THREADS_ENV}); trainings run at nice {env[TRAINING_NICE_ENV]} "
-            f"({TRAINING_NICE_ENV})"
+            f"({TRAINING_NICE_ENV}); runs and sweeps compute in an engine process: "
+            f"{'yes' if env[ENGINE_PROCESS_ENV].strip() == '1' else 'no'} ({ENGINE_PROCESS_ENV})"
         )
         for child in self.replicas:
             child.start()

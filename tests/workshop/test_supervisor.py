@@ -87,17 +87,20 @@ def test_replicas_take_the_extra_environment_options_and_launcher(tmp_path):
         assert child.env["OPTLAB_RUNS_DIR"] == str(tmp_path / "runs")
         assert child.env["OMP_NUM_THREADS"] == str(max(1, (os.cpu_count() or 1) // 2))
         assert child.env["OPTLAB_CAP_TRAINING_NICE"] == "10"
+        assert child.env["OPTLAB_CAP_ENGINE_PROCESS"] == "1"
     plain = Workshop(cfg, tmp_path, "haproxy", io.StringIO(), python="/py")
     assert plain.replicas[0].cmd[:5] == ["/py", "-m", "streamlit", "run", "app.py"]
     assert plain.replicas[0].cmd[-1] == "--browser.gatherUsageStats=false"
 
 
-def test_the_presenters_own_thread_count_and_training_priority_are_kept(tmp_path, monkeypatch):
+def test_the_presenters_own_settings_are_kept(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     monkeypatch.setenv("OPTLAB_CAP_TRAINING_NICE", "0")
+    monkeypatch.setenv("OPTLAB_CAP_ENGINE_PROCESS", "0")
     workshop = Workshop(WorkshopConfig(4, 9000, tmp_path / "runs"), tmp_path, "haproxy")
     assert {c.env["OMP_NUM_THREADS"] for c in workshop.replicas} == {"3"}
     assert {c.env["OPTLAB_CAP_TRAINING_NICE"] for c in workshop.replicas} == {"0"}
+    assert {c.env["OPTLAB_CAP_ENGINE_PROCESS"] for c in workshop.replicas} == {"0"}
 
 
 def test_torch_takes_its_thread_count_from_the_variable_the_replicas_get():
