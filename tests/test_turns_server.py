@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -60,4 +61,24 @@ def test_a_page_and_its_fragments_reruns_each_hold_a_turn(tiny: str) -> None:
             assert "fragment holds a turn: True" in rerun.texts
             assert "page holds a turn: True" in rerun.texts  # the page's part stays
 
-    asyncio.run(asyncio.wait_for(go(), 120))
+    in_own_thread(go)
+
+
+def in_own_thread(go) -> None:
+    """Runs the coroutine function ``go`` on an event loop of its own thread: the
+    browser tests' Playwright leaves one running in the main thread, where
+    ``asyncio.run`` refuses to start (the suite runs them first)."""
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(asyncio.wait_for(go(), 120))
+        except BaseException as err:  # re-raised in the test's thread
+            failed.append(err)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(150)
+    assert not thread.is_alive(), "the protocol client did not finish"
+    if failed:
+        raise failed[0]

@@ -169,7 +169,11 @@ def test_every_minimum_is_stationary_with_a_positive_definite_hessian(
     (x0, x1), (y0, y1) = surface.bounds
     assert x0 <= m.x <= x1 and y0 <= m.y <= y1
     with torch.no_grad():
-        assert float(surface(p)) == m.value  # f* is the function's own value there
+        # f* is the function's own value there, to the last bit or the one beside it:
+        # the C library's exp and cos may round differently on another CPU (this
+        # machine's gives Ackley's minima an ulp above the table's, on AVX2 and AVX-512).
+        value = float(surface(p))
+        assert abs(value - m.value) <= math.ulp(m.value), (value, m.value)
 
 
 @pytest.mark.parametrize(("surface", "k"), LISTED, ids=LISTED_IDS)

@@ -41,8 +41,10 @@ from tests.support.server import free_ports
 
 pytestmark = pytest.mark.browser
 
-STEPS = 60
-AUTOSAVE = 10
+#: Long enough that the page shows a step between the second autosave and the end
+#: (60 steps, autosaved every 10, often finished between two of the page's polls).
+STEPS = 150
+AUTOSAVE = 25
 #: Small batches: the machine running the tests is shared by two replicas and a browser.
 BATCH = 16
 _REPLICA_LINE = re.compile(r"workshop: (replica\d+): http://127\.0\.0\.1:(\d+) \(pid (\d+)\)")
