@@ -150,7 +150,7 @@ def test_closed_tab_frees_its_trainer_for_the_next_browser(browser, tmp_path):
 
 
 def test_dropped_websocket_reconnects_to_the_same_running_job(browser, tmp_path):
-    steps = 40
+    steps = 150  # still running when the page first shows its curves (40 was not, once)
     env = server_env(tmp_path / "cache", OPTLAB_MAX_JOBS="1", **E2E_ENV)
     with serve_app(tmp_path / "server.log", env=env) as url:
         sockets = []
