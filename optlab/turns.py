@@ -49,7 +49,7 @@ class PythonTurns:
 
     def holding(self) -> bool:
         """Whether the calling thread holds a turn now."""
-        return getattr(self._held, "depth", 0) > 0 and getattr(self._held, "owned", False)
+        return getattr(self._held, "owned", False)  # False again once the outer block ends
 
     def waiting(self) -> int:
         """Threads waiting for a turn now."""
@@ -88,8 +88,11 @@ class PythonTurns:
     def turn(self) -> Iterator[None]:
         """Holds a turn for the block, waiting for one. Inside another `turn` block of
         the same thread (a fragment inside its page), the outer turn serves."""
+        if not self.turns:
+            yield
+            return
         depth = getattr(self._held, "depth", 0)
-        if depth or not self.turns:
+        if depth:
             self._held.depth = depth + 1
             try:
                 yield
