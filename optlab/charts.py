@@ -8,6 +8,7 @@ optimizer has the same colour in every chart of every page.
 from __future__ import annotations
 
 import base64
+import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -85,39 +86,93 @@ def html_subscripts(label: str) -> str:
     return re.sub(r"_\{([^}]*)\}|_(\w)", lambda m: f"<sub>{m[1] or m[2]}</sub>", label)
 
 
-def legend_below(fig: Any, gap_px: float = LEGEND_GAP_PX, *, solo: bool = True) -> None:
-    """The legend in rows under the plot, never over it, clear of the x axis's ticks
-    and title; with ``solo`` a click on an entry shows that optimizer alone (a second
-    click brings the others back), else it hides that entry only (a map's legend of
-    categories). Call it once the figure's height and margins are set: Plotly places
-    a legend in fractions of the plot's height."""
-    layout = fig.layout
-    margin = layout.margin
-    plot_height = (layout.height or 450) - (margin.t or 0) - (margin.b or 0)
-    fig.update_layout(
-        legend=dict(
-            orientation="h",
-            x=0,
-            xanchor="left",
-            y=-gap_px / max(plot_height, 100),
-            yanchor="top",
-            itemclick="toggleothers" if solo else "toggle",
-            itemdoubleclick="toggle" if solo else "toggleothers",
-        )
+#: A figure as the plain dict plotly.js draws: ``{"data": [trace, ...], "layout": {...}}``,
+#: every nested property a dict (what ``go.Figure.to_dict()`` returns).
+Spec = dict[str, Any]
+
+
+def figure_spec(fig: Any) -> Spec:
+    """``fig`` as a `Spec`: a ``go.Figure``'s own dict (a copy), or the dict itself."""
+    return fig.to_dict() if hasattr(fig, "to_dict") else fig
+
+
+def drawn(spec: Spec) -> Any:
+    """``spec`` as the ``go.Figure`` that ``st.plotly_chart`` takes, not validated again.
+
+    Every value in it came from a validated figure or from the styling here, whose
+    output the tests validate; Plotly's validation of a contour's arrays costs more
+    than building the whole figure (`figure`)."""
+    import plotly.graph_objects as go
+
+    return go.Figure(spec, _validate=False)
+
+
+def figure(data: Sequence[Any], layout: dict[str, Any]) -> Any:
+    """A ``go.Figure`` of ``data`` (traces, as dicts or trace objects) and ``layout``,
+    validated once as it is built.
+
+    The builders of the pages' charts lay out their figures as plain dicts and build
+    them here: each ``update_layout``, ``update_xaxes`` or ``add_trace`` of Plotly's
+    object model validates and copies again, which cost a page about 40 ms of Python
+    per rerun for its three charts (4x this)."""
+    import plotly.graph_objects as go
+
+    return go.Figure(data=list(data), layout=layout)
+
+
+def _sub(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    """``parent[key]``, a dict, made when missing (a property set on it sets it); a
+    title given as its text alone becomes ``{"text": ...}``."""
+    child = parent.get(key)
+    if isinstance(child, str):
+        child = parent[key] = {"text": child}
+    elif child is None:
+        child = parent[key] = {}
+    return child
+
+
+def _size(props: dict[str, Any] | None) -> float | None:
+    return ((props or {}).get("font") or {}).get("size")
+
+
+def legend_spec(
+    layout: dict[str, Any], gap_px: float = LEGEND_GAP_PX, *, solo: bool = True
+) -> dict[str, Any]:
+    """The legend of a chart laid out as ``layout`` (a dict), in rows under the plot,
+    never over it, clear of the x axis's ticks and title; with ``solo`` a click on an
+    entry shows that optimizer alone (a second click brings the others back), else it
+    hides that entry only (a map's legend of categories). Plotly places a legend in
+    fractions of the plot's height: give it the layout's final height and margins."""
+    margin = layout.get("margin") or {}
+    plot_height = (layout.get("height") or 450) - (margin.get("t") or 0) - (margin.get("b") or 0)
+    return dict(
+        orientation="h",
+        x=0,
+        xanchor="left",
+        y=-gap_px / max(plot_height, 100),
+        yanchor="top",
+        itemclick="toggleothers" if solo else "toggle",
+        itemdoubleclick="toggle" if solo else "toggleothers",
     )
 
 
-def _label_chars(axis: Any) -> float:
+def legend_below(fig: Any, gap_px: float = LEGEND_GAP_PX, *, solo: bool = True) -> None:
+    """`legend_spec` set on a ``go.Figure``: call it once the figure's height and
+    margins are set."""
+    fig.update_layout(legend=legend_spec(fig.layout.to_plotly_json(), gap_px, solo=solo))
+
+
+def _label_chars(axis: dict[str, Any]) -> float:
     """The characters of ``axis``'s widest tick label, estimated from its settings."""
-    if axis.ticktext:
-        return max(len(re.sub(r"<[^>]+>", "", str(t))) for t in axis.ticktext)
-    if axis.tickformat and axis.tickformat.endswith("%"):
+    if axis.get("ticktext") is not None and len(axis["ticktext"]):
+        return max(len(re.sub(r"<[^>]+>", "", str(t))) for t in axis["ticktext"])
+    if str(axis.get("tickformat") or "").endswith("%"):
         return 4  # "100%"
-    if axis.type == "log":
+    if axis.get("type") == "log":
         return 5  # "1e−12", or 10 with a superscript exponent
-    if axis.type == "category" or axis.range is None:
+    if axis.get("type") == "category" or axis.get("range") is None:
         return DEFAULT_LABEL_CHARS
-    low, high = sorted(float(v) for v in axis.range)
+    low, high = sorted(float(v) for v in axis["range"])
     span = high - low
     if not np.isfinite(span) or span <= 0:
         return DEFAULT_LABEL_CHARS
@@ -126,146 +181,179 @@ def _label_chars(axis: Any) -> float:
     step = 10 ** np.floor(np.log10(span / 10))
     decimals = max(0, -int(np.floor(np.log10(step))))
     widest = max(abs(low), abs(high))
-    if widest >= 1e4 or axis.exponentformat == "e":
+    if widest >= 1e4 or axis.get("exponentformat") == "e":
         return 6  # Plotly writes 20000 as "20k" (or "2e+4")
     return len(f"{widest:.{decimals}f}") + (1 if low < 0 else 0)
 
 
-def _axes(layout: Any, letter: str) -> list[tuple[str, Any]]:
-    names = [k for k in layout.to_plotly_json() if re.fullmatch(f"{letter}axis\\d*", k)]
-    return [(n, layout[n]) for n in sorted(names)]
+def _axis_names(layout: dict[str, Any], prefix: str) -> list[str]:
+    """The layout's axes (or scenes) of ``prefix`` ("xaxis", "scene"), the first always
+    among them: what Plotly's ``update_xaxes`` (``update_scenes``) styles."""
+    return sorted({prefix, *(k for k in layout if re.fullmatch(f"{prefix}\\d*", k))})
 
 
-def _on_edge(axis: Any, layout: Any, other: str) -> bool:
+def _set_axes(layout: dict[str, Any], letter: str) -> list[dict[str, Any]]:
+    """The axes of ``letter`` the layout sets itself (a default axis has no labels'
+    settings to reserve room for)."""
+    return [layout[k] for k in sorted(layout) if re.fullmatch(f"{letter}axis\\d*", k)]
+
+
+def _on_edge(axis: dict[str, Any], layout: dict[str, Any], other: str) -> bool:
     """Whether ``axis`` is a visible one on the plot's outer edge (left or bottom)."""
-    if axis.visible is False or axis.showticklabels is False or axis.overlaying:
+    if axis.get("visible") is False or axis.get("showticklabels") is False:
         return False
-    anchor = axis.anchor if axis.anchor not in (None, "free") else other
-    partner = layout[anchor.replace("x", "xaxis").replace("y", "yaxis")]
-    return partner.domain is None or float(partner.domain[0]) <= 0.01
+    if axis.get("overlaying"):
+        return False
+    anchor = axis.get("anchor")
+    anchor = other if anchor in (None, "free") else anchor
+    partner = layout.get(anchor.replace("x", "xaxis").replace("y", "yaxis")) or {}
+    domain = partner.get("domain")
+    return domain is None or float(domain[0]) <= 0.01
 
 
-def _clear_modebar(fig: Any) -> None:
+def _clear_modebar(layout: dict[str, Any]) -> None:
     """Moves the plot down until every title in the top margin (a subplot title over
     the top row) sits under plotly.js's modebar, and makes the chart taller by as
     much, so the panels keep their size. The modebar spans the chart's top right
     and a centred title runs under its icons once the title is wider than about
     half the plot (a long panel title at presenter view's 18 px on a projector)."""
-    layout = fig.layout
     top = 0.0
-    for note in layout.annotations:
-        if note.yref != "paper" or note.y is None or note.y < 1 or note.yanchor != "bottom":
+    for note in layout.get("annotations") or ():
+        y = note.get("y")
+        if note.get("yref") != "paper" or y is None or y < 1 or note.get("yanchor") != "bottom":
             continue  # not in the top margin
-        size = note.font.size or layout.font.size or ANNOTATION_FONT
-        lines = 1 + str(note.text or "").count("<br>")
-        top = max(top, lines * LINE_EM * size + (note.yshift or 0))
+        size = _size(note) or _size(layout) or ANNOTATION_FONT
+        lines = 1 + str(note.get("text") or "").count("<br>")
+        top = max(top, lines * LINE_EM * size + (note.get("yshift") or 0))
     if not top:
         return
-    old_t = layout.margin.t if layout.margin.t is not None else PLOTLY_TOP_MARGIN
+    margin = _sub(layout, "margin")
+    old_t = margin["t"] if margin.get("t") is not None else PLOTLY_TOP_MARGIN
     need_t = math.ceil(MODEBAR_PX + top)
     if need_t <= old_t:
         return
-    fig.update_layout(margin=dict(t=need_t))
-    if layout.height is not None:
-        fig.update_layout(height=layout.height + need_t - old_t)
+    margin["t"] = need_t
+    if layout.get("height") is not None:
+        layout["height"] += need_t - old_t
 
 
-def reserve_margins(fig: Any) -> Any:
-    """Sets ``fig``'s left and bottom margins to hold its axes' tick labels and
-    titles, and returns it. plotly.js would find the same room with ``automargin``,
-    but by drawing the chart, measuring and drawing it again (twice or more per
-    chart, seconds on a page of charts, the slowest part of a first visit);
-    reserved here it draws once. ``automargin`` stays on: a label wider than the
-    estimate still gets room, at the cost of that redraw. A legend under the plot
-    keeps its distance below the plot in pixels. A title over the top row sits
+def reserve_margins(spec: Spec) -> Spec:
+    """Sets the figure ``spec``'s left and bottom margins to hold its axes' tick labels
+    and titles, in place, and returns it. plotly.js would find the same room with
+    ``automargin``, but by drawing the chart, measuring and drawing it again (twice
+    or more per chart, seconds on a page of charts, the slowest part of a first
+    visit); reserved here it draws once. ``automargin`` stays on: a label wider than
+    the estimate still gets room, at the cost of that redraw. A legend under the
+    plot keeps its distance below the plot in pixels. A title over the top row sits
     under the modebar."""
-    _clear_modebar(fig)
-    layout = fig.layout
-    margin = layout.margin
-    old_b = margin.b or 0
-    base = layout.font.size
+    layout = _sub(spec, "layout")
+    _clear_modebar(layout)
+    margin = _sub(layout, "margin")
+    old_b = margin.get("b") or 0
+    base = _size(layout)
     need_l = need_b = 0.0
-    for _, axis in _axes(layout, "y"):
-        if axis.side == "right" or not _on_edge(axis, layout, "x"):
+    for axis in _set_axes(layout, "y"):
+        if axis.get("side") == "right" or not _on_edge(axis, layout, "x"):
             continue
-        tick = axis.tickfont.size or base or THEME_TICK_FONT
+        tick = (axis.get("tickfont") or {}).get("size") or base or THEME_TICK_FONT
         width = THEME_PAD + _label_chars(axis) * CHAR_EM * tick
-        if axis.title.text:
-            title = axis.title.font.size or base or THEME_TITLE_FONT
-            width += THEME_STANDOFF["y"] + title
+        title = axis.get("title") or {}
+        if title.get("text"):
+            width += THEME_STANDOFF["y"] + (_size(title) or base or THEME_TITLE_FONT)
         need_l = max(need_l, width)
-    for _, axis in _axes(layout, "x"):
-        if axis.side == "top" or not _on_edge(axis, layout, "y"):
+    for axis in _set_axes(layout, "x"):
+        if axis.get("side") == "top" or not _on_edge(axis, layout, "y"):
             continue
-        tick = axis.tickfont.size or base or THEME_TICK_FONT
+        tick = (axis.get("tickfont") or {}).get("size") or base or THEME_TICK_FONT
         rows = 1.0
-        if axis.tickangle:
-            slant = abs(np.sin(np.radians(float(axis.tickangle))))
+        if axis.get("tickangle"):
+            slant = abs(np.sin(np.radians(float(axis["tickangle"]))))
             rows = max(1.0, _label_chars(axis) * CHAR_EM * slant + 0.5)
         height = THEME_PAD + rows * LINE_EM * tick
-        if axis.title.text:
-            title = axis.title.font.size or base or THEME_TITLE_FONT
-            height += THEME_STANDOFF["x"] + title
+        title = axis.get("title") or {}
+        if title.get("text"):
+            height += THEME_STANDOFF["x"] + (_size(title) or base or THEME_TITLE_FONT)
         need_b = max(need_b, height)
-    if need_l <= (margin.l or 0) and need_b <= old_b:
-        return fig
+    if need_l <= (margin.get("l") or 0) and need_b <= old_b:
+        return spec
     new_b = max(old_b, round(need_b))
     if new_b != old_b:
         # Plotly places what sits under the plot (a legend, the replay's buttons
         # and slider) in fractions of the plot's height, which shrinks: each keeps
         # its distance below the plot in pixels.
-        height, top = layout.height or 450, margin.t or 0
+        height, top = layout.get("height") or 450, margin.get("t") or 0
         scale = (height - top - old_b) / max(height - top - new_b, 100)
-        for item in (layout.legend, *layout.updatemenus, *layout.sliders):
-            if item.y is not None and item.y < 0:
-                item.y *= scale
-    fig.update_layout(margin=dict(l=max(margin.l or 0, round(need_l)), b=new_b))
-    return fig
+        menus, sliders = layout.get("updatemenus") or (), layout.get("sliders") or ()
+        for item in (layout.get("legend"), *menus, *sliders):
+            if item and item.get("y") is not None and item["y"] < 0:
+                item["y"] *= scale
+    margin["l"] = max(margin.get("l") or 0, round(need_l))
+    margin["b"] = new_b
+    return spec
 
 
-def presenter_style(fig: Any) -> Any:
-    """Restyles ``fig`` in place for a projector and returns it: every font (ticks,
-    axis and legend titles, legends, hover labels, buttons, sliders, colour bars) at
-    least `PRESENTER_FONT` px, the chart `PRESENTER_SCALE` times taller, and
+@functools.cache
+def _colorbar_types() -> frozenset[str]:
+    """The trace types that have a colour bar of their own (contour, heatmap, ...)."""
+    import plotly.graph_objects as go
+    from plotly.basedatatypes import BaseTraceType
+
+    classes = (getattr(go, name) for name in dir(go))
+    return frozenset(
+        cls._path_str
+        for cls in classes
+        if isinstance(cls, type)
+        and issubclass(cls, BaseTraceType)
+        and "colorbar" in getattr(cls, "_valid_props", ())
+    )
+
+
+def presenter_style(spec: Spec) -> Spec:
+    """Restyles the figure ``spec`` in place for a projector and returns it: every font
+    (ticks, axis and legend titles, legends, hover labels, buttons, sliders, colour
+    bars) at least `PRESENTER_FONT` px, the chart `PRESENTER_SCALE` times taller, and
     whatever sits under the plot (legend, replay controls) moved down to match."""
     size = PRESENTER_FONT
-    font = dict(size=size)
-    layout = fig.layout
-    fig.update_layout(
-        font=font,
-        legend=dict(font=font),
-        hoverlabel=dict(font=font),
-        height=round((layout.height or 450) * PRESENTER_SCALE),
-    )
-    if layout.title.text:
-        fig.update_layout(title=dict(font=dict(size=size + 4)))
-    fig.update_xaxes(tickfont=font, title_font=font)
-    fig.update_yaxes(tickfont=font, title_font=font)
-    fig.update_scenes(
-        xaxis=dict(tickfont=font, title_font=font),
-        yaxis=dict(tickfont=font, title_font=font),
-        zaxis=dict(tickfont=font, title_font=font),
-    )
-    for trace in fig.data:
-        if "colorbar" in trace:
-            trace.colorbar.tickfont.size = size
-            trace.colorbar.title.font.size = size
-    for menu in layout.updatemenus:
-        menu.font.size = size
-        if menu.y is not None and menu.y < 0:
-            menu.y *= PRESENTER_SCALE
-    for slider in layout.sliders:
-        slider.font.size = size
-        slider.currentvalue.font.size = size
-        if slider.y is not None and slider.y < 0:
-            slider.y *= PRESENTER_SCALE
-    for note in layout.annotations:
-        note.font.size = max(note.font.size or 0, size)
-    if layout.legend.y is not None and layout.legend.y < 0:
-        fig.update_layout(legend=dict(y=layout.legend.y * PRESENTER_SCALE))
-    if layout.margin.b:
-        fig.update_layout(margin=dict(b=round(layout.margin.b * PRESENTER_SCALE)))
-    return fig
+    layout = _sub(spec, "layout")
+    for props in (layout, _sub(layout, "legend"), _sub(layout, "hoverlabel")):
+        _sub(props, "font")["size"] = size
+    layout["height"] = round((layout.get("height") or 450) * PRESENTER_SCALE)
+    title = layout.get("title")
+    if title and (title.get("text") if isinstance(title, dict) else title):
+        _sub(_sub(layout, "title"), "font")["size"] = size + 4
+
+    def big(axis: dict[str, Any]) -> None:
+        _sub(axis, "tickfont")["size"] = size
+        _sub(_sub(axis, "title"), "font")["size"] = size
+
+    for name in (*_axis_names(layout, "xaxis"), *_axis_names(layout, "yaxis")):
+        big(_sub(layout, name))
+    for name in _axis_names(layout, "scene"):
+        for letter in "xyz":
+            big(_sub(_sub(layout, name), f"{letter}axis"))
+    colorbars = _colorbar_types()
+    for trace in spec.get("data") or ():
+        if trace.get("type", "scatter") in colorbars:
+            bar = _sub(trace, "colorbar")
+            _sub(bar, "tickfont")["size"] = size
+            _sub(_sub(bar, "title"), "font")["size"] = size
+    sliders = layout.get("sliders") or ()
+    for slider in sliders:
+        _sub(_sub(slider, "currentvalue"), "font")["size"] = size
+    for item in (*(layout.get("updatemenus") or ()), *sliders):
+        _sub(item, "font")["size"] = size
+        if item.get("y") is not None and item["y"] < 0:
+            item["y"] *= PRESENTER_SCALE
+    for note in layout.get("annotations") or ():
+        font = _sub(note, "font")
+        font["size"] = max(font.get("size") or 0, size)
+    legend = layout["legend"]
+    if legend.get("y") is not None and legend["y"] < 0:
+        legend["y"] *= PRESENTER_SCALE
+    margin = layout.get("margin") or {}
+    if margin.get("b"):
+        margin["b"] = round(margin["b"] * PRESENTER_SCALE)
+    return spec
 
 
 def chart_config(name: str) -> dict:

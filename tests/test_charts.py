@@ -24,6 +24,7 @@ from optlab.charts import (
     _label_chars,
     color,
     dash,
+    figure_spec,
     legend_below,
     presenter_style,
     reserve_margins,
@@ -99,6 +100,15 @@ def test_eight_optimizers_get_eight_different_styles() -> None:
     assert (color(8), dash(8)) == (color(0), dash(0))
 
 
+def restyled(fig: go.Figure, *steps) -> go.Figure:
+    """``fig``'s dict through each styling step, validated by Plotly as it is rebuilt
+    (the page draws it unvalidated)."""
+    spec = figure_spec(fig)
+    for step in steps:
+        assert step(spec) is spec
+    return go.Figure(spec)
+
+
 def _contour_like(**layout) -> go.Figure:
     fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], name="a"))
     fig.update_xaxes(range=[-2, 2], title_text="x")
@@ -111,7 +121,7 @@ def test_reserved_margins_hold_the_axes_and_keep_the_legend_where_it_was() -> No
     fig = _contour_like()
     legend_below(fig)
     before_gap = -fig.layout.legend.y * (520 - 20 - 10)
-    reserve_margins(fig)
+    fig = restyled(fig, reserve_margins)
     margin = fig.layout.margin
     # "−0.5" at 12 px, the 24 px standoff and the 14 px title: well over 10 px.
     assert margin.l >= THEME_STANDOFF["y"] + THEME_TITLE_FONT + 4 * 0.5 * THEME_TICK_FONT
@@ -123,11 +133,10 @@ def test_reserved_margins_hold_the_axes_and_keep_the_legend_where_it_was() -> No
 def test_reserving_never_shrinks_a_margin_and_bigger_fonts_get_more() -> None:
     wide = _contour_like()
     wide.update_layout(margin=dict(l=300, b=200))
-    reserve_margins(wide)
+    wide = restyled(wide, reserve_margins)
     assert (wide.layout.margin.l, wide.layout.margin.b) == (300, 200)
-    small, big = _contour_like(), _contour_like(font=dict(size=18))
-    reserve_margins(small)
-    reserve_margins(big)
+    small = restyled(_contour_like(), reserve_margins)
+    big = restyled(_contour_like(font=dict(size=18)), reserve_margins)
     assert big.layout.margin.l > small.layout.margin.l
     assert big.layout.margin.b > small.layout.margin.b
 
@@ -137,7 +146,7 @@ def test_only_the_outer_axes_of_subplots_take_room() -> None:
     fig.update_yaxes(title_text="long title", ticktext=["a" * 40], tickvals=[0], row=1, col=2)
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_layout(margin=dict(l=10, b=10))
-    reserve_margins(fig)
+    fig = restyled(fig, reserve_margins)
     # The right-hand plot's labels sit between the plots, not in the margin.
     assert fig.layout.margin.l < 40 * 0.5 * THEME_TICK_FONT
 
@@ -148,9 +157,9 @@ def test_a_title_over_the_top_row_sits_under_the_modebar() -> None:
     sgd = [{"step": 20, "lambda_max": 57.0, "threshold": 200.0}]
     adam = [{"step": 20, "lambda_max_preconditioned": 6e3, "threshold_preconditioned": 3.8e3}]
     names = ["SGD (lr=0.01, momentum=0.9)", "Adam"]
-    fig = presenter_style(sharpness_figure(names, [sgd, adam]))
+    fig = restyled(sharpness_figure(names, [sgd, adam]), presenter_style)
     over_bottom = fig.layout.height - fig.layout.margin.t  # the plots and the bottom margin
-    reserve_margins(fig)
+    fig = restyled(fig, reserve_margins)
     top = [a for a in fig.layout.annotations if a.y >= 1]
     assert [a.text.split(":")[0] for a in top] == ["SGD (lr=0.01, momentum=0.9)"]
     assert top[0].font.size >= PRESENTER_FONT
@@ -162,8 +171,7 @@ def test_a_title_over_the_top_row_sits_under_the_modebar() -> None:
 
 
 def test_a_chart_without_a_title_on_top_keeps_its_top_margin() -> None:
-    fig = _contour_like()
-    reserve_margins(fig)
+    fig = restyled(_contour_like(), reserve_margins)
     assert (fig.layout.margin.t, fig.layout.height) == (20, 520)
 
 
@@ -180,4 +188,85 @@ def test_a_chart_without_a_title_on_top_keeps_its_top_margin() -> None:
     ],
 )
 def test_tick_labels_are_estimated_from_the_axis(axis: dict, chars: int) -> None:
-    assert _label_chars(go.layout.YAxis(**axis)) == chars
+    assert _label_chars(go.layout.YAxis(**axis).to_plotly_json()) == chars
+
+
+def _page_figures() -> dict[str, go.Figure]:
+    """One of each kind of chart the pages style: a clickable contour, curves over
+    noise seeds, subplots, the replay (buttons and a slider), 3-D (a scene), a
+    sweep's heatmap (a colour bar)."""
+    from optlab.optim.config import OptimizerConfig
+    from optlab.surface.curves import distance_figure, loss_figure, schedule_figure
+    from optlab.surface.plots import contour_figure, surface3d_figure
+    from optlab.surface.problem import Problem
+    from optlab.surface.replay import replay_figure
+    from optlab.surface.run import SurfaceRunConfig
+    from optlab.surface.trajectory import collect
+    from optlab.sweep.config import Axis, SweepConfig
+    from optlab.sweep.plots import heatmap_figure
+    from optlab.sweep.run import run_sweep
+
+    optimizers = (OptimizerConfig.create("sgd", lr=1e-3), OptimizerConfig.create("adam", lr=0.1))
+    cfg = SurfaceRunConfig(optimizers, Problem("rosenbrock", steps=40, noise=0.5, seeds=3))
+    seeds = [collect(run) for run in cfg.seed_runs()]
+    surface, paths = cfg.resolved_surface, seeds[0]
+    grid = SweepConfig(
+        OptimizerConfig.create("sgd", momentum=0.5),
+        Axis("lr", 1e-4, 1e-2, 3, "log"),
+        Axis("momentum", 0.0, 0.9, 3),
+        problem=Problem(steps=20),
+    )
+    return {
+        "contour": contour_figure(surface, paths, clickable=True),
+        "loss over seeds": loss_figure(surface, paths, seeds=seeds),
+        "distance": distance_figure(surface, paths),
+        "schedule": schedule_figure(paths),
+        "replay": replay_figure(surface, paths),
+        "3-D": surface3d_figure(surface, paths),
+        "heatmap": heatmap_figure(run_sweep(grid), "final_loss"),
+    }
+
+
+def _fonts(node: object, path: str = "") -> list[tuple[str, float | None]]:
+    """Every font's size in a figure's dict, with where it is."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("font", "tickfont") and isinstance(value, dict):
+                found.append((f"{path}.{key}", value.get("size")))
+            elif key not in ("template", "frames"):
+                found += _fonts(value, f"{path}.{key}")
+    elif isinstance(node, list | tuple):
+        for i, value in enumerate(node):
+            found += _fonts(value, f"{path}[{i}]")
+    return found
+
+
+def test_every_page_chart_styled_for_either_view_is_a_valid_figure_and_projector_sized() -> None:
+    for name, fig in _page_figures().items():
+        before = fig.to_json()
+        plain = restyled(fig, reserve_margins)
+        projected = restyled(fig, presenter_style, reserve_margins)
+        assert fig.to_json() == before, f"{name}: styling changed the figure it was given"
+        layout = projected.layout
+        assert layout.height == round((fig.layout.height or 450) * 1.35), name
+        assert layout.margin.l >= plain.layout.margin.l, name
+        if fig.layout.legend.y is not None and fig.layout.legend.y < 0:
+            assert layout.legend.y < plain.layout.legend.y, f"{name}: the legend moved down"
+        # Every font size the chart sets is projector-sized (one it leaves unset takes
+        # the layout's, or the layout's hover label's): each axis's ticks and title,
+        # legend, hover label, colour bars, buttons, sliders, annotations.
+        spec = projected.to_dict()
+        assert spec["layout"]["font"]["size"] == PRESENTER_FONT, name
+        assert spec["layout"]["hoverlabel"]["font"]["size"] == PRESENTER_FONT, name
+        fonts = _fonts({"data": spec["data"], "layout": spec["layout"]})
+        small = [(at, size) for at, size in fonts if size is not None and size < PRESENTER_FONT]
+        assert not small, f"{name}: {small}"
+        axes = [k for k in spec["layout"] if k.startswith(("xaxis", "yaxis"))]
+        for axis in axes:
+            assert spec["layout"][axis]["tickfont"]["size"] >= PRESENTER_FONT, (name, axis)
+            assert spec["layout"][axis]["title"]["font"]["size"] >= PRESENTER_FONT, (name, axis)
+        for trace in spec["data"]:
+            if trace["type"] in ("contour", "heatmap", "surface") and trace.get("showscale", True):
+                assert trace["colorbar"]["tickfont"]["size"] == PRESENTER_FONT, name
+    assert any(k.startswith("scene") for k in _page_figures()["3-D"].to_dict()["layout"])

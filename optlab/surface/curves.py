@@ -21,7 +21,9 @@ from optlab.charts import (
     curve_view,
     dash,
     decade_dtick,
+    figure,
     legend_below,
+    legend_spec,
     translucent,
 )
 from optlab.numbers import number_text
@@ -43,18 +45,18 @@ def x_title(x: str) -> str:
     return "function evaluations" if x == "evals" else "step"
 
 
-def _figure(title: str, y_title: str, x: str, height: int) -> go.Figure:
-    fig = go.Figure()
-    fig.update_layout(
+def _layout(title: str, y_title: str, x: str, height: int) -> dict:
+    """A curves chart's layout: its title, axes' titles and the legend under it."""
+    layout = dict(
         title=dict(text=title, x=0, y=0.98, yanchor="top", font=dict(size=14)),
         height=height,
         margin=dict(l=10, r=10, t=36, b=10),
         hovermode="x unified",
+        xaxis=dict(title=dict(text=x_title(x))),
+        yaxis=dict(title=dict(text=y_title)),
     )
-    legend_below(fig)
-    fig.update_xaxes(title_text=x_title(x))
-    fig.update_yaxes(title_text=y_title)
-    return fig
+    layout["legend"] = legend_spec(layout)
+    return layout
 
 
 @dataclass(frozen=True)
@@ -75,41 +77,46 @@ def _lines(trajectories: Sequence[Trajectory], values: Sequence[np.ndarray], x: 
 
 
 def _draw(
-    fig: go.Figure,
     lines: Sequence[_Line],
     x: str,
     what: str,
     *,
     log: bool,
-    row: int | None = None,
+    axes: str = "",
     every_run_counts: bool = False,
-) -> CurveView:
+) -> tuple[list[dict], dict, CurveView]:
     """One line per optimizer, each cut where it leaves the range the runs that did
-    not diverge fill (every run, with ``every_run_counts``), with a marker there;
-    sets the y axis to that range."""
+    not diverge fill (every run, with ``every_run_counts``), with a marker there.
+
+    Returns the traces (on the axes x``axes`` and y``axes``: "" for the first
+    panel, "2" for the second), the y axis's settings for that range, and the view.
+    """
     reference = [every_run_counts or line.reference for line in lines]
     view = curve_view([line.ys for line in lines], reference, log=log)
-    where = dict(row=row, col=1) if row is not None else {}
+    on = dict(xaxis=f"x{axes}", yaxis=f"y{axes}") if axes else {}
+    traces = []
     for i, line in enumerate(lines):
         xs, ys, exit_at = line.xs, line.ys, view.exits[i]
         shown = ys if exit_at is None else ys[:exit_at]
-        fig.add_trace(
-            go.Scatter(
+        traces.append(
+            dict(
+                type="scatter",
                 x=xs[: len(shown)],
                 y=shown,
                 mode="lines",
                 line=dict(color=color(i), width=2, dash=dash(i)),
                 name=line.label,
                 legendgroup=str(i),
-                showlegend=row in (None, 1),
+                showlegend=axes in ("", "1"),
                 hovertemplate=f"%{{y:.4g}}<extra>{line.label}</extra>",
-            ),
-            **where,
+                **on,
+            )
         )
         if exit_at is not None:
             left = float(ys[exit_at])
-            fig.add_trace(
-                go.Scatter(
+            traces.append(
+                dict(
+                    type="scatter",
                     x=[xs[exit_at]],
                     y=[view.low if left < view.low else view.high],  # NaN: the top
                     mode="markers",
@@ -126,15 +133,14 @@ def _draw(
                         f"{line.label} left the chart at {x_title(x)} {xs[exit_at]}: "
                         f"{what} = {number_text(left)}<extra></extra>"
                     ),
-                ),
-                **where,
+                    **on,
+                )
             )
-    axis = dict(range=view.axis_range)
+    axis: dict = dict(range=view.axis_range)
     if log:
         span = np.log10(view.high / view.low)
         axis.update(type="log", exponentformat="power", dtick=decade_dtick(span))
-    fig.update_yaxes(**axis, **where)
-    return view
+    return traces, axis, view
 
 
 def seed_spread(
@@ -159,16 +165,16 @@ def seed_spread(
     return np.median(table, axis=0), low, high
 
 
-def _draw_spread(
-    fig: go.Figure,
+def _spread(
     seeds: Sequence[Sequence[Trajectory]],
     values: Callable[[Trajectory], np.ndarray],
     what: str,
     *,
     log: bool,
-) -> None:
+) -> tuple[list[dict], dict]:
     """Each optimizer's median over the seeds as its line, over a band from the 25% to
-    the 75% quartile in its colour, cut at the chart's edges like the line."""
+    the 75% quartile in its colour, cut at the chart's edges like the line: the
+    traces, bands first (Plotly draws traces in order), and the y axis's settings."""
     count = len(seeds)
     lines, bands = [], []
     for i, first in enumerate(seeds[0]):
@@ -178,18 +184,20 @@ def _draw_spread(
         label = f"{first.optimizer.label}: median of {count} seeds"
         lines.append(_Line(label, steps, median, bool(np.isfinite(median).all())))
         bands.append((steps, low, high))
-    view = _draw(fig, lines, "step", f"median {what}", log=log)
+    traces, axis, view = _draw(lines, "step", f"median {what}", log=log)
+    under = []
     for i, ((steps, low, high), line) in enumerate(zip(bands, lines, strict=True)):
         lo, hi = (np.clip(b, view.low, view.high) for b in (low, high))
-        band = dict(mode="lines", line=dict(width=0), legendgroup=str(i), showlegend=False)
-        fig.add_trace(go.Scatter(x=steps, y=hi, hoverinfo="skip", **band))
-        fig.add_trace(
-            go.Scatter(
+        band = dict(type="scatter", mode="lines", line=dict(width=0), legendgroup=str(i))
+        under.append(dict(x=steps, y=hi, hoverinfo="skip", showlegend=False, **band))
+        under.append(
+            dict(
                 x=steps,
                 y=lo,
                 fill="tonexty",
                 fillcolor=translucent(color(i), 0.18),
                 name=f"{line.label}: 25–75% of seeds",
+                showlegend=False,
                 hovertemplate=(
                     f"25–75%: %{{y:.3g}} to %{{customdata:.3g}}<extra>{line.label}</extra>"
                 ),
@@ -197,9 +205,7 @@ def _draw_spread(
                 **band,
             )
         )
-    # The bands go under every line: Plotly draws traces in order.
-    drawn = len(fig.data) - 2 * len(bands)
-    fig.data = fig.data[drawn:] + fig.data[:drawn]
+    return under + traces, axis
 
 
 def spans_decades(curves: Sequence[np.ndarray], decades: float = 2.0) -> bool:
@@ -241,12 +247,14 @@ def loss_figure(
         return np.where(np.isfinite(v), np.maximum(v - f_min, GAP_FLOOR), v) if log else v
 
     if len(seeds) > 1:
-        fig = _figure(f"Loss over {len(seeds)} noise seeds", what, "step", height)
-        _draw_spread(fig, seeds, gap, what, log=log)
-        return fig
-    fig = _figure("Loss", what, x, height)
-    _draw(fig, _lines(trajectories, [gap(tr) for tr in trajectories], x), x, what, log=log)
-    return fig
+        layout = _layout(f"Loss over {len(seeds)} noise seeds", what, "step", height)
+        traces, axis = _spread(seeds, gap, what, log=log)
+    else:
+        layout = _layout("Loss", what, x, height)
+        lines = _lines(trajectories, [gap(tr) for tr in trajectories], x)
+        traces, axis, _ = _draw(lines, x, what, log=log)
+    layout["yaxis"].update(axis)
+    return figure(traces, layout)
 
 
 def distance_figure(
@@ -268,13 +276,14 @@ def distance_figure(
 
     if len(seeds) > 1:
         title = f"Distance to the nearest {word} over {len(seeds)} noise seeds"
-        fig = _figure(title, "distance", "step", height)
-        _draw_spread(fig, seeds, distance, "distance", log=True)
-        return fig
-    fig = _figure(f"Distance to the nearest {word}", "distance", x, height)
-    values = [distance(tr) for tr in trajectories]
-    _draw(fig, _lines(trajectories, values, x), x, "distance", log=True)
-    return fig
+        layout = _layout(title, "distance", "step", height)
+        traces, axis = _spread(seeds, distance, "distance", log=True)
+    else:
+        layout = _layout(f"Distance to the nearest {word}", "distance", x, height)
+        lines = _lines(trajectories, [distance(tr) for tr in trajectories], x)
+        traces, axis, _ = _draw(lines, x, "distance", log=True)
+    layout["yaxis"].update(axis)
+    return figure(traces, layout)
 
 
 def schedule_figure(
@@ -293,16 +302,10 @@ def schedule_figure(
         hovermode="x unified",
     )
     lrs = [np.asarray(tr.lr, dtype=np.float64) for tr in trajectories]
-    _draw(
-        fig,
-        _lines(trajectories, lrs, x),
-        x,
-        "lr",
-        log=spans_decades(lrs),
-        row=1,
-        every_run_counts=True,
-    )
-    fig.update_yaxes(title_text="lr", row=1, col=1)
+    lines = _lines(trajectories, lrs, x)
+    traces, axis, _ = _draw(lines, x, "lr", log=spans_decades(lrs), every_run_counts=True)
+    fig.add_traces(traces, rows=1, cols=1)
+    fig.update_yaxes(title_text="lr", **axis, row=1, col=1)
     fig.update_traces(line_shape="hv", selector=dict(mode="lines"))
     if moving:
         momenta = [

@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 from PIL import Image
 
 from optlab.charts import color, legend_below, typed_array
-from optlab.surface.plots import axes_2d, minima_trace, shown_values
+from optlab.surface.plots import axes_2d_layout, minima_trace, shown_values
 from optlab.surface.surfaces import Surface
 from optlab.surface.trajectory import Trajectory
 
@@ -272,9 +272,10 @@ def replay_figure(
     moving = list(range(2 * len(trajectories)))
     # Plain dicts: Plotly validates them once, as the figure takes them.
     fig.frames = [{"data": paths.at(int(k)), "traces": moving, "name": str(k)} for k in steps]
-    axes_2d(fig, surface, height)
-    fig.update_xaxes(showgrid=False, zeroline=False)
-    fig.update_yaxes(showgrid=False, zeroline=False)
+    layout = axes_2d_layout(surface, height)
+    for axis in ("xaxis", "yaxis"):
+        layout[axis].update(showgrid=False, zeroline=False)
+    fig.update_layout(layout)
     bottom = AXIS_PX + CONTROLS_PX + LEGEND_PX
     fig.update_layout(margin=dict(l=10, r=10, t=20, b=bottom))
     plot_height = max(height - 20 - bottom, 100)

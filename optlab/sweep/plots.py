@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from optlab.charts import color, dash, legend_below
+from optlab.charts import color, dash, figure, legend_below, legend_spec
 from optlab.numbers import number_text
 from optlab.surface.surfaces import Surface
 from optlab.sweep.run import (
@@ -28,9 +28,10 @@ from optlab.sweep.run import (
 )
 from optlab.sweep.scales import (
     GAP_FLOOR,
-    add_diverged,
-    add_line,
+    TOP_EDGE_AXIS,
     axis_ticks,
+    diverged_traces,
+    line_traces,
     log_ticks,
     value_axis,
     value_scale,
@@ -78,8 +79,9 @@ def heatmap_figure(
     xs, ys = cfg.x.values, cfg.y.values
     z, title = metric_values(result, metric)
     reverse = get_metric(metric).loss or metric == "steps_to_target"
-    fig = go.Figure(
-        go.Heatmap(
+    traces = [
+        dict(
+            type="heatmap",
             x=cfg.x.edges,
             y=cfg.y.edges,
             z=z,
@@ -88,69 +90,72 @@ def heatmap_figure(
             colorbar=dict(title=dict(text=title, side="right")),
             hoverinfo="skip",
         )
-    )
+    ]
     diverged = result.diverged_at >= 0
     if diverged.any():
-        fig.add_heatmap(
-            x=cfg.x.edges,
-            y=cfg.y.edges,
-            z=np.where(diverged, 1.0, np.nan),
-            colorscale=[[0, DIVERGED_COLOR], [1, DIVERGED_COLOR]],
-            showscale=False,
-            name="diverged",
-            hoverinfo="skip",
+        traces.append(
+            dict(
+                type="heatmap",
+                x=cfg.x.edges,
+                y=cfg.y.edges,
+                z=np.where(diverged, 1.0, np.nan),
+                colorscale=[[0, DIVERGED_COLOR], [1, DIVERGED_COLOR]],
+                showscale=False,
+                name="diverged",
+                hoverinfo="skip",
+            )
         )
     gx, gy = np.meshgrid(xs, ys)
     index = np.arange(cfg.cells).reshape(result.shape)
-    fig.add_scatter(
-        x=gx.ravel(),
-        y=gy.ravel(),
-        mode="text",
-        text=[""] * cfg.cells,
-        customdata=index.ravel(),
-        hovertext=_cell_text(result).ravel(),
-        hovertemplate="%{hovertext}<extra></extra>",
-        name="cells",
-        showlegend=False,
+    traces.append(
+        dict(
+            type="scatter",
+            x=gx.ravel(),
+            y=gy.ravel(),
+            mode="text",
+            text=[""] * cfg.cells,
+            customdata=index.ravel(),
+            hovertext=_cell_text(result).ravel(),
+            hovertemplate="%{hovertext}<extra></extra>",
+            name="cells",
+            showlegend=False,
+        )
     )
     # Plotly dims whatever a selection leaves out; these marks stay as drawn.
     keep = dict(marker=dict(opacity=1))
-    best = result.best_cell()
-    if best is not None:
-        by, bx = divmod(best, cfg.x.n)
-        fig.add_scatter(
-            x=[xs[bx]],
-            y=[ys[by]],
-            mode="markers",
-            marker=dict(symbol="star", size=16, color="gold", line=dict(width=1, color="black")),
-            name="best final loss",
-            hoverinfo="skip",
-            unselected=keep,
+    marks = [(result.best_cell(), "star", 16, "gold", 1, "best final loss")]
+    marks.append((selected, "square-open", 18, "black", 3, "replayed"))
+    for cell, symbol, size, colour, width, name in marks:
+        if cell is None:
+            continue
+        cy, cx = divmod(cell, cfg.x.n)
+        traces.append(
+            dict(
+                type="scatter",
+                x=[xs[cx]],
+                y=[ys[cy]],
+                mode="markers",
+                marker=dict(
+                    symbol=symbol, size=size, color=colour, line=dict(width=width, color="black")
+                ),
+                name=name,
+                hoverinfo="skip",
+                unselected=keep,
+            )
         )
-    if selected is not None:
-        sy, sx = divmod(selected, cfg.x.n)
-        fig.add_scatter(
-            x=[xs[sx]],
-            y=[ys[sy]],
-            mode="markers",
-            marker=dict(symbol="square-open", size=18, color="black", line=dict(width=3)),
-            name="replayed",
-            hoverinfo="skip",
-            unselected=keep,
-        )
-    fig.update_layout(
+    layout = dict(
         height=height,
         margin=dict(l=10, r=10, t=30, b=10),
         clickmode="event+select",
         dragmode=False,
         hovermode="closest",
         hoverdistance=-1,
+        xaxis=dict(title=dict(text=cfg.x.name), **axis_ticks(cfg.x)),
+        yaxis=dict(title=dict(text=cfg.y.name), **axis_ticks(cfg.y)),
     )
     # Under the plot: above it, a projector's big legend covers the title.
-    legend_below(fig, solo=False)
-    fig.update_xaxes(title_text=cfg.x.name, **axis_ticks(cfg.x))
-    fig.update_yaxes(title_text=cfg.y.name, **axis_ticks(cfg.y))
-    return fig
+    layout["legend"] = legend_spec(layout, solo=False)
+    return figure(traces, layout)
 
 
 def _cell_text(result: SweepResult) -> np.ndarray:
@@ -206,24 +211,24 @@ def slice_figure(
     xs = np.asarray(swept.values)
     hover = [f"{swept.name} = {number_text(float(v))}" for v in xs]
     data = cells if clickable else None
-    fig = go.Figure()
-    add_line(
-        fig, xs, line, scale, hover, dict(line=dict(color=color(1), width=2), name=label), data
-    )
-    if metric != "diverged_at":
-        add_diverged(fig, xs, diverged_at, hover, "diverged", DIVERGED_COLOR, data)
-    fig.update_layout(
+    style = dict(line=dict(color=color(1), width=2), name=label)
+    traces = line_traces(xs, line, scale, hover, style, data)
+    layout = dict(
         height=height,
         margin=dict(l=10, r=10, t=40, b=10),
         title=dict(text=f"{label} vs {swept.name}{held}", font=dict(size=14)),
         showlegend=False,
         hovermode="closest",
+        xaxis=dict(title=dict(text=swept.name), **axis_ticks(swept)),
+        yaxis=value_axis(scale, [line]),
     )
+    if metric != "diverged_at":
+        traces += diverged_traces(xs, diverged_at, hover, "diverged", DIVERGED_COLOR, data)
+    if any(trace.get("yaxis") == "y2" for trace in traces):
+        layout["yaxis2"] = TOP_EDGE_AXIS
     if clickable:
-        fig.update_layout(clickmode="event+select", hoverdistance=-1)
-    fig.update_xaxes(title_text=swept.name, **axis_ticks(swept))
-    value_axis(fig, scale, [line])
-    return fig
+        layout.update(clickmode="event+select", hoverdistance=-1)
+    return figure(traces, layout)
 
 
 #: The basin map's own colours (Paul Tol's "muted" scheme, less its rose and wine, too
@@ -430,31 +435,35 @@ def tuning_figure(
     f_min = results[0].config.resolved_surface.f_min if results else None
     lines = [r.final_loss[0] for r in results]
     scale = value_scale(lines, "final_loss", f_min)
-    fig = go.Figure()
+    traces = []
     for i, (result, label, loss) in enumerate(zip(results, labels, lines, strict=True)):
         xs = np.asarray(result.config.x.values)
         c = color(i)
         hover = [f"{label}<br>lr = {number_text(float(v))}" for v in xs]
         style = dict(line=dict(color=c, width=2, dash=dash(i)), marker=dict(size=5), name=label)
-        add_line(fig, xs, loss, scale, hover, style)
-        add_diverged(fig, xs, result.diverged_at[0], hover, f"{label}: diverged", c)
+        traces += line_traces(xs, loss, scale, hover, style)
+        traces += diverged_traces(xs, result.diverged_at[0], hover, f"{label}: diverged", c)
         best = result.best_cell()
         if best is not None:
             gap = float(scale.shown(loss[best : best + 1])[0])
-            fig.add_scatter(
-                x=[xs[best]],
-                y=[max(gap, scale.low) if scale.low is not None else gap],
-                mode="markers",
-                marker=dict(symbol="star", size=15, color=c, line=dict(width=1, color="black")),
-                name=f"{label}: best lr {number_text(float(xs[best]))}",
-                showlegend=False,
-                hovertext=[
-                    f"{label}<br>best lr {number_text(float(xs[best]))}<br>"
-                    f"{scale.title} = {number_text(gap)}"
-                ],
-                hovertemplate="%{hovertext}<extra></extra>",
+            traces.append(
+                dict(
+                    type="scatter",
+                    x=[xs[best]],
+                    y=[max(gap, scale.low) if scale.low is not None else gap],
+                    mode="markers",
+                    marker=dict(symbol="star", size=15, color=c, line=dict(width=1, color="black")),
+                    name=f"{label}: best lr {number_text(float(xs[best]))}",
+                    showlegend=False,
+                    hovertext=[
+                        f"{label}<br>best lr {number_text(float(xs[best]))}<br>"
+                        f"{scale.title} = {number_text(gap)}"
+                    ],
+                    hovertemplate="%{hovertext}<extra></extra>",
+                )
             )
-    fig.update_layout(
+    xs_all = np.concatenate([r.config.x.values for r in results]) if results else []
+    layout = dict(
         height=height,
         margin=dict(l=10, r=10, t=40, b=10),
         title=dict(
@@ -462,10 +471,11 @@ def tuning_figure(
             font=dict(size=14),
         ),
         hovermode="closest",
+        xaxis=dict(title=dict(text="lr"), **log_ticks(xs_all)),
+        yaxis=value_axis(scale, lines),
     )
+    if any(trace.get("yaxis") == "y2" for trace in traces):
+        layout["yaxis2"] = TOP_EDGE_AXIS
     # Under the plot: above it, a legend of several optimizers covered the title.
-    legend_below(fig)
-    xs_all = np.concatenate([r.config.x.values for r in results]) if results else []
-    fig.update_xaxes(title_text="lr", **log_ticks(xs_all))
-    value_axis(fig, scale, lines)
-    return fig
+    layout["legend"] = legend_spec(layout)
+    return figure(traces, layout)

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import plotly.graph_objects as go
 
 from optlab.charts import decade_dtick, decades
 from optlab.numbers import number_text
@@ -116,17 +115,16 @@ def value_scale(lines: Sequence[np.ndarray], metric: str, f_min: float | None) -
     )
 
 
-def add_line(
-    fig: go.Figure,
+def line_traces(
     xs: np.ndarray,
     values: np.ndarray,
     scale: Scale,
     hover: list[str],
     style: dict,
     customdata: np.ndarray | None = None,
-) -> None:
-    """One curve of ``values`` over ``xs``; points beyond the scale's floor or
-    ceiling are drawn on it with a triangle, their hover giving the true value."""
+) -> list[dict]:
+    """One curve of ``values`` over ``xs``, as Plotly traces; points beyond the scale's
+    floor or ceiling are drawn on it with a triangle, their hover giving the true value."""
     shown = scale.shown(np.asarray(values, dtype=float))
     drawn = shown.copy()
     below = np.zeros(len(shown), dtype=bool)
@@ -142,83 +140,99 @@ def add_line(
         f"{h}<br>{scale.title} = {number_text(float(v))}" if math.isfinite(v) else h
         for h, v in zip(hover, shown, strict=True)
     ]
-    fig.add_scatter(
-        x=xs,
-        y=drawn,
-        mode="lines+markers",
-        hovertext=texts,
-        hovertemplate="%{hovertext}<extra></extra>",
-        customdata=customdata,
-        **style,
-    )
+    traces = [
+        dict(
+            type="scatter",
+            x=xs,
+            y=drawn,
+            mode="lines+markers",
+            hovertext=texts,
+            hovertemplate="%{hovertext}<extra></extra>",
+            customdata=customdata,
+            **style,
+        )
+    ]
     marks = ((below, "triangle-down-open", "floor"), (above, "triangle-up-open", "top"))
     for where, symbol, edge in marks:
         if not where.any():
             continue
-        fig.add_scatter(
-            x=xs[where],
-            y=drawn[where],
-            mode="markers",
-            marker=dict(symbol=symbol, size=12, color=style["line"]["color"], line=dict(width=2)),
-            hovertext=[f"{t}<br>(drawn at the chart's {edge})" for t in np.asarray(texts)[where]],
-            hovertemplate="%{hovertext}<extra></extra>",
-            customdata=None if customdata is None else customdata[where],
-            name=f"{style['name']}: beyond the chart's {edge}",
-            showlegend=False,
-            cliponaxis=False,
+        traces.append(
+            dict(
+                type="scatter",
+                x=xs[where],
+                y=drawn[where],
+                mode="markers",
+                marker=dict(
+                    symbol=symbol, size=12, color=style["line"]["color"], line=dict(width=2)
+                ),
+                hovertext=[
+                    f"{t}<br>(drawn at the chart's {edge})" for t in np.asarray(texts)[where]
+                ],
+                hovertemplate="%{hovertext}<extra></extra>",
+                customdata=None if customdata is None else customdata[where],
+                name=f"{style['name']}: beyond the chart's {edge}",
+                showlegend=False,
+                cliponaxis=False,
+            )
         )
+    return traces
 
 
-def add_diverged(
-    fig: go.Figure,
+#: An overlaid axis from 0 to 1 puts `diverged_traces`' crosses on the top edge
+#: whatever the value axis shows (a log axis has no 0 to put them at).
+TOP_EDGE_AXIS = dict(overlaying="y", type="linear", range=[0, 1], visible=False, fixedrange=True)
+
+
+def diverged_traces(
     xs: np.ndarray,
     diverged_at: np.ndarray,
     hover: list[str],
     name: str,
     colour: str,
     customdata: np.ndarray | None = None,
-) -> None:
-    """A cross along the chart's top edge at every diverged value of ``xs``."""
+) -> list[dict]:
+    """A cross along the chart's top edge at every diverged value of ``xs`` (none
+    when nothing diverged), on the axis ``yaxis2``: a chart with any sets
+    ``yaxis2=TOP_EDGE_AXIS``."""
     where = diverged_at >= 0
     if not where.any():
-        return
-    fig.add_scatter(
-        x=xs[where],
-        y=np.ones(int(where.sum())),
-        yaxis="y2",
-        mode="markers",
-        marker=dict(symbol="x", size=10, color=colour, line=dict(width=1, color=colour)),
-        hovertext=[
-            f"{h}<br>diverged at step {number_text(int(step))}"
-            for h, step in zip(np.asarray(hover)[where], diverged_at[where], strict=True)
-        ],
-        hovertemplate="%{hovertext}<extra></extra>",
-        customdata=None if customdata is None else customdata[where],
-        name=name,
-        showlegend=False,
-        cliponaxis=False,
-    )
-    # An overlaid axis from 0 to 1 puts the crosses on the top edge whatever the
-    # value axis shows (a log axis has no 0 to put them at).
-    fig.update_layout(
-        yaxis2=dict(overlaying="y", type="linear", range=[0, 1], visible=False, fixedrange=True)
-    )
+        return []
+    return [
+        dict(
+            type="scatter",
+            x=xs[where],
+            y=np.ones(int(where.sum())),
+            yaxis="y2",
+            mode="markers",
+            marker=dict(symbol="x", size=10, color=colour, line=dict(width=1, color=colour)),
+            hovertext=[
+                f"{h}<br>diverged at step {number_text(int(step))}"
+                for h, step in zip(np.asarray(hover)[where], diverged_at[where], strict=True)
+            ],
+            hovertemplate="%{hovertext}<extra></extra>",
+            customdata=None if customdata is None else customdata[where],
+            name=name,
+            showlegend=False,
+            cliponaxis=False,
+        )
+    ]
 
 
-def value_axis(fig: go.Figure, scale: Scale, lines: Sequence[np.ndarray]) -> None:
-    """The value axis (``yaxis``, not the overlay of `add_diverged`): its title, type and
-    ticks, and its range where values are clipped."""
+def value_axis(scale: Scale, lines: Sequence[np.ndarray]) -> dict:
+    """The value axis's settings (``yaxis``, not the overlay of `diverged_traces`): its
+    title, type and ticks, and its range where values are clipped."""
+    title = dict(text=scale.title)
     if scale.log:
         shown = np.concatenate([scale.shown(np.asarray(v, dtype=float)) for v in lines])
         if scale.low is not None:
             shown = np.where(shown < scale.low, scale.low, shown)
-        fig.update_layout(yaxis=dict(title_text=scale.title, **log_ticks(shown)))
-        return
-    fig.update_layout(yaxis=dict(title_text=scale.title, type="linear", exponentformat="e"))
+        return dict(title=title, **log_ticks(shown))
+    axis = dict(title=title, type="linear", exponentformat="e")
     if scale.low is not None or scale.high is not None:
         shown = np.concatenate([np.ravel(v) for v in lines])
         shown = shown[np.isfinite(shown)]
         low = scale.low if scale.low is not None else shown.min()
         high = scale.high if scale.high is not None else shown.max()
         pad = 0.05 * (high - low)
-        fig.update_layout(yaxis=dict(range=[low - pad, high + pad]))
+        axis["range"] = [low - pad, high + pad]
+    return axis

@@ -17,7 +17,7 @@ from typing import Any
 
 import streamlit as st
 
-from optlab.charts import chart_config, presenter_style, reserve_margins
+from optlab.charts import chart_config, drawn, figure_spec, presenter_style, reserve_margins
 
 #: The query key and value of presenter view.
 VIEW_KEY, PRESENTER = "view", "presenter"
@@ -110,13 +110,15 @@ def show_chart(
 
 
 def _styled(fig: Any, presenter_height: int | None) -> Any:
-    """``fig`` restyled in place for the session's view, margins reserved."""
+    """``fig`` styled for the session's view, margins reserved, as the figure
+    ``st.plotly_chart`` draws; a ``go.Figure`` is left as it was (its dict is
+    styled), a dict is styled in place."""
+    spec = figure_spec(fig)
     if presenter():
-        fig = presenter_style(fig)
+        presenter_style(spec)
         if presenter_height is not None:
-            fig.update_layout(height=presenter_height)
-    reserve_margins(fig)
-    return fig
+            spec["layout"]["height"] = presenter_height
+    return drawn(reserve_margins(spec))
 
 
 class _SharedFigures:

@@ -16,7 +16,7 @@ import pytest
 from optlab.optim.config import OptimizerConfig
 from optlab.optim.plans import Plan
 from optlab.optim.stability import sgd_threshold_of
-from optlab.surface import plots
+from optlab.surface import inspector_plots as plots
 from optlab.surface.curvature import curvature_at, param_groups, sharpness_paths
 from optlab.surface.hessian import hessian_eigs
 from optlab.surface.inspector import directions, record_steps

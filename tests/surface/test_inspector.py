@@ -12,7 +12,7 @@ from bench.surface_engine import by_the_docs, evaluated
 from optlab.charts import color
 from optlab.optim import registry
 from optlab.optim.config import OptimizerConfig
-from optlab.surface import plots
+from optlab.surface import inspector_plots as plots
 from optlab.surface.inspector import (
     ACTUAL_STEP,
     GRADIENT_STEP,

@@ -15,7 +15,7 @@ import streamlit as st
 
 from optlab.optim.config import OptimizerConfig
 from optlab.optim.stability import sgd_threshold_formula
-from optlab.surface import plots
+from optlab.surface import inspector_plots
 from optlab.surface.curvature import (
     Curvature,
     SharpnessPath,
@@ -289,7 +289,7 @@ def _inspector(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
             "factor is in the legend), so a tiny step still shows its direction. One "
             "scale: lengths compare, and a short arrow may vanish.",
         )
-        figure = plots.inspector_figure(
+        figure = inspector_plots.inspector_figure(
             cfg.resolved_surface,
             trajectories[index],
             index,
@@ -330,7 +330,7 @@ def _inspector(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
     )
     st.markdown("**λ_max along each path**, against SGD's stability threshold")
     show_chart(
-        plots.sharpness_figure(paths, mark=(index, snap.step - 1)),
+        inspector_plots.sharpness_figure(paths, mark=(index, snap.step - 1)),
         f"{cfg.problem.surface}-sharpness",
         key="sharpness_chart",
     )
