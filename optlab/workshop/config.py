@@ -16,6 +16,14 @@ applications:
   HTTP request (a page waiting on a training).
 - ``balance leastconn``: new browsers go to the replica with the fewest
   connections (web sockets are long-lived, so round robin would drift).
+- ``cache`` for Streamlit's static assets (``/static/``: its JavaScript,
+  fonts and styles, about 10 MB for a first visit, each file named by its
+  content's hash and sent ``Cache-Control: public, immutable``): HAProxy
+  serves them from memory after the first browser fetched them. A replica
+  sends a file through its event loop, the one that carries every page's
+  web socket, 64 KB at a time, each piece waiting for the interpreter lock
+  its page scripts hold: under a class's load a fresh browser's first
+  visit took minutes (docs/load-test.md).
 
 Each response names its replica in `REPLICA_HEADER` (the cookie does too),
 which is how a presenter, and the tests, see who served what.
@@ -43,6 +51,13 @@ COOKIE, REPLICA_HEADER = "SERVERID", "X-OptLab-Replica"
 REPLICA_HOST = "127.0.0.1"
 #: Seconds between two health checks of a replica.
 CHECK_INTERVAL_S = 2
+#: Where Streamlit serves its static assets, which HAProxy's cache keeps.
+ASSETS_PATH = "/static/"
+#: The asset cache's memory in MB (HAProxy reserves it at start; Streamlit 1.67's
+#: static folder holds 26 MB), its largest file in bytes (the Plotly chart's
+#: bundle is 4.7 MB; HAProxy allows up to half the memory) and how long an
+#: entry is kept, in seconds (the names change with their content).
+ASSET_CACHE_MB, ASSET_MAX_BYTES, ASSET_MAX_AGE_S = 64, 16 * 2**20, 86400
 
 
 def default_replicas(cores: int | None = None) -> int:
@@ -173,6 +188,12 @@ defaults
     timeout tunnel 1h
     timeout client-fin 30s
 
+# Streamlit's static assets, kept in memory after their first fetch.
+cache assets
+    total-max-size {ASSET_CACHE_MB}
+    max-object-size {ASSET_MAX_BYTES}
+    max-age {ASSET_MAX_AGE_S}
+
 frontend optlab
     bind {cfg.host}:{cfg.port}
     default_backend replicas
@@ -184,6 +205,9 @@ backend replicas
     http-check send meth GET uri {HEALTH_PATH}
     http-check expect status 200
     default-server inter {CHECK_INTERVAL_S}s fall 2 rise 2
-    http-response set-header {REPLICA_HEADER} %[srv_name]
+    http-request set-var(txn.asset) bool(true) if {{ path_beg {ASSETS_PATH} }}
+    http-request cache-use assets if {{ var(txn.asset) -m bool }}
+    http-response cache-store assets if {{ var(txn.asset) -m bool }}
+    http-response set-header {REPLICA_HEADER} %[srv_name] unless {{ res.cache_hit }}
 {servers}
 """

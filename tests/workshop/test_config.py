@@ -121,6 +121,15 @@ def test_the_command_refuses_bad_input_in_one_line(tmp_path, capsys, argv, messa
     assert err.count("\n") == 1
 
 
+def cache_lines() -> list[str]:
+    """The asset cache's lines of the launcher's configuration."""
+    text = haproxy_config(WorkshopConfig(2, 8501, RUNS))
+    lines = [line.strip() for line in text.splitlines()]
+    start = lines.index("cache assets")
+    cache = lines[start : start + 4]
+    return cache + [line for line in lines if "cache-use" in line or "cache-store" in line]
+
+
 def test_the_compose_recipe_has_the_same_shape_and_haproxy_accepts_it(tmp_path, haproxy):
     """docs/workshop-compose.yml cannot be run here (no Docker): its HAProxy configuration
     is checked by HAProxy, and its replicas share the runs folder like the launcher's."""
@@ -135,6 +144,7 @@ def test_the_compose_recipe_has_the_same_shape_and_haproxy_accepts_it(tmp_path, 
         f"http-check send meth GET uri {HEALTH_PATH}",
         "option redispatch",
         "timeout tunnel 1h",
+        *cache_lines(),
         f"server-template replica 1-{CAPS.workshop_replicas} app:8501 check",
     ):
         assert line in text, line

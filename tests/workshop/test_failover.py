@@ -152,6 +152,39 @@ def test_a_browser_stays_on_its_replica(workshop):
         assert cookie == replica
 
 
+def fetch(url: str) -> tuple[bytes, dict[str, str]]:
+    """A response's body and headers (lower-case names; a repeated header's values
+    joined with commas)."""
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        assert resp.status == 200
+        names = {k.lower() for k in resp.headers}
+        return resp.read(), {k: ", ".join(resp.headers.get_all(k)) for k in names}
+
+
+def test_streamlits_assets_come_from_haproxys_cache_and_pages_from_a_replica(workshop):
+    page, headers = fetch(workshop.url + "/")
+    assert headers[REPLICA_HEADER.lower()].startswith("replica")
+    # The page's own script bundle, named by its content's hash.
+    [script] = re.findall(rb'src="\./(static/js/index\.[\w-]+\.js)"', page)
+    asset = f"{workshop.url}/{script.decode()}"
+    first, headers = fetch(asset)
+    assert len(first) > 100_000 and "immutable" in headers["cache-control"]
+    pids = [pid for name, pid in workshop.pids().items() if name != "haproxy"]
+    for pid in pids:  # no replica can answer now
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        again, headers = fetch(asset)
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    assert again == first
+    assert "age" in headers and REPLICA_HEADER.lower() not in headers  # HAProxy's own copy
+    # A page is never cached: each comes from a replica (its HTML is not immutable).
+    assert [fetch(workshop.url + "/")[1][REPLICA_HEADER.lower()][:7] for _ in range(2)] == [
+        "replica"
+    ] * 2
+
+
 def session_replica(context) -> str:
     [cookie] = [c["value"] for c in context.cookies() if c["name"] == COOKIE]
     return cookie
