@@ -148,7 +148,10 @@ class BrowserSession(LoadSession):
         self.retired: set = set()
         self.lost: list[str] = []
         self._reported = 0
+        #: Requests of the tab that failed (a script cut off, say), as ``name: why``.
+        self.failed: list[str] = []
         page.on("websocket", self._on_websocket)
+        page.on("requestfailed", self._on_failed)
 
     @classmethod
     async def open(cls, browser, idx: int, url: str, timeout_s: float, counter: Numbering):
@@ -173,6 +176,10 @@ class BrowserSession(LoadSession):
         ws.on("close", closed)
         ws.on("socketerror", failed)
         self.sockets.add(ws)
+
+    def _on_failed(self, request) -> None:
+        name = request.url.rsplit("/", 1)[-1][:60]
+        self.failed.append(f"{request.method} {name}: {request.failure}")
 
     def _retire_sockets(self) -> None:
         self.retired |= self.sockets
@@ -276,7 +283,41 @@ class BrowserSession(LoadSession):
         lost = self._lost()
         if lost:
             return lost[0], await self._who_closed(lost[1])
+        if kind == "timeout":
+            with contextlib.suppress(Exception):
+                state = await asyncio.wait_for(self.page.evaluate(PAGE_STATE), 10)
+                message = f"{message} ({describe_page(state)})"
+            if self.failed:
+                shown = "; ".join(self.failed[-3:])
+                message = f"{message}; {len(self.failed)} request(s) failed, the last: {shown}"
         return kind, message
+
+
+#: What a tab shows when an action timed out: how far its document got, its charts, the
+#: status widget's text, and each of its streams (`WATCH_SOCKETS`), times from its start.
+PAGE_STATE = """() => ({
+  ready: document.readyState,
+  ageS: performance.now() / 1000,
+  charts: document.querySelectorAll('.js-plotly-plot').length,
+  status: (document.querySelector('[data-testid=stStatusWidget]') || {}).innerText || '',
+  sockets: (window.__optlabSockets || []).map(e => [e.openS, e.closeS, e.messages, e.byPage]),
+})"""
+
+
+def describe_page(state: dict) -> str:
+    """`PAGE_STATE` in words."""
+    streams = [
+        f"opened {'never' if o is None else f'at {o:.1f} s'}"
+        + ("" if c is None else f", closed at {c:.1f} s by {'the page' if by else 'the server'}")
+        + f", {n} message(s)"
+        for o, c, n, by in state["sockets"]
+    ]
+    status = " ".join(state["status"].split())[:80]
+    return (
+        f"the page, {state['ageS']:.0f} s old: document {state['ready']}, "
+        f"{state['charts']} chart(s), status {status or 'none'!r}; "
+        f"streams: {'; '.join(streams) or 'none'}"
+    )
 
 
 def describe_close(entry: dict) -> str:

@@ -21,7 +21,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from websockets.sync.server import serve
 
-from bench.load_browser import CLOSED_SOCKETS, WATCH_SOCKETS, describe_close
+from bench.load_browser import (
+    CLOSED_SOCKETS,
+    PAGE_STATE,
+    WATCH_SOCKETS,
+    describe_close,
+    describe_page,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -103,3 +109,39 @@ def test_a_lost_socket_says_whether_the_server_closed_it_or_the_page_gave_up(
     assert describe_close(silent) == (
         f"never opened; the page gave up on it after {silent['closeS']:.1f} s and connected again"
     )
+
+
+def test_a_timed_out_tab_says_how_far_its_page_got(browser, servers) -> None:
+    """What the harness reports of a tab whose action never ended: its document, its
+    charts and status, each stream, and the requests that failed."""
+    url, ws_port, silent_port = servers
+    context = browser.new_context()
+    failed: list[str] = []
+    try:
+        context.add_init_script(WATCH_SOCKETS)
+        page = context.new_page()
+        page.on("requestfailed", lambda r: failed.append(r.url))
+        page.goto(url)
+        page.evaluate(
+            """([ws, silent]) => {
+              const s = new WebSocket(`ws://127.0.0.1:${ws}/_stcore/stream`);
+              s.onopen = () => s.send('hello');
+              const script = document.createElement('script');
+              script.src = `http://127.0.0.1:${silent}/static/js/index.js`;
+              document.head.appendChild(script);
+              setTimeout(() => window.stop(), 500);  // the script never arrives
+            }""",
+            [ws_port, silent_port],
+        )
+        page.wait_for_function(f"() => ({CLOSED_SOCKETS})().length === 1", timeout=15_000)
+        page.wait_for_timeout(1000)
+        state = page.evaluate(PAGE_STATE)
+    finally:
+        context.close()
+    assert state["ready"] == "complete" and state["charts"] == 0 and state["status"] == ""
+    [(opened, closed, messages, by_page)] = state["sockets"]
+    assert opened is not None and closed >= opened and messages == 1 and not by_page
+    text = describe_page(state)
+    assert text.startswith(f"the page, {state['ageS']:.0f} s old: document complete, 0 chart(s)")
+    assert f"opened at {opened:.1f} s, closed at {closed:.1f} s by the server, 1 message(s)" in text
+    assert any(u.endswith("/static/js/index.js") for u in failed)
