@@ -100,26 +100,31 @@ def _eigen_label_anchor(dx: float, dy: float) -> dict[str, str]:
     return dict(xanchor=xanchor, yanchor=yanchor)
 
 
+def _arrow(
+    fig: go.Figure, start: tuple[float, float], end: tuple[float, float], **style: object
+) -> None:
+    """An arrow from ``start`` to ``end`` in the data's coordinates, drawn as Plotly
+    draws an annotation's arrow (``style``: its head, width, colour and name)."""
+    (sx, sy), (ex, ey) = start, end
+    fig.add_annotation(
+        x=ex, y=ey, ax=sx, ay=sy, xref="x", yref="y", axref="x", ayref="y", showarrow=True,
+        text="", **style,
+    )  # fmt: skip
+
+
 def _draw_eigen_axes(fig: go.Figure, curvature: Curvature, diagonal: float) -> None:
     axes = eigen_axes(curvature, diagonal)
-    for k, (label, (sx, sy), (ex, ey)) in enumerate(axes):
+    for k, (label, start, end) in enumerate(axes):
         c = EIGEN_COLORS[k]
-        fig.add_annotation(
-            x=ex,
-            y=ey,
-            ax=sx,
-            ay=sy,
-            xref="x",
-            yref="y",
-            axref="x",
-            ayref="y",
-            showarrow=True,
+        _arrow(
+            fig,
+            start,
+            end,
             arrowside="end+start",
             arrowhead=2,
             arrowsize=1.1,
             arrowwidth=3,
             arrowcolor=c,
-            text="",
             name=f"{label} axis",
         )
         fig.add_scatter(
@@ -196,21 +201,14 @@ def inspector_figure(
     for k, (label, (dx, dy)) in enumerate(arrows.items()):
         c = ARROW_COLORS[k % len(ARROW_COLORS)]
         scale = scales[label]
-        fig.add_annotation(
-            x=px + scale * dx,
-            y=py + scale * dy,
-            ax=px,
-            ay=py,
-            xref="x",
-            yref="y",
-            axref="x",
-            ayref="y",
-            showarrow=True,
+        _arrow(
+            fig,
+            (px, py),
+            (px + scale * dx, py + scale * dy),
             arrowhead=3,
             arrowsize=1.2,
             arrowwidth=ARROW_WIDTHS[k % len(ARROW_WIDTHS)],
             arrowcolor=c,
-            text="",
             name=label,
         )
         shown = html_subscripts(label)

@@ -17,7 +17,7 @@ applications:
 - ``balance leastconn``: new browsers go to the replica with the fewest
   connections (web sockets are long-lived, so round robin would drift).
 - ``cache`` for Streamlit's static assets (``/static/``: its JavaScript,
-  fonts and styles, about 10 MB for a first visit, each file named by its
+  fonts and styles, 8-10 MB for a first visit, each file named by its
   content's hash and sent ``Cache-Control: public, immutable``): HAProxy
   serves them from memory after the first browser fetched them. A replica
   sends a file through its event loop, the one that carries every page's
