@@ -82,18 +82,13 @@ def _draw(
     what: str,
     *,
     log: bool,
-    axes: str = "",
     every_run_counts: bool = False,
 ) -> tuple[list[dict], dict, CurveView]:
     """One line per optimizer, each cut where it leaves the range the runs that did
-    not diverge fill (every run, with ``every_run_counts``), with a marker there.
-
-    Returns the traces (on the axes x``axes`` and y``axes``: "" for the first
-    panel, "2" for the second), the y axis's settings for that range, and the view.
-    """
+    not diverge fill (every run, with ``every_run_counts``), with a marker there:
+    the traces, the y axis's settings for that range, and the view."""
     reference = [every_run_counts or line.reference for line in lines]
     view = curve_view([line.ys for line in lines], reference, log=log)
-    on = dict(xaxis=f"x{axes}", yaxis=f"y{axes}") if axes else {}
     traces = []
     for i, line in enumerate(lines):
         xs, ys, exit_at = line.xs, line.ys, view.exits[i]
@@ -107,9 +102,7 @@ def _draw(
                 line=dict(color=color(i), width=2, dash=dash(i)),
                 name=line.label,
                 legendgroup=str(i),
-                showlegend=axes in ("", "1"),
                 hovertemplate=f"%{{y:.4g}}<extra>{line.label}</extra>",
-                **on,
             )
         )
         if exit_at is not None:
@@ -133,7 +126,6 @@ def _draw(
                         f"{line.label} left the chart at {x_title(x)} {xs[exit_at]}: "
                         f"{what} = {number_text(left)}<extra></extra>"
                     ),
-                    **on,
                 )
             )
     axis: dict = dict(range=view.axis_range)
@@ -188,8 +180,10 @@ def _spread(
     under = []
     for i, ((steps, low, high), line) in enumerate(zip(bands, lines, strict=True)):
         lo, hi = (np.clip(b, view.low, view.high) for b in (low, high))
-        band = dict(type="scatter", mode="lines", line=dict(width=0), legendgroup=str(i))
-        under.append(dict(x=steps, y=hi, hoverinfo="skip", showlegend=False, **band))
+        band = dict(
+            type="scatter", mode="lines", line=dict(width=0), legendgroup=str(i), showlegend=False
+        )
+        under.append(dict(x=steps, y=hi, hoverinfo="skip", **band))
         under.append(
             dict(
                 x=steps,
@@ -197,7 +191,6 @@ def _spread(
                 fill="tonexty",
                 fillcolor=translucent(color(i), 0.18),
                 name=f"{line.label}: 25–75% of seeds",
-                showlegend=False,
                 hovertemplate=(
                     f"25–75%: %{{y:.3g}} to %{{customdata:.3g}}<extra>{line.label}</extra>"
                 ),

@@ -28,12 +28,11 @@ from optlab.sweep.run import (
 )
 from optlab.sweep.scales import (
     GAP_FLOOR,
-    TOP_EDGE_AXIS,
     axis_ticks,
     diverged_traces,
     line_traces,
     log_ticks,
-    value_axis,
+    value_axes,
     value_scale,
 )
 
@@ -213,6 +212,8 @@ def slice_figure(
     data = cells if clickable else None
     style = dict(line=dict(color=color(1), width=2), name=label)
     traces = line_traces(xs, line, scale, hover, style, data)
+    if metric != "diverged_at":
+        traces += diverged_traces(xs, diverged_at, hover, "diverged", DIVERGED_COLOR, data)
     layout = dict(
         height=height,
         margin=dict(l=10, r=10, t=40, b=10),
@@ -220,12 +221,8 @@ def slice_figure(
         showlegend=False,
         hovermode="closest",
         xaxis=dict(title=dict(text=swept.name), **axis_ticks(swept)),
-        yaxis=value_axis(scale, [line]),
+        **value_axes(scale, [line], traces),
     )
-    if metric != "diverged_at":
-        traces += diverged_traces(xs, diverged_at, hover, "diverged", DIVERGED_COLOR, data)
-    if any(trace.get("yaxis") == "y2" for trace in traces):
-        layout["yaxis2"] = TOP_EDGE_AXIS
     if clickable:
         layout.update(clickmode="event+select", hoverdistance=-1)
     return figure(traces, layout)
@@ -472,10 +469,8 @@ def tuning_figure(
         ),
         hovermode="closest",
         xaxis=dict(title=dict(text="lr"), **log_ticks(xs_all)),
-        yaxis=value_axis(scale, lines),
+        **value_axes(scale, lines, traces),
     )
-    if any(trace.get("yaxis") == "y2" for trace in traces):
-        layout["yaxis2"] = TOP_EDGE_AXIS
     # Under the plot: above it, a legend of several optimizers covered the title.
     layout["legend"] = legend_spec(layout)
     return figure(traces, layout)

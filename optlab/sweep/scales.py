@@ -192,8 +192,7 @@ def diverged_traces(
     customdata: np.ndarray | None = None,
 ) -> list[dict]:
     """A cross along the chart's top edge at every diverged value of ``xs`` (none
-    when nothing diverged), on the axis ``yaxis2``: a chart with any sets
-    ``yaxis2=TOP_EDGE_AXIS``."""
+    when nothing diverged), on the axis ``yaxis2`` (`value_axes` adds it)."""
     where = diverged_at >= 0
     if not where.any():
         return []
@@ -218,9 +217,17 @@ def diverged_traces(
     ]
 
 
-def value_axis(scale: Scale, lines: Sequence[np.ndarray]) -> dict:
-    """The value axis's settings (``yaxis``, not the overlay of `diverged_traces`): its
-    title, type and ticks, and its range where values are clipped."""
+def value_axes(scale: Scale, lines: Sequence[np.ndarray], traces: Sequence[dict]) -> dict:
+    """The layout's y axes for ``traces``: the value axis (``yaxis``: its title, type
+    and ticks, and its range where values are clipped), and `TOP_EDGE_AXIS` as
+    ``yaxis2`` when a trace is drawn on it (`diverged_traces`)."""
+    axes = {"yaxis": _value_axis(scale, lines)}
+    if any(trace.get("yaxis") == "y2" for trace in traces):
+        axes["yaxis2"] = TOP_EDGE_AXIS
+    return axes
+
+
+def _value_axis(scale: Scale, lines: Sequence[np.ndarray]) -> dict:
     title = dict(text=scale.title)
     if scale.log:
         shown = np.concatenate([scale.shown(np.asarray(v, dtype=float)) for v in lines])
