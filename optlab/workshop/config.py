@@ -23,7 +23,18 @@ applications:
   sends a file through its event loop, the one that carries every page's
   web socket, each piece waiting for the interpreter lock its page scripts
   hold: with 30 attendees busy the Plotly bundle (4.7 MB) took 0.14-1.4 s
-  from a replica and 3-20 ms from the cache (docs/load-test.md).
+  from a replica and 3-20 ms from the cache (docs/load-test.md). The
+  launcher fills the cache before the first attendee comes (every file of
+  Streamlit's static folder, fetched once through HAProxy), and HAProxy keys
+  an asset by its path alone (its ``Host`` header is set to `ASSETS_HOST`
+  before the lookup): the cache keys on host and path, and attendees reach
+  the presenter's machine by a name the launcher cannot know.
+- ``option http-ignore-probes`` and a request timeout longer than a
+  browser's own for a connection it opened and has not used (Chromium: 10 s):
+  such a connection is left for the browser to close, and one HAProxy does
+  close is closed without a 408, which a browser takes as the answer to the
+  next request it sends there; a page whose module script so failed stays
+  blank (the load test's Chromium tabs met it, docs/load-test.md).
 
 Each response names its replica in `REPLICA_HEADER` (the cookie does too),
 which is how a presenter, and the tests, see who served what.
@@ -51,6 +62,10 @@ COOKIE, REPLICA_HEADER = "SERVERID", "X-OptLab-Replica"
 REPLICA_HOST = "127.0.0.1"
 #: Seconds between two health checks of a replica.
 CHECK_INTERVAL_S = 2
+#: Seconds HAProxy waits for a whole request on a connection (``timeout http-request``,
+#: and between two on one kept alive): longer than Chromium keeps a connection it opened
+#: ahead and has not used (10 s), so the browser is the one to close those.
+REQUEST_TIMEOUT_S = 30
 #: Where Streamlit serves its static assets, which HAProxy's cache keeps.
 ASSETS_PATH = "/static/"
 #: The asset cache's memory in MB (HAProxy reserves it at start; Streamlit 1.67's
@@ -58,6 +73,8 @@ ASSETS_PATH = "/static/"
 #: bundle is 4.7 MB; HAProxy allows up to half the memory) and how long an
 #: entry is kept, in seconds (the names change with their content).
 ASSET_CACHE_MB, ASSET_MAX_BYTES, ASSET_MAX_AGE_S = 64, 16 * 2**20, 86400
+#: The ``Host`` an asset request is given before the cache looks it up: one key per path.
+ASSETS_HOST = "optlab-assets"
 
 
 def default_replicas(cores: int | None = None) -> int:
@@ -182,7 +199,13 @@ defaults
     timeout connect 5s
     timeout client 60s
     timeout server 60s
-    timeout http-request 10s
+    timeout http-request {REQUEST_TIMEOUT_S}s
+    # A browser opens connections before it has requests for them (Chromium's
+    # preconnect, its pool for a page's many module scripts) and closes those
+    # unused after 10 s. One still empty when the timeout above strikes is
+    # closed in silence, not answered 408: a browser takes that 408 as the
+    # answer to the next request it sends there.
+    option http-ignore-probes
     timeout queue 30s
     # An open web socket may stay quiet much longer than a request.
     timeout tunnel 1h
@@ -206,6 +229,7 @@ backend replicas
     http-check expect status 200
     default-server inter {CHECK_INTERVAL_S}s fall 2 rise 2
     http-request set-var(txn.asset) bool(true) if {{ path_beg {ASSETS_PATH} }}
+    http-request set-header Host {ASSETS_HOST} if {{ var(txn.asset) -m bool }}
     http-request cache-use assets if {{ var(txn.asset) -m bool }}
     http-response cache-store assets if {{ var(txn.asset) -m bool }}
     http-response set-header {REPLICA_HEADER} %[srv_name] unless {{ res.cache_hit }}

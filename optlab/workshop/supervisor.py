@@ -11,6 +11,7 @@ log line each time.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 import shutil
@@ -21,11 +22,19 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from optlab.workshop.config import HEALTH_PATH, REPLICA_HOST, WorkshopConfig, haproxy_config
+from optlab.workshop.config import (
+    ASSET_MAX_BYTES,
+    ASSETS_PATH,
+    HEALTH_PATH,
+    REPLICA_HOST,
+    WorkshopConfig,
+    haproxy_config,
+)
 
 #: The variable torch reads its thread count from at start-up.
 TORCH_THREADS_ENV = "OMP_NUM_THREADS"
@@ -103,6 +112,40 @@ def healthy(url: str) -> bool:
             return resp.status == 200
     except OSError:
         return False
+
+
+def streamlit_assets() -> Path:
+    """The folder Streamlit serves at `ASSETS_PATH` (its package's ``static/static``),
+    found without importing Streamlit into the launcher."""
+    spec = importlib.util.find_spec("streamlit")
+    if spec is None or not spec.submodule_search_locations:
+        raise WorkshopError("streamlit: not installed in this Python")
+    return Path(next(iter(spec.submodule_search_locations))) / "static" / "static"
+
+
+def warm_assets(url: str, folder: Path, workers: int = 4) -> tuple[int, int, list[str]]:
+    """Fetches every file of ``folder`` (up to `ASSET_MAX_BYTES`) through the HAProxy at
+    ``url``, which keeps each in its asset cache: the first attendees' pages then load
+    from HAProxy's memory rather than from replicas busy with everyone's first scripts.
+
+    Returns the files and bytes fetched, and a line for each file that failed (the
+    cache then fills with it on its first real request)."""
+    files = sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.stat().st_size <= ASSET_MAX_BYTES
+    )
+
+    def fetch(path: Path) -> tuple[int, str | None]:
+        name = path.relative_to(folder).as_posix()
+        try:
+            with urllib.request.urlopen(f"{url}{ASSETS_PATH}{name}", timeout=30) as resp:
+                return len(resp.read()), None
+        except OSError as exc:
+            return 0, f"{name}: {exc}"
+
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(fetch, files))
+    failed = [why for _, why in results if why]
+    return len(files) - len(failed), sum(n for n, _ in results), failed
 
 
 @dataclass
@@ -294,7 +337,26 @@ class Workshop:
                 return
             time.sleep(0.2)
         self.say(f"haproxy: {self.cfg.host}:{self.cfg.port} (pid {self.proxy.proc.pid})")
+        self.fill_asset_cache()
         self.say(f"{self.cfg.replicas} replica(s) ready: open {self.cfg.url}")
+
+    def fill_asset_cache(self, wait_s: float = 0.0) -> None:
+        """Fills HAProxy's asset cache (`warm_assets`), once HAProxy answers (within
+        ``wait_s`` seconds), with one log line."""
+        deadline = time.monotonic() + wait_s
+        while not healthy(self.cfg.url):
+            if time.monotonic() > deadline or self.stopping.is_set():
+                self.say("asset cache: HAProxy did not answer; it fills on first use")
+                return
+            time.sleep(0.2)
+        began = time.monotonic()
+        files, size, failed = warm_assets(self.cfg.url, streamlit_assets())
+        self.say(
+            f"asset cache: {files} file(s), {size / 2**20:.1f} MB, fetched through HAProxy "
+            f"in {time.monotonic() - began:.1f} s"
+        )
+        for why in failed[:3]:
+            self.say(f"asset cache: not filled with {why} (it will be on first use)")
 
     def check(self) -> None:
         """Restarts every child that has exited (one log line each)."""
@@ -317,6 +379,10 @@ class Workshop:
                 child.next_start = 0.0
                 child.start()
                 self.say(f"{child.name}: restarted (pid {child.proc.pid})")
+                if child is self.proxy:  # a new HAProxy's cache is empty
+                    threading.Thread(
+                        target=self.fill_asset_cache, args=(30.0,), daemon=True
+                    ).start()
 
     def supervise(self, poll_s: float = 0.5) -> None:
         """Checks the children every ``poll_s`` seconds until `stopping` is set."""

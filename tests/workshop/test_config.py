@@ -3,9 +3,12 @@ command's refusals of bad input."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -13,10 +16,12 @@ import pytest
 from optlab.caps import CAPS
 from optlab.cli import main
 from optlab.train import autosave
+from optlab.workshop import config
 from optlab.workshop.config import (
     COOKIE,
     HEALTH_PATH,
     REPLICA_HEADER,
+    REQUEST_TIMEOUT_S,
     ROOMS_DB_ENV,
     RUNS_DIR_ENV,
     WorkshopConfig,
@@ -49,6 +54,8 @@ def test_haproxy_accepts_the_configuration(tmp_path, haproxy, replicas, host):
         f"http-check send meth GET uri {HEALTH_PATH}",
         "option redispatch",
         "timeout tunnel 1h",
+        f"timeout http-request {REQUEST_TIMEOUT_S}s",
+        "option http-ignore-probes",
         f"http-response set-header {REPLICA_HEADER} %[srv_name]",
     ):
         assert line in text, line
@@ -60,6 +67,48 @@ def test_the_configuration_check_can_fail(tmp_path, haproxy):
     path.write_text(broken)
     with pytest.raises(WorkshopError, match=r"(?s)haproxy refuses .*balance only supports"):
         validate_config(haproxy, path)
+
+
+def read_all(conn: socket.socket) -> bytes:
+    """What HAProxy sends on ``conn`` until it closes it (a reset counts as a close)."""
+    got = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := conn.recv(4096):
+            got += chunk
+    return got
+
+
+def test_a_connection_left_empty_is_closed_without_a_408(tmp_path, haproxy, monkeypatch):
+    """A browser opens connections before it has requests for them (Chromium's
+    preconnect, its pool for a page's hundred module scripts). When HAProxy's request
+    timeout strikes on one still empty, it closes it with nothing sent: a 408 there is
+    taken by the browser for the answer to the next request it sends on it, and a page
+    whose module script so failed stays blank (the load test's Chromium tabs met it)."""
+    monkeypatch.setattr(config, "REQUEST_TIMEOUT_S", 1)
+    port = free_port()
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(haproxy_config(WorkshopConfig(1, port, RUNS)))
+    proc = subprocess.Popen([haproxy, "-db", "-f", str(path)], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                empty = socket.create_connection(("127.0.0.1", port), timeout=10)
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline and proc.poll() is None, "haproxy did not start"
+                time.sleep(0.05)
+        # The control: half a request is still answered 408 when the timeout strikes.
+        partial = socket.create_connection(("127.0.0.1", port), timeout=10)
+        partial.sendall(b"GET / HTTP/1.1\r\n")
+        began = time.monotonic()
+        with empty, partial:
+            assert read_all(empty) == b""
+            assert read_all(partial).startswith(b"HTTP/1.1 408")
+        assert 0.8 <= time.monotonic() - began < 5
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def test_the_replicas_share_the_runs_folder_and_the_rooms_database():
@@ -127,7 +176,8 @@ def cache_lines() -> list[str]:
     lines = [line.strip() for line in text.splitlines()]
     start = lines.index("cache assets")
     cache = lines[start : start + 4]
-    return cache + [line for line in lines if "cache-use" in line or "cache-store" in line]
+    rules = ("cache-use", "cache-store", "set-header Host")
+    return cache + [line for line in lines if any(rule in line for rule in rules)]
 
 
 def test_the_compose_recipe_has_the_same_shape_and_haproxy_accepts_it(tmp_path, haproxy):
@@ -144,6 +194,8 @@ def test_the_compose_recipe_has_the_same_shape_and_haproxy_accepts_it(tmp_path, 
         f"http-check send meth GET uri {HEALTH_PATH}",
         "option redispatch",
         "timeout tunnel 1h",
+        f"timeout http-request {REQUEST_TIMEOUT_S}s",
+        "option http-ignore-probes",
         *cache_lines(),
         f"server-template replica 1-{CAPS.workshop_replicas} app:8501 check",
     ):

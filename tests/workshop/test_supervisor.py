@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
+import threading
 import time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 from optlab.workshop.config import WorkshopConfig
-from optlab.workshop.supervisor import Workshop
+from optlab.workshop.supervisor import Workshop, warm_assets
 
 
 def test_a_child_that_keeps_dying_is_restarted_after_a_growing_pause(tmp_path):
@@ -112,3 +116,32 @@ def test_torch_takes_its_thread_count_from_the_variable_the_replicas_get():
             [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
         )
         assert done.stdout.strip() == threads, done.stderr
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_filling_the_asset_cache_fetches_every_file_and_names_those_that_failed(tmp_path):
+    """`warm_assets` asks for each file of the folder under ``/static/`` (here from a
+    plain file server on 127.0.0.1 standing in for HAProxy), counts what came, and
+    names what did not."""
+    served = tmp_path / "root" / "static"
+    (served / "js").mkdir(parents=True)
+    (served / "js" / "index.abc.js").write_text("x" * 10)
+    (served / "index.def.css").write_text("y" * 5)
+    listed = tmp_path / "listed"
+    shutil.copytree(served, listed)
+    (listed / "js" / "gone.ghi.js").write_text("not served")
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(_Quiet, directory=str(tmp_path / "root"))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        files, size, failed = warm_assets(f"http://127.0.0.1:{server.server_port}", listed)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (files, size) == (2, 15)
+    assert failed == ["js/gone.ghi.js: HTTP Error 404: File not found"]
