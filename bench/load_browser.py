@@ -150,8 +150,15 @@ class BrowserSession(LoadSession):
         self._reported = 0
         #: Requests of the tab that failed (a script cut off, say), as ``name: why``.
         self.failed: list[str] = []
+        #: Requests of the tab with no response yet, and when each was sent.
+        self.pending: dict = {}
+        #: The page's console errors and warnings (Streamlit's own say why it cannot connect).
+        self.console: list[str] = []
         page.on("websocket", self._on_websocket)
+        page.on("request", self._on_request)
+        page.on("requestfinished", self._on_finished)
         page.on("requestfailed", self._on_failed)
+        page.on("console", self._on_console)
 
     @classmethod
     async def open(cls, browser, idx: int, url: str, timeout_s: float, counter: Numbering):
@@ -177,9 +184,19 @@ class BrowserSession(LoadSession):
         ws.on("socketerror", failed)
         self.sockets.add(ws)
 
+    def _on_request(self, request) -> None:
+        self.pending[request] = time.monotonic()
+
+    def _on_finished(self, request) -> None:
+        self.pending.pop(request, None)
+
     def _on_failed(self, request) -> None:
-        name = request.url.rsplit("/", 1)[-1][:60]
-        self.failed.append(f"{request.method} {name}: {request.failure}")
+        self.pending.pop(request, None)
+        self.failed.append(f"{request.method} {_name(request.url)}: {request.failure}")
+
+    def _on_console(self, message) -> None:
+        if message.type in ("error", "warning"):
+            self.console.append(f"{message.type}: {message.text[:200]}")
 
     def _retire_sockets(self) -> None:
         self.retired |= self.sockets
@@ -290,7 +307,24 @@ class BrowserSession(LoadSession):
             if self.failed:
                 shown = "; ".join(self.failed[-3:])
                 message = f"{message}; {len(self.failed)} request(s) failed, the last: {shown}"
+            if self.pending:
+                message = f"{message}; {describe_pending(self.pending, time.monotonic())}"
+            if self.console:
+                shown = " | ".join(self.console[-3:])
+                message = f"{message}; console ({len(self.console)}), the last: {shown}"
         return kind, message
+
+
+def _name(url: str) -> str:
+    """A request's file name, as short as a report line wants it."""
+    return url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1][:60]
+
+
+def describe_pending(pending: dict, now: float) -> str:
+    """The requests still waiting for a response (oldest first, three at most), in words."""
+    oldest = sorted(pending.items(), key=lambda item: item[1])
+    shown = ", ".join(f"{r.method} {_name(r.url)} for {now - t:.0f} s" for r, t in oldest[:3])
+    return f"{len(pending)} request(s) unanswered: {shown}"
 
 
 #: What a tab shows when an action timed out: how far its document got, its charts, the

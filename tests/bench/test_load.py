@@ -538,7 +538,7 @@ def test_the_chromium_launcher_runs_the_browser_niced(tmp_path: Path) -> None:
         )
         assert same.stdout.strip() == before
         assert group.read_text().strip() == before
-    assert parse_args([]).browser_nice == 19
+    assert parse_args([]).browser_nice == 10
     assert parse_args(["--client", "browser"]).browser_nice == 0
     with pytest.raises(SystemExit):
         parse_args(["--browser-nice", "20"])

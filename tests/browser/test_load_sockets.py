@@ -13,20 +13,25 @@ client's tests call ``asyncio.run`` (tests/bench runs first).
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from websockets.sync.server import serve
 
+from bench.load_actions import Numbering
 from bench.load_browser import (
     CLOSED_SOCKETS,
     PAGE_STATE,
     WATCH_SOCKETS,
+    BrowserSession,
     describe_close,
     describe_page,
+    describe_pending,
 )
 
 pytestmark = pytest.mark.browser
@@ -113,35 +118,42 @@ def test_a_lost_socket_says_whether_the_server_closed_it_or_the_page_gave_up(
 
 def test_a_timed_out_tab_says_how_far_its_page_got(browser, servers) -> None:
     """What the harness reports of a tab whose action never ended: its document, its
-    charts and status, each stream, and the requests that failed."""
+    charts and status, each stream, the requests still unanswered, those that failed,
+    and the page's console errors."""
     url, ws_port, silent_port = servers
     context = browser.new_context()
-    failed: list[str] = []
     try:
         context.add_init_script(WATCH_SOCKETS)
         page = context.new_page()
-        page.on("requestfailed", lambda r: failed.append(r.url))
+        # The harness's own session, on Playwright's sync page: it only subscribes.
+        session = BrowserSession(0, context, page, url, 60, Numbering())
         page.goto(url)
         page.evaluate(
             """([ws, silent]) => {
               const s = new WebSocket(`ws://127.0.0.1:${ws}/_stcore/stream`);
               s.onopen = () => s.send('hello');
               const script = document.createElement('script');
-              script.src = `http://127.0.0.1:${silent}/static/js/index.js`;
+              script.src = `http://127.0.0.1:${silent}/static/js/index.js?v=1`;
               document.head.appendChild(script);
-              setTimeout(() => window.stop(), 500);  // the script never arrives
+              console.error('Failed to load resource: 408');
             }""",
             [ws_port, silent_port],
         )
         page.wait_for_function(f"() => ({CLOSED_SOCKETS})().length === 1", timeout=15_000)
         page.wait_for_timeout(1000)
+        waiting = describe_pending(session.pending, time.monotonic())
+        page.evaluate("() => window.stop()")  # the script never arrives
+        page.wait_for_timeout(500)
         state = page.evaluate(PAGE_STATE)
     finally:
         context.close()
+    assert re.fullmatch(r"1 request\(s\) unanswered: GET index\.js for [1-9]\d* s", waiting)
+    assert not session.pending
+    assert session.failed == ["GET index.js: net::ERR_ABORTED"]
+    assert session.console == ["error: Failed to load resource: 408"]
     assert state["ready"] == "complete" and state["charts"] == 0 and state["status"] == ""
     [(opened, closed, messages, by_page)] = state["sockets"]
     assert opened is not None and closed >= opened and messages == 1 and not by_page
     text = describe_page(state)
     assert text.startswith(f"the page, {state['ageS']:.0f} s old: document complete, 0 chart(s)")
     assert f"opened at {opened:.1f} s, closed at {closed:.1f} s by the server, 1 message(s)" in text
-    assert any(u.endswith("/static/js/index.js") for u in failed)
