@@ -25,6 +25,8 @@ VIEW_KEY, PRESENTER = "view", "presenter"
 PRESENTER_ON = "presenter_view"
 #: The widget key of the sidebar's toggle, which follows `PRESENTER_ON`.
 TOGGLE_KEY = "presenter_toggle"
+#: The browser tab's icon: a loss curve going down.
+TAB_ICON = "\N{CHART WITH DOWNWARDS TREND}"
 #: Root font size in presenter view (Streamlit's text is sized in rem: 16 px).
 PRESENTER_ROOT_PX = 20
 #: Presenter view's height of the square contour: its plot area fills at least
@@ -49,7 +51,10 @@ def start_view() -> None:
         state[PRESENTER_ON] = st.query_params.get(VIEW_KEY) == PRESENTER
     st.set_page_config(
         page_title="OptLab",
-        page_icon=":material/show_chart:",
+        # An emoji, drawn in the page (a data: URL): a material icon would make every
+        # browser fetch the tab's icon from fonts.gstatic.com, which a workshop room
+        # without internet cannot reach.
+        page_icon=TAB_ICON,
         layout="wide",
         initial_sidebar_state="collapsed" if presenter() else "expanded",
     )

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote, urlparse, urlsplit
 
 import pytest
 
+from optlab.ui.view import TAB_ICON
+from tests.browser.test_cnn import settle
 from tests.support.resources import ARTIFACTS
 from tests.support.server import PATH_NAMES, open_inspector, serve_app
 
@@ -107,6 +109,24 @@ def test_home_draws_one_path_per_optimizer(page, app_url):
     assert page.evaluate(CHART_KINDS) == ["contour", "curves", "curves", "inspector", "sharpness"]
     if target := os.environ.get("OPTLAB_SCREENSHOT"):
         page.screenshot(path=str(Path(target)))
+
+
+def test_the_pages_ask_nothing_of_the_internet(page, app_url):
+    """A workshop room may have no internet: every request a page makes goes to the
+    server, and the tab's icon is drawn from an emoji in the page itself (with a
+    material icon, Streamlit fetches it from fonts.gstatic.com)."""
+    hosts: set[str | None] = set()
+    page.on("request", lambda r: hosts.add(urlsplit(r.url).hostname))
+    page.goto(app_url)
+    wait_for_paths(page, DEFAULT_PATHS)
+    for path in ("/sweeps", "/cnn-lab", "/lessons"):
+        page.goto(app_url + path)
+        page.get_by_test_id("stMain").get_by_role("heading").first.wait_for()
+        settle(page)
+    page.wait_for_timeout(1000)
+    icon = page.evaluate("() => document.querySelector(\"link[rel='shortcut icon']\").href")
+    assert icon.startswith("data:image/svg+xml") and quote(TAB_ICON) in icon, icon
+    assert hosts == {urlsplit(app_url).hostname}
 
 
 def test_changing_learning_rate_redraws_and_updates_share_link(page, app_url):
