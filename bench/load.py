@@ -204,8 +204,7 @@ async def drive(args: argparse.Namespace, server: Server, sampler: Sampler, res:
                 await warmer.close()
             one = await o.open(0)
             await one.round(warm, cnn=args.cnn_every > 0)
-            for kind, errs in warm.errors.items():
-                res.single.errors[kind].extend(f"(warm-up) {e}" for e in errs)
+            res.single.add_errors(warm, "warm-up")
             t0 = time.monotonic()
             for _ in range(args.baseline_runs):
                 await one.round(res.single, cnn=args.cnn_every > 0)
@@ -301,8 +300,7 @@ async def first_visits(tabs: list[LoadSession], res: Results) -> None:
     first = Record()
     for tab in tabs:
         await tab.act("home", first)
-    for kind, errs in first.errors.items():
-        res.alongside.errors[kind].extend(f"(first visit) {e}" for e in errs)
+    res.alongside.add_errors(first, "first visit")
     if first.times["home"]:
         shown = ", ".join(f"{t:.1f}" for t in first.times["home"])
         log(f"Chromium tabs' first visits, before the load: {shown} s")
@@ -330,8 +328,7 @@ async def one_load(
     await settle(args, server, sampler, into, o, hz)
     if k > 1:
         for rec in (into.load, into.alongside):
-            for kind, errs in rec.errors.items():
-                res.repeats.errors[kind].extend(f"(load {k}) {e}" for e in errs)
+            res.repeats.add_errors(rec, f"load {k}")
             res.repeats.rounds += rec.rounds
     res.after_loads_rss.append(into.after.rss_mb)
     res.after_loads_caches.append(into.caches_after_mb)

@@ -87,6 +87,11 @@ class Record:
     def error_count(self) -> int:
         return sum(len(v) for v in self.errors.values())
 
+    def add_errors(self, other: Record, label: str) -> None:
+        """``other``'s errors, each marked ``(label)``, counted with this phase's."""
+        for kind, errs in other.errors.items():
+            self.errors[kind].extend(f"({label}) {e}" for e in errs)
+
 
 class Numbering:
     """A process-wide numbering of learning rates and sweep grids (never repeated)."""

@@ -162,17 +162,22 @@ def fetch(url: str, host: str | None = None) -> tuple[bytes, dict[str, str]]:
         return resp.read(), {k: ", ".join(resp.headers.get_all(k)) for k in names}
 
 
+def page_bundle(url: str) -> tuple[str, dict[str, str]]:
+    """The URL of the page's own script bundle (named by its content's hash), and the
+    page's headers."""
+    page, headers = fetch(url + "/")
+    [script] = re.findall(rb'src="\./(static/js/index\.[\w-]+\.js)"', page)
+    return f"{url}/{script.decode()}", headers
+
+
 def test_streamlits_assets_come_from_haproxys_cache_and_pages_from_a_replica(workshop):
     """The launcher fills the cache with Streamlit's static folder before it says the
     workshop is ready, and an asset is one entry whatever name the browser knows the
     server by: attendees' first pages take no asset from a replica."""
     files, mb = re.findall(r"asset cache: (\d+) file\(s\), ([\d.]+) MB", workshop.text())[0]
     assert int(files) > 100 and float(mb) > 5
-    page, headers = fetch(workshop.url + "/")
+    asset, headers = page_bundle(workshop.url)
     assert headers[REPLICA_HEADER.lower()].startswith("replica")
-    # The page's own script bundle, named by its content's hash.
-    [script] = re.findall(rb'src="\./(static/js/index\.[\w-]+\.js)"', page)
-    asset = f"{workshop.url}/{script.decode()}"
     first, headers = fetch(asset, host="projector.example:8501")
     assert len(first) > 100_000 and "immutable" in headers["cache-control"]
     assert "age" in headers and REPLICA_HEADER.lower() not in headers  # filled at launch
@@ -201,9 +206,7 @@ def test_a_restarted_haproxy_fills_its_cache_again(workshop):
         assert time.monotonic() < deadline, workshop.text()
         time.sleep(0.2)
     assert re.search(r"haproxy \(pid \d+\) exited with status -9; restarting it", workshop.text())
-    page, _ = fetch(workshop.url + "/")
-    [script] = re.findall(rb'src="\./(static/js/index\.[\w-]+\.js)"', page)
-    _, headers = fetch(f"{workshop.url}/{script.decode()}")
+    _, headers = fetch(page_bundle(workshop.url)[0])
     assert "age" in headers and REPLICA_HEADER.lower() not in headers
 
 
