@@ -56,8 +56,11 @@ class Job:
             EngineLost: when the process died before the job finished.
         """
         while not self.finished:
-            with set_aside():  # no interpreter turn held while the engine computes
-                answer = self.answers.get()
+            try:  # answers already here are read in the turn held
+                answer = self.answers.get_nowait()
+            except queue.Empty:
+                with set_aside():  # no interpreter turn held while the engine computes
+                    answer = self.answers.get()
             kind = answer[0]
             if kind in ("lost", "error", "done"):
                 self._end(tell=False)

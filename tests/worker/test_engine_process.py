@@ -110,6 +110,34 @@ def test_a_sweep_on_the_engine_process_equals_the_sweep_in_this_thread(engine) -
     assert [p[0] for p in progress] == sorted(p[0] for p in progress)
 
 
+def test_answers_already_come_are_read_without_setting_the_turn_aside(engine, monkeypatch):
+    """A page reading its job's answers gives its interpreter turn back only to wait for
+    one: those already there are read in its turn (a sweep sends fifty progress
+    messages; each turn set aside is a turn to wait for again under load)."""
+    from optlab import turns
+
+    class Counted(turns.PythonTurns):
+        set_asides = 0
+
+        def set_aside(self):
+            Counted.set_asides += self.holding()
+            return super().set_aside()
+
+    monkeypatch.setattr(turns, "TURNS", Counted(1, patience_s=30))
+    cfg = SweepConfig(
+        OptimizerConfig.create("sgd"), Axis("lr", 1e-4, 1e-2, 8, "log"), Axis("momentum", 0, 0.9, 6)
+    )
+    assert engine.accepts({"sgd"}, cfg)
+    with turns.turn(), engine.submit("sweep", cfg) as job:
+        deadline = time.monotonic() + 60
+        while not any(a[0] == "done" for a in list(job.answers.queue)):
+            assert time.monotonic() < deadline, "the sweep did not finish"
+            time.sleep(0.01)
+        answers = list(job)
+    assert len(answers) > 10 and answers[-1][0] == "done"
+    assert Counted.set_asides == 0
+
+
 def test_jobs_from_many_threads_each_get_their_own_answers(engine) -> None:
     configs = [comparison(steps=150, lr=0.01 + k / 1000) for k in range(6)]
     got: dict[int, list] = {}
