@@ -78,8 +78,13 @@ format: $(VENV)/.dev-deps
 # The example plugin (optlab/examples/lion.py) and the pytorch_optimizer pack are
 # loaded for the whole suite, so every test parametrised over the optimizers
 # covers a plugin's and the pack's optimizers too.
+# Two parts: the tests that may share the machine, on both cores (one module per
+# worker, so a module's server or Ray starts once); then the `quiet` ones alone:
+# browsers, servers and benchmarks that time things (tests/conftest.py marks them).
+PYTEST = OPTLAB_PLUGINS=$(CURDIR)/optlab/examples OPTLAB_PACKS=pytorch_optimizer $(BIN)/python -m pytest
 test: $(VENV)/.dev-deps chromium haproxy lint
-	OPTLAB_PLUGINS=$(CURDIR)/optlab/examples OPTLAB_PACKS=pytorch_optimizer $(BIN)/python -m pytest
+	$(PYTEST) -m "not quiet" -n 2 --dist loadfile
+	$(PYTEST) -m quiet
 
 bench: $(VENV)/.run-deps
 	$(BIN)/python -m bench.surface_engine

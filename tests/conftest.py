@@ -7,6 +7,7 @@ skipped locally but fail under CI=true, where they must run.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -16,6 +17,24 @@ if TYPE_CHECKING:
     from optlab.worker.client import EngineProcess
 
 from tests.support.server import CHROMIUM, CHROMIUM_ARGS, require_chromium, serve_app
+
+#: Folders whose every test needs the machine to itself (`quiet`): real browsers and
+#: servers under timeouts, benchmarks that time things, the workshop's processes.
+QUIET_FOLDERS = ("browser", "bench", "workshop")
+#: Fixtures that make a test `quiet` wherever it is.
+QUIET_FIXTURES = {"browser", "page", "app_url"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks `quiet` every test that needs the machine to itself, so that `make test`
+    runs the others on both cores first (``-n 2 -m "not quiet"``) and these after
+    them, alone (``-m quiet``). A test elsewhere that times itself against the machine
+    is marked by hand (``@pytest.mark.quiet``)."""
+    tests = Path(__file__).parent
+    for item in items:
+        folder = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+        if folder in QUIET_FOLDERS or QUIET_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.quiet)
 
 
 @pytest.fixture(scope="session")

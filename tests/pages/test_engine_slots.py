@@ -16,7 +16,8 @@ from optlab.ui import engine
 
 # The turns of the engine that pages take when they compute in their own threads
 # (the engine process, tests/worker, takes turns by itself).
-pytestmark = pytest.mark.usefixtures("in_page_threads")
+# Its runs are timed against threads competing for the interpreter: alone on the machine.
+pytestmark = [pytest.mark.usefixtures("in_page_threads"), pytest.mark.quiet]
 
 
 @pytest.fixture

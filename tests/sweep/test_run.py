@@ -247,6 +247,7 @@ def test_progress_is_reported_and_the_summary_names_the_best_cell():
     assert result.final_loss.ravel()[best] == np.nanmin(result.final_loss)
 
 
+@pytest.mark.quiet  # a sweep's seconds, alone and beside its callback's sleeps
 def test_the_time_the_progress_callback_takes_is_not_the_sweeps():
     """A page's callback waits there for its turn of the engine: the sweep's own
     seconds (shown as "Ran in ... s") leave those waits out."""
