@@ -83,14 +83,19 @@ class Record:
     max_running_seen: int = 0
     actors: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
     rounds: int = 0
+    #: Streams the server dropped from a page that then connected again and finished its
+    #: action (a browser tab's; not errors: the page lost nothing).
+    reconnects: list[str] = field(default_factory=list)
 
     def error_count(self) -> int:
         return sum(len(v) for v in self.errors.values())
 
     def add_errors(self, other: Record, label: str) -> None:
-        """``other``'s errors, each marked ``(label)``, counted with this phase's."""
+        """``other``'s errors and reconnections, each marked ``(label)``, counted with
+        this phase's."""
         for kind, errs in other.errors.items():
             self.errors[kind].extend(f"({label}) {e}" for e in errs)
+        self.reconnects.extend(f"({label}) {e}" for e in other.reconnects)
 
 
 class Numbering:
@@ -160,6 +165,10 @@ class LoadSession:
         """A better ``(kind, message)`` for an action that failed, when the page has one."""
         raise NotImplementedError
 
+    def take_reconnects(self) -> list[str]:
+        """The streams dropped and connected again since the last call (none by default)."""
+        return []
+
     async def act(self, name: str, rec: Record) -> bool:
         """Runs one action and records its time or its error; whether it succeeded."""
         action = getattr(self, name)
@@ -173,6 +182,8 @@ class LoadSession:
             found = await self.check()
             if found is not None:
                 kind, message = found
+            for note in self.take_reconnects():
+                rec.reconnects.append(f"session {self.idx}, {name}: {note}")
         except ActionError as err:
             kind, message = err.kind, str(err)
         except TimeoutError as err:

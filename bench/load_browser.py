@@ -75,6 +75,8 @@ WATCH_SOCKETS = """(() => {
 # The closed stream sockets of the current document, as WATCH_SOCKETS recorded them.
 CLOSED_SOCKETS = """() => (window.__optlabSockets || []).filter(
   e => e.url.includes('/_stcore/stream') && e.closeS !== null)"""
+# Every stream socket of the current document, oldest first.
+STREAMS = """() => (window.__optlabSockets || []).filter(e => e.url.includes('/_stcore/stream'))"""
 MAIN_TEXT = """() => {
   const m = document.querySelector('[data-testid=stMain]');
   return {text: m ? m.innerText : '',
@@ -154,6 +156,8 @@ class BrowserSession(LoadSession):
         self.pending: dict = {}
         #: The page's console errors and warnings (Streamlit's own say why it cannot connect).
         self.console: list[str] = []
+        #: Lost streams the page connected again after, its action finished (`came_back`).
+        self.reconnects: list[str] = []
         page.on("websocket", self._on_websocket)
         page.on("request", self._on_request)
         page.on("requestfinished", self._on_finished)
@@ -285,10 +289,21 @@ class BrowserSession(LoadSession):
     async def check(self) -> tuple[str, str] | None:
         lost = self._lost()
         if lost:
-            return lost[0], await self._who_closed(lost[1])
+            message = await self._who_closed(lost[1])
+            streams = []
+            with contextlib.suppress(Exception):
+                streams = await self.page.evaluate(STREAMS)
+            if not came_back(streams):
+                return lost[0], message
+            # The action finished on a stream the page opened again: a reconnection.
+            self.reconnects.append(message)
         if await self.page.locator("[data-testid=stException]").count():
             return "exception", "exception box after the action"
         return None
+
+    def take_reconnects(self) -> list[str]:
+        taken, self.reconnects = self.reconnects, []
+        return taken
 
     async def explain(self, kind: str, message: str) -> tuple[str, str]:
         if kind in ("timeout", "other"):  # an exception box explains a wait that never ended
@@ -313,6 +328,22 @@ class BrowserSession(LoadSession):
                 shown = " | ".join(self.console[-3:])
                 message = f"{message}; console ({len(self.console)}), the last: {shown}"
         return kind, message
+
+
+def came_back(streams: list[dict]) -> bool:
+    """Whether a page whose stream closed has connected again: its document's streams
+    (`STREAMS`, oldest first) end with one open now, after one that closed.
+
+    The server's keep-alive drops the stream of a page that falls behind reading it
+    (a tab short of CPU); Streamlit's page then connects again to the same session
+    and loses nothing (tests/browser/test_faults.py). An action that finished on
+    such a page counts it as a reconnection, not an error; a page that never came
+    back fails its action, which counts.
+    """
+    if len(streams) < 2 or not any(e["closeS"] is not None for e in streams[:-1]):
+        return False
+    last = streams[-1]
+    return last["openS"] is not None and last["closeS"] is None
 
 
 def _name(url: str) -> str:

@@ -336,6 +336,13 @@ def report(res: Results, args) -> str:
             more = len(rec.errors.get(kind, [])) - args.show_errors
             if more > 0:
                 add(f"        [{kind}] ... and {more} more")
+        if rec.reconnects:
+            add(
+                f"        and {len(rec.reconnects)} stream(s) dropped by the server that the "
+                "page connected again after, finishing its action (not errors):"
+            )
+            for message in rec.reconnects[: args.show_errors]:
+                add(f"        [reconnected] {message}")
     add("")
     add("== Job queue ==")
     probe = res.probe
@@ -443,6 +450,7 @@ def to_json(res: Results) -> dict:
             "errors": dict(r.errors),
             "queue_positions": sorted(r.queue_positions),
             "rounds": r.rounds,
+            "reconnects": list(r.reconnects),
         }
 
     def nan_none(x: float) -> float | None:
@@ -464,6 +472,7 @@ def to_json(res: Results) -> dict:
         "browsers": res.browsers,
         "errors": res.error_count(),
         "errors_by_kind": {k: by_kind.get(k, 0) for k in ERROR_KINDS},
+        "reconnects": sum(len(r.reconnects) for r in res.records().values()),
         "p95_ratio": {a: nan_none(p95_ratio(res, a)) for a in ACTIONS},
         "p95_s": {a: nan_none(summarize(res.load.times.get(a, [])).p95) for a in ACTIONS},
         "ideal": {a: nan_none(ideal(res, a)) for a in ACTIONS},

@@ -29,7 +29,9 @@ from bench.load import parse_args, trains
 from bench.load_actions import (
     ACTIONS,
     ERROR_KINDS,
+    LoadSession,
     Numbering,
+    Record,
     adam_lr,
     cnn_query,
     sweep_query,
@@ -351,6 +353,67 @@ def test_a_cnn_job_may_wait_in_the_queue_up_to_its_target() -> None:
     assert session.limit_s("cnn_job") == session.limit_s("sweep") == 180
     session.job_timeout_s = 615.0
     assert session.limit_s("cnn_job") == 615 and session.limit_s("sweep") == 180
+
+
+def stream(open_s: float | None, close_s: float | None) -> dict:
+    """One stream socket as the page records it (`bench.load_browser.WATCH_SOCKETS`)."""
+    return {"url": "ws://127.0.0.1:1/_stcore/stream", "openS": open_s, "closeS": close_s}
+
+
+def test_a_page_came_back_when_its_last_stream_is_open_after_one_closed() -> None:
+    from bench.load_browser import came_back
+
+    assert not came_back([])
+    assert not came_back([stream(0.1, None)])  # never lost
+    assert not came_back([stream(0.1, 91.0)])  # lost, not opened again
+    assert not came_back([stream(0.1, 91.0), stream(None, None)])  # trying, not open yet
+    assert not came_back([stream(0.1, 91.0), stream(91.5, 95.0)])  # lost again
+    assert came_back([stream(0.1, 91.0), stream(91.5, None)])
+    assert came_back([stream(0.1, 91.0), stream(None, 106.0), stream(107.0, None)])
+
+
+class Dropped(LoadSession):
+    """A session whose every action finishes on a stream it connected again."""
+
+    idx = 7
+    timeout_s = 5.0
+
+    async def home(self, rec: Record) -> None:
+        self._notes = ["websocket closed (ws://x/_stcore/stream): closed by the server"]
+
+    async def check(self):
+        return None
+
+    async def explain(self, kind: str, message: str):
+        return kind, message
+
+    def take_reconnects(self) -> list[str]:
+        taken, self._notes = self._notes, []
+        return taken
+
+
+def test_a_reconnection_is_reported_on_its_own_line_not_as_an_error() -> None:
+    import asyncio
+
+    from bench.load_report import Results, report, to_json
+
+    res = Results(sessions=3, duration=10, cores=2)
+    first = Record()
+    assert asyncio.run(Dropped().act("home", first))
+    assert first.error_count() == 0 and len(first.times["home"]) == 1
+    assert first.reconnects == [
+        "session 7, home: websocket closed (ws://x/_stcore/stream): closed by the server"
+    ]
+    res.alongside.add_errors(first, "first visit")
+    assert res.error_count() == 0
+    assert res.alongside.reconnects == [f"(first visit) {first.reconnects[0]}"]
+    text = report(res, parse_args(["--quick"]))
+    assert "browsers total 0:" in text
+    assert "1 stream(s) dropped by the server that the page connected again after" in text
+    assert f"[reconnected] (first visit) {first.reconnects[0]}" in text
+    data = to_json(res)
+    assert data["errors"] == 0 and data["reconnects"] == 1
+    assert data["records"]["browsers"]["reconnects"] == res.alongside.reconnects
 
 
 def test_cnn_links_and_the_command_line() -> None:

@@ -27,8 +27,10 @@ from bench.load_actions import Numbering
 from bench.load_browser import (
     CLOSED_SOCKETS,
     PAGE_STATE,
+    STREAMS,
     WATCH_SOCKETS,
     BrowserSession,
+    came_back,
     describe_close,
     describe_page,
     describe_pending,
@@ -114,6 +116,33 @@ def test_a_lost_socket_says_whether_the_server_closed_it_or_the_page_gave_up(
     assert describe_close(silent) == (
         f"never opened; the page gave up on it after {silent['closeS']:.1f} s and connected again"
     )
+
+
+def test_a_page_that_opened_a_stream_again_after_a_drop_came_back(browser, servers) -> None:
+    """The page's own record read as the harness reads it after an action: a stream the
+    server closed, then one open now (a reconnection); until the new one opens, not."""
+    url, ws_port, _ = servers
+    context = browser.new_context()
+    try:
+        context.add_init_script(WATCH_SOCKETS)
+        page = context.new_page()
+        page.goto(url)
+        page.evaluate(
+            """(ws) => { const s = new WebSocket(`ws://127.0.0.1:${ws}/_stcore/stream`);
+                         s.onopen = () => s.send('hello'); }""",
+            ws_port,
+        )
+        page.wait_for_function(f"() => ({CLOSED_SOCKETS})().length === 1", timeout=15_000)
+        dropped = page.evaluate(STREAMS)
+        # Connected again: the server closes a stream only after its first message.
+        page.evaluate("(ws) => { new WebSocket(`ws://127.0.0.1:${ws}/_stcore/stream`); }", ws_port)
+        page.wait_for_function(f"() => ({STREAMS})().at(-1).openS !== null", timeout=15_000)
+        back = page.evaluate(STREAMS)
+    finally:
+        context.close()
+    assert len(dropped) == 1 and not came_back(dropped)
+    assert len(back) == 2 and back[0]["code"] == 1011 and back[1]["closeS"] is None
+    assert came_back(back)
 
 
 def test_a_timed_out_tab_says_how_far_its_page_got(browser, servers) -> None:
