@@ -18,6 +18,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -81,14 +82,22 @@ def servers() -> Iterator[tuple[str, int, int]]:
         silent.close()
 
 
+@contextmanager
+def watched_page(browser) -> Iterator[tuple]:
+    """A fresh context and page whose websockets `WATCH_SOCKETS` records; closed after."""
+    context = browser.new_context()
+    try:
+        context.add_init_script(WATCH_SOCKETS)
+        yield context, context.new_page()
+    finally:
+        context.close()
+
+
 def test_a_lost_socket_says_whether_the_server_closed_it_or_the_page_gave_up(
     browser, servers
 ) -> None:
     url, ws_port, silent_port = servers
-    context = browser.new_context()
-    try:
-        context.add_init_script(WATCH_SOCKETS)
-        page = context.new_page()
+    with watched_page(browser) as (_, page):
         page.goto(url)
         page.evaluate(
             """([ws, silent]) => {
@@ -102,8 +111,6 @@ def test_a_lost_socket_says_whether_the_server_closed_it_or_the_page_gave_up(
         )
         page.wait_for_function(f"() => ({CLOSED_SOCKETS})().length === 2", timeout=15_000)
         by_port = {e["url"].split(":")[2].split("/")[0]: e for e in page.evaluate(CLOSED_SOCKETS)}
-    finally:
-        context.close()
     served, silent = by_port[str(ws_port)], by_port[str(silent_port)]
     assert served["openS"] is not None and served["code"] == 1011 and not served["byPage"]
     assert served["messages"] == 1 and served["lastMessageS"] <= served["closeS"]
@@ -122,10 +129,7 @@ def test_a_page_that_opened_a_stream_again_after_a_drop_came_back(browser, serve
     """The page's own record read as the harness reads it after an action: a stream the
     server closed, then one open now (a reconnection); until the new one opens, not."""
     url, ws_port, _ = servers
-    context = browser.new_context()
-    try:
-        context.add_init_script(WATCH_SOCKETS)
-        page = context.new_page()
+    with watched_page(browser) as (_, page):
         page.goto(url)
         page.evaluate(
             """(ws) => { const s = new WebSocket(`ws://127.0.0.1:${ws}/_stcore/stream`);
@@ -138,8 +142,6 @@ def test_a_page_that_opened_a_stream_again_after_a_drop_came_back(browser, serve
         page.evaluate("(ws) => { new WebSocket(`ws://127.0.0.1:${ws}/_stcore/stream`); }", ws_port)
         page.wait_for_function(f"() => ({STREAMS})().at(-1).openS !== null", timeout=15_000)
         back = page.evaluate(STREAMS)
-    finally:
-        context.close()
     assert len(dropped) == 1 and not came_back(dropped)
     assert len(back) == 2 and back[0]["code"] == 1011 and back[1]["closeS"] is None
     assert came_back(back)
@@ -150,10 +152,7 @@ def test_a_timed_out_tab_says_how_far_its_page_got(browser, servers) -> None:
     charts and status, each stream, the requests still unanswered, those that failed,
     and the page's console errors."""
     url, ws_port, silent_port = servers
-    context = browser.new_context()
-    try:
-        context.add_init_script(WATCH_SOCKETS)
-        page = context.new_page()
+    with watched_page(browser) as (context, page):
         # The harness's own session, on Playwright's sync page: it only subscribes.
         session = BrowserSession(0, context, page, url, 60, Numbering())
         page.goto(url)
@@ -174,8 +173,6 @@ def test_a_timed_out_tab_says_how_far_its_page_got(browser, servers) -> None:
         page.evaluate("() => window.stop()")  # the script never arrives
         page.wait_for_timeout(500)
         state = page.evaluate(PAGE_STATE)
-    finally:
-        context.close()
     assert re.fullmatch(r"1 request\(s\) unanswered: GET index\.js for [1-9]\d* s", waiting)
     assert not session.pending
     assert session.failed == ["GET index.js: net::ERR_ABORTED"]
