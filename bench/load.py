@@ -204,7 +204,7 @@ async def drive(args: argparse.Namespace, server: Server, sampler: Sampler, res:
                 await warmer.close()
             one = await o.open(0)
             await one.round(warm, cnn=args.cnn_every > 0)
-            res.single.add_errors(warm, "warm-up")
+            res.single.add_from(warm, "warm-up")
             t0 = time.monotonic()
             for _ in range(args.baseline_runs):
                 await one.round(res.single, cnn=args.cnn_every > 0)
@@ -300,7 +300,7 @@ async def first_visits(tabs: list[LoadSession], res: Results) -> None:
     first = Record()
     for tab in tabs:
         await tab.act("home", first)
-    res.alongside.add_errors(first, "first visit")
+    res.alongside.add_from(first, "first visit")
     if first.times["home"]:
         shown = ", ".join(f"{t:.1f}" for t in first.times["home"])
         log(f"Chromium tabs' first visits, before the load: {shown} s")
@@ -328,7 +328,7 @@ async def one_load(
     await settle(args, server, sampler, into, o, hz)
     if k > 1:
         for rec in (into.load, into.alongside):
-            res.repeats.add_errors(rec, f"load {k}")
+            res.repeats.add_from(rec, f"load {k}")
             res.repeats.rounds += rec.rounds
     res.after_loads_rss.append(into.after.rss_mb)
     res.after_loads_caches.append(into.caches_after_mb)

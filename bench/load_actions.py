@@ -90,9 +90,9 @@ class Record:
     def error_count(self) -> int:
         return sum(len(v) for v in self.errors.values())
 
-    def add_errors(self, other: Record, label: str) -> None:
+    def add_from(self, other: Record, label: str) -> None:
         """``other``'s errors and reconnections, each marked ``(label)``, counted with
-        this phase's."""
+        this phase's (its times are not: they were another phase's)."""
         for kind, errs in other.errors.items():
             self.errors[kind].extend(f"({label}) {e}" for e in errs)
         self.reconnects.extend(f"({label}) {e}" for e in other.reconnects)

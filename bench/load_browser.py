@@ -72,11 +72,10 @@ WATCH_SOCKETS = """(() => {
     }
   };
 })()"""
-# The closed stream sockets of the current document, as WATCH_SOCKETS recorded them.
-CLOSED_SOCKETS = """() => (window.__optlabSockets || []).filter(
-  e => e.url.includes('/_stcore/stream') && e.closeS !== null)"""
-# Every stream socket of the current document, oldest first.
+# Every stream socket of the current document, oldest first, as WATCH_SOCKETS recorded them.
 STREAMS = """() => (window.__optlabSockets || []).filter(e => e.url.includes('/_stcore/stream'))"""
+# The closed ones among them.
+CLOSED_SOCKETS = f"() => ({STREAMS})().filter(e => e.closeS !== null)"
 MAIN_TEXT = """() => {
   const m = document.querySelector('[data-testid=stMain]');
   return {text: m ? m.innerText : '',

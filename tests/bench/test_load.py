@@ -404,7 +404,7 @@ def test_a_reconnection_is_reported_on_its_own_line_not_as_an_error() -> None:
     assert first.reconnects == [
         "session 7, home: websocket closed (ws://x/_stcore/stream): closed by the server"
     ]
-    res.alongside.add_errors(first, "first visit")
+    res.alongside.add_from(first, "first visit")
     assert res.error_count() == 0
     assert res.alongside.reconnects == [f"(first visit) {first.reconnects[0]}"]
     text = report(res, parse_args(["--quick"]))
