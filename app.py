@@ -4,6 +4,7 @@ import streamlit as st
 
 from optlab.ui.address_bar import link_params
 from optlab.ui.engine import warm_up
+from optlab.ui.reconnect import first_run
 from optlab.ui.room import push
 from optlab.ui.room.panel import FIRST_VISIT, ROOM_PATH, room_panel
 from optlab.ui.turns import page_turn
@@ -67,9 +68,11 @@ with page_turn():
     warm_up()
     page = st.navigation(pages)
     keep_view_in_link()
-    # The room panel sits in every page's sidebar, and keeps the room in every link.
-    room_panel(page, pages)
-    page.run()
+    # A page that outlived its session keeps the change it sends (optlab.ui.reconnect).
+    with first_run():
+        # The room panel sits in every page's sidebar, and keeps the room in every link.
+        room_panel(page, pages)
+        page.run()
     # The presenter's push is sent when the page mirrors its link (optlab.ui.room.push);
     # a page that mirrors none (Update rules) is pushed here, as its address bar stands.
     push.after_page(link_params(), mirrors=page.url_path in FIRST_VISIT)

@@ -329,11 +329,12 @@ def test_a_raising_plugin_fails_its_own_run_only(browser, tmp_path):
                 context.close()
 
 
-#: Blocks the page's main thread for 12 s, 50 ms from now (after a widget's rerun
-#: request has gone out): a browser that falls behind its stream, as a starved tab does.
-BLOCK_PAGE = """() => setTimeout(() => {
+#: Blocks the page's main thread for the given milliseconds, 50 ms from now (after a
+#: widget's rerun request has gone out): a browser that falls behind its stream, as a
+#: starved tab does.
+BLOCK_PAGE = """(ms) => setTimeout(() => {
   const began = performance.now();
-  while (performance.now() - began < 12000) {}
+  while (performance.now() - began < ms) {}
 }, 50)"""
 
 
@@ -360,7 +361,7 @@ def test_a_page_that_falls_behind_its_stream_is_dropped_and_comes_back(browser, 
             tab.wait_for_function(PATHS_ARE, arg=DEFAULT_PATHS)
             settle(tab)
             # Blocked with nothing coming in, the page keeps its stream.
-            tab.evaluate(BLOCK_PAGE)
+            tab.evaluate(BLOCK_PAGE, 12_000)
             tab.wait_for_timeout(13_000)
             assert tab.evaluate(CLOSED_SOCKETS) == []
 
@@ -371,7 +372,7 @@ def test_a_page_that_falls_behind_its_stream_is_dropped_and_comes_back(browser, 
                 box.fill(lr)
                 box.press("Enter")
                 if lr == "0.0234":
-                    tab.evaluate(BLOCK_PAGE)
+                    tab.evaluate(BLOCK_PAGE, 12_000)
                     tab.wait_for_timeout(13_000)
                 want[1] = OptimizerConfig.create("adam", lr=float(lr)).label
                 tab.wait_for_function(PATHS_ARE, arg=want)
@@ -383,6 +384,57 @@ def test_a_page_that_falls_behind_its_stream_is_dropped_and_comes_back(browser, 
             assert len(sockets) == 2 and sockets[1]["closeS"] is None
             # The same session: the changed value stayed, and the next change drew too.
             assert tab.get_by_label("lr", exact=True).nth(1).input_value() == "0.0345"
+            no_exception(tab)
+        finally:
+            context.close()
+
+
+def test_a_page_that_outlives_its_session_keeps_the_change_it_sends(browser, tmp_path):
+    """A page dropped for longer than ``server.disconnectedSessionTTL`` (2 s here,
+    120 s by default) comes back to a new, empty session, and the browser's first
+    message to it is the rerun of the user's next change. The page's set-up fills
+    the widgets from the share link, which mirrors the run before that change: the
+    lr the user had just typed snapped back and the page drew the old comparison
+    (the load test's tabs met this after a keep-alive drop). The number the browser
+    sent is kept (optlab.ui.reconnect)."""
+    from bench.load_actions import DEFAULT_PATHS
+    from bench.load_browser import CLOSED_SOCKETS, WATCH_SOCKETS
+    from optlab.optim.config import OptimizerConfig
+
+    env = server_env(
+        tmp_path / "cache",
+        STREAMLIT_SERVER_WEBSOCKET_PING_INTERVAL="3",
+        STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL="2",
+    )
+    with serve_app(tmp_path / "server.log", env=env) as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        try:
+            context.add_init_script(WATCH_SOCKETS)
+            tab = context.new_page()
+            tab.set_default_timeout(60_000)
+            tab.goto(url)
+            tab.wait_for_function(PATHS_ARE, arg=DEFAULT_PATHS)
+            settle(tab)
+            want = list(DEFAULT_PATHS)
+            for lr in ("0.0234", "0.0345", "0.0456"):
+                box = tab.get_by_label("lr", exact=True).nth(1)
+                box.fill(lr)
+                box.press("Enter")
+                if lr == "0.0234":
+                    # Blocked for 20 s while the rerun's elements come in: the
+                    # keep-alive drops the stream within 6 s, and the session is
+                    # gone 2 s later, long before the page can connect again.
+                    tab.evaluate(BLOCK_PAGE, 20_000)
+                    tab.wait_for_timeout(21_000)
+                want[1] = OptimizerConfig.create("adam", lr=float(lr)).label
+                tab.wait_for_function(PATHS_ARE, arg=want)
+                settle(tab)
+                assert tab.get_by_label("lr", exact=True).nth(1).input_value() == lr
+                if lr == "0.0234":
+                    (closed,) = tab.evaluate(CLOSED_SOCKETS)
+                    assert closed["code"] == 1006 and not closed["byPage"]
+            # 0.0345 was the new session's first run; the link follows it.
+            assert "0.0456" in tab.url
             no_exception(tab)
         finally:
             context.close()

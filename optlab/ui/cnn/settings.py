@@ -23,6 +23,7 @@ from optlab.optim.registry import choice_spec
 from optlab.train.config import COMPANION_KNOBS, default_companion
 from optlab.train.freeze import Freeze
 from optlab.train.run import MAX_SLOTS, TrainRunConfig, TrainSlot
+from optlab.ui.reconnect import keep_sent_numbers
 from optlab.ui.slots import SlotGroup, read_values, write_values
 
 State = MutableMapping[str, Any]
@@ -261,6 +262,7 @@ def initialise(
     apply_config(state, cfg)
     state[DATA] = data
     state[DATA_DIR] = folder or state.get(DATA_DIR, "")
+    keep_sent_numbers(state)
     state[INITIALISED] = True
 
 

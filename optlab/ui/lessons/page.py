@@ -23,6 +23,7 @@ from optlab.lessons.parts import CNN_IMAGES, cifar_folder
 from optlab.script.lessons import CnnData, first_images
 from optlab.ui import view
 from optlab.ui.address_bar import link_params, mirror_url
+from optlab.ui.reconnect import keep_sent_numbers
 from optlab.ui.room.state import with_room
 
 #: Session keys: the link was read (the room's Load drops it), and its warning.
@@ -51,6 +52,7 @@ def initialise() -> None:
     state[CHOSEN] = lesson.key
     for control in lesson.controls:
         state[control_key(lesson, control)] = values[control.name]
+    keep_sent_numbers(state)
 
 
 def choose() -> Lesson:

@@ -20,6 +20,7 @@ from optlab.surface.problem import Problem, resolve_surface
 from optlab.surface.run import MAX_OPTIMIZERS, SurfaceRunConfig
 from optlab.surface.surfaces import CUSTOM, FORMULA_BOUNDS, Bounds, get_surface
 from optlab.ui.address_bar import link_params, mirror_url
+from optlab.ui.reconnect import keep_sent_numbers
 from optlab.ui.slots import SlotGroup
 
 State = MutableMapping[str, Any]
@@ -149,6 +150,7 @@ def initialise() -> None:
         except ValueError as err:
             state[SHARE_WARNING] = f"This link could not be used ({err}); showing the defaults."
     apply_config(state, cfg)
+    keep_sent_numbers(state)
     state[INITIALISED] = True
 
 

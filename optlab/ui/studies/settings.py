@@ -16,6 +16,7 @@ from optlab.optim.config import OptimizerConfig
 from optlab.study.config import StudyConfig
 from optlab.study.space import Dimension
 from optlab.train.config import TrainRunConfig, TrainSlot
+from optlab.ui.reconnect import keep_sent_numbers
 
 State = MutableMapping[str, Any]
 
@@ -70,8 +71,9 @@ def initialise(state: State, has_cifar: bool, link: Mapping[str, Sequence[str]])
             cfg, data = study_from_params(link)
         except ValueError as err:
             state[LINK_WARNING] = f"This link could not be used ({err}); showing the defaults."
-            return
-        write_config(state, cfg, data if has_cifar or data == SYNTHETIC else SYNTHETIC)
+        else:
+            write_config(state, cfg, data if has_cifar or data == SYNTHETIC else SYNTHETIC)
+    keep_sent_numbers(state)
 
 
 def _lines(text: str) -> list[str]:

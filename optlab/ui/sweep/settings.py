@@ -20,6 +20,7 @@ from optlab.optim.config import OptimizerConfig
 from optlab.surface.problem import Problem
 from optlab.surface.surfaces import CUSTOM, get_surface
 from optlab.sweep.config import Axis
+from optlab.ui.reconnect import keep_sent_numbers
 from optlab.ui.slots import SlotGroup
 
 State = MutableMapping[str, Any]
@@ -78,6 +79,7 @@ def initialise(state: State, params: dict[str, list[str]] | None = None) -> None
             apply_link(state, SWEEP_LINK.from_params(params))
         except ValueError as err:
             state[LINK_WARNING] = f"This link could not be used ({err}); showing the defaults."
+    keep_sent_numbers(state)
 
 
 def _defaults(state: State) -> None:
