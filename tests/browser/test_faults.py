@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import textwrap
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -338,19 +339,14 @@ BLOCK_PAGE = """(ms) => setTimeout(() => {
 }, 50)"""
 
 
-def test_a_page_that_falls_behind_its_stream_is_dropped_and_comes_back(browser, tmp_path):
-    """The server's keep-alive (Streamlit's uvicorn pings every
-    ``server.websocketPingInterval`` seconds, 30 by default, 3 here, and drops a
-    stream whose answer is later than that) drops a page that stops reading while
-    the server sends it a rerun: Chromium answers pings for a page only as the page
-    reads what came before them. The page connects again to the same session and
-    loses nothing. The load test's niced Chromium tabs lost their streams this way
-    (docs/load-test.md: closed by the server, code 1006)."""
+@contextmanager
+def home_with_keepalive(browser, tmp_path: Path, **env: str):
+    """A server whose keep-alive pings every 3 s (``env``: more of its settings), and
+    a tab on its home page, drawn and settled, that records its sockets."""
     from bench.load_actions import DEFAULT_PATHS
-    from bench.load_browser import CLOSED_SOCKETS, WATCH_SOCKETS
-    from optlab.optim.config import OptimizerConfig
+    from bench.load_browser import WATCH_SOCKETS
 
-    env = server_env(tmp_path / "cache", STREAMLIT_SERVER_WEBSOCKET_PING_INTERVAL="3")
+    env = server_env(tmp_path / "cache", STREAMLIT_SERVER_WEBSOCKET_PING_INTERVAL="3", **env)
     with serve_app(tmp_path / "server.log", env=env) as url:
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         try:
@@ -360,33 +356,57 @@ def test_a_page_that_falls_behind_its_stream_is_dropped_and_comes_back(browser, 
             tab.goto(url)
             tab.wait_for_function(PATHS_ARE, arg=DEFAULT_PATHS)
             settle(tab)
-            # Blocked with nothing coming in, the page keeps its stream.
-            tab.evaluate(BLOCK_PAGE, 12_000)
-            tab.wait_for_timeout(13_000)
-            assert tab.evaluate(CLOSED_SOCKETS) == []
-
-            # Blocked while the server sends a rerun's elements: dropped.
-            want = list(DEFAULT_PATHS)
-            for lr in ("0.0234", "0.0345"):
-                box = tab.get_by_label("lr", exact=True).nth(1)
-                box.fill(lr)
-                box.press("Enter")
-                if lr == "0.0234":
-                    tab.evaluate(BLOCK_PAGE, 12_000)
-                    tab.wait_for_timeout(13_000)
-                want[1] = OptimizerConfig.create("adam", lr=float(lr)).label
-                tab.wait_for_function(PATHS_ARE, arg=want)
-                settle(tab)
-            (closed,) = tab.evaluate(CLOSED_SOCKETS)
-            assert closed["openS"] is not None and not closed["byPage"]
-            assert closed["code"] == 1006  # no close frame read: the stream was backed up
-            sockets = tab.evaluate("() => window.__optlabSockets")
-            assert len(sockets) == 2 and sockets[1]["closeS"] is None
-            # The same session: the changed value stayed, and the next change drew too.
-            assert tab.get_by_label("lr", exact=True).nth(1).input_value() == "0.0345"
-            no_exception(tab)
+            yield tab
         finally:
             context.close()
+
+
+def set_adam_lr(tab, lr: str, block_ms: int = 0) -> None:
+    """Types ``lr`` into Adam's box (the home comparison's second optimizer) and waits
+    until the comparison is drawn with it; with ``block_ms``, the page is blocked
+    that long while the rerun's elements come in."""
+    from bench.load_actions import DEFAULT_PATHS
+    from optlab.optim.config import OptimizerConfig
+
+    box = tab.get_by_label("lr", exact=True).nth(1)
+    box.fill(lr)
+    box.press("Enter")
+    if block_ms:
+        tab.evaluate(BLOCK_PAGE, block_ms)
+        tab.wait_for_timeout(block_ms + 1000)
+    want = list(DEFAULT_PATHS)
+    want[1] = OptimizerConfig.create("adam", lr=float(lr)).label
+    tab.wait_for_function(PATHS_ARE, arg=want)
+    settle(tab)
+
+
+def test_a_page_that_falls_behind_its_stream_is_dropped_and_comes_back(browser, tmp_path):
+    """The server's keep-alive (Streamlit's uvicorn pings every
+    ``server.websocketPingInterval`` seconds, 30 by default, 3 here, and drops a
+    stream whose answer is later than that) drops a page that stops reading while
+    the server sends it a rerun: Chromium answers pings for a page only as the page
+    reads what came before them. The page connects again to the same session and
+    loses nothing. The load test's niced Chromium tabs lost their streams this way
+    (docs/load-test.md: closed by the server, code 1006)."""
+    from bench.load_browser import CLOSED_SOCKETS
+
+    with home_with_keepalive(browser, tmp_path) as tab:
+        # Blocked with nothing coming in, the page keeps its stream.
+        tab.evaluate(BLOCK_PAGE, 12_000)
+        tab.wait_for_timeout(13_000)
+        assert tab.evaluate(CLOSED_SOCKETS) == []
+
+        # Blocked while the server sends a rerun's elements: dropped.
+        set_adam_lr(tab, "0.0234", block_ms=12_000)
+        set_adam_lr(tab, "0.0345")
+        (closed,) = tab.evaluate(CLOSED_SOCKETS)
+        assert closed["openS"] is not None and not closed["byPage"]
+        assert closed["code"] == 1006  # no close frame read: the stream was backed up
+        sockets = tab.evaluate("() => window.__optlabSockets")
+        assert len(sockets) == 2 and sockets[1]["closeS"] is None
+        # The same session: the changed value stayed, and the next change drew too.
+        assert tab.get_by_label("lr", exact=True).nth(1).input_value() == "0.0345"
+        no_exception(tab)
 
 
 def test_a_page_that_outlives_its_session_keeps_the_change_it_sends(browser, tmp_path):
@@ -397,44 +417,19 @@ def test_a_page_that_outlives_its_session_keeps_the_change_it_sends(browser, tmp
     lr the user had just typed snapped back and the page drew the old comparison
     (the load test's tabs met this after a keep-alive drop). The number the browser
     sent is kept (optlab.ui.reconnect)."""
-    from bench.load_actions import DEFAULT_PATHS
-    from bench.load_browser import CLOSED_SOCKETS, WATCH_SOCKETS
-    from optlab.optim.config import OptimizerConfig
+    from bench.load_browser import CLOSED_SOCKETS
 
-    env = server_env(
-        tmp_path / "cache",
-        STREAMLIT_SERVER_WEBSOCKET_PING_INTERVAL="3",
-        STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL="2",
-    )
-    with serve_app(tmp_path / "server.log", env=env) as url:
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        try:
-            context.add_init_script(WATCH_SOCKETS)
-            tab = context.new_page()
-            tab.set_default_timeout(60_000)
-            tab.goto(url)
-            tab.wait_for_function(PATHS_ARE, arg=DEFAULT_PATHS)
-            settle(tab)
-            want = list(DEFAULT_PATHS)
-            for lr in ("0.0234", "0.0345", "0.0456"):
-                box = tab.get_by_label("lr", exact=True).nth(1)
-                box.fill(lr)
-                box.press("Enter")
-                if lr == "0.0234":
-                    # Blocked for 20 s while the rerun's elements come in: the
-                    # keep-alive drops the stream within 6 s, and the session is
-                    # gone 2 s later, long before the page can connect again.
-                    tab.evaluate(BLOCK_PAGE, 20_000)
-                    tab.wait_for_timeout(21_000)
-                want[1] = OptimizerConfig.create("adam", lr=float(lr)).label
-                tab.wait_for_function(PATHS_ARE, arg=want)
-                settle(tab)
-                assert tab.get_by_label("lr", exact=True).nth(1).input_value() == lr
-                if lr == "0.0234":
-                    (closed,) = tab.evaluate(CLOSED_SOCKETS)
-                    assert closed["code"] == 1006 and not closed["byPage"]
-            # 0.0345 was the new session's first run; the link follows it.
-            assert "0.0456" in tab.url
-            no_exception(tab)
-        finally:
-            context.close()
+    ttl = {"STREAMLIT_SERVER_DISCONNECTED_SESSION_TTL": "2"}
+    with home_with_keepalive(browser, tmp_path, **ttl) as tab:
+        # Blocked for 20 s while the rerun's elements come in: the keep-alive drops
+        # the stream within 6 s, and the session is gone 2 s later, long before the
+        # page can connect again.
+        set_adam_lr(tab, "0.0234", block_ms=20_000)
+        (closed,) = tab.evaluate(CLOSED_SOCKETS)
+        assert closed["code"] == 1006 and not closed["byPage"]
+        # The new session's first run: the number typed is the number drawn.
+        for lr in ("0.0345", "0.0456"):
+            set_adam_lr(tab, lr)
+            assert tab.get_by_label("lr", exact=True).nth(1).input_value() == lr
+        assert "0.0456" in tab.url  # the link follows it
+        no_exception(tab)

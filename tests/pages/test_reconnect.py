@@ -15,13 +15,13 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.app_test import TESTING_KEY, _AppTestSessionState
 
 from optlab.ui.reconnect import SEEN, SENT, keep_sent_numbers, sent_numbers
+from tests.pages.test_navigation import PAGES as NAVIGATED
+from tests.pages.test_navigation import no_problems
 from tests.support.resources import APP
 
 #: A page, one of its number boxes, and a value no link or default gives it.
 PAGES = {
-    "playground": ("pages/playground.py", "slot0_lr", 0.0123),
-    "cnn": ("pages/cnn.py", "cnn_slot0_lr", 0.0456),
-    "sweep": ("pages/sweep.py", "sw_x_n", 12),
+    **NAVIGATED,
     "studies": ("pages/studies.py", "st_steps", 77),
     "lessons": ("pages/lessons_page.py", "lessons_training-loop_lr", 0.123),
 }
@@ -38,10 +38,6 @@ def rerun_in_a_new_session(at: AppTest) -> AppTest:
     at._session_state = SafeSessionState(fresh, lambda: None)
     at.session_state = _AppTestSessionState(at._session_state)
     return at._run(sent)
-
-
-def no_problems(at: AppTest) -> None:
-    assert not at.exception, [e.message for e in at.exception]
 
 
 @pytest.mark.parametrize("name", list(PAGES))
