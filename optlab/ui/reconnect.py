@@ -10,9 +10,10 @@ next change, carrying every widget's value, the change included.
 Each page fills its widgets from the share link on a session's first run, and
 the address bar mirrors the *previous* run, so it would overwrite that change:
 the box the user had just typed into snaps back, and the page reruns as before.
-The entry point wraps a session's first run in `first_run`, which notes the
-number boxes' values the browser sent; each page's first-visit set-up ends
-with `keep_sent_numbers`, which writes them over the link's.
+Each page's first-visit set-up ends with `keep_sent_numbers`, which, on a
+session's first run, writes the number boxes' values the browser sent over
+the link's; the entry point's `first_run` marks every session seen after its
+first run, whichever page it ran.
 
 Only ``st.number_input`` values are carried: their wire format (a double) is
 theirs alone, and a number changes no page's layout. A choice (a selectbox, a
@@ -30,10 +31,8 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit.runtime.state.common import is_element_id, user_key_from_element_id
 
-#: Set on a session's first run: later runs are not first runs.
+#: Set once a session has had its first run.
 SEEN = "session_seen"
-#: The number boxes' values the browser sent with a session's first run, by key.
-SENT = "sent_numbers"
 
 
 def sent_numbers() -> dict[str, float]:
@@ -54,37 +53,33 @@ def sent_numbers() -> dict[str, float]:
 
 @contextlib.contextmanager
 def first_run() -> Iterator[None]:
-    """Around a page's run: on a session's first run, what the browser sent is
-    noted for the page's set-up (`keep_sent_numbers`), and forgotten after it."""
-    state = st.session_state
-    if state.get(SEEN):
-        yield
-        return
-    state[SEEN] = True
-    state[SENT] = sent_numbers()
+    """Around a page's run: after it, however it ended, the session has had its first
+    run, so a page first visited later (after a page with no set-up) does not take
+    the widgets its navigation sent for a reconnection's."""
     try:
         yield
     finally:
-        state.pop(SENT, None)
+        st.session_state[SEEN] = True
 
 
 def keep_sent_numbers(state: MutableMapping[str, Any]) -> None:
-    """Writes the numbers the browser sent with a session's first run over the values
-    the page's set-up just wrote from its link or defaults: only where the set-up
-    wrote a number under the same key, in the set-up's type (an int stays an int).
+    """On a session's first run, writes the numbers the browser sent over the values
+    the page's set-up just wrote from its link or defaults (`write_numbers`).
 
-    A page script can run without the entry point: a server process's first run is
-    in Streamlit's pages/-folder mode (see app.py), which runs a page file named like
-    the page's URL directly, as a replica that just started does for a page that
-    failed over to it. Such a run is a session's first, and reads the numbers here.
+    A page script can also run without the entry point: a server process's first
+    run is in Streamlit's pages/-folder mode (see app.py), which runs a page file
+    named like the page's URL directly, as a replica that just started does for a
+    page that failed over to it. That run is a session's first too.
     """
-    if SENT in state:
-        numbers = state.pop(SENT)
-    elif not state.get(SEEN):
-        state[SEEN] = True
-        numbers = sent_numbers()
-    else:
+    if state.get(SEEN):
         return
+    state[SEEN] = True
+    write_numbers(state, sent_numbers())
+
+
+def write_numbers(state: MutableMapping[str, Any], numbers: dict[str, float]) -> None:
+    """Writes ``numbers`` only where the set-up wrote a number under the same key, in
+    the set-up's type (an int stays an int, and takes no fraction)."""
     for key, value in numbers.items():
         current = state.get(key)
         if isinstance(current, bool) or not isinstance(current, int | float):

@@ -14,7 +14,7 @@ from streamlit.runtime.state import SafeSessionState, SessionState
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.app_test import TESTING_KEY, _AppTestSessionState
 
-from optlab.ui.reconnect import SEEN, SENT, keep_sent_numbers, sent_numbers
+from optlab.ui.reconnect import SEEN, keep_sent_numbers, sent_numbers, write_numbers
 from tests.pages.test_navigation import PAGES as NAVIGATED
 from tests.pages.test_navigation import no_problems
 from tests.support.resources import APP
@@ -47,7 +47,7 @@ def test_a_new_session_keeps_the_number_that_woke_it(name, monkeypatch, tmp_path
     path, key, value = PAGES[name]
     # AppTest starts every run as a server process's first: in pages/-folder mode, so
     # the Playground and Studies pages run their files without the entry point (the
-    # case `keep_sent_numbers` reads for itself), the others through it.
+    # case `keep_sent_numbers` marks the session seen by itself), the others through it.
     at = AppTest.from_file(APP, default_timeout=180).run()
     if name != "playground":
         at.switch_page(path).run()
@@ -61,7 +61,7 @@ def test_a_new_session_keeps_the_number_that_woke_it(name, monkeypatch, tmp_path
     no_problems(at)
     assert at.number_input(key=key).value == value
     assert at.session_state[key] == value
-    assert SENT not in at.session_state  # used on the first run, then forgotten
+    assert at.session_state[SEEN]  # read on the first run, never again
     if name != "studies":  # the Studies page mirrors its link only when a study runs
         assert at.query_params != link  # the link follows the kept value
 
@@ -118,19 +118,21 @@ def test_only_number_boxes_are_read_from_what_the_browser_sent():
         (None, 1.0, None),  # a key the set-up did not write is left alone
     ],
 )
-def test_keep_sent_numbers_writes_only_over_numbers_the_set_up_wrote(wrote, sent, kept):
-    state = {SEEN: True, SENT: {"k": sent}}
+def test_the_sent_numbers_are_written_only_over_numbers_the_set_up_wrote(wrote, sent, kept):
+    state = {}
     if wrote is not None:
         state["k"] = wrote
-    keep_sent_numbers(state)
+    write_numbers(state, {"k": sent})
     assert state.get("k") == kept
     assert type(state.get("k")) is type(kept)
-    assert SENT not in state
 
 
 def test_keep_sent_numbers_reads_nothing_twice():
-    """Outside the entry point's first run, a session that has been seen keeps its
-    set-up's values (a page visited for the first time later in the session)."""
+    """After a session's first run, a page visited for the first time keeps its
+    set-up's values; outside a script run nothing was sent, and the session is seen."""
     state = {SEEN: True, "k": 0.5}
+    keep_sent_numbers(state)
+    assert state == {SEEN: True, "k": 0.5}
+    state = {"k": 0.5}
     keep_sent_numbers(state)
     assert state == {SEEN: True, "k": 0.5}
