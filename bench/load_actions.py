@@ -86,6 +86,9 @@ class Record:
     #: Streams the server dropped from a page that then connected again and finished its
     #: action (a browser tab's; not errors: the page lost nothing).
     reconnects: list[str] = field(default_factory=list)
+    #: Seconds each left page's websocket took to close (the protocol client closes
+    #: it alongside the next page's load, as a browser does; no action waits for it).
+    closes: list[float] = field(default_factory=list)
 
     def error_count(self) -> int:
         return sum(len(v) for v in self.errors.values())

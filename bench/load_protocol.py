@@ -82,14 +82,36 @@ class ProtocolSession(LoadSession):
         self.counter = counter
         self.session: Session | None = None
         self.last: RunResult | None = None
+        self._leaving: set[asyncio.Task] = set()  # the closes of pages left
 
-    async def navigate(self, page: str, query: str) -> RunResult:
-        """Loads a page in a new websocket session, closing the old one (a navigation)."""
-        await self.close()
+    async def navigate(self, page: str, query: str, rec: Record) -> RunResult:
+        """Loads a page in a new websocket session, closing the old one (a navigation).
+
+        The old one closes alongside, as a browser leaving a page closes its stream:
+        the next page's load does not wait for the server's half of the closing
+        handshake, which under load waits for the server's event loop. Each close's
+        time goes to ``rec.closes`` (reported, not counted in any action)."""
+        self._leave(rec)
         self.session = Session(self.url, self.timeout_s)
         await self.session.connect()
         self.last = await self.session.load(page, query)
         return self.last
+
+    def _leave(self, rec: Record | None) -> None:
+        """Starts closing the page's websocket, if one is open, without waiting."""
+        if self.session is None:
+            return
+        old, self.session = self.session, None
+
+        async def close() -> None:
+            t0 = time.monotonic()
+            await old.close()
+            if rec is not None:
+                rec.closes.append(time.monotonic() - t0)
+
+        task = asyncio.create_task(close())
+        self._leaving.add(task)
+        task.add_done_callback(self._leaving.discard)
 
     def _current(self) -> Session:
         if self.session is None:
@@ -97,9 +119,8 @@ class ProtocolSession(LoadSession):
         return self.session
 
     async def close(self) -> None:
-        if self.session is not None:
-            session, self.session = self.session, None
-            await session.close()
+        self._leave(None)
+        await asyncio.gather(*self._leaving)
 
     async def check(self) -> tuple[str, str] | None:
         if self.last is not None and self.last.exceptions:
@@ -114,7 +135,7 @@ class ProtocolSession(LoadSession):
     # The actions. Each returns when its result is on the page.
 
     async def home(self, rec: Record) -> None:
-        result = await self._guard(self.navigate("", ""))
+        result = await self._guard(self.navigate("", "", rec))
         if (paths := contour_paths(result)) != DEFAULT_PATHS:
             raise ActionError("other", f"the contour's paths are {paths}, not {DEFAULT_PATHS}")
 
@@ -130,12 +151,12 @@ class ProtocolSession(LoadSession):
 
     async def sweep(self, rec: Record) -> None:
         query = sweep_query(self.counter())
-        result = await self._guard(self.navigate("sweeps", query))
+        result = await self._guard(self.navigate("sweeps", query, rec))
         if not sweep_drawn(result, SWEEP_N, SWEEP_N):
             raise ActionError("other", "the sweep's heatmap or its best cell's replay is missing")
 
     async def cnn_page(self, rec: Record) -> None:
-        result = await self._guard(self.navigate("cnn-lab", self.next_cnn_query()))
+        result = await self._guard(self.navigate("cnn-lab", self.next_cnn_query(), rec))
         start = [n for n in result.elements("button") if n.proto.label == "Start"]
         if not start:
             raise ActionError("other", "the CNN lab has no Start button")

@@ -303,6 +303,13 @@ def report(res: Results, args) -> str:
             f"{fmt(ideal(res, action)):>7} {fmt(p95_ratio(res, action)):>9}"
         )
     add(f"rounds completed: {res.load.rounds}")
+    if res.load.closes:
+        c = summarize(res.load.closes)
+        add(
+            f"a left page's websocket closing (alongside the next page's load, as a "
+            f"browser's; in no action's time): {c.count}, p50 {fmt(c.p50)} s, "
+            f"p95 {fmt(c.p95)} s, max {fmt(c.max)} s"
+        )
     if res.browsers:
         add(f"Chromium sessions alongside ({res.browsers}), seconds to result:")
         for action in ACTIONS[:3]:
@@ -451,6 +458,7 @@ def to_json(res: Results) -> dict:
             "queue_positions": sorted(r.queue_positions),
             "rounds": r.rounds,
             "reconnects": list(r.reconnects),
+            "closes": list(r.closes),
         }
 
     def nan_none(x: float) -> float | None:

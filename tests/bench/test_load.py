@@ -14,6 +14,7 @@ its quick run takes minutes, so it is run by hand (docs/load-test.md).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import re
@@ -355,6 +356,68 @@ def test_a_cnn_job_may_wait_in_the_queue_up_to_its_target() -> None:
     assert session.limit_s("cnn_job") == 615 and session.limit_s("sweep") == 180
 
 
+def test_a_navigation_leaves_the_old_stream_closing_alongside() -> None:
+    """A browser leaving a page does not wait for the server's half of the closing
+    handshake before loading the next one; the protocol session neither. A real
+    websocket server whose event loop is busy for 1 s (as a loaded server's is)
+    answers the close late: leaving returns at once, the close finishes alongside,
+    its time recorded, and closing the session waits for it."""
+    import websockets
+    from websockets.asyncio.server import serve
+
+    from bench.load_actions import Record
+    from bench.load_protocol import ProtocolSession
+    from bench.st_protocol import Session
+
+    ready, stop = threading.Event(), threading.Event()
+    port: list[int] = []
+
+    async def handler(ws: websockets.ServerConnection) -> None:
+        try:
+            async for message in ws:
+                if message == "busy":
+                    await ws.send("busy")  # written before the loop blocks
+                    time.sleep(1.0)  # blocks the server's event loop, close frames included
+        except websockets.ConnectionClosed:
+            pass
+
+    async def serve_until_stopped() -> None:
+        async with serve(handler, "127.0.0.1", 0) as server:
+            port.append(server.sockets[0].getsockname()[1])
+            ready.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+
+    thread = threading.Thread(target=asyncio.run, args=(serve_until_stopped(),), daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    url = f"http://127.0.0.1:{port[0]}"
+
+    async def scenario() -> tuple[float, list[float], list[float]]:
+        session = ProtocolSession(1, url, 10, Numbering())
+        rec = Record()
+        session.session = Session(url, 10)
+        await session.session.connect()
+        await session.session.ws.send("busy")
+        await session.session.ws.recv()  # the server's loop is busy from now on
+        t0 = time.monotonic()
+        session._leave(rec)
+        left = time.monotonic() - t0
+        await asyncio.sleep(0.2)
+        before = list(rec.closes)
+        await session.close()
+        return left, before, rec.closes
+
+    try:
+        left, before, closes = asyncio.run(scenario())
+    finally:
+        stop.set()
+        thread.join(10)
+    assert left < 0.1, left
+    assert before == [], before  # still closing 0.2 s later: the server's loop is busy
+    assert len(closes) == 1 and 0.7 <= closes[0] < 5, closes
+
+
 def stream(open_s: float | None, close_s: float | None) -> dict:
     """One stream socket as the page records it (`bench.load_browser.WATCH_SOCKETS`)."""
     return {"url": "ws://127.0.0.1:1/_stcore/stream", "openS": open_s, "closeS": close_s}
@@ -515,6 +578,8 @@ def test_quick_load_run_reports_every_section_and_no_errors(tmp_path: Path) -> N
     assert probe and 1 <= int(probe[2]) <= int(probe[1]), out
     # 2 in the single session (warm-up and 1 round), 1 or more under load.
     assert int(probe[3]) >= 3, out
+    # Each round's navigations closed the page left, alongside the next one's load.
+    assert re.search(r"^a left page's websocket closing .*: \d+, p50 [\d.]+ s", out, re.M), out
     assert re.search(r"^(PASS|FAIL) soak: RSS growth from run 2 to run 5", out, re.M), out
     assert "PASS job cap honoured" in out, out
     assert re.search(r"^(PASS|FAIL) p95 within 1.5x of ideal: home [\d.]+", out, re.M), out
@@ -556,6 +621,8 @@ def test_quick_load_run_reports_every_section_and_no_errors(tmp_path: Path) -> N
     assert data["health_checks"] >= 10 and data["health_failures"] == 0
     assert 0 < data["health_p50_s"] <= data["health_p95_s"] <= data["health_max_s"]
     assert len(data["soak_rss_mb"]) == 5 and data["records"]["soak"]["rounds"] == 5
+    closes = data["records"]["load"]["closes"]
+    assert closes and all(0 <= c < 30 for c in closes), closes
     assert data["targets"][0]["name"] == "zero errors"
     # Both readings come with what the caches held (the probe's, every replica's).
     assert data["caches_mb"]["before"] >= 0 and data["caches_mb"]["after"] > 0
