@@ -10,8 +10,8 @@ torch calls, so thirty of them ran Python at once in each replica and a health
 check took up to 1.6 s (docs/load-test.md).
 
 `PythonTurns` lets at most ``turns`` page scripts run at once; the others wait
-on a semaphore, which holds no lock and leaves the interpreter to the event
-loop and the scripts whose turn it is. A script that waits for something
+in line (`FairSlots`), which holds no lock and leaves the interpreter to the
+event loop and the scripts whose turn it is. A script that waits for something
 (its run's next records from the engine process, an engine slot, another
 session's result in a cache) sets its turn aside meanwhile (`set_aside`), so a
 waiting script never keeps another from running. A script that waited
@@ -26,9 +26,94 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 
 from optlab.caps import CAPS
+
+
+class FairSlots:
+    """``slots`` slots handed out first come, first served.
+
+    A slot given back goes straight to the longest waiter, so a thread that asks
+    later, or gives one back and asks again at once, cannot take it first. With
+    ``threading.Semaphore`` it can: a freed slot goes to whichever thread asks
+    before the woken waiter runs, and that waiter queues again at the back, so
+    under load some waits grew far past the others (the long tail the load
+    test's p95 reads). Holds no lock while waiting.
+    """
+
+    def __init__(self, slots: int) -> None:
+        if slots < 1:
+            raise ValueError(f"at least one slot is needed, not {slots}")
+        self._free = slots
+        self._queue: deque[threading.Event] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(
+        self,
+        blocking: bool = True,
+        timeout: float | None = None,
+        waiting: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    ) -> bool:
+        """Takes a slot, queueing behind earlier waiters for one (the wait inside
+        ``waiting()``); False when ``blocking`` is False and none is free now, or
+        when ``timeout`` seconds passed first (the place in line is given up)."""
+        with self._lock:
+            if self._free and not self._queue:
+                self._free -= 1
+                return True
+            if not blocking:
+                return False
+            ticket = threading.Event()
+            self._queue.append(ticket)
+        return self._wait(ticket, timeout, waiting)
+
+    def release(self) -> None:
+        """Gives a slot back: to the longest waiter, or free."""
+        with self._lock:
+            if self._queue:
+                self._queue.popleft().set()
+            else:
+                self._free += 1
+
+    def pass_on(
+        self, waiting: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    ) -> bool:
+        """Hands the caller's slot to the longest waiter and queues for one again;
+        whether it did (False, and the slot kept, when nobody waits)."""
+        with self._lock:
+            if not self._queue:
+                return False
+            self._queue.popleft().set()
+            ticket = threading.Event()
+            self._queue.append(ticket)
+        return self._wait(ticket, None, waiting)
+
+    def _wait(
+        self,
+        ticket: threading.Event,
+        timeout: float | None,
+        waiting: Callable[[], contextlib.AbstractContextManager],
+    ) -> bool:
+        with waiting():
+            if ticket.wait(timeout):  # set by `release` or `pass_on`: the slot is ours
+                return True
+        with self._lock:
+            if ticket.is_set():  # handed over as the time ran out
+                return True
+            self._queue.remove(ticket)
+        return False
+
+    def waiting(self) -> int:
+        """Threads waiting for a slot now."""
+        with self._lock:
+            return len(self._queue)
+
+    def free(self) -> int:
+        """Slots nobody holds now."""
+        with self._lock:
+            return self._free
 
 
 class PythonTurns:
@@ -39,11 +124,9 @@ class PythonTurns:
             raise ValueError(f"turns must be 0 (no limit) or more, not {turns}")
         self.turns = turns
         self.patience_s = patience_s
-        self._free = threading.Semaphore(max(turns, 1))
+        self._slots = FairSlots(max(turns, 1))
         self._held = threading.local()
         self._lock = threading.Lock()
-        self._waiting = 0
-        self._taken = 0
         #: Waits that ran out of patience (the holder ran without a turn).
         self.overdue = 0
 
@@ -53,34 +136,17 @@ class PythonTurns:
 
     def waiting(self) -> int:
         """Threads waiting for a turn now."""
-        with self._lock:
-            return self._waiting
+        return self._slots.waiting()
 
     def taken(self) -> int:
         """Turns held now."""
-        with self._lock:
-            return self._taken
-
-    def _give_back(self) -> None:
-        with self._lock:
-            self._taken -= 1
-        self._free.release()
+        return max(self.turns, 1) - self._slots.free()
 
     def _take(self) -> bool:
-        """Waits for a turn (at most ``patience_s``); whether it got one."""
-        got = self._free.acquire(blocking=False)
+        """Waits for a turn in line (at most ``patience_s``); whether it got one."""
+        got = self._slots.acquire(timeout=self.patience_s)
         if not got:
             with self._lock:
-                self._waiting += 1
-            try:
-                got = self._free.acquire(timeout=self.patience_s)
-            finally:
-                with self._lock:
-                    self._waiting -= 1
-        with self._lock:
-            if got:
-                self._taken += 1
-            else:
                 self.overdue += 1
         return got
 
@@ -107,7 +173,7 @@ class PythonTurns:
             owned = self._held.owned  # `set_aside` may have lost it to impatience
             self._held.depth, self._held.owned = 0, False
             if owned:
-                self._give_back()
+                self._slots.release()
 
     @contextlib.contextmanager
     def set_aside(self) -> Iterator[None]:
@@ -117,7 +183,7 @@ class PythonTurns:
             yield
             return
         self._held.owned = False
-        self._give_back()
+        self._slots.release()
         try:
             yield
         finally:

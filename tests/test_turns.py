@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from optlab.turns import PythonTurns
+from optlab.turns import FairSlots, PythonTurns
 
 
 def busy_threads(turns: PythonTurns, n: int, hold_s: float = 0.05) -> int:
@@ -200,3 +200,97 @@ def test_waiting_for_an_engine_slot_sets_the_turn_aside(one_turn):
         slots.release()
     waiter.join(10)
     assert not waiter.is_alive() and one_turn.overdue == 0
+
+
+def queue_in_order(
+    slots: FairSlots, n: int, served: list[int], **acquire
+) -> list[threading.Thread]:
+    """Starts ``n`` threads that each wait for a slot, one after another (each is in
+    line before the next starts); each notes its number when served, then gives
+    the slot back."""
+    threads = []
+    for i in range(n):
+
+        def wait(i: int = i) -> None:
+            if slots.acquire(**acquire):
+                served.append(i)
+                slots.release()
+
+        th = threading.Thread(target=wait)
+        th.start()
+        threads.append(th)
+        until(lambda i=i: slots.waiting() == i + 1)
+    return threads
+
+
+def test_fair_slots_serve_waiters_in_the_order_they_came_and_nobody_jumps_the_line():
+    slots = FairSlots(1)
+    assert slots.acquire()
+    served: list[int] = []
+    threads = queue_in_order(slots, 4, served)
+    # Give the slot back and ask again at once, as a script setting its turn aside
+    # for a moment does: the slot went to the longest waiter, not back to us.
+    slots.release()
+    assert not slots.acquire(blocking=False)
+    assert slots.acquire()  # behind the four
+    assert served == [0, 1, 2, 3]
+    slots.release()
+    for th in threads:
+        th.join(10)
+    assert slots.free() == 1 and slots.waiting() == 0
+
+
+def test_fair_slots_a_waiter_out_of_time_leaves_the_line_and_the_next_is_served():
+    slots = FairSlots(1)
+    assert slots.acquire()
+    served: list[int] = []
+    impatient = threading.Thread(
+        target=lambda: served.append(-1 if not slots.acquire(timeout=0.2) else 99)
+    )
+    impatient.start()
+    until(lambda: slots.waiting() == 1)
+    impatient.join(10)
+    assert served == [-1] and slots.waiting() == 0  # gave its place up
+    threads = queue_in_order(slots, 2, served)
+    slots.release()
+    for th in threads:
+        th.join(10)
+    assert served == [-1, 0, 1] and slots.free() == 1
+
+
+def test_fair_slots_pass_on_hands_over_and_queues_behind_the_waiters():
+    slots = FairSlots(1)
+    assert not FairSlots(1).pass_on()  # nobody waits: the slot is kept
+    assert slots.acquire()
+    served: list[int] = []
+    threads = queue_in_order(slots, 2, served)
+    assert slots.pass_on()  # back only after both were served
+    assert served == [0, 1]
+    slots.release()
+    for th in threads:
+        th.join(10)
+    with pytest.raises(ValueError, match="at least one slot"):
+        FairSlots(0)
+
+
+def test_a_script_taking_its_turn_back_after_a_wait_queues_behind_the_waiters():
+    """With a semaphore a script back from a wait took a freed turn before the
+    scripts already waiting for one; in line it waits behind them."""
+    turns = PythonTurns(1, patience_s=30)
+    order: list[str] = []
+
+    def other() -> None:
+        with turns.turn():
+            order.append("other")
+
+    with turns.turn():
+        th = threading.Thread(target=other)
+        th.start()
+        until(lambda: turns.waiting() == 1)
+        with turns.set_aside():
+            pass  # a wait over at once: the turn went to the script in line all the same
+        order.append("back")
+        assert turns.holding()
+    th.join(10)
+    assert order == ["other", "back"]
+    assert turns.taken() == 0 and turns.overdue == 0

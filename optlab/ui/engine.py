@@ -19,7 +19,6 @@ import contextlib
 import gc
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 
 import streamlit as st
@@ -29,7 +28,7 @@ from optlab.optim.config import OptimizerConfig
 from optlab.surface.problem import Problem
 from optlab.surface.run import SurfaceRunConfig
 from optlab.surface.trajectory import collect
-from optlab.turns import set_aside
+from optlab.turns import FairSlots, set_aside
 from optlab.worker.client import EngineProcess
 
 #: Runs computing at once per server; others wait their turn.
@@ -59,55 +58,29 @@ class EngineTurns:
             raise ValueError(f"the engine needs at least one slot, not {slots}")
         self.turn_s = turn_s
         self.clock = clock
-        self._free = slots
-        self._queue: deque[threading.Event] = deque()
-        self._lock = threading.Lock()
+        self._slots = FairSlots(slots)
 
     def acquire(self, blocking: bool = True) -> bool:
-        """Takes a slot, queueing behind earlier waiters for one; False when
-        ``blocking`` is False and none is free now."""
-        with self._lock:
-            if self._free and not self._queue:
-                self._free -= 1
-                return True
-            if not blocking:
-                return False
-            ticket = threading.Event()
-            self._queue.append(ticket)
-        with set_aside():  # no interpreter turn held while waiting
-            ticket.wait()  # set by `release` or `pass_turn`: the slot is ours
-        return True
+        """Takes a slot, queueing behind earlier waiters for one (no interpreter turn
+        held meanwhile); False when ``blocking`` is False and none is free now."""
+        return self._slots.acquire(blocking, waiting=set_aside)
 
     def release(self) -> None:
         """Gives a slot back: to the longest waiter, or free."""
-        with self._lock:
-            if self._queue:
-                self._queue.popleft().set()
-            else:
-                self._free += 1
+        self._slots.release()
 
     def pass_turn(self) -> bool:
         """Hands the caller's slot to the longest waiter and queues for one again;
         whether it did (False, and the slot kept, when nobody waits)."""
-        with self._lock:
-            if not self._queue:
-                return False
-            self._queue.popleft().set()
-            ticket = threading.Event()
-            self._queue.append(ticket)
-        with set_aside():
-            ticket.wait()
-        return True
+        return self._slots.pass_on(waiting=set_aside)
 
     def waiting(self) -> int:
         """Runs waiting for a slot now."""
-        with self._lock:
-            return len(self._queue)
+        return self._slots.waiting()
 
     def free(self) -> int:
         """Slots nobody holds now."""
-        with self._lock:
-            return self._free
+        return self._slots.free()
 
     @contextlib.contextmanager
     def turn(self) -> Iterator[Turn]:
