@@ -57,7 +57,9 @@ the server by a counting wrapper around `Job._run` and `Job._work`
 (read-only; ``--no-probe`` runs plain ``streamlit run`` instead).
 
 ``--soak K`` adds K sequential runs from one session and compares the
-server's RSS after run 20 with the RSS after the last one. A soak run is a
+server's RSS after run 20 with the RSS after the last one (those two readings
+follow the cycle collector and malloc_trim, and come with what the caches
+hold then). A soak run is a
 new comparison on the playground (``lr_change``); every fifth is a new sweep
 instead and every tenth a CNN training (``cnn_page`` and ``cnn_job``), each
 followed by ``home`` to come back (with ``--cnn-every 0``, a sweep instead of
@@ -101,7 +103,7 @@ from pathlib import Path
 
 from bench.load_actions import ACTIONS, CNN_STEPS, LoadSession, Numbering, Record
 from bench.load_protocol import ProtocolSession
-from bench.load_report import Results, job_timeout, report, targets, to_json
+from bench.load_report import Results, job_timeout, report, soak_reference, targets, to_json
 from bench.load_server import Server, http_get, serve, serve_replicas
 from bench.load_stats import HealthPoller, Sampler, read_processes, usage
 from optlab.workshop.supervisor import HAPROXY
@@ -233,9 +235,14 @@ async def drive(args: argparse.Namespace, server: Server, sampler: Sampler, res:
             if args.soak > 0:
                 soaker = await o.open(0)
                 t0 = time.monotonic()
+                compared = {soak_reference(args.soak), args.soak}
                 for i in range(args.soak):
                     if not await soaker.soak_run(res.soak, i, cnn=args.cnn_every > 0):
                         await soaker.act("home", res.soak)  # back to a known page
+                    if i + 1 in compared:  # the two readings compared: memory in use
+                        collected = await asyncio.to_thread(server.collect_garbage)
+                        if collected is not None:
+                            res.soak_caches[i + 1] = collected[2]
                     res.soak_rss.append(read_processes(server.pids).rss_mb)
                     if (i + 1) % 20 == 0:
                         log(f"soak run {i + 1}: RSS {res.soak_rss[-1]:.0f} MB")

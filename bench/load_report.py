@@ -45,6 +45,9 @@ class Results:
     rss_before_trim: float = math.nan  # after the cycle collector, before malloc_trim
     gc_found: int | None = None
     soak_rss: list[float] = field(default_factory=list)
+    #: The caches' MB at the soak's reference run and at its last (run -> MB); those two
+    #: runs' RSS readings follow the cycle collector and malloc_trim, as "after"'s do.
+    soak_caches: dict[int, float] = field(default_factory=dict)
     after_loads_rss: list[float] = field(default_factory=list)  # after each of --loads
     after_loads_caches: list[float] = field(default_factory=list)  # the caches' MB then
     caches_before_mb: float = math.nan  # what the server's caches held at "before"
@@ -167,7 +170,8 @@ def targets(res: Results) -> list[Target]:
                 f"soak: RSS growth from run {ref} to run {len(res.soak_rss)} "
                 f"within {RSS_SLACK_MB:g} MB",
                 grow <= RSS_SLACK_MB and res.soak.rounds == len(res.soak_rss),
-                f"{res.soak_rss[ref - 1]:.0f} -> {res.soak_rss[-1]:.0f} MB ({grow:+.0f} MB); "
+                f"{res.soak_rss[ref - 1]:.0f} -> {res.soak_rss[-1]:.0f} MB ({grow:+.0f} MB)"
+                f"{soak_besides_caches(res, ref, grow)}; "
                 f"{res.soak.rounds} of {len(res.soak_rss)} runs complete",
             )
         )
@@ -218,6 +222,16 @@ def threads_target(res: Results) -> Target:
     if left:
         detail += f"; left behind: {', '.join(left)}"
     return Target("no threads left behind (pool workers within their bounds)", not left, detail)
+
+
+def soak_besides_caches(res: Results, ref: int, grow: float) -> str:
+    """What the soak's caches took from run ``ref`` to the last, and the rest of
+    ``grow``, as a clause ("" without both readings)."""
+    a, b = res.soak_caches.get(ref), res.soak_caches.get(len(res.soak_rss))
+    if a is None or b is None:
+        return ""
+    rest = grow - (b - a)
+    return f", the caches {a:.0f} -> {b:.0f} MB ({b - a:+.0f} MB), the rest {rest:+.0f} MB"
 
 
 def soak_reference(runs: int) -> int:
@@ -506,6 +520,7 @@ def to_json(res: Results) -> dict:
         "health_failures": len(res.health_failures),
         "records": {name: rec(r) for name, r in res.records().items()},
         "soak_rss_mb": res.soak_rss,
+        "soak_caches_mb": {str(k): v for k, v in res.soak_caches.items()},
         "after_loads_rss_mb": res.after_loads_rss,
         "caches_mb": {
             "before": nan_none(res.caches_before_mb),

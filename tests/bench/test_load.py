@@ -580,7 +580,14 @@ def test_quick_load_run_reports_every_section_and_no_errors(tmp_path: Path) -> N
     assert int(probe[3]) >= 3, out
     # Each round's navigations closed the page left, alongside the next one's load.
     assert re.search(r"^a left page's websocket closing .*: \d+, p50 [\d.]+ s", out, re.M), out
-    assert re.search(r"^(PASS|FAIL) soak: RSS growth from run 2 to run 5", out, re.M), out
+    soak = re.search(
+        r"^(PASS|FAIL) soak: RSS growth from run 2 to run 5 within 50 MB: (\d+) -> (\d+) MB "
+        r"\(([+-]\d+) MB\), the caches ([\d.]+) -> ([\d.]+) MB \(([+-]\d+) MB\), "
+        r"the rest ([+-]\d+) MB",
+        out,
+        re.M,
+    )
+    assert soak, out  # the two compared readings come with what the caches held
     assert "PASS job cap honoured" in out, out
     assert re.search(r"^(PASS|FAIL) p95 within 1.5x of ideal: home [\d.]+", out, re.M), out
     assert re.search(r"^(PASS|FAIL) health check p95 under 1 s: p50 [\d.]+ s", out, re.M), out
@@ -621,6 +628,8 @@ def test_quick_load_run_reports_every_section_and_no_errors(tmp_path: Path) -> N
     assert data["health_checks"] >= 10 and data["health_failures"] == 0
     assert 0 < data["health_p50_s"] <= data["health_p95_s"] <= data["health_max_s"]
     assert len(data["soak_rss_mb"]) == 5 and data["records"]["soak"]["rounds"] == 5
+    assert set(data["soak_caches_mb"]) == {"2", "5"}
+    assert all(v >= 0 for v in data["soak_caches_mb"].values())
     closes = data["records"]["load"]["closes"]
     assert closes and all(0 <= c < 30 for c in closes), closes
     assert data["targets"][0]["name"] == "zero errors"
