@@ -55,13 +55,23 @@ class Job:
             The job's own exception (an invalid config, a failing optimizer).
             EngineLost: when the process died before the job finished.
         """
+        return self.read()
+
+    def read(self, progress_every_s: float = 0.0) -> Iterator[tuple]:
+        """As iterating the job, with ``progress`` messages at most every
+        ``progress_every_s`` (those in between dropped while the turn is set aside).
+
+        A page takes its interpreter turn back for each answer it waits for, and
+        under load each return is a wait in line behind every other page: a sweep
+        sends about fifty progress messages, and its bar moves every 0.25 s at
+        most, so the page waits in line once per move instead of once per message.
+        """
+        until = time.monotonic() + progress_every_s
         while not self.finished:
-            try:  # answers already here are read in the turn held
-                answer = self.answers.get_nowait()
-            except queue.Empty:
-                with set_aside():  # no interpreter turn held while the engine computes
-                    answer = self.answers.get()
+            answer = self._next(until)
             kind = answer[0]
+            if kind == "progress":
+                until = time.monotonic() + progress_every_s
             if kind in ("lost", "error", "done"):
                 self._end(tell=False)
             if kind == "lost":
@@ -69,6 +79,21 @@ class Job:
             if kind == "error":
                 raise answer[2]
             yield answer
+
+    def _next(self, until: float) -> tuple:
+        """The next answer, but a ``progress`` one only from ``until`` on (monotonic)."""
+        try:  # answers already here are read in the turn held
+            while True:
+                answer = self.answers.get_nowait()
+                if answer[0] != "progress" or time.monotonic() >= until:
+                    return answer
+        except queue.Empty:
+            pass
+        with set_aside():  # no interpreter turn held while the engine computes
+            while True:
+                answer = self.answers.get()
+                if answer[0] != "progress" or time.monotonic() >= until:
+                    return answer
 
     def close(self) -> None:
         """Stops the job if it still runs; later answers are dropped."""

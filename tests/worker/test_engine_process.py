@@ -9,6 +9,7 @@ own thread.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import socket
@@ -136,6 +137,52 @@ def test_answers_already_come_are_read_without_setting_the_turn_aside(engine, mo
         answers = list(job)
     assert len(answers) > 10 and answers[-1][0] == "done"
     assert Counted.set_asides == 0
+
+
+def test_a_page_reading_a_sweep_waits_in_line_once_per_bar_move(engine, monkeypatch):
+    """Read for a progress bar that moves every 0.25 s at most, a sweep's fifty
+    progress messages cost the page one return to the line per move, not one per
+    message; the messages in between are dropped, the result is the same."""
+    from optlab import turns
+
+    class Counted(turns.PythonTurns):
+        set_asides = 0
+
+        def set_aside(self):
+            Counted.set_asides += self.holding()
+            return super().set_aside()
+
+    monkeypatch.setattr(turns, "TURNS", Counted(1, patience_s=30))
+    cfg = SweepConfig(
+        OptimizerConfig.create("sgd"),
+        Axis("lr", 1e-4, 1e-2, 60, "log"),
+        Axis("momentum", 0.0, 0.95, 60),
+        Problem(steps=1500),
+    )
+    assert engine.accepts({"sgd"}, cfg)
+
+    def read(every_s: float) -> tuple[list[float], list[tuple], float, int]:
+        Counted.set_asides = 0
+        shown, answers = [], []
+        t0 = time.monotonic()
+        with turns.turn(), engine.submit("sweep", cfg) as job:
+            for answer in job.read(progress_every_s=every_s):
+                answers.append(answer)
+                if answer[0] == "progress":
+                    shown.append(time.monotonic())
+        return shown, answers, time.monotonic() - t0, Counted.set_asides
+
+    every_shown, every_answers, wall, every_set_asides = read(0.25)
+    all_shown, all_answers, _, all_set_asides = read(0.0)
+    assert len(all_shown) >= 40  # about every 2 % of the run
+    assert wall > 0.5, "the sweep is too quick to show anything"
+    assert len(every_shown) <= wall / 0.25 + 1
+    gaps = [b - a for a, b in itertools.pairwise(every_shown)]
+    assert all(g >= 0.25 for g in gaps), gaps
+    assert every_set_asides <= len(every_shown) + 1 < all_set_asides
+    steps = [a[2] for a in every_answers if a[0] == "progress"]
+    assert steps == sorted(steps) and set(steps) <= {a[2] for a in all_answers[:-1]}
+    np.testing.assert_array_equal(every_answers[-1][2].final_loss, all_answers[-1][2].final_loss)
 
 
 def test_jobs_from_many_threads_each_get_their_own_answers(engine) -> None:

@@ -70,7 +70,7 @@ def sweep_cached(cfg: SweepConfig, label: str = "Sweeping") -> SweepResult:
                 bar.progress(step / total, text=text)
 
         def remote(job: Job) -> SweepResult:
-            for answer in job:
+            for answer in job.read(progress_every_s=BAR_EVERY_S):
                 if answer[0] == "progress":
                     report(answer[2], answer[3])
                 else:
