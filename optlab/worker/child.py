@@ -23,7 +23,10 @@ from optlab.heap import trim_heap
 
 Send = Callable[[tuple], None]
 
-#: How long a surface job computes between two chunks of records sent back.
+#: How long a surface job computes between two chunks of records sent back: CPU
+#: seconds of its thread, not wall time. Under load a run's wall time stretches
+#: with the cores' sharing, and each chunk is a message the page waits for in line
+#: for its interpreter turn; counted in CPU a run sends as many chunks as alone.
 CHUNK_S = 0.05
 #: The least time between two trims of the heap (when no job runs).
 TRIM_EVERY_S = 2.0
@@ -45,11 +48,10 @@ def portable(err: BaseException) -> BaseException:
 
 
 def surface_job(job: int, cfg, stop: threading.Event, send: Send) -> Any:
-    """Runs a surface config, sending its records every `CHUNK_S`; returns None."""
+    """Runs a surface config, sending its records every `CHUNK_S` of its CPU; returns None."""
     from optlab.surface.run import run_surface
 
     batch: list = []
-    sent = time.monotonic()
     cpu = time.thread_time()
     records = run_surface(cfg)
     try:
@@ -57,10 +59,9 @@ def surface_job(job: int, cfg, stop: threading.Event, send: Send) -> Any:
             batch.append(record)
             if stop.is_set():
                 raise Stopped
-            if time.monotonic() - sent >= CHUNK_S:
-                now_cpu = time.thread_time()
+            if (now_cpu := time.thread_time()) - cpu >= CHUNK_S:
                 send(("records", job, batch, now_cpu - cpu))
-                batch, sent, cpu = [], time.monotonic(), now_cpu
+                batch, cpu = [], now_cpu
         send(("records", job, batch, time.thread_time() - cpu))
     finally:
         records.close()
