@@ -38,9 +38,9 @@ class FairSlots:
     A slot given back goes straight to the longest waiter, so a thread that asks
     later, or gives one back and asks again at once, cannot take it first. With
     ``threading.Semaphore`` it can: a freed slot goes to whichever thread asks
-    before the woken waiter runs, and that waiter queues again at the back, so
-    under load some waits grew far past the others (the long tail the load
-    test's p95 reads). Holds no lock while waiting.
+    before the woken waiter runs, and that waiter queues again at the back:
+    a script back from a short wait went ahead of scripts that had waited
+    longer (tests/test_turns.py). Holds no lock while waiting.
     """
 
     def __init__(self, slots: int) -> None:
