@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from optlab import turns
 from optlab.optim.config import OptimizerConfig
 from optlab.optim.plans import Plan
 from optlab.optim.schedulers import SchedulerConfig
@@ -90,13 +91,18 @@ def test_a_run_on_the_engine_process_equals_the_run_in_this_thread(engine) -> No
     assert chunks >= 1 and cpu > 0
 
 
-def test_a_sweep_on_the_engine_process_equals_the_sweep_in_this_thread(engine) -> None:
-    cfg = SweepConfig(
+def sgd_sweep(n_lr: int, n_momentum: int, steps: int) -> SweepConfig:
+    """A sweep of SGD's lr (log) by its momentum, ``steps`` steps a cell."""
+    return SweepConfig(
         OptimizerConfig.create("sgd"),
-        Axis("lr", 1e-4, 1e-2, 12, "log"),
-        Axis("momentum", 0.0, 0.95, 10),
-        Problem(steps=200),
+        Axis("lr", 1e-4, 1e-2, n_lr, "log"),
+        Axis("momentum", 0.0, 0.95, n_momentum),
+        Problem(steps=steps),
     )
+
+
+def test_a_sweep_on_the_engine_process_equals_the_sweep_in_this_thread(engine) -> None:
+    cfg = sgd_sweep(12, 10, 200)
     assert engine.accepts({"sgd"}, cfg)
     progress, result = [], None
     with engine.submit("sweep", cfg) as job:
@@ -113,20 +119,30 @@ def test_a_sweep_on_the_engine_process_equals_the_sweep_in_this_thread(engine) -
     assert [p[0] for p in progress] == sorted(p[0] for p in progress)
 
 
-def test_answers_already_come_are_read_without_setting_the_turn_aside(engine, monkeypatch):
+class CountedTurns(turns.PythonTurns):
+    """One turn at the interpreter that counts the times its holder set it aside."""
+
+    def __init__(self) -> None:
+        super().__init__(1, patience_s=30)
+        self.set_asides = 0
+
+    def set_aside(self):
+        self.set_asides += self.holding()
+        return super().set_aside()
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> CountedTurns:
+    """The server's turns (`optlab.turns.TURNS`) replaced by a `CountedTurns`."""
+    one = CountedTurns()
+    monkeypatch.setattr(turns, "TURNS", one)
+    return one
+
+
+def test_answers_already_come_are_read_without_setting_the_turn_aside(engine, counted):
     """A page reading its job's answers gives its interpreter turn back only to wait for
     one: those already there are read in its turn (a sweep sends fifty progress
     messages; each turn set aside is a turn to wait for again under load)."""
-    from optlab import turns
-
-    class Counted(turns.PythonTurns):
-        set_asides = 0
-
-        def set_aside(self):
-            Counted.set_asides += self.holding()
-            return super().set_aside()
-
-    monkeypatch.setattr(turns, "TURNS", Counted(1, patience_s=30))
     cfg = SweepConfig(
         OptimizerConfig.create("sgd"), Axis("lr", 1e-4, 1e-2, 8, "log"), Axis("momentum", 0, 0.9, 6)
     )
@@ -138,33 +154,18 @@ def test_answers_already_come_are_read_without_setting_the_turn_aside(engine, mo
             time.sleep(0.01)
         answers = list(job)
     assert len(answers) > 10 and answers[-1][0] == "done"
-    assert Counted.set_asides == 0
+    assert counted.set_asides == 0
 
 
-def test_a_page_reading_a_sweep_waits_in_line_once_per_bar_move(engine, monkeypatch):
+def test_a_page_reading_a_sweep_waits_in_line_once_per_bar_move(engine, counted):
     """Read for a progress bar that moves every 0.25 s at most, a sweep's fifty
     progress messages cost the page one return to the line per move, not one per
     message; the messages in between are dropped, the result is the same."""
-    from optlab import turns
-
-    class Counted(turns.PythonTurns):
-        set_asides = 0
-
-        def set_aside(self):
-            Counted.set_asides += self.holding()
-            return super().set_aside()
-
-    monkeypatch.setattr(turns, "TURNS", Counted(1, patience_s=30))
-    cfg = SweepConfig(
-        OptimizerConfig.create("sgd"),
-        Axis("lr", 1e-4, 1e-2, 60, "log"),
-        Axis("momentum", 0.0, 0.95, 60),
-        Problem(steps=1500),
-    )
+    cfg = sgd_sweep(60, 60, 1500)
     assert engine.accepts({"sgd"}, cfg)
 
     def read(every_s: float) -> tuple[list[float], list[tuple], float, int]:
-        Counted.set_asides = 0
+        counted.set_asides = 0
         shown, answers = [], []
         t0 = time.monotonic()
         with turns.turn(), engine.submit("sweep", cfg) as job:
@@ -172,7 +173,7 @@ def test_a_page_reading_a_sweep_waits_in_line_once_per_bar_move(engine, monkeypa
                 answers.append(answer)
                 if answer[0] == "progress":
                     shown.append(time.monotonic())
-        return shown, answers, time.monotonic() - t0, Counted.set_asides
+        return shown, answers, time.monotonic() - t0, counted.set_asides
 
     every_shown, every_answers, wall, every_set_asides = read(0.25)
     all_shown, all_answers, _, all_set_asides = read(0.0)
