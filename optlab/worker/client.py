@@ -82,18 +82,20 @@ class Job:
 
     def _next(self, until: float) -> tuple:
         """The next answer, but a ``progress`` one only from ``until`` on (monotonic)."""
+
+        def wanted(answer: tuple) -> bool:
+            return answer[0] != "progress" or time.monotonic() >= until
+
         try:  # answers already here are read in the turn held
-            while True:
-                answer = self.answers.get_nowait()
-                if answer[0] != "progress" or time.monotonic() >= until:
-                    return answer
+            while not wanted(answer := self.answers.get_nowait()):
+                pass
+            return answer
         except queue.Empty:
             pass
         with set_aside():  # no interpreter turn held while the engine computes
-            while True:
-                answer = self.answers.get()
-                if answer[0] != "progress" or time.monotonic() >= until:
-                    return answer
+            while not wanted(answer := self.answers.get()):
+                pass
+        return answer
 
     def close(self) -> None:
         """Stops the job if it still runs; later answers are dropped."""
