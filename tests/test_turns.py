@@ -202,9 +202,7 @@ def test_waiting_for_an_engine_slot_sets_the_turn_aside(one_turn):
     assert not waiter.is_alive() and one_turn.overdue == 0
 
 
-def queue_in_order(
-    slots: FairSlots, n: int, served: list[int], **acquire
-) -> list[threading.Thread]:
+def queue_in_order(slots: FairSlots, n: int, served: list[int]) -> list[threading.Thread]:
     """Starts ``n`` threads that each wait for a slot, one after another (each is in
     line before the next starts); each notes its number when served, then gives
     the slot back."""
@@ -212,9 +210,9 @@ def queue_in_order(
     for i in range(n):
 
         def wait(i: int = i) -> None:
-            if slots.acquire(**acquire):
-                served.append(i)
-                slots.release()
+            assert slots.acquire()
+            served.append(i)
+            slots.release()
 
         th = threading.Thread(target=wait)
         th.start()
@@ -244,18 +242,17 @@ def test_fair_slots_a_waiter_out_of_time_leaves_the_line_and_the_next_is_served(
     slots = FairSlots(1)
     assert slots.acquire()
     served: list[int] = []
-    impatient = threading.Thread(
-        target=lambda: served.append(-1 if not slots.acquire(timeout=0.2) else 99)
-    )
+    gave_up: list[bool] = []
+    impatient = threading.Thread(target=lambda: gave_up.append(not slots.acquire(timeout=0.2)))
     impatient.start()
     until(lambda: slots.waiting() == 1)
     impatient.join(10)
-    assert served == [-1] and slots.waiting() == 0  # gave its place up
+    assert gave_up == [True] and slots.waiting() == 0  # gave its place up
     threads = queue_in_order(slots, 2, served)
     slots.release()
     for th in threads:
         th.join(10)
-    assert served == [-1, 0, 1] and slots.free() == 1
+    assert served == [0, 1] and slots.free() == 1
 
 
 def test_fair_slots_pass_on_hands_over_and_queues_behind_the_waiters():
