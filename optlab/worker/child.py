@@ -1,11 +1,12 @@
 """The engine process's side: receives jobs, runs each in a thread, sends results back.
 
 Messages from the server: ``("surface", id, SurfaceRunConfig)``, ``("sweep",
-id, SweepConfig)``, ``("stop", id)``. Messages to it: ``("ready", keys)`` once
-warmed up (the optimizer keys it knows), then per job ``("records", id,
-records, cpu_s)`` chunks, ``("progress", id, step, steps)``, and one
-``("done", id, result)`` or ``("error", id, exception)``. The process ends
-when the server's end of the socket closes (the server stopped or died).
+id, SweepConfig)``, ``("sweep_replay", id, (SweepConfig, cell))`` and
+``("stop", id)``. Messages to it: ``("ready", keys)`` once warmed up (the
+optimizer keys it knows), then per job ``("records", id, records, cpu_s)``
+chunks, ``("progress", id, step, steps)``, and one ``("done", id, result)``
+or ``("error", id, exception)``. The process ends when the server's end of
+the socket closes (the server stopped or died).
 """
 
 from __future__ import annotations
@@ -80,7 +81,24 @@ def sweep_job(job: int, cfg, stop: threading.Event, send: Send) -> Any:
     return run_sweep(cfg, on_progress=progress)
 
 
-JOBS = {"surface": surface_job, "sweep": sweep_job}
+def sweep_replay_job(job: int, payload, stop: threading.Event, send: Send) -> Any:
+    """A sweep, then one of its cells replayed with the real torch.optim; returns the
+    sweep's result. ``payload`` is ``(SweepConfig, cell)``, ``cell`` None for the best
+    one. The replay's ``records`` come before the ``done``.
+
+    One job for a sweeps page, which shows both: as two jobs the page waited twice
+    for its answers, and under load each wait ends at the back of the line for an
+    interpreter turn (`optlab.turns`)."""
+    cfg, cell = payload
+    result = sweep_job(job, cfg, stop, send)
+    if cell is None:
+        cell = result.best_cell()
+    if cell is not None:
+        surface_job(job, cfg.cell_run(cell), stop, send)
+    return result
+
+
+JOBS = {"surface": surface_job, "sweep": sweep_job, "sweep_replay": sweep_replay_job}
 
 
 def warm_up() -> tuple[str, ...]:

@@ -57,21 +57,40 @@ class Job:
         """
         return self.read()
 
-    def read(self, progress_every_s: float = 0.0) -> Iterator[tuple]:
+    def read(
+        self,
+        progress_every_s: float = 0.0,
+        on_progress: Callable[[tuple], None] | None = None,
+    ) -> Iterator[tuple]:
         """As iterating the job, with ``progress`` messages at most every
-        ``progress_every_s`` (those in between dropped while the turn is set aside).
+        ``progress_every_s`` (those in between dropped while the turn is set aside),
+        and, with ``on_progress``, given to it instead of yielded.
 
         A page takes its interpreter turn back for each answer it waits for, and
-        under load each return is a wait in line behind every other page: a sweep
-        sends about fifty progress messages, and its bar moves every 0.25 s at
-        most, so the page waits in line once per move instead of once per message.
+        under load each return is a wait in line behind every other page. A sweep
+        sends about fifty progress messages and its bar moves every 0.25 s at
+        most: read so, the page waits in line once per move. With
+        ``on_progress`` it moves the bar where the answer finds it, with its turn
+        set aside if it is waiting (a bar's move is one small message, not worth
+        a wait in line), and waits in line once, for the result.
         """
-        until = time.monotonic() + progress_every_s
+        due = time.monotonic() + progress_every_s
+
+        def wanted(answer: tuple) -> bool:
+            nonlocal due
+            if answer[0] != "progress":
+                return True
+            if time.monotonic() < due:
+                return False
+            due = time.monotonic() + progress_every_s
+            if on_progress is None:
+                return True
+            on_progress(answer)
+            return False
+
         while not self.finished:
-            answer = self._next(until)
+            answer = self._next(wanted)
             kind = answer[0]
-            if kind == "progress":
-                until = time.monotonic() + progress_every_s
             if kind in ("lost", "error", "done"):
                 self._end(tell=False)
             if kind == "lost":
@@ -80,12 +99,8 @@ class Job:
                 raise answer[2]
             yield answer
 
-    def _next(self, until: float) -> tuple:
-        """The next answer, but a ``progress`` one only from ``until`` on (monotonic)."""
-
-        def wanted(answer: tuple) -> bool:
-            return answer[0] != "progress" or time.monotonic() >= until
-
+    def _next(self, wanted: Callable[[tuple], bool]) -> tuple:
+        """The next answer ``wanted`` takes (it sees each one, in order)."""
         try:  # answers already here are read in the turn held
             while not wanted(answer := self.answers.get_nowait()):
                 pass
@@ -182,8 +197,13 @@ class EngineProcess:
         if time.monotonic() - self._failed_at < RETRY_AFTER_S:
             return False
         self.start()
-        with set_aside():  # it may be starting: no interpreter turn held meanwhile
-            ready = self._ready.wait(self.start_timeout)
+        ready = self._ready.is_set()
+        if not ready:
+            # Starting: no interpreter turn held meanwhile. Up, it costs no wait: a
+            # turn set aside is a place at the back of the line under load, which
+            # every run paid twice (here, then for its answers) before this check.
+            with set_aside():
+                ready = self._ready.wait(self.start_timeout)
         if not ready or not self.keys:
             self._failed_at = time.monotonic()
             self.stop()
@@ -197,7 +217,7 @@ class EngineProcess:
         return True
 
     def submit(self, kind: str, cfg: Any) -> Job:
-        """Starts a ``surface`` or ``sweep`` job (after `accepts`).
+        """Starts a job of a kind `optlab.worker.child` runs (after `accepts`).
 
         Raises:
             EngineLost: when the process is not there to take it.

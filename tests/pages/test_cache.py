@@ -9,7 +9,7 @@ import pytest
 
 from optlab.optim.config import OptimizerConfig
 from optlab.surface.problem import Problem
-from optlab.surface.run import SurfaceRunConfig
+from optlab.surface.run import SurfaceRunConfig, run_surface
 from optlab.surface.trajectory import collect
 from optlab.ui import engine
 from optlab.ui.cache import BoundedCache, InFlight
@@ -38,6 +38,26 @@ def test_cache_is_bounded_by_recorded_steps_not_entries() -> None:
     assert cache.get(small[1][0]) is None  # least recently used went first
     cache.put(big_key, collect(big_key)[0])  # replacing an entry does not double-count
     assert cache.weight <= 1000
+
+
+def test_a_run_computed_by_another_job_is_cached_as_its_own_run_would_be(monkeypatch) -> None:
+    """`keep_run` (a sweep's replay, computed in the sweep's job): each optimizer's
+    trajectory cached under its slot's key, as `run_cached` caches it, and nothing for
+    a run past its CPU budget, which `run_cached` would have cut."""
+    kept = runs.new_trajectory_cache()
+    monkeypatch.setattr(runs, "trajectory_cache", lambda: kept)
+    pair = SurfaceRunConfig(
+        (OptimizerConfig.create("adam", lr=0.011), OptimizerConfig.create("sgd", lr=0.003)),
+        Problem(steps=40),
+    )
+    records = list(run_surface(pair))
+    runs.keep_run(pair, [(records[:30], 0.2), (records[30:], 0.2)], budget_s=0.3)
+    assert kept.get(pair.select(0)) is None and kept.get(pair.select(1)) is None
+    runs.keep_run(pair, [(records[:30], 0.2), (records[30:], 0.2)], budget_s=0.5)
+    assert [kept.get(pair.select(0)), kept.get(pair.select(1))] == collect(pair)
+    # What `run_cached` finds there it does not compute again.
+    monkeypatch.setattr(runs, "run_surface", None)
+    assert runs.run_cached(pair) == (collect(pair), True)
 
 
 def test_runs_beyond_the_cap_wait_for_a_free_slot(monkeypatch) -> None:

@@ -282,8 +282,18 @@ def test_a_run_slowed_by_other_threads_redraws_no_more_than_alone(monkeypatch) -
     monkeypatch.setattr(cache, "REDRAW_EVERY_S", 0.25)
     # Every torch call lets go of the lock, and a pure-Python thread that takes it
     # keeps it for its 5 ms slice: one such thread stretches 30 steps (a few ms of
-    # computing) to a second or more on the wall.
+    # computing) to a second or more on the wall. With the machine's cores busy
+    # elsewhere that thread gets fewer slices, so each step also waits 10 ms for
+    # the lock as such a thread makes it wait: on the wall, not on the CPU.
     cfg = SurfaceRunConfig((OptimizerConfig.create("adam", lr=0.0123463),), Problem(steps=30))
+    run_surface = cache.run_surface
+
+    def waiting_for_the_lock(cfg):
+        for record in run_surface(cfg):
+            time.sleep(0.01)
+            yield record
+
+    monkeypatch.setattr(cache, "run_surface", waiting_for_the_lock)
     stop = threading.Event()
 
     def other_page() -> None:

@@ -514,14 +514,18 @@ class _CountingSlots(engine.EngineTurns):
 
 def _counted_sweep(monkeypatch, nx: int, ny: int, steps: int):
     """The sweep page on a new grid, its engine slots counted: the slots, the page,
-    its config and the sweep's result computed here."""
+    its config, the sweep's result computed here, and the jobs the new grid gave
+    the engine process (0 without one)."""
     slots = _CountingSlots(2)
     monkeypatch.setattr(engine, "run_slots", lambda: slots)
     at = sweep_page()
     slots.turns = 0
+    process = engine.engine_process()
+    submitted = process.submitted if process is not None else 0
     at = small_grid(at, nx=nx, ny=ny, steps=steps)
     cfg = page_config(at)
-    return slots, at, cfg, run_sweep(cfg)
+    jobs = process.submitted - submitted if process is not None else 0
+    return slots, at, cfg, run_sweep(cfg), jobs
 
 
 @pytest.mark.usefixtures("in_page_threads")
@@ -530,7 +534,7 @@ def test_a_new_sweep_and_its_best_cells_replay_take_one_turn_of_the_engine(monke
     computes its best cell's replay in the same turn; a picked cell's replay takes one
     (where pages compute in their own threads; the engine process takes no slots)."""
     # A grid and length no other test asks for: nothing cached anywhere.
-    slots, at, cfg, result = _counted_sweep(monkeypatch, nx=7, ny=6, steps=37)
+    slots, at, cfg, result, _ = _counted_sweep(monkeypatch, nx=7, ny=6, steps=37)
     assert slots.turns == 1
     check_replay(at, cfg, result, result.best_cell())
     # Another cell: its replay is a new run, one turn.
@@ -547,12 +551,12 @@ def test_with_the_engine_process_a_sweep_and_its_replays_take_no_slot(
     monkeypatch, on_engine_process
 ):
     """The engine process shares itself out between its jobs: the page's sweep and
-    replays go there and give the same cells and paths, without a slot of this process."""
+    replay go there, as one job, and give the same cells and paths, without a slot of
+    this process."""
     from optlab.ui.sweep import cache as sweeps
 
-    submitted = on_engine_process.submitted
-    slots, at, cfg, result = _counted_sweep(monkeypatch, nx=6, ny=7, steps=41)
+    slots, at, cfg, result, jobs = _counted_sweep(monkeypatch, nx=6, ny=7, steps=41)
     assert slots.turns == 0
-    assert on_engine_process.submitted == submitted + 2  # the sweep, the replay
+    assert jobs == 1  # the sweep with its replay
     np.testing.assert_array_equal(sweeps.sweep_cache().get(cfg).final_loss, result.final_loss)
     check_replay(at, cfg, result, result.best_cell())

@@ -157,35 +157,67 @@ def test_answers_already_come_are_read_without_setting_the_turn_aside(engine, co
     assert counted.set_asides == 0
 
 
-def test_a_page_reading_a_sweep_waits_in_line_once_per_bar_move(engine, counted):
+def test_asking_an_engine_that_is_up_keeps_the_turn(engine, counted):
+    """Asking whether the engine takes a run waits (with the turn set aside) only while
+    it starts: under load a turn set aside is a place at the back of the line, and
+    every run asks once before its job."""
+    cfg = sgd_sweep(4, 4, 10)
+    assert engine.accepts({"sgd"}, cfg)  # started and up
+    with turns.turn():
+        assert engine.accepts({"sgd"}, cfg)
+        assert not engine.accepts({"no-such-optimizer"}, cfg)
+    assert counted.set_asides == 0
+    fresh = EngineProcess()
+    try:
+        with turns.turn():
+            assert fresh.accepts({"sgd"}, cfg)  # waits for the start, its turn set aside
+        assert counted.set_asides == 1
+    finally:
+        fresh.stop()
+
+
+def test_a_page_reading_a_sweep_waits_in_line_once_per_bar_move_or_once(engine, counted):
     """Read for a progress bar that moves every 0.25 s at most, a sweep's fifty
     progress messages cost the page one return to the line per move, not one per
-    message; the messages in between are dropped, the result is the same."""
+    message; the messages in between are dropped, the result is the same. Moving
+    the bar where the messages find the page (``on_progress``), its turn set aside
+    while it waits, the page returns to the line once, for the result."""
     cfg = sgd_sweep(60, 60, 1500)
     assert engine.accepts({"sgd"}, cfg)
 
-    def read(every_s: float) -> tuple[list[float], list[tuple], float, int]:
+    def read(every_s: float, aside: bool = False) -> tuple[list[float], list[tuple], float, int]:
         counted.set_asides = 0
         shown, answers = [], []
+
+        def show(answer: tuple) -> None:
+            shown.append(time.monotonic())
+            answers.append(answer)
+            assert aside == (not turns.TURNS.holding())
+
         t0 = time.monotonic()
         with turns.turn(), engine.submit("sweep", cfg) as job:
-            for answer in job.read(progress_every_s=every_s):
-                answers.append(answer)
+            for answer in job.read(every_s, on_progress=show if aside else None):
                 if answer[0] == "progress":
-                    shown.append(time.monotonic())
+                    show(answer)
+                else:
+                    answers.append(answer)
         return shown, answers, time.monotonic() - t0, counted.set_asides
 
     every_shown, every_answers, wall, every_set_asides = read(0.25)
     all_shown, all_answers, _, all_set_asides = read(0.0)
+    aside_shown, aside_answers, aside_wall, aside_set_asides = read(0.25, aside=True)
     assert len(all_shown) >= 40  # about every 2 % of the run
     assert wall > 0.5, "the sweep is too quick to show anything"
-    assert len(every_shown) <= wall / 0.25 + 1
-    gaps = [b - a for a, b in itertools.pairwise(every_shown)]
-    assert all(g >= 0.25 for g in gaps), gaps
+    for shown, took in ((every_shown, wall), (aside_shown, aside_wall)):
+        assert 2 <= len(shown) <= took / 0.25 + 1
+        gaps = [b - a for a, b in itertools.pairwise(shown)]
+        assert all(g >= 0.25 for g in gaps), gaps
     assert every_set_asides <= len(every_shown) + 1 < all_set_asides
-    steps = [a[2] for a in every_answers if a[0] == "progress"]
-    assert steps == sorted(steps) and set(steps) <= {a[2] for a in all_answers[:-1]}
-    np.testing.assert_array_equal(every_answers[-1][2].final_loss, all_answers[-1][2].final_loss)
+    assert aside_set_asides == 1
+    for answers in (every_answers, aside_answers):
+        steps = [a[2] for a in answers if a[0] == "progress"]
+        assert steps == sorted(steps) and set(steps) <= {a[2] for a in all_answers[:-1]}
+        np.testing.assert_array_equal(answers[-1][2].final_loss, all_answers[-1][2].final_loss)
 
 
 def test_jobs_from_many_threads_each_get_their_own_answers(engine) -> None:
@@ -383,3 +415,56 @@ def test_a_result_that_does_not_pickle_comes_back_as_an_error(monkeypatch) -> No
         kind, job, err = server.recv()
         assert (kind, job) == ("error", 7)
         assert "pickle" in str(err).lower()
+
+
+@pytest.mark.parametrize("cell", [None, 5])
+def test_a_sweep_and_its_replay_come_in_one_job(engine, cell) -> None:
+    """A sweeps page's job: the sweep, then one cell (the best one, or the chosen one)
+    replayed with torch.optim, its records before the sweep's result."""
+    cfg = sgd_sweep(4, 3, 150)
+    assert engine.accepts({"sgd"}, (cfg, cell))
+    kinds, records, result = [], [], None
+    with engine.submit("sweep_replay", (cfg, cell)) as job:
+        for answer in job:
+            kinds.append(answer[0])
+            if answer[0] == "records":
+                records += answer[2]
+            elif answer[0] == "done":
+                result = answer[2]
+    here = run_sweep(cfg)
+    np.testing.assert_array_equal(result.final_loss, here.final_loss)
+    replayed = here.best_cell() if cell is None else cell
+    assert records == list(run_surface(cfg.cell_run(replayed)))
+    assert kinds[-1] == "done" and kinds.index("records") > kinds.index("progress")
+
+
+def test_a_sweeps_page_caches_its_replay_from_the_sweeps_job(monkeypatch) -> None:
+    """The sweeps page asks the engine process for one job, and the replay it draws is
+    then found in the trajectory cache: the same trajectory as a run of its own."""
+    from optlab.ui.playground import cache as runs
+    from optlab.ui.sweep import cache as sweeps
+
+    engine = EngineProcess()
+    try:
+        for module in (runs, sweeps):
+            monkeypatch.setattr(module, "engine_process", lambda: engine)
+        kept = runs.new_trajectory_cache()
+        monkeypatch.setattr(runs, "trajectory_cache", lambda: kept)
+        swept = sweeps.new_sweep_cache()
+        monkeypatch.setattr(sweeps, "sweep_cache", lambda: swept)
+        cfg = sgd_sweep(5, 4, 120)
+        result = sweeps.sweep_cached(cfg, replay=True)
+        assert engine.submitted == 1
+        best = cfg.cell_run(result.best_cell())
+        trajectories, finished = runs.run_cached(best)
+        assert finished and engine.submitted == 1  # found in the cache, no second job
+        assert trajectories == collect(best)
+        # A sweep found in the cache is not run again; a new one replays the chosen cell.
+        assert sweeps.sweep_cached(cfg, replay=True, cell=3) is result
+        assert engine.submitted == 1 and kept.get(cfg.cell_run(3)) is None  # the page runs it
+        other = sgd_sweep(5, 4, 121)
+        sweeps.sweep_cached(other, replay=True, cell=3)
+        assert engine.submitted == 2
+        assert [kept.get(other.cell_run(3))] == collect(other.cell_run(3))
+    finally:
+        engine.stop()

@@ -12,7 +12,7 @@ as a hundred short ones.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import streamlit as st
 
@@ -121,32 +121,62 @@ def _run(
     todo = SurfaceRunConfig.merge(missing)
     engine = engine_process()
 
-    def follow(chunks: Iterator[tuple[list[StepRecord], float]], crowd: Callable[[], int]):
-        collector = TrajectoryCollector(todo.optimizers)
-        spent = drawn = 0.0
-        for records, seconds in chunks:
-            collector.extend(records)
-            spent += seconds
-            if spent > budget_s:
-                return collector.snapshot(), False
-            if on_progress is not None and spent - drawn > REDRAW_EVERY_S * (1 + crowd()):
-                fresh = dict(zip(missing, collector.snapshot(), strict=True))
-                on_progress(_merge(keys, found, fresh), collector.steps_done)
-                drawn = spent
-        return collector.snapshot(), True
+    def redraw(collector: TrajectoryCollector) -> None:
+        fresh = dict(zip(missing, collector.snapshot(), strict=True))
+        on_progress(_merge(keys, found, fresh), collector.steps_done)
+
+    draw = redraw if on_progress is not None else None
 
     def remote(job: Job):
         chunks = ((a[2], a[3]) for a in job if a[0] == "records")
-        return follow(chunks, lambda: engine.running_jobs() - 1)
+        return _follow(todo, chunks, budget_s, draw, lambda: engine.running_jobs() - 1)
 
     def local():
         chunks = _turns(todo)
         try:
-            return follow(chunks, waiting)
+            return _follow(todo, chunks, budget_s, draw, waiting)
         finally:
             chunks.close()
 
     return run_or_fallback(engine, optimizer_keys(todo), "surface", todo, remote, local)
+
+
+Chunks = Iterable[tuple[list[StepRecord], float]]
+
+
+def _follow(
+    cfg: SurfaceRunConfig,
+    chunks: Chunks,
+    budget_s: float,
+    redraw: Callable[[TrajectoryCollector], None] | None = None,
+    crowd: Callable[[], int] = lambda: 0,
+) -> tuple[list[Trajectory], bool]:
+    """The trajectories of ``cfg``'s records, arriving in chunks with the CPU seconds
+    each took, and whether they came within ``budget_s`` (the records stop being
+    read past it); ``redraw`` is called as `run_cached` says, ``crowd()`` the runs
+    sharing the engine."""
+    collector = TrajectoryCollector(cfg.optimizers)
+    spent = drawn = 0.0
+    for records, seconds in chunks:
+        collector.extend(records)
+        spent += seconds
+        if spent > budget_s:
+            return collector.snapshot(), False
+        if redraw is not None and spent - drawn > REDRAW_EVERY_S * (1 + crowd()):
+            redraw(collector)
+            drawn = spent
+    return collector.snapshot(), True
+
+
+def keep_run(cfg: SurfaceRunConfig, chunks: Chunks, budget_s: float = RUN_BUDGET_S) -> None:
+    """Caches a run of ``cfg`` computed by another job (its records in chunks, with the
+    CPU seconds each took) as `run_cached` caches one it computed: each optimizer's
+    trajectory, and nothing when the run went past its budget."""
+    trajectories, finished = _follow(cfg, chunks, budget_s)
+    if finished:
+        cache = trajectory_cache()
+        for i, trajectory in enumerate(trajectories):
+            cache.put(cfg.select(i), trajectory)
 
 
 def _turns(todo: SurfaceRunConfig) -> Iterator[tuple[list[StepRecord], float]]:

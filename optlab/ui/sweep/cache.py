@@ -17,6 +17,7 @@ from optlab.sweep.config import SweepConfig
 from optlab.sweep.run import SweepResult, run_sweep
 from optlab.ui.cache import BoundedCache
 from optlab.ui.engine import engine_process, engine_slot, share_engine
+from optlab.ui.playground.cache import keep_run
 from optlab.worker.client import Job, run_or_fallback
 
 #: How often the progress bar moves at most.
@@ -39,14 +40,23 @@ def sweep_cache() -> BoundedCache[SweepConfig, SweepResult]:
     return new_sweep_cache()
 
 
-def sweep_cached(cfg: SweepConfig, label: str = "Sweeping") -> SweepResult:
+def sweep_cached(
+    cfg: SweepConfig, label: str = "Sweeping", replay: bool = False, cell: int | None = None
+) -> SweepResult:
     """The result of ``cfg``, from the cache or run now with a progress bar (or, when
     another page is running the same sweep, that run's, once it is done).
 
     The sweep runs on the engine process (`optlab.worker`), or, without one, in
     this thread, taking turns with the other runs waiting for the engine
     (between steps, `share_engine`). Its bar moves at most every
-    `BAR_EVERY_S`: each move is a message to the browser.
+    `BAR_EVERY_S`: each move is a message to the browser. On the engine process
+    the bar moves while the page waits, its interpreter turn set aside
+    (`Job.read`): the page waits in line once, for the result.
+
+    With ``replay``, a sweep the engine process runs replays ``cell`` (the best
+    one when None) in the same job, and the replay goes to the trajectory cache,
+    where the page's `run_cached` of it finds it: a second job was a second wait
+    for the page's turn, at the back of the line under load.
     """
     cache = sweep_cache()
     if (found := cache.get(cfg)) is not None:
@@ -70,11 +80,17 @@ def sweep_cached(cfg: SweepConfig, label: str = "Sweeping") -> SweepResult:
                 bar.progress(step / total, text=text)
 
         def remote(job: Job) -> SweepResult:
-            for answer in job.read(progress_every_s=BAR_EVERY_S):
-                if answer[0] == "progress":
-                    report(answer[2], answer[3])
+            replayed = []
+            bar_moves = job.read(BAR_EVERY_S, on_progress=lambda answer: report(*answer[2:]))
+            for answer in bar_moves:
+                if answer[0] == "records":
+                    replayed.append((answer[2], answer[3]))
                 else:
-                    return answer[2]
+                    result: SweepResult = answer[2]
+                    chosen = result.best_cell() if cell is None else cell
+                    if replay and chosen is not None:
+                        keep_run(cfg.cell_run(chosen), replayed)
+                    return result
             raise AssertionError("the engine process ended a sweep without its result")
 
         def local() -> SweepResult:
@@ -83,7 +99,8 @@ def sweep_cached(cfg: SweepConfig, label: str = "Sweeping") -> SweepResult:
 
         try:
             key = {cfg.optimizer.key}
-            result = run_or_fallback(engine_process(), key, "sweep", cfg, remote, local)
+            job = ("sweep_replay", (cfg, cell)) if replay else ("sweep", cfg)
+            result = run_or_fallback(engine_process(), key, *job, remote, local)
         finally:
             bar.empty()
         cache.put(cfg, result)

@@ -86,10 +86,12 @@ def sweep_mode() -> None:
         "every cell one row of one tensor program."
     )
     with computing():
-        # The replay below in the same turn of the engine: under load, a second
-        # turn would mean queueing again behind every other page's run.
-        result = sweep_cached(cfg)
-        if (cell := _kept_cell(cfg)) is None:
+        # The replay below in the same turn of the engine, or the same job of the
+        # engine process: under load, a second one would mean queueing again
+        # behind every other page's run.
+        cell = _kept_cell(cfg)
+        result = sweep_cached(cfg, replay=True, cell=cell)
+        if cell is None:
             cell = result.best_cell()
         if cell is not None:
             run_cached(cfg.cell_run(cell))
