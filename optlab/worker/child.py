@@ -12,6 +12,7 @@ the socket closes (the server stopped or died).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import pickle
 import threading
@@ -48,8 +49,9 @@ def portable(err: BaseException) -> BaseException:
     return err
 
 
-def surface_job(job: int, cfg, stop: threading.Event, send: Send) -> Any:
-    """Runs a surface config, sending its records every `CHUNK_S` of its CPU; returns None."""
+def surface_job(job: int, cfg, stop: threading.Event, send: Send, chunk_s: float = CHUNK_S) -> Any:
+    """Runs a surface config, sending its records every ``chunk_s`` of its CPU (and
+    the rest at its end); returns None."""
     from optlab.surface.run import run_surface
 
     batch: list = []
@@ -60,7 +62,7 @@ def surface_job(job: int, cfg, stop: threading.Event, send: Send) -> Any:
             batch.append(record)
             if stop.is_set():
                 raise Stopped
-            if (now_cpu := time.thread_time()) - cpu >= CHUNK_S:
+            if (now_cpu := time.thread_time()) - cpu >= chunk_s:
                 send(("records", job, batch, now_cpu - cpu))
                 batch, cpu = [], now_cpu
         send(("records", job, batch, time.thread_time() - cpu))
@@ -84,7 +86,7 @@ def sweep_job(job: int, cfg, stop: threading.Event, send: Send) -> Any:
 def sweep_replay_job(job: int, payload, stop: threading.Event, send: Send) -> Any:
     """A sweep, then one of its cells replayed with the real torch.optim; returns the
     sweep's result. ``payload`` is ``(SweepConfig, cell)``, ``cell`` None for the best
-    one. The replay's ``records`` come before the ``done``.
+    one. The replay's ``records`` come in one message before the ``done``.
 
     One job for a sweeps page, which shows both: as two jobs the page waited twice
     for its answers, and under load each wait ends at the back of the line for an
@@ -94,7 +96,16 @@ def sweep_replay_job(job: int, payload, stop: threading.Event, send: Send) -> An
     if cell is None:
         cell = result.best_cell()
     if cell is not None:
-        surface_job(job, cfg.cell_run(cell), stop, send)
+        # The replay's records in one message, sent once it is whole. A replay that
+        # fails sends none and leaves the sweep's result standing: the page then
+        # replays the cell in a job of its own and shows that job's error, as it
+        # did before the two were one job.
+        try:
+            surface_job(job, cfg.cell_run(cell), stop, send, chunk_s=math.inf)
+        except Stopped:
+            raise
+        except Exception:
+            pass
     return result
 
 

@@ -436,6 +436,27 @@ def test_a_sweep_and_its_replay_come_in_one_job(engine, cell) -> None:
     replayed = here.best_cell() if cell is None else cell
     assert records == list(run_surface(cfg.cell_run(replayed)))
     assert kinds[-1] == "done" and kinds.index("records") > kinds.index("progress")
+    assert kinds.count("records") == 1  # sent once whole
+
+
+def test_a_replay_that_fails_leaves_the_sweeps_result_standing(monkeypatch) -> None:
+    """The sweep's result comes without the replay's records: the page then replays
+    the cell in a job of its own, which shows the error (as with two jobs)."""
+    import optlab.surface.run
+
+    def failing(cfg):
+        yield from itertools.islice(run_surface(cfg), 5)
+        raise RuntimeError("this optimizer failed at step 5")
+
+    cfg = sgd_sweep(3, 3, 40)
+    with served_here() as (server, _):
+        monkeypatch.setattr(optlab.surface.run, "run_surface", failing)  # after its warm-up
+        server.send(("sweep_replay", 3, (cfg, None)))
+        answers = []
+        while not answers or answers[-1][0] not in ("done", "error"):
+            answers.append(server.recv())
+    assert [a[0] for a in answers if a[0] != "progress"] == ["done"]
+    np.testing.assert_array_equal(answers[-1][2].final_loss, run_sweep(cfg).final_loss)
 
 
 def test_a_sweeps_page_caches_its_replay_from_the_sweeps_job(monkeypatch) -> None:

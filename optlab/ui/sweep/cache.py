@@ -88,7 +88,7 @@ def sweep_cached(
                 else:
                     result: SweepResult = answer[2]
                     chosen = result.best_cell() if cell is None else cell
-                    if replay and chosen is not None:
+                    if replayed and chosen is not None:
                         keep_run(cfg.cell_run(chosen), replayed)
                     return result
             raise AssertionError("the engine process ended a sweep without its result")
