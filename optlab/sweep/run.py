@@ -132,6 +132,11 @@ class SweepResult:
         best = self.best_cells()
         return int(best[0]) if best.size else None
 
+    def cell_or_best(self, chosen: int | None) -> int | None:
+        """The cell a page shows and replays: ``chosen``, else the best one (None
+        when nothing is chosen and every cell diverged)."""
+        return chosen if chosen is not None else self.best_cell()
+
     def best_cells(self) -> np.ndarray:
         """Every cell whose final loss equals the lowest one (empty if all diverged)."""
         flat = self.final_loss.ravel()

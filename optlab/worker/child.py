@@ -93,9 +93,7 @@ def sweep_replay_job(job: int, payload, stop: threading.Event, send: Send) -> An
     interpreter turn (`optlab.turns`)."""
     cfg, cell = payload
     result = sweep_job(job, cfg, stop, send)
-    if cell is None:
-        cell = result.best_cell()
-    if cell is not None:
+    if (cell := result.cell_or_best(cell)) is not None:
         # The replay's records in one message, sent once it is whole. A replay that
         # fails sends none and leaves the sweep's result standing: the page then
         # replays the cell in a job of its own and shows that job's error, as it

@@ -83,6 +83,7 @@ def test_a_tie_that_reaches_inside_the_range_is_not_an_edge():
     )
     assert (result.final_loss == 0).all()
     assert result.best_cell() == 0 and len(result.best_cells()) == 5
+    assert result.cell_or_best(None) == 0 and result.cell_or_best(3) == 3  # a chosen cell wins
     assert best_on_edge(result) == ()
 
 

@@ -87,9 +87,8 @@ def sweep_cached(
                     replayed.append((answer[2], answer[3]))
                 else:
                     result: SweepResult = answer[2]
-                    chosen = result.best_cell() if cell is None else cell
-                    if replayed and chosen is not None:
-                        keep_run(cfg.cell_run(chosen), replayed)
+                    if replayed:  # the engine replayed this cell, which exists then
+                        keep_run(cfg.cell_run(result.cell_or_best(cell)), replayed)
                     return result
             raise AssertionError("the engine process ended a sweep without its result")
 

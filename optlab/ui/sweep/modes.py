@@ -89,11 +89,9 @@ def sweep_mode() -> None:
         # The replay below in the same turn of the engine, or the same job of the
         # engine process: under load, a second one would mean queueing again
         # behind every other page's run.
-        cell = _kept_cell(cfg)
-        result = sweep_cached(cfg, replay=True, cell=cell)
-        if cell is None:
-            cell = result.best_cell()
-        if cell is not None:
+        kept = _kept_cell(cfg)
+        result = sweep_cached(cfg, replay=True, cell=kept)
+        if (cell := result.cell_or_best(kept)) is not None:
             run_cached(cfg.cell_run(cell))
     st.caption(f"Ran in {result.seconds:.2f} s. Click a cell to replay its path below.")
     _edge_warning(best_on_edge(result))
@@ -123,7 +121,7 @@ def sweep_mode() -> None:
         chosen = _selected_cell(event, cfg)
         if chosen != before:
             st.rerun()  # redraw the heatmap with the new cell marked
-        at = chosen if chosen is not None else result.best_cell()
+        at = result.cell_or_best(chosen)
         left, right = columns([1, 1], gap="medium")
         with left:
             show_chart(
@@ -137,10 +135,9 @@ def sweep_mode() -> None:
                 "sweep-sy",
                 key="sw_sy",
             )
-    best = result.best_cell()
     diverged = int((result.diverged_at >= 0).sum())
     st.caption(f"{diverged:,} of {cfg.cells:,} configurations diverged (red).")
-    cell = chosen if chosen is not None else best
+    cell = result.cell_or_best(chosen)
     if cell is None:
         st.info("Every configuration diverged: nothing to replay.")
         return
