@@ -291,3 +291,62 @@ def test_a_script_taking_its_turn_back_after_a_wait_queues_behind_the_waiters():
     th.join(10)
     assert order == ["other", "back"]
     assert turns.taken() == 0 and turns.overdue == 0
+
+
+def test_fair_slots_a_waiter_takes_its_place_by_the_time_it_gives():
+    """``since`` places a waiter by that time: ahead of those that asked after it,
+    behind those that asked before it; equal times in the order they asked."""
+    now = [10.0]
+    slots = FairSlots(1, clock=lambda: now[0])
+    assert slots.acquire()
+    served: list[str] = []
+    threads = []
+    for name, since in [("asked at 10", None), ("since 5", 5.0), ("since 3", 3.0), ("also 3", 3.0)]:
+
+        def wait(name: str = name, since: float | None = since) -> None:
+            assert slots.acquire(since=since)
+            served.append(name)
+            slots.release()
+
+        th = threading.Thread(target=wait)
+        th.start()
+        threads.append(th)
+        until(lambda n=len(threads): slots.waiting() == n)
+    slots.release()
+    for th in threads:
+        th.join(10)
+    assert served == ["since 3", "also 3", "since 5", "asked at 10"]
+    assert slots.free() == 1 and slots.waiting() == 0
+
+
+def test_a_script_back_from_a_wait_goes_ahead_of_the_scripts_that_asked_after_it():
+    """A click's script waits in line once: back from a wait (an engine's answer),
+    it is served before a script that asked for a turn after it started, though
+    that one queued first. At the back of the line it waited again behind every
+    later click, once for each wait."""
+    turns = PythonTurns(1, patience_s=30)
+    order: list[str] = []
+
+    def later() -> None:
+        with turns.turn():
+            order.append("later")
+
+    def earlier() -> None:  # asked before our script set its turn aside
+        with turns.turn():
+            order.append("earlier")
+            until(lambda: turns.waiting() == 2)  # the later script in line, then ours
+
+    first = threading.Thread(target=earlier)
+    second = threading.Thread(target=later)
+    with turns.turn():
+        first.start()
+        until(lambda: turns.waiting() == 1)
+        with turns.set_aside():  # the earlier script takes the turn meanwhile
+            until(lambda: order == ["earlier"])
+            second.start()
+            until(lambda: turns.waiting() == 1)  # the later script asked during our wait
+        order.append("back")
+    first.join(10)
+    second.join(10)
+    assert order == ["earlier", "back", "later"]
+    assert turns.taken() == 0 and turns.waiting() == 0 and turns.overdue == 0
