@@ -14,11 +14,7 @@ in line (`FairSlots`), which holds no lock and leaves the interpreter to the
 event loop and the scripts whose turn it is. A script that waits for something
 (its run's next records from the engine process, an engine slot, another
 session's result in a cache) sets its turn aside meanwhile (`set_aside`), so a
-waiting script never keeps another from running. Back from its wait, it takes
-its place in line by the time its script first asked, not at the back: a
-click's script waits its turn once, in the order the clicks came, where it
-waited again behind every later click after each wait (a sweep's page twice,
-a run's page once per chunk it waited for). A script that waited
+waiting script never keeps another from running. A script that waited
 ``patience_s`` without a turn runs anyway (and is counted): a wait nobody set
 aside, or a long one, slows the others but never stops them.
 
@@ -28,39 +24,30 @@ pages through `optlab.ui.turns`.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
-import itertools
 import threading
-import time
+from collections import deque
 from collections.abc import Callable, Iterator
 
 from optlab.caps import CAPS
 
 
 class FairSlots:
-    """``slots`` slots handed out in line.
+    """``slots`` slots handed out first come, first served.
 
-    A slot given back goes straight to the first waiter in line, so a thread that
-    asks later, or gives one back and asks again at once, cannot take it first.
-    With ``threading.Semaphore`` it can: a freed slot goes to whichever thread
-    asks before the woken waiter runs, and that waiter queues again at the back:
+    A slot given back goes straight to the longest waiter, so a thread that asks
+    later, or gives one back and asks again at once, cannot take it first. With
+    ``threading.Semaphore`` it can: a freed slot goes to whichever thread asks
+    before the woken waiter runs, and that waiter queues again at the back:
     a script back from a short wait went ahead of scripts that had waited
     longer (tests/test_turns.py). Holds no lock while waiting.
-
-    The line is in the order of each waiter's ``since`` (by default the moment it
-    asks; ties in the order they asked): first come, first served. A waiter that
-    passes an earlier ``since`` (`PythonTurns`: when its script first asked)
-    takes its place by that time, ahead of those that asked after it.
     """
 
-    def __init__(self, slots: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, slots: int) -> None:
         if slots < 1:
             raise ValueError(f"at least one slot is needed, not {slots}")
-        self.clock = clock
         self._free = slots
-        self._line: list[tuple[float, int, threading.Event]] = []  # sorted: (since, ask, ticket)
-        self._asks = itertools.count()
+        self._queue: deque[threading.Event] = deque()
         self._lock = threading.Lock()
 
     def acquire(
@@ -68,47 +55,40 @@ class FairSlots:
         blocking: bool = True,
         timeout: float | None = None,
         waiting: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-        since: float | None = None,
     ) -> bool:
-        """Takes a slot, queueing for one (the wait inside ``waiting()``) at the place
-        ``since`` gives (by default now: behind every earlier waiter); False when
-        ``blocking`` is False and none is free now, or when ``timeout`` seconds
-        passed first (the place in line is given up)."""
+        """Takes a slot, queueing behind earlier waiters for one (the wait inside
+        ``waiting()``); False when ``blocking`` is False and none is free now, or
+        when ``timeout`` seconds passed first (the place in line is given up)."""
         with self._lock:
-            if self._free and not self._line:
+            if self._free and not self._queue:
                 self._free -= 1
                 return True
             if not blocking:
                 return False
-            ticket = self._queue(since)
+            ticket = threading.Event()
+            self._queue.append(ticket)
         return self._wait(ticket, timeout, waiting)
 
     def release(self) -> None:
-        """Gives a slot back: to the first waiter in line, or free."""
+        """Gives a slot back: to the longest waiter, or free."""
         with self._lock:
-            if self._line:
-                self._line.pop(0)[2].set()
+            if self._queue:
+                self._queue.popleft().set()
             else:
                 self._free += 1
 
     def pass_on(
         self, waiting: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
     ) -> bool:
-        """Hands the caller's slot to the first waiter and queues for one again, behind
-        every waiter; whether it did (False, and the slot kept, when nobody waits)."""
+        """Hands the caller's slot to the longest waiter and queues for one again;
+        whether it did (False, and the slot kept, when nobody waits)."""
         with self._lock:
-            if not self._line:
+            if not self._queue:
                 return False
-            self._line.pop(0)[2].set()
-            ticket = self._queue(None)
+            self._queue.popleft().set()
+            ticket = threading.Event()
+            self._queue.append(ticket)
         return self._wait(ticket, None, waiting)
-
-    def _queue(self, since: float | None) -> threading.Event:
-        """A place in line (under the lock)."""
-        ticket = threading.Event()
-        place = self.clock() if since is None else since
-        bisect.insort(self._line, (place, next(self._asks), ticket))
-        return ticket
 
     def _wait(
         self,
@@ -122,13 +102,13 @@ class FairSlots:
         with self._lock:
             if ticket.is_set():  # handed over as the time ran out
                 return True
-            self._line = [place for place in self._line if place[2] is not ticket]
+            self._queue.remove(ticket)
         return False
 
     def waiting(self) -> int:
         """Threads waiting for a slot now."""
         with self._lock:
-            return len(self._line)
+            return len(self._queue)
 
     def free(self) -> int:
         """Slots nobody holds now."""
@@ -162,10 +142,9 @@ class PythonTurns:
         """Turns held now."""
         return max(self.turns, 1) - self._slots.free()
 
-    def _take(self, since: float) -> bool:
-        """Waits for a turn in line, at the place ``since`` gives (at most
-        ``patience_s``); whether it got one."""
-        got = self._slots.acquire(timeout=self.patience_s, since=since)
+    def _take(self) -> bool:
+        """Waits for a turn in line (at most ``patience_s``); whether it got one."""
+        got = self._slots.acquire(timeout=self.patience_s)
         if not got:
             with self._lock:
                 self.overdue += 1
@@ -186,8 +165,7 @@ class PythonTurns:
             finally:
                 self._held.depth = depth
             return
-        self._held.since = self._slots.clock()
-        owned = self._take(self._held.since)
+        owned = self._take()
         self._held.depth, self._held.owned = 1, owned
         try:
             yield
@@ -200,9 +178,7 @@ class PythonTurns:
     @contextlib.contextmanager
     def set_aside(self) -> Iterator[None]:
         """Gives the caller's turn back while it waits in the block, and waits for one
-        again after it, in line by the time its script first asked: ahead of the
-        scripts that asked after it, behind those that asked before. Outside a
-        `turn` block it does nothing."""
+        again after it. Outside a `turn` block it does nothing."""
         if not self.holding():
             yield
             return
@@ -211,7 +187,7 @@ class PythonTurns:
         try:
             yield
         finally:
-            self._held.owned = self._take(self._held.since)
+            self._held.owned = self._take()
 
 
 #: The server process's turns (``page_python`` cap).
