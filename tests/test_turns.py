@@ -291,3 +291,44 @@ def test_a_script_taking_its_turn_back_after_a_wait_queues_behind_the_waiters():
     th.join(10)
     assert order == ["other", "back"]
     assert turns.taken() == 0 and turns.overdue == 0
+
+
+def test_a_script_long_at_its_turn_passes_it_on_to_one_in_line_and_queues_again():
+    """Round robin: a script that has held its turn for ``turn_s`` while another
+    waits lets that one run (a quick page is not kept waiting behind a long
+    drawing), then goes on in the turn it gets back."""
+    now = [0.0]
+    turns = PythonTurns(1, patience_s=30, turn_s=0.05, clock=lambda: now[0])
+    order: list[str] = []
+    with turns.turn():
+        turns.share()  # nobody waits: nothing to pass on
+        assert turns.holding()
+        th = in_turn(turns, lambda: order.append("quick"))
+        until(lambda: turns.waiting() == 1)
+        now[0] = 0.04
+        turns.share()  # held for less than turn_s: kept
+        assert order == [] and turns.waiting() == 1
+        now[0] = 0.05
+        turns.share()  # the quick one ran in between
+        assert order == ["quick"] and turns.holding()
+        th.join(10)
+        now[0] = 0.09
+        turns.share()  # the turn began anew at 0.05
+        order.append("long")
+    assert order == ["quick", "long"]
+    assert turns.taken() == 0 and turns.waiting() == 0 and turns.overdue == 0
+    turns.share()  # outside a turn: nothing
+
+
+def test_a_script_passing_its_turn_on_and_out_of_patience_runs_anyway():
+    turns = PythonTurns(1, patience_s=0.2, turn_s=0)
+    release = threading.Event()
+    with turns.turn():
+        th = in_turn(turns, lambda: release.wait(10))  # takes the turn and keeps it
+        until(lambda: turns.waiting() == 1)
+        turns.share()  # passed on; back in line, it waits 0.2 s and runs anyway
+        assert not turns.holding() and turns.overdue == 1
+    assert turns.taken() == 1  # the other's turn only: nothing given back that was not ours
+    release.set()
+    th.join(10)
+    assert turns.taken() == 0
