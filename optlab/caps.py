@@ -52,9 +52,7 @@ result_store_mb             256        finished comparisons kept in the runs fol
 page_runs                   2          2-D runs and sweeps computing at once
 page_turn_ms                50         how long one of them computes before it
                                        passes its slot to a waiting one (round
-                                       robin; `optlab.ui.engine`), and a page
-                                       script its turn at the interpreter
-                                       (`optlab.turns`)
+                                       robin; `optlab.ui.engine`)
 page_run_s                  30         time budget of one 2-D run on a page, in
                                        seconds of its own computing (CPU time)
 engine_process              0          1: 2-D runs and sweeps compute in an engine

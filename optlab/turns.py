@@ -14,12 +14,7 @@ in line (`FairSlots`), which holds no lock and leaves the interpreter to the
 event loop and the scripts whose turn it is. A script that waits for something
 (its run's next records from the engine process, an engine slot, another
 session's result in a cache) sets its turn aside meanwhile (`set_aside`), so a
-waiting script never keeps another from running. A script that has held
-its turn for ``turn_s`` while another waits passes it on between two pieces
-of its work (`share`, before each chart a page sends) and queues again:
-round robin, as the engine's slots are handed out, so a quick page waits in
-line in proportion to its own size, not behind a long page's every chart
-(docs/load-test.md). A script that waited
+waiting script never keeps another from running. A script that waited
 ``patience_s`` without a turn runs anyway (and is counted): a wait nobody set
 aside, or a long one, slows the others but never stops them.
 
@@ -31,16 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
 
 from optlab.caps import CAPS
-
-#: How long a holder keeps a slot while others wait before it passes it on: a
-#: page script its turn at the interpreter (`PythonTurns.share`), a run its
-#: engine slot (`optlab.ui.engine.EngineTurns`); ``page_turn_ms`` cap.
-TURN_S = CAPS.page_turn_ms / 1000
 
 
 class FairSlots:
@@ -89,20 +78,17 @@ class FairSlots:
                 self._free += 1
 
     def pass_on(
-        self,
-        waiting: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-        timeout: float | None = None,
-    ) -> bool | None:
+        self, waiting: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    ) -> bool:
         """Hands the caller's slot to the longest waiter and queues for one again;
-        None (the slot kept) when nobody waits, else whether it got one back within
-        ``timeout`` seconds (False: the place in line given up, no slot held)."""
+        whether it did (False, and the slot kept, when nobody waits)."""
         with self._lock:
             if not self._queue:
-                return None
+                return False
             self._queue.popleft().set()
             ticket = threading.Event()
             self._queue.append(ticket)
-        return self._wait(ticket, timeout, waiting)
+        return self._wait(ticket, None, waiting)
 
     def _wait(
         self,
@@ -133,19 +119,11 @@ class FairSlots:
 class PythonTurns:
     """At most ``turns`` holders at once (0: no limit); re-entrant per thread."""
 
-    def __init__(
-        self,
-        turns: int,
-        patience_s: float = 10.0,
-        turn_s: float = TURN_S,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, turns: int, patience_s: float = 10.0) -> None:
         if turns < 0:
             raise ValueError(f"turns must be 0 (no limit) or more, not {turns}")
         self.turns = turns
         self.patience_s = patience_s
-        self.turn_s = turn_s
-        self.clock = clock
         self._slots = FairSlots(max(turns, 1))
         self._held = threading.local()
         self._lock = threading.Lock()
@@ -166,11 +144,7 @@ class PythonTurns:
 
     def _take(self) -> bool:
         """Waits for a turn in line (at most ``patience_s``); whether it got one."""
-        return self._taken(self._slots.acquire(timeout=self.patience_s))
-
-    def _taken(self, got: bool) -> bool:
-        """Notes the end of a wait for a turn: when the turn began, or one overdue."""
-        self._held.since = self.clock()
+        got = self._slots.acquire(timeout=self.patience_s)
         if not got:
             with self._lock:
                 self.overdue += 1
@@ -215,19 +189,6 @@ class PythonTurns:
         finally:
             self._held.owned = self._take()
 
-    def share(self) -> None:
-        """Passes the caller's turn on when it has held it for ``turn_s`` while another
-        script waits, and waits in line for one again (round robin, as the engine's
-        slots are handed out: `optlab.ui.engine.EngineTurns`). Called between two
-        pieces of a page's work (before each chart is sent), so a script that
-        takes long to draw lets the quick ones in line through, and each waits in
-        proportion to its own size. Outside a `turn` block it does nothing."""
-        if not self.holding() or self.clock() - self._held.since < self.turn_s:
-            return
-        passed = self._slots.pass_on(timeout=self.patience_s)
-        if passed is not None:
-            self._held.owned = self._taken(passed)
-
 
 #: The server process's turns (``page_python`` cap).
 TURNS = PythonTurns(CAPS.page_python)
@@ -241,8 +202,3 @@ def turn() -> contextlib.AbstractContextManager:
 def set_aside() -> contextlib.AbstractContextManager:
     """`PythonTurns.set_aside` of the server's turns: around a page's blocking wait."""
     return TURNS.set_aside()
-
-
-def share() -> None:
-    """`PythonTurns.share` of the server's turns: between two pieces of a page's work."""
-    TURNS.share()

@@ -28,11 +28,13 @@ from optlab.optim.config import OptimizerConfig
 from optlab.surface.problem import Problem
 from optlab.surface.run import SurfaceRunConfig
 from optlab.surface.trajectory import collect
-from optlab.turns import TURN_S, FairSlots, set_aside
+from optlab.turns import FairSlots, set_aside
 from optlab.worker.client import EngineProcess
 
 #: Runs computing at once per server; others wait their turn.
 MAX_CONCURRENT_RUNS = CAPS.page_runs
+#: How long a run computes before passing its slot to a waiting run.
+TURN_S = CAPS.page_turn_ms / 1000
 
 
 class EngineTurns:
@@ -70,7 +72,7 @@ class EngineTurns:
     def pass_turn(self) -> bool:
         """Hands the caller's slot to the longest waiter and queues for one again;
         whether it did (False, and the slot kept, when nobody waits)."""
-        return bool(self._slots.pass_on(waiting=set_aside))
+        return self._slots.pass_on(waiting=set_aside)
 
     def waiting(self) -> int:
         """Runs waiting for a slot now."""

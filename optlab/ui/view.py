@@ -17,7 +17,6 @@ from typing import Any
 
 import streamlit as st
 
-from optlab import turns
 from optlab.charts import chart_config, drawn, figure_spec, presenter_style, reserve_margins
 
 #: The query key and value of presenter view.
@@ -112,7 +111,6 @@ def show_chart(
     chart is ``presenter_height`` pixels tall when given (a square plot, such as a
     contour, needs the height to fill the projector's width)."""
     fig = _styled(fig, presenter_height)
-    turns.share()  # a figure built: a script long at it lets the ones in line through
     return st.plotly_chart(fig, config=chart_config(name), key=key, **kwargs)
 
 
@@ -182,7 +180,6 @@ def show_shared_chart(
     if fig is None:
         fig = _styled(build(), None)
         _shared.put(cache_key, version, fig)
-    turns.share()
     return st.plotly_chart(fig, config=chart_config(name), key=key, **kwargs)
 
 

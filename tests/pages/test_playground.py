@@ -317,43 +317,6 @@ def test_with_one_turn_a_page_waiting_for_its_run_lets_another_page_run(on_engin
         assert turns.TURNS.overdue == 0 and turns.TURNS.waiting() == 0
 
 
-def test_with_one_turn_a_page_passes_it_on_between_its_charts_to_a_script_in_line():
-    """Round robin at the interpreter (`optlab.turns.PythonTurns.share`): a page
-    drawing its charts lets a script waiting in line through between two charts,
-    where the other waited for the whole page."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(turns, "TURNS", turns.PythonTurns(1, patience_s=60, turn_s=0))
-        no_problems(app())  # the default comparison computed and cached: drawing is left
-        stop = threading.Event()
-        taken: list[float] = []
-
-        def in_line() -> None:  # always in line for a turn
-            while not stop.is_set():
-                with turns.TURNS.turn():
-                    taken.append(time.monotonic())
-
-        real_share, passes = turns.TURNS.share, []
-
-        def share() -> None:  # counts the charts before which the other script ran
-            before = len(taken)
-            real_share()
-            passes.append(len(taken) > before)
-
-        mp.setattr(turns.TURNS, "share", share)
-        other = threading.Thread(target=in_line)
-        other.start()
-        try:
-            at = app()
-        finally:
-            stop.set()
-            other.join(TIMEOUT)
-        no_problems(at)
-        charts = len(at.get("plotly_chart"))
-        assert charts >= 3 and len(passes) == charts
-        assert all(passes), passes
-        assert turns.TURNS.overdue == 0
-
-
 def test_zoomed_bounds_of_a_built_in_surface_survive_a_share_link():
     at = app({"surface": "rosenbrock", "bounds": "0.5,1.5,0.5,1.5", "start": "0.6,1.4"})
     no_problems(at)
