@@ -107,17 +107,74 @@ def drawn(spec: Spec) -> Any:
     return go.Figure(spec, _validate=False)
 
 
+#: Set by the tests (tests/conftest.py): every `figure` is built validated too, and
+#: must encode to the same JSON (`checked`).
+CHECK_FIGURES = False
+
+
 def figure(data: Sequence[Any], layout: dict[str, Any]) -> Any:
     """A ``go.Figure`` of ``data`` (traces, as dicts or trace objects) and ``layout``,
-    validated once as it is built.
+    not validated.
 
     The builders of the pages' charts lay out their figures as plain dicts and build
     them here: each ``update_layout``, ``update_xaxes`` or ``add_trace`` of Plotly's
     object model validates and copies again, which cost the playground's three charts
-    about 60 ms of Python per rerun, against 20 ms now (``python -m bench.figures``)."""
+    about 60 ms of Python per rerun. Built validated once, they cost 11 ms, and 3.5 ms
+    not validated (``python -m bench.figures``); the pages build them on every rerun,
+    in the interpreter every session of a server shares. Plotly's validation only
+    checks and normalises what the builders lay out, so the tests build every figure
+    both ways and compare what ``st.plotly_chart`` sends (`CHECK_FIGURES`): a builder
+    laying out anything validation would refuse or change fails them. A named
+    colorscale is one: validation spells it out, so the builders give it spelled
+    out (`colorscale`)."""
     import plotly.graph_objects as go
 
-    return go.Figure(data=list(data), layout=layout)
+    data = list(data)
+    if CHECK_FIGURES:
+        checked(data, layout)
+    return go.Figure(data=data, layout=layout, _validate=False)
+
+
+def checked(data: Sequence[Any], layout: dict[str, Any]) -> None:
+    """Raises AssertionError unless ``data`` and ``layout`` encode to the same JSON
+    built validated as not (what `figure` builds)."""
+    import copy
+    import json
+
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    def sent(validate: bool) -> Any:
+        traces, props = copy.deepcopy(list(data)), copy.deepcopy(layout)
+        fig = go.Figure(data=traces, layout=props, _validate=validate)
+        return json.loads(pio.to_json(fig, validate=False))
+
+    loose, strict = sent(False), sent(True)
+    if loose != strict:
+        where = _first_difference(loose, strict)
+        raise AssertionError(f"a figure differs from its validated build: {where}")
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str:
+    """Where two JSON values first differ, as a path with both values."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return _first_difference(a.get(key), b.get(key), f"{path}/{key}")
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x != y:
+                return _first_difference(x, y, f"{path}[{i}]")
+    return f"{path or '/'}: {str(a)[:80]} != {str(b)[:80]}"
+
+
+@functools.cache
+def colorscale(name: str) -> tuple[tuple[float, str], ...]:
+    """Plotly's named colorscale ``name`` (``"Viridis"``, ``"Greys_r"``) spelled out as
+    (position, colour) pairs, as validation spells it (plotly.js knows no ``_r``)."""
+    import plotly.colors
+
+    return tuple((float(at), str(c)) for at, c in plotly.colors.get_colorscale(name))
 
 
 def _sub(parent: dict[str, Any], key: str) -> dict[str, Any]:

@@ -16,7 +16,12 @@ import torch
 if TYPE_CHECKING:
     from optlab.worker.client import EngineProcess
 
+from optlab import charts
 from tests.support.server import CHROMIUM, CHROMIUM_ARGS, require_chromium, serve_app
+
+# Every chart a test builds through `optlab.charts.figure` is built validated too,
+# and must send the same JSON: the pages build them unvalidated.
+charts.CHECK_FIGURES = True
 
 #: Folders whose every test needs the machine to itself (`quiet`): real browsers and
 #: servers under timeouts, benchmarks that time things, the workshop's processes.

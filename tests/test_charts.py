@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import pytest
 from plotly.subplots import make_subplots
 
+from optlab import charts
 from optlab.charts import (
     COLORS,
     DASHES,
@@ -270,3 +271,18 @@ def test_every_page_chart_styled_for_either_view_is_a_valid_figure_and_projector
             if trace["type"] in ("contour", "heatmap", "surface") and trace.get("showscale", True):
                 assert trace["colorbar"]["tickfont"]["size"] == PRESENTER_FONT, name
     assert any(k.startswith("scene") for k in _page_figures()["3-D"].to_dict()["layout"])
+
+
+def test_a_figure_differing_from_its_validated_build_fails_the_check():
+    """`charts.figure` builds unvalidated; the tests' check (`CHECK_FIGURES`, on in
+    tests/conftest.py) fails a builder whose figure validation would change, as it
+    does a named colorscale that plotly.js does not know."""
+    assert charts.CHECK_FIGURES
+    named = [dict(type="contour", z=[[1, 2], [3, 4]], colorscale="Greys_r")]
+    with pytest.raises(AssertionError, match=r"/data\[0\]/colorscale: Greys_r != \[\[0"):
+        charts.figure(named, {})
+    spelled = [dict(type="contour", z=[[1, 2], [3, 4]], colorscale=charts.colorscale("Greys_r"))]
+    fig = charts.figure(spelled, {"title": {"text": "f"}})
+    assert fig.to_dict()["data"][0]["colorscale"][0] == (0.0, "rgb(0,0,0)")
+    with pytest.raises(ValueError, match="range"):  # what validation refuses fails as loudly
+        charts.checked([], {"xaxis": {"range": (0, 1, 2)}})

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from optlab.charts import color, dash, figure, legend_below, legend_spec
+from optlab.charts import color, colorscale, dash, figure, legend_below, legend_spec
 from optlab.surface.surfaces import Surface
 from optlab.surface.trajectory import Trajectory
 
 #: The surface is drawn in greys so that coloured paths stand out on it.
-SURFACE_COLORSCALE = "Greys_r"
+SURFACE_COLORSCALE = colorscale("Greys_r")
 #: Offset under the log colouring, so the minimum itself has a finite colour.
 LOG_OFFSET = 1e-3
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from optlab.charts import color, dash, figure, legend_below, legend_spec
+from optlab.charts import color, colorscale, dash, figure, legend_below, legend_spec
 from optlab.numbers import number_text
 from optlab.surface.surfaces import Surface
 from optlab.sweep.run import (
@@ -84,7 +84,7 @@ def heatmap_figure(
             x=cfg.x.edges,
             y=cfg.y.edges,
             z=z,
-            colorscale="Viridis",
+            colorscale=colorscale("Viridis"),
             reversescale=reverse,  # good (low) is bright
             colorbar=dict(title=dict(text=title, side="right")),
             hoverinfo="skip",
