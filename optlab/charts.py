@@ -97,11 +97,12 @@ def figure_spec(fig: Any) -> Spec:
 
 
 def drawn(spec: Spec) -> Any:
-    """``spec`` as the ``go.Figure`` that ``st.plotly_chart`` takes, not validated again.
+    """``spec`` as the ``go.Figure`` that ``st.plotly_chart`` takes, not validated.
 
-    Every value in it came from a validated figure or from the styling here, whose
-    output the tests validate; Plotly's validation of a contour's arrays costs more
-    than building the whole figure (`figure`)."""
+    Every value in it came from a builder's figure, which the tests check against
+    its validated build (`figure`), or from the styling here, whose output the tests
+    validate; Plotly's validation of a contour's arrays costs more than building the
+    whole figure. What is added to the figure later is validated as usual."""
     import plotly.graph_objects as go
 
     return go.Figure(spec, _validate=False)
@@ -127,12 +128,10 @@ def figure(data: Sequence[Any], layout: dict[str, Any]) -> Any:
     laying out anything validation would refuse or change fails them. A named
     colorscale is one: validation spells it out, so the builders give it spelled
     out (`colorscale`)."""
-    import plotly.graph_objects as go
-
     data = list(data)
     if CHECK_FIGURES:
         checked(data, layout)
-    return go.Figure(data=data, layout=layout, _validate=False)
+    return drawn({"data": data, "layout": layout})
 
 
 def checked(data: Sequence[Any], layout: dict[str, Any]) -> None:
