@@ -68,8 +68,9 @@ class Job:
 
         A page takes its interpreter turn back for each answer it waits for, and
         under load each return is a wait in line behind every other page. A sweep
-        sends about fifty progress messages and its bar moves every 0.25 s at
-        most: read so, the page waits in line once per move. With
+        sends its progress every 0.1 s at most (`child.PROGRESS_EVERY_S`) and its
+        bar moves every 0.25 s at most: read so, the page waits in line once per
+        move. With
         ``on_progress`` it moves the bar where the answer finds it, with its turn
         set aside if it is waiting (a bar's move is one small message, not worth
         a wait in line), and waits in line once, for the result.
@@ -178,6 +179,15 @@ class EngineProcess:
                     [*self.argv, str(theirs.fileno())],
                     pass_fds=[theirs.fileno()],
                     stdin=subprocess.DEVNULL,
+                    # A session of its own. Where Linux shares the cores between
+                    # sessions first, then within each (autogroup, on by default),
+                    # its computing no longer comes out of its server's share. Under
+                    # a class's load (docs/load-test.md) the pages that wait for no
+                    # run (the home page, the CNN lab) and the health check answered
+                    # sooner, the runs took longer. Out of the server's process
+                    # group, it ends when the server's end of its socket closes,
+                    # however the server ended.
+                    start_new_session=True,
                 )
             # The connection reads a copy of the socket's descriptor: closing that
             # would not wake the reader thread blocked in it, shutting the socket down does.
