@@ -150,7 +150,7 @@ def test_answers_already_come_are_read_without_setting_the_turn_aside(engine, co
     with turns.turn(), engine.submit("surface", cfg) as job:
         deadline = time.monotonic() + 60
         while not any(a[0] == "done" for a in list(job.answers.queue)):
-            assert time.monotonic() < deadline, "the sweep did not finish"
+            assert time.monotonic() < deadline, "the run did not finish"
             time.sleep(0.01)
         answers = list(job)
     assert len(answers) > 3 and answers[-1][0] == "done"
@@ -462,10 +462,9 @@ def test_a_sweep_sends_its_progress_at_most_every_progress_interval(monkeypatch,
     with served_here() as (server, _):
         start = time.monotonic()
         server.send(("sweep", 1, sgd_sweep(60, 60, 1000)))
-        sent, steps = [], []
+        steps = []
         while (answer := server.recv())[0] != "done":
             assert answer[0] == "progress"
-            sent.append(time.monotonic())
             steps.append(answer[2])
         wall = time.monotonic() - start
     assert steps == sorted(steps)
