@@ -9,6 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 from plotly.subplots import make_subplots
+from streamlit.testing.v1 import AppTest
 
 from optlab import charts
 from optlab.charts import (
@@ -286,3 +287,40 @@ def test_a_figure_differing_from_its_validated_build_fails_the_check():
     assert fig.to_dict()["data"][0]["colorscale"][0] == (0.0, "rgb(0,0,0)")
     with pytest.raises(ValueError, match="range"):  # what validation refuses fails as loudly
         charts.checked([], {"xaxis": {"range": (0, 1, 2)}})
+
+
+def _draw_both_ways() -> None:
+    """A page drawing each page chart twice: as `show_chart` hands it to
+    ``st.plotly_chart`` (a `StyledFigure`), and as the ``go.Figure`` of the same
+    styled spec."""
+    import copy
+
+    import plotly.graph_objects as go
+    import streamlit as st
+
+    from optlab.ui import view
+    from tests.test_charts import _page_figures
+
+    for presenter in (False, True):
+        st.session_state[view.PRESENTER_ON] = presenter
+        for name, fig in _page_figures().items():
+            styled = view._styled(fig, 700 if name == "contour" else None)
+            assert isinstance(styled, view.StyledFigure)
+            as_figure = go.Figure(copy.deepcopy(styled.spec), _validate=False)
+            st.plotly_chart(styled, key=f"styled {name} {presenter}")
+            st.plotly_chart(as_figure, key=f"figure {name} {presenter}")
+
+
+def test_a_styled_chart_sends_what_the_go_figure_of_its_spec_sends() -> None:
+    """`show_chart` gives ``st.plotly_chart`` its styled spec as it is, not copied into
+    a ``go.Figure`` (`view.StyledFigure`): Streamlit must send the same JSON for it,
+    every kind of page chart in either view."""
+    import json
+
+    at = AppTest.from_function(_draw_both_ways, default_timeout=60).run()
+    assert not at.exception, at.exception
+    sent = [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
+    assert len(sent) == 2 * 2 * len(_page_figures())
+    for styled, as_figure in zip(sent[::2], sent[1::2], strict=True):
+        assert styled == as_figure
+        assert styled["layout"]["template"]  # the theme's template goes with it, as before

@@ -16,8 +16,9 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import streamlit as st
+from plotly.basedatatypes import BaseFigure
 
-from optlab.charts import chart_config, drawn, figure_spec, presenter_style, reserve_margins
+from optlab.charts import Spec, chart_config, figure_spec, presenter_style, reserve_margins
 
 #: The query key and value of presenter view.
 VIEW_KEY, PRESENTER = "view", "presenter"
@@ -114,16 +115,46 @@ def show_chart(
     return st.plotly_chart(fig, config=chart_config(name), key=key, **kwargs)
 
 
-def _styled(fig: Any, presenter_height: int | None) -> Any:
-    """``fig`` styled for the session's view, margins reserved, as the figure
-    ``st.plotly_chart`` draws; a ``go.Figure`` is left as it was (its dict is
-    styled), a dict is styled in place."""
+class StyledFigure(BaseFigure):
+    """A styled `Spec` as the figure ``st.plotly_chart`` takes: its dict is the spec.
+
+    ``st.plotly_chart`` asks a Plotly figure for its ``to_dict()`` and encodes that
+    (Streamlit 1.67's ``plotly_chart``, through ``plotly.tools.
+    return_figure_from_figure_or_data``; a plain dict it would validate). A
+    ``go.Figure`` of the styled spec, even unvalidated, copies every array twice
+    more, once built and once in ``to_dict``: a third of what a chart costs the
+    page's Python per rerun (``python -m bench.figures``). This one hands the spec
+    over as it is, and is never changed once built: a shared chart's is encoded by
+    many sessions at once. tests/test_charts.py checks that ``st.plotly_chart``
+    sends the same JSON for it as for the ``go.Figure`` of the same spec.
+    """
+
+    def __init__(self, spec: Spec) -> None:
+        # Not BaseFigure.__init__: nothing of a go.Figure is built.
+        self._spec = spec
+
+    @property
+    def spec(self) -> Spec:
+        """The styled spec itself."""
+        return self._spec
+
+    def to_dict(self) -> Spec:
+        return self._spec
+
+    def to_plotly_json(self) -> Spec:
+        return self._spec
+
+
+def _styled(fig: Any, presenter_height: int | None) -> StyledFigure:
+    """``fig``, a ``go.Figure``, styled for the session's view, margins reserved, as
+    the figure ``st.plotly_chart`` draws; ``fig`` is left as it was (its dict is
+    styled)."""
     spec = figure_spec(fig)
     if presenter():
         presenter_style(spec)
         if presenter_height is not None:
             spec["layout"]["height"] = presenter_height
-    return drawn(reserve_margins(spec))
+    return StyledFigure(reserve_margins(spec))
 
 
 class _SharedFigures:
