@@ -96,6 +96,20 @@ def figure_spec(fig: Any) -> Spec:
     return fig.to_dict()
 
 
+def spec_bytes(node: Any) -> int:
+    """About the bytes a `Spec` holds: its strings' characters (an array's base64
+    among them), an array's bytes, and 8 for any other value or container."""
+    if isinstance(node, str):
+        return len(node)
+    if isinstance(node, dict):
+        return 8 + sum(len(k) + spec_bytes(v) for k, v in node.items())
+    if isinstance(node, list | tuple):
+        return 8 + sum(spec_bytes(v) for v in node)
+    if isinstance(node, np.ndarray):
+        return node.nbytes
+    return 8
+
+
 def drawn(spec: Spec) -> Any:
     """``spec`` as the ``go.Figure`` that ``st.plotly_chart`` takes, not validated.
 

@@ -73,9 +73,9 @@ if not finished:
     st.warning("This run hit the time limit and stopped early; try fewer steps.")
 
 with view_slot:
-    views.views(cfg, trajectories)
+    views.views(cfg, trajectories, finished)
 with side:
-    results.curves(cfg, trajectories, seeds if finished else [trajectories])
+    results.curves(cfg, trajectories, seeds if finished else [trajectories], finished)
 results.summary(cfg, trajectories)
 if finished:
     submit_section(cfg, trajectories)

@@ -9,16 +9,22 @@ so each one is drawn for the view the session is in.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import streamlit as st
 from plotly.basedatatypes import BaseFigure
 
-from optlab.charts import Spec, chart_config, figure_spec, presenter_style, reserve_margins
+from optlab.charts import (
+    Spec,
+    chart_config,
+    figure_spec,
+    presenter_style,
+    reserve_margins,
+    spec_bytes,
+)
+from optlab.ui.cache import BoundedCache
 
 #: The query key and value of presenter view.
 VIEW_KEY, PRESENTER = "view", "presenter"
@@ -157,29 +163,40 @@ def _styled(fig: Any, presenter_height: int | None) -> StyledFigure:
     return StyledFigure(reserve_margins(spec))
 
 
-class _SharedFigures:
-    """The latest styled figure of each shared chart, for every session alike."""
+#: Bytes of styled figures the shared charts keep for every session (`show_shared_chart`),
+#: counted as `charts.spec_bytes` counts them; the least recently drawn go first.
+SHARED_CHARTS_BYTES = 32 * 2**20
 
-    def __init__(self, entries: int = 64) -> None:
-        self.entries = entries
-        self._lock = threading.Lock()
-        self._figures: OrderedDict[Hashable, tuple[int, float, Any]] = OrderedDict()
+
+class _SharedFigures:
+    """The latest styled figure of each shared chart, for every session alike,
+    within ``budget`` bytes (``weigh``: a figure's bytes)."""
+
+    def __init__(
+        self,
+        budget: float = SHARED_CHARTS_BYTES,
+        weigh: Callable[[Any], float] = lambda fig: spec_bytes(fig.spec),
+    ) -> None:
+        self._figures: BoundedCache[Hashable, tuple[int, float, Any, float]] = BoundedCache(
+            budget, weight=lambda entry: entry[3]
+        )
+        self._weigh = weigh
 
     def get(self, key: Hashable, version: int, max_age_s: float) -> Any | None:
-        with self._lock:
-            found = self._figures.get(key)
+        found = self._figures.get(key)
         if found is None:
             return None
-        built, at, fig = found
+        built, at, fig, _ = found
         fresh = version == built or (max_age_s > 0 and time.monotonic() - at < max_age_s)
         return fig if fresh and built <= version else None
 
     def put(self, key: Hashable, version: int, fig: Any) -> None:
-        with self._lock:
-            self._figures[key] = (version, time.monotonic(), fig)
-            self._figures.move_to_end(key)
-            while len(self._figures) > self.entries:
-                self._figures.popitem(last=False)
+        self._figures.put(key, (version, time.monotonic(), fig, self._weigh(fig)))
+
+    @property
+    def weight(self) -> float:
+        """The bytes held."""
+        return self._figures.weight
 
 
 _shared = _SharedFigures()
@@ -187,29 +204,36 @@ _shared = _SharedFigures()
 
 def show_shared_chart(
     build: Callable[[], Any],
-    share: Hashable,
+    share: Hashable | None,
     version: int,
     name: str,
     *,
     max_age_s: float = 0.0,
     key: str | None = None,
+    presenter_height: int | None = None,
     **kwargs: Any,
 ) -> Any:
-    """`show_chart` for a chart many sessions draw from the same data at once (a
-    shared CNN run's live curves, polled by every watcher every few seconds).
+    """`show_chart` for a chart many sessions, or many reruns, draw from the same
+    data: a shared CNN run's live curves, polled by every watcher every few seconds;
+    a finished comparison's charts, drawn again on every rerun of its page and by
+    every attendee who opens the same setup.
 
     The styled figure is built once per ``share`` (and view) and ``version`` of
     the data, and reused by every session asking for that version; one built
     less than ``max_age_s`` seconds ago from an older version is reused too, so
     a chart of data growing step by step is built at most about once per
     ``max_age_s`` however many watch it. Pass ``max_age_s=0`` once the data
-    stops growing: every step is then drawn. The figure is never changed after
-    it is built (sessions serialise it concurrently).
+    stops growing: every step is then drawn. ``share`` must name everything the
+    chart is built from; None draws a chart of this session's own (a run cut
+    short) with `show_chart`. The figure is never changed after it is built
+    (sessions serialise it concurrently).
     """
-    cache_key = (share, presenter())
+    if share is None:
+        return show_chart(build(), name, key=key, presenter_height=presenter_height, **kwargs)
+    cache_key = (share, presenter(), presenter_height)
     fig = _shared.get(cache_key, version, max_age_s)
     if fig is None:
-        fig = _styled(build(), None)
+        fig = _styled(build(), presenter_height)
         _shared.put(cache_key, version, fig)
     return st.plotly_chart(fig, config=chart_config(name), key=key, **kwargs)
 

@@ -17,7 +17,7 @@ from optlab.surface import plots
 from optlab.surface.replay import replay_figure
 from optlab.surface.run import SurfaceRunConfig
 from optlab.surface.trajectory import REACH_TOL, Trajectory, summarize
-from optlab.ui.view import show_chart
+from optlab.ui.view import show_shared_chart
 
 
 def summary_table(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> pd.DataFrame:
@@ -44,10 +44,15 @@ def summary_table(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> pd.D
 
 
 def curves(
-    cfg: SurfaceRunConfig, trajectories: list[Trajectory], seeds: list[list[Trajectory]]
+    cfg: SurfaceRunConfig,
+    trajectories: list[Trajectory],
+    seeds: list[list[Trajectory]],
+    finished: bool = False,
 ) -> None:
     """Loss, the lr (when a plan changes it) and the distance to the minimum; over
-    several noise seeds (``seeds``, ``trajectories`` first), medians with bands."""
+    several noise seeds (``seeds``, ``trajectories`` first), medians with bands. A
+    ``finished`` comparison's charts (``seeds`` all of ``cfg``'s) are built once
+    for every session and rerun (`show_shared_chart`)."""
     surface, name = cfg.resolved_surface, cfg.problem.surface
     if len(seeds) > 1:
         x_axis = "step"
@@ -66,24 +71,39 @@ def curves(
             key="x_axis",
             persist_state="session",
         )
-    show_chart(
-        surface_curves.loss_figure(surface, trajectories, x=x_axis, height=320, seeds=seeds),
+
+    def share(chart: str) -> tuple | None:
+        return (f"playground-{chart}", cfg, x_axis) if finished else None
+
+    show_shared_chart(
+        lambda: surface_curves.loss_figure(
+            surface, trajectories, x=x_axis, height=320, seeds=seeds
+        ),
+        share("loss"),
+        0,
         f"{name}-loss",
         key="loss",
     )
     if cfg.plans:
-        show_chart(
-            surface_curves.schedule_figure(trajectories, x=x_axis),
+        show_shared_chart(
+            lambda: surface_curves.schedule_figure(trajectories, x=x_axis),
+            share("lr"),
+            0,
             f"{name}-lr",
             key="lr_curves",
         )
-    distance = surface_curves.distance_figure(
-        surface, trajectories, x=x_axis, height=320, seeds=seeds
-    )
-    if distance is None:
+    if not surface.minima:
         st.info("This surface has no known minimum, so there is no distance to plot.")
     else:
-        show_chart(distance, f"{name}-distance", key="distance")
+        show_shared_chart(
+            lambda: surface_curves.distance_figure(
+                surface, trajectories, x=x_axis, height=320, seeds=seeds
+            ),
+            share("distance"),
+            0,
+            f"{name}-distance",
+            key="distance",
+        )
 
 
 def summary(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:

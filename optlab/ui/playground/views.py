@@ -16,7 +16,7 @@ from optlab.surface.run import SurfaceRunConfig
 from optlab.surface.trajectory import Trajectory
 from optlab.ui.playground import settings
 from optlab.ui.turns import fragment
-from optlab.ui.view import PRESENTER_SQUARE_PX, show_chart
+from optlab.ui.view import PRESENTER_SQUARE_PX, show_chart, show_shared_chart
 
 PATHS, REPLAY, VIEW_3D = "Paths", "Replay", "3-D view"
 #: Session keys: the open tab, the step the replay shows, the contour's clicks.
@@ -37,11 +37,22 @@ def _start_where_clicked() -> None:
         st.session_state[MOVED] = True
 
 
-def paths_chart(cfg: SurfaceRunConfig, trajectories: list[Trajectory], *, key: str | None) -> None:
+def paths_chart(
+    cfg: SurfaceRunConfig,
+    trajectories: list[Trajectory],
+    *,
+    key: str | None,
+    finished: bool = False,
+) -> None:
     """The contour with every path (also drawn live while a run is in progress).
-    With a ``key``, a click on it moves the start there and reruns the page."""
-    show_chart(
-        plots.contour_figure(cfg.resolved_surface, trajectories, clickable=key is not None),
+    With a ``key``, a click on it moves the start there and reruns the page. A
+    ``finished`` comparison's chart is built once for every session and rerun
+    (`show_shared_chart`): its paths are ``cfg``'s."""
+    clickable = key is not None
+    show_shared_chart(
+        lambda: plots.contour_figure(cfg.resolved_surface, trajectories, clickable=clickable),
+        ("playground-paths", cfg, clickable) if finished else None,
+        0,
         f"{cfg.problem.surface}-paths",
         key=key,
         presenter_height=PRESENTER_SQUARE_PX,
@@ -87,14 +98,15 @@ def _surface_3d(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
 
 
 @fragment
-def views(cfg: SurfaceRunConfig, trajectories: list[Trajectory]) -> None:
-    """The tabs, building only the open one."""
+def views(cfg: SurfaceRunConfig, trajectories: list[Trajectory], finished: bool = False) -> None:
+    """The tabs, building only the open one; ``finished``: ``trajectories`` are
+    ``cfg``'s whole run (not one cut short)."""
     if st.session_state.pop(MOVED, False):
         st.rerun(scope="app")  # a new start: a new comparison for the whole page
     paths, replay, surface = st.tabs([PATHS, REPLAY, VIEW_3D], key=TAB, on_change="rerun")
     if paths.open:
         with paths:
-            paths_chart(cfg, trajectories, key=CONTOUR)
+            paths_chart(cfg, trajectories, key=CONTOUR, finished=finished)
     if replay.open:
         with replay:
             _replay(cfg, trajectories)
