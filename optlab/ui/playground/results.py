@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode
 
 import pandas as pd
@@ -72,37 +74,28 @@ def curves(
             persist_state="session",
         )
 
-    def share(chart: str) -> tuple | None:
-        return (f"playground-{chart}", cfg, x_axis) if finished else None
+    def chart(build: Callable[[], Any], kind: str, key: str) -> None:
+        share = (f"playground-{kind}", cfg, x_axis) if finished else None
+        show_shared_chart(build, share, 0, f"{name}-{kind}", key=key)
 
-    show_shared_chart(
+    chart(
         lambda: surface_curves.loss_figure(
             surface, trajectories, x=x_axis, height=320, seeds=seeds
         ),
-        share("loss"),
-        0,
-        f"{name}-loss",
-        key="loss",
+        "loss",
+        "loss",
     )
     if cfg.plans:
-        show_shared_chart(
-            lambda: surface_curves.schedule_figure(trajectories, x=x_axis),
-            share("lr"),
-            0,
-            f"{name}-lr",
-            key="lr_curves",
-        )
+        chart(lambda: surface_curves.schedule_figure(trajectories, x=x_axis), "lr", "lr_curves")
     if not surface.minima:
         st.info("This surface has no known minimum, so there is no distance to plot.")
     else:
-        show_shared_chart(
+        chart(
             lambda: surface_curves.distance_figure(
                 surface, trajectories, x=x_axis, height=320, seeds=seeds
             ),
-            share("distance"),
-            0,
-            f"{name}-distance",
-            key="distance",
+            "distance",
+            "distance",
         )
 
 
