@@ -111,12 +111,13 @@ def spec_bytes(node: Any) -> int:
 
 
 def drawn(spec: Spec) -> Any:
-    """``spec`` as the ``go.Figure`` that ``st.plotly_chart`` takes, not validated.
+    """``spec``, a builder's layout, as a ``go.Figure`` not validated (`figure`).
 
-    Every value in it came from a builder's figure, which the tests check against
-    its validated build (`figure`), or from the styling here, whose output the tests
-    validate; Plotly's validation of a contour's arrays costs more than building the
-    whole figure. What is added to the figure later is validated as usual."""
+    The tests check every builder's figure against its validated build; Plotly's
+    validation of a contour's arrays costs more than building the whole figure.
+    What is added to the figure later is validated as usual. Once styled, a figure
+    goes to ``st.plotly_chart`` as its spec (`optlab.ui.view.StyledFigure`), not
+    through here again."""
     import plotly.graph_objects as go
 
     return go.Figure(spec, _validate=False)

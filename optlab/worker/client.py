@@ -184,7 +184,10 @@ class EngineProcess:
                     # its computing no longer comes out of its server's share. Under
                     # a class's load (docs/load-test.md) the pages that wait for no
                     # run (the home page, the CNN lab) and the health check answered
-                    # sooner, the runs took longer. Out of the server's process
+                    # sooner, the runs took longer: a training's nice value counts
+                    # only within its server's session, so the runs here no longer
+                    # come before the trainings (back in that session at nice 5 they
+                    # were no faster). Out of the server's process
                     # group, it ends when the server's end of its socket closes,
                     # however the server ended.
                     start_new_session=True,
