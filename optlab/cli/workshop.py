@@ -94,8 +94,9 @@ def run(args: argparse.Namespace) -> int:
         workshop.say(f"{signal.Signals(signum).name}: stopping")
         workshop.stopping.set()
 
-    # A closed terminal (SIGHUP) stops the workshop too: the children run in their
-    # own sessions and would otherwise outlive the launcher.
+    # A closed terminal (SIGHUP) stops the workshop too: the children run in process
+    # groups of their own, which the terminal's hang-up does not reach, and would
+    # otherwise outlive the launcher.
     names = ("SIGINT", "SIGTERM", "SIGHUP")
     stops = [getattr(signal, name) for name in names if hasattr(signal, name)]
     previous = {s: signal.signal(s, stop_on_signal) for s in stops}

@@ -179,18 +179,17 @@ class EngineProcess:
                     [*self.argv, str(theirs.fileno())],
                     pass_fds=[theirs.fileno()],
                     stdin=subprocess.DEVNULL,
-                    # A session of its own. Where Linux shares the cores between
-                    # sessions first, then within each (autogroup, on by default),
-                    # its computing no longer comes out of its server's share. Under
-                    # a class's load (docs/load-test.md) the pages that wait for no
-                    # run (the home page, the CNN lab) and the health check answered
-                    # sooner, the runs took longer: a training's nice value counts
-                    # only within its server's session, so the runs here no longer
-                    # come before the trainings (back in that session at nice 5 they
-                    # were no faster). Out of the server's process
-                    # group, it ends when the server's end of its socket closes,
-                    # however the server ended.
-                    start_new_session=True,
+                    # In its server's session (under `optlab.workshop`, the whole
+                    # workshop's), in a process group of its own. Linux shares the
+                    # cores between sessions first, then between a session's threads
+                    # by their nice values (autogroup, on by default): in one session
+                    # the runs here come before every replica's trainings (nice 10).
+                    # Each engine and each replica in a session of its own put the
+                    # runs level with a replica that only trained; one session for
+                    # all served more rounds, sooner (docs/load-test.md).
+                    # Out of the server's process group, it ends when the server's
+                    # end of its socket closes, however the server ended.
+                    process_group=0,
                 )
             # The connection reads a copy of the socket's descriptor: closing that
             # would not wake the reader thread blocked in it, shutting the socket down does.

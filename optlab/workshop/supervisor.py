@@ -1,9 +1,15 @@
 """Starts a workshop's replicas and HAProxy, restarts whichever dies, stops them all.
 
-Each child runs in its own session (a Ctrl-C in the presenter's terminal
-reaches the launcher alone, which then stops HAProxy first, so no browser is
-sent to a replica on its way down, then the replicas), and writes to its own
-log file in the state folder. A child that exits while the workshop runs is
+Each child runs in its own process group (a Ctrl-C in the presenter's
+terminal reaches the launcher alone, which then stops HAProxy first, so no
+browser is sent to a replica on its way down, then the replicas) but in the
+launcher's session, and writes to its own log file in the state folder. One
+session: where Linux shares the cores between sessions first and between a
+session's threads by their nice values after (autogroup, on by default), the
+whole workshop is one group, so a training's nice 10 yields to every
+replica's pages and engine runs, not only to its own replica's (with a
+session each, a replica that only trained took a full share of the cores;
+docs/load-test.md). A child that exits while the workshop runs is
 started again at once, or after a growing pause (up to
 `MAX_RESTART_DELAY_S`) when it keeps dying right after starting, with one
 log line each time.
@@ -166,7 +172,8 @@ class Child:
     next_start: float = 0.0
 
     def start(self) -> None:
-        """Starts the process in its own session, appending to its log."""
+        """Starts the process in a process group of its own in the launcher's
+        session (the module's docstring says why), appending to its log."""
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 self.cmd,
@@ -175,7 +182,7 @@ class Child:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
+                process_group=0,
             )
         self.started = time.monotonic()
 

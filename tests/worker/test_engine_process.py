@@ -353,10 +353,10 @@ def ended(pid: int) -> bool:
         return True
 
 
-def test_the_process_runs_in_a_session_of_its_own_and_ends_with_a_killed_server() -> None:
-    """The engine process is a session of its own (where the kernel shares the cores
-    between sessions first, its computing does not come out of its server's share), so
-    it is out of its server's process group too: the server killed with SIGKILL, its
+def test_the_process_runs_in_its_servers_session_and_ends_with_a_killed_server() -> None:
+    """The engine process runs in its server's session (where the kernel shares the
+    cores between sessions first, the trainings' nice value then counts against its
+    runs) but in a process group of its own: the server killed with SIGKILL, its
     socket's close ends the engine."""
     script = (
         "import sys; from optlab.worker.client import EngineProcess\n"
@@ -377,7 +377,8 @@ def test_the_process_runs_in_a_session_of_its_own_and_ends_with_a_killed_server(
     )
     try:
         pid = int(server.stdout.readline())
-        assert os.getsid(pid) == pid != os.getsid(server.pid)
+        assert os.getsid(pid) == os.getsid(server.pid) != pid
+        assert os.getpgid(pid) == pid != os.getpgid(server.pid)
         server.kill()
         server.wait(10)
         deadline = time.monotonic() + 20

@@ -54,8 +54,9 @@ def test_a_quick_load_run_through_haproxy_reaches_both_replicas(
 
 @pytest.mark.timeout(300)
 def test_a_terminated_load_run_stops_its_replicas_and_haproxy(haproxy: str) -> None:
-    """The replicas run in sessions of their own (a Ctrl-C in the presenter's terminal
-    reaches the launcher alone), so a load run stopped by SIGTERM must stop them itself."""
+    """The replicas run in process groups of their own (a Ctrl-C in the presenter's
+    terminal reaches the launcher alone), so a load run stopped by SIGTERM must stop
+    them itself."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.load", "--quick", "--replicas", "2", "--haproxy", haproxy],
         cwd=ROOT,

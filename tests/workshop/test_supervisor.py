@@ -12,6 +12,7 @@ import threading
 import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from optlab.workshop.config import WorkshopConfig
 from optlab.workshop.supervisor import Workshop, warm_assets
@@ -67,6 +68,35 @@ def test_a_child_that_ignores_sigterm_is_killed_after_its_grace(tmp_path):
     child.terminate()
     child.wait_stopped(grace_s=0.5)
     assert child.proc.returncode == -9
+
+
+def test_children_share_the_launchers_session_in_process_groups_of_their_own(tmp_path):
+    """One session for the whole workshop (one autogroup, where the kernel has them:
+    a training's nice value then yields to every replica's pages), and a process
+    group each, which a Ctrl-C in the presenter's terminal does not reach."""
+    workshop = Workshop(
+        WorkshopConfig(2, 9000, tmp_path / "runs"), tmp_path, "haproxy", io.StringIO()
+    )
+    children = [*workshop.replicas, workshop.proxy]
+    for child in children:
+        child.cmd = [sys.executable, "-c", "print('up', flush=True); import time; time.sleep(60)"]
+        child.start()
+    try:
+        for child in children:
+            while "up" not in child.tail():
+                assert child.proc.poll() is None, child.tail()
+                time.sleep(0.05)
+            pid = child.proc.pid
+            assert os.getsid(pid) == os.getsid(0), child.name
+            assert os.getpgid(pid) == pid != os.getpgid(0), child.name
+            group = Path(f"/proc/{pid}/autogroup")
+            if group.exists():
+                same = Path("/proc/self/autogroup").read_text().split()[0]
+                assert group.read_text().split()[0] == same, child.name
+    finally:
+        for child in children:
+            child.terminate()
+            child.wait_stopped(grace_s=5)
 
 
 def test_replicas_take_the_extra_environment_options_and_launcher(tmp_path):
