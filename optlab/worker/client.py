@@ -179,16 +179,11 @@ class EngineProcess:
                     [*self.argv, str(theirs.fileno())],
                     pass_fds=[theirs.fileno()],
                     stdin=subprocess.DEVNULL,
-                    # In its server's session (under `optlab.workshop`, the whole
-                    # workshop's), in a process group of its own. Linux shares the
-                    # cores between sessions first, then between a session's threads
-                    # by their nice values (autogroup, on by default): in one session
-                    # the runs here come before every replica's trainings (nice 10).
-                    # Each engine and each replica in a session of its own put the
-                    # runs level with a replica that only trained; one session for
-                    # all served more rounds, sooner (docs/load-test.md).
-                    # Out of the server's process group, it ends when the server's
-                    # end of its socket closes, however the server ended.
+                    # In its server's session, so that under `optlab.workshop` the
+                    # runs here come before every replica's trainings (that module's
+                    # docstring says why one session), in a process group of its own:
+                    # it ends when the server's end of its socket closes, however
+                    # the server ended.
                     process_group=0,
                 )
             # The connection reads a copy of the socket's descriptor: closing that

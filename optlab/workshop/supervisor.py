@@ -1,15 +1,18 @@
 """Starts a workshop's replicas and HAProxy, restarts whichever dies, stops them all.
 
-Each child runs in its own process group (a Ctrl-C in the presenter's
-terminal reaches the launcher alone, which then stops HAProxy first, so no
-browser is sent to a replica on its way down, then the replicas) but in the
-launcher's session, and writes to its own log file in the state folder. One
-session: where Linux shares the cores between sessions first and between a
-session's threads by their nice values after (autogroup, on by default), the
-whole workshop is one group, so a training's nice 10 yields to every
-replica's pages and engine runs, not only to its own replica's (with a
-session each, a replica that only trained took a full share of the cores;
-docs/load-test.md). A child that exits while the workshop runs is
+Each child runs in its own process group, so a Ctrl-C in the presenter's
+terminal reaches the launcher alone, which then stops HAProxy first (no
+browser is sent to a replica on its way down), then the replicas. Each
+writes to its own log file in the state folder.
+
+All run in the launcher's session. Linux shares the cores between sessions
+first, then between a session's threads by their nice values (autogroup, on
+by default), so in one session a training's nice 10 yields to every
+replica's pages and engine runs, not only to its own replica's. With a
+session each, a replica that only trained took as large a share of the
+cores as one serving ten pages (docs/load-test.md).
+
+A child that exits while the workshop runs is
 started again at once, or after a growing pause (up to
 `MAX_RESTART_DELAY_S`) when it keeps dying right after starting, with one
 log line each time.
