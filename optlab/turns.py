@@ -18,6 +18,15 @@ waiting script never keeps another from running. A script that waited
 ``patience_s`` without a turn runs anyway (and is counted): a wait nobody set
 aside, or a long one, slows the others but never stops them.
 
+The line is ordered by the CPU time each script's thread has had in its turns
+so far (least attained service first), then first come, first served. A new
+script (a page opened, a widget's rerun, a fragment's poll) has had none and
+goes ahead of the scripts back from a wait, which have. First come, first
+served, a short page waited behind the long ones that asked first: at N = 30
+the CNN lab's first load (0.05 s alone, the shortest page) was the one action
+over 1.5 x its ideal, and with this order it is well within it
+(docs/load-test.md, 7 December).
+
 Pure Python (no Streamlit); the server uses one per process (`TURNS`), the
 pages through `optlab.ui.turns`.
 """
@@ -25,20 +34,23 @@ pages through `optlab.ui.turns`.
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import threading
-from collections import deque
+import time
 from collections.abc import Callable, Iterator
 
 from optlab.caps import CAPS
 
 
 class FairSlots:
-    """``slots`` slots handed out first come, first served.
+    """``slots`` slots handed out by rank (lowest first), then first come, first
+    served (all of the engine's slots' waiters have rank 0).
 
-    A slot given back goes straight to the longest waiter, so a thread that asks
-    later, or gives one back and asks again at once, cannot take it first. With
-    ``threading.Semaphore`` it can: a freed slot goes to whichever thread asks
-    before the woken waiter runs, and that waiter queues again at the back:
+    A slot given back goes straight to the first waiter in line, so a thread that
+    asks later, or gives one back and asks again at once, cannot take it first.
+    With ``threading.Semaphore`` it can: a freed slot goes to whichever thread
+    asks before the woken waiter runs, and that waiter queues again at the back:
     a script back from a short wait went ahead of scripts that had waited
     longer (tests/test_turns.py). Holds no lock while waiting.
     """
@@ -47,47 +59,60 @@ class FairSlots:
         if slots < 1:
             raise ValueError(f"at least one slot is needed, not {slots}")
         self._free = slots
-        self._queue: deque[threading.Event] = deque()
+        #: (rank, arrival, ticket): a heap, whose first entry is served next.
+        self._queue: list[tuple[float, int, threading.Event]] = []
+        self._arrivals = itertools.count()
         self._lock = threading.Lock()
+
+    def _line_up(self, rank: float) -> threading.Event:
+        """A ticket in line (the caller holds the lock)."""
+        ticket = threading.Event()
+        heapq.heappush(self._queue, (rank, next(self._arrivals), ticket))
+        return ticket
+
+    def _serve_next(self) -> None:
+        """Hands a slot to the first waiter in line (the caller holds the lock)."""
+        heapq.heappop(self._queue)[2].set()
 
     def acquire(
         self,
         blocking: bool = True,
         timeout: float | None = None,
         waiting: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+        rank: float = 0.0,
     ) -> bool:
-        """Takes a slot, queueing behind earlier waiters for one (the wait inside
-        ``waiting()``); False when ``blocking`` is False and none is free now, or
-        when ``timeout`` seconds passed first (the place in line is given up)."""
+        """Takes a slot, queueing for one behind the waiters of a lower rank and the
+        earlier ones of the same (the wait inside ``waiting()``); False when
+        ``blocking`` is False and none is free now, or when ``timeout`` seconds
+        passed first (the place in line is given up)."""
         with self._lock:
             if self._free and not self._queue:
                 self._free -= 1
                 return True
             if not blocking:
                 return False
-            ticket = threading.Event()
-            self._queue.append(ticket)
+            ticket = self._line_up(rank)
         return self._wait(ticket, timeout, waiting)
 
     def release(self) -> None:
-        """Gives a slot back: to the longest waiter, or free."""
+        """Gives a slot back: to the first waiter in line, or free."""
         with self._lock:
             if self._queue:
-                self._queue.popleft().set()
+                self._serve_next()
             else:
                 self._free += 1
 
     def pass_on(
         self, waiting: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
     ) -> bool:
-        """Hands the caller's slot to the longest waiter and queues for one again;
-        whether it did (False, and the slot kept, when nobody waits)."""
+        """Hands the caller's slot to the first waiter in line and queues for one
+        again, at rank 0; whether it did (False, and the slot kept, when nobody
+        waits)."""
         with self._lock:
             if not self._queue:
                 return False
-            self._queue.popleft().set()
-            ticket = threading.Event()
-            self._queue.append(ticket)
+            self._serve_next()
+            ticket = self._line_up(0.0)
         return self._wait(ticket, None, waiting)
 
     def _wait(
@@ -102,7 +127,8 @@ class FairSlots:
         with self._lock:
             if ticket.is_set():  # handed over as the time ran out
                 return True
-            self._queue.remove(ticket)
+            self._queue = [entry for entry in self._queue if entry[2] is not ticket]
+            heapq.heapify(self._queue)
         return False
 
     def waiting(self) -> int:
@@ -117,7 +143,9 @@ class FairSlots:
 
 
 class PythonTurns:
-    """At most ``turns`` holders at once (0: no limit); re-entrant per thread."""
+    """At most ``turns`` holders at once (0: no limit); re-entrant per thread. A
+    holder that sets its turn aside asks again ranked by the CPU time its thread
+    had in this turn so far, behind every waiter that had less."""
 
     def __init__(self, turns: int, patience_s: float = 10.0) -> None:
         if turns < 0:
@@ -142,13 +170,19 @@ class PythonTurns:
         """Turns held now."""
         return max(self.turns, 1) - self._slots.free()
 
-    def _take(self) -> bool:
-        """Waits for a turn in line (at most ``patience_s``); whether it got one."""
-        got = self._slots.acquire(timeout=self.patience_s)
+    def _take(self, used_s: float = 0.0) -> bool:
+        """Waits for a turn in line, ranked by ``used_s`` (at most ``patience_s``);
+        whether it got one. The thread's CPU clock starts for this turn's share."""
+        got = self._slots.acquire(timeout=self.patience_s, rank=used_s)
         if not got:
             with self._lock:
                 self.overdue += 1
+        self._held.used_s, self._held.since = used_s, time.thread_time()
         return got
+
+    def _used(self) -> float:
+        """CPU seconds the calling thread had in its turn so far."""
+        return self._held.used_s + time.thread_time() - self._held.since
 
     @contextlib.contextmanager
     def turn(self) -> Iterator[None]:
@@ -183,11 +217,12 @@ class PythonTurns:
             yield
             return
         self._held.owned = False
+        used_s = self._used()
         self._slots.release()
         try:
             yield
         finally:
-            self._held.owned = self._take()
+            self._held.owned = self._take(used_s)
 
 
 #: The server process's turns (``page_python`` cap).

@@ -291,3 +291,65 @@ def test_a_script_taking_its_turn_back_after_a_wait_queues_behind_the_waiters():
     th.join(10)
     assert order == ["other", "back"]
     assert turns.taken() == 0 and turns.overdue == 0
+
+
+def test_fair_slots_serve_the_lowest_rank_first_and_each_rank_in_the_order_it_came():
+    slots = FairSlots(1)
+    assert slots.acquire()
+    served: list[int] = []
+    threads = []
+    for i, rank in enumerate([0.3, 0.1, 0.2, 0.1]):
+
+        def wait(i: int = i, rank: float = rank) -> None:
+            assert slots.acquire(rank=rank)
+            served.append(i)
+            slots.release()
+
+        th = threading.Thread(target=wait)
+        th.start()
+        threads.append(th)
+        until(lambda i=i: slots.waiting() == i + 1)
+    slots.release()
+    for th in threads:
+        th.join(10)
+    assert served == [1, 3, 2, 0]
+    assert slots.free() == 1 and slots.waiting() == 0
+
+
+def test_a_new_script_goes_ahead_of_one_back_from_a_wait_that_had_its_turn_first():
+    """Least attained service first: a script that already ran Python in its turn
+    (then set it aside for the engine's answer) queues behind a script that has
+    had none, although it asked first."""
+    turns = PythonTurns(1, patience_s=30)
+    order: list[str] = []
+    answer, aside = threading.Event(), threading.Event()
+
+    def returning() -> None:
+        with turns.turn():
+            spin = time.thread_time() + 0.02
+            while time.thread_time() < spin:  # the page's Python before its wait
+                pass
+            with turns.set_aside():
+                aside.set()
+                answer.wait(10)
+            order.append("back from its wait")
+
+    def new() -> None:
+        with turns.turn():
+            order.append("new")
+
+    with turns.turn():
+        back = threading.Thread(target=returning)
+        back.start()
+        until(lambda: turns.waiting() == 1)
+    assert aside.wait(10)  # it ran, then set its turn aside for its wait
+    with turns.turn():
+        answer.set()
+        until(lambda: turns.waiting() == 1)  # back in line, with 20 ms of CPU had
+        fresh = threading.Thread(target=new)
+        fresh.start()
+        until(lambda: turns.waiting() == 2)
+    back.join(10)
+    fresh.join(10)
+    assert order == ["new", "back from its wait"]
+    assert turns.taken() == 0 and turns.overdue == 0
