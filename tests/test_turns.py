@@ -202,15 +202,17 @@ def test_waiting_for_an_engine_slot_sets_the_turn_aside(one_turn):
     assert not waiter.is_alive() and one_turn.overdue == 0
 
 
-def queue_in_order(slots: FairSlots, n: int, served: list[int]) -> list[threading.Thread]:
-    """Starts ``n`` threads that each wait for a slot, one after another (each is in
-    line before the next starts); each notes its number when served, then gives
-    the slot back."""
+def queue_in_order(
+    slots: FairSlots, n: int, served: list[int], ranks: list[float] | None = None
+) -> list[threading.Thread]:
+    """Starts ``n`` threads that each wait for a slot (at ``ranks[i]``; 0 without),
+    one after another (each is in line before the next starts); each notes its
+    number when served, then gives the slot back."""
     threads = []
     for i in range(n):
 
         def wait(i: int = i) -> None:
-            assert slots.acquire()
+            assert slots.acquire(rank=ranks[i] if ranks else 0.0)
             served.append(i)
             slots.release()
 
@@ -297,18 +299,7 @@ def test_fair_slots_serve_the_lowest_rank_first_and_each_rank_in_the_order_it_ca
     slots = FairSlots(1)
     assert slots.acquire()
     served: list[int] = []
-    threads = []
-    for i, rank in enumerate([0.3, 0.1, 0.2, 0.1]):
-
-        def wait(i: int = i, rank: float = rank) -> None:
-            assert slots.acquire(rank=rank)
-            served.append(i)
-            slots.release()
-
-        th = threading.Thread(target=wait)
-        th.start()
-        threads.append(th)
-        until(lambda i=i: slots.waiting() == i + 1)
+    threads = queue_in_order(slots, 4, served, ranks=[0.3, 0.1, 0.2, 0.1])
     slots.release()
     for th in threads:
         th.join(10)
@@ -324,30 +315,23 @@ def test_a_new_script_goes_ahead_of_one_back_from_a_wait_that_had_its_turn_first
     order: list[str] = []
     answer, aside = threading.Event(), threading.Event()
 
-    def returning() -> None:
-        with turns.turn():
-            spin = time.thread_time() + 0.02
-            while time.thread_time() < spin:  # the page's Python before its wait
-                pass
-            with turns.set_aside():
-                aside.set()
-                answer.wait(10)
-            order.append("back from its wait")
-
-    def new() -> None:
-        with turns.turn():
-            order.append("new")
+    def page_then_wait() -> None:
+        spin = time.thread_time() + 0.02
+        while time.thread_time() < spin:  # the page's Python before its wait
+            pass
+        with turns.set_aside():
+            aside.set()
+            answer.wait(10)
+        order.append("back from its wait")
 
     with turns.turn():
-        back = threading.Thread(target=returning)
-        back.start()
+        back = in_turn(turns, page_then_wait)
         until(lambda: turns.waiting() == 1)
     assert aside.wait(10)  # it ran, then set its turn aside for its wait
     with turns.turn():
         answer.set()
         until(lambda: turns.waiting() == 1)  # back in line, with 20 ms of CPU had
-        fresh = threading.Thread(target=new)
-        fresh.start()
+        fresh = in_turn(turns, lambda: order.append("new"))
         until(lambda: turns.waiting() == 2)
     back.join(10)
     fresh.join(10)
