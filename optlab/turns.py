@@ -24,8 +24,8 @@ script (a page opened, a widget's rerun, a fragment's poll) has had none and
 goes ahead of the scripts back from a wait, which have. First come, first
 served, a short page waited behind the long ones that asked first: at N = 30
 the CNN lab's first load (0.05 s alone, the shortest page) was the one action
-over 1.5 x its ideal, and with this order it is well within it
-(docs/load-test.md, 7 December).
+over 1.5 x its ideal; with this order it was within it in every run
+measured (docs/load-test.md, 7 December).
 
 Pure Python (no Streamlit); the server uses one per process (`TURNS`), the
 pages through `optlab.ui.turns`.
