@@ -172,17 +172,17 @@ class PythonTurns:
 
     def _take(self, used_s: float = 0.0) -> bool:
         """Waits for a turn in line, ranked by ``used_s`` (at most ``patience_s``);
-        whether it got one. The thread's CPU clock starts for this turn's share."""
+        whether it got one. The turn's CPU time goes on from ``used_s``."""
         got = self._slots.acquire(timeout=self.patience_s, rank=used_s)
         if not got:
             with self._lock:
                 self.overdue += 1
-        self._held.used_s, self._held.since = used_s, time.thread_time()
+        self._held.cpu_origin = time.thread_time() - used_s
         return got
 
     def _used(self) -> float:
         """CPU seconds the calling thread had in its turn so far."""
-        return self._held.used_s + time.thread_time() - self._held.since
+        return time.thread_time() - self._held.cpu_origin
 
     @contextlib.contextmanager
     def turn(self) -> Iterator[None]:
